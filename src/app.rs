@@ -1,0 +1,173 @@
+//! Wiring: settings in, a running service out. Used by `tokenkeeper serve`, the CLI and the tests
+//! (which bind port 0 and pass a controllable clock).
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+
+use crate::audit::Auditor;
+use crate::clock::SharedClock;
+use crate::config::{SecretBackend, Settings};
+use crate::db::{self, SharedStore};
+use crate::http::{self, AppState};
+use crate::identity::{Authenticator, Sessions};
+use crate::passwords::{Hasher, PasswordService, RateLimiter};
+use crate::secrets::SecretStore;
+use crate::secrets::embedded::{EmbeddedKey, EmbeddedStore};
+use crate::secrets::vault::{VaultAuth, VaultConfig, VaultStore};
+
+/// Every long-lived part of the service, built once from the settings.
+#[derive(Clone)]
+pub struct Services {
+    pub settings: Arc<Settings>,
+    pub clock: SharedClock,
+    pub store: SharedStore,
+    pub secrets: Arc<dyn SecretStore>,
+    pub audit: Auditor,
+    pub passwords: PasswordService,
+    pub authenticator: Authenticator,
+}
+
+impl Services {
+    pub async fn build(settings: Settings, clock: SharedClock) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("cannot create data dir {}", settings.data_dir.display()))?;
+        let store = db::connect(&database_url(&settings))
+            .await
+            .context("cannot open the database")?;
+        let secrets = open_secret_store(&settings).await?;
+        let audit = Auditor::new(store.clone(), clock.clone());
+        let pw = &settings.passwords;
+        let sessions = Sessions::new(store.clone(), clock.clone(), pw.session_ttl);
+        let hasher = Hasher::new(pw).await?;
+        let limiter = RateLimiter::new(
+            store.clone(),
+            clock.clone(),
+            pw.max_failures,
+            pw.failure_window,
+        );
+        let passwords = PasswordService::new(
+            store.clone(),
+            clock.clone(),
+            hasher,
+            limiter,
+            sessions.clone(),
+            audit.clone(),
+        );
+        let authenticator = Authenticator::new(
+            store.clone(),
+            clock.clone(),
+            sessions,
+            settings.auth_secrets.clone(),
+            settings.internal_secret.clone(),
+        );
+        Ok(Self {
+            settings: Arc::new(settings),
+            clock,
+            store,
+            secrets,
+            audit,
+            passwords,
+            authenticator,
+        })
+    }
+
+    pub fn router(&self) -> axum::Router {
+        let state = AppState {
+            passwords: self.passwords.clone(),
+            authenticator: self.authenticator.clone(),
+            trust_forwarded_for: self.settings.trust_forwarded_for,
+        };
+        http::router(state, self.settings.max_body_bytes)
+    }
+
+    /// Serves on `listener` until `shutdown` resolves; in-flight requests finish first.
+    pub async fn serve(
+        &self,
+        listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let app = self
+            .router()
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        Ok(())
+    }
+}
+
+/// `DATABASE_URL`, or the embedded default: a SQLite file in the data dir.
+pub fn database_url(settings: &Settings) -> String {
+    match &settings.database_url {
+        Some(url) => url.expose_secret().to_string(),
+        None => format!(
+            "sqlite://{}",
+            settings.data_dir.join("tokenkeeper.db").display()
+        ),
+    }
+}
+
+/// Where secrets go: Vault when `VAULT_ADDR` is set, else the embedded encrypted store.
+pub fn describe_secret_store(settings: &Settings) -> String {
+    match &settings.secret_backend {
+        SecretBackend::Vault(v) => {
+            format!("Vault at {} (KV v2 mount {:?})", v.addr, settings.kv_mount)
+        }
+        SecretBackend::Embedded { .. } => {
+            format!(
+                "embedded encrypted store in {}",
+                settings.data_dir.join("secrets.sqlite").display()
+            )
+        }
+    }
+}
+
+async fn open_secret_store(settings: &Settings) -> anyhow::Result<Arc<dyn SecretStore>> {
+    let (mount, base) = (settings.kv_mount.as_str(), settings.kv_base_path.as_str());
+    Ok(match &settings.secret_backend {
+        SecretBackend::Embedded { key } => {
+            let key = match key {
+                Some(k) => {
+                    EmbeddedKey::from_base64(k.expose_secret()).context("TOKENKEEPER_SECRET_KEY")?
+                }
+                None => EmbeddedKey::load_or_generate(&settings.data_dir.join("secret.key"))?,
+            };
+            Arc::new(
+                EmbeddedStore::open(&settings.data_dir.join("secrets.sqlite"), key, mount, base)
+                    .await?,
+            )
+        }
+        SecretBackend::Vault(v) => {
+            let auth = match (&v.token, &v.role_id, &v.secret_id) {
+                (Some(t), _, _) => VaultAuth::Token(t.clone()),
+                (None, Some(role_id), Some(secret_id)) => VaultAuth::AppRole {
+                    role_id: role_id.clone(),
+                    secret_id: secret_id.clone(),
+                },
+                _ => anyhow::bail!("VAULT_ADDR is set without VAULT_TOKEN or AppRole credentials"),
+            };
+            let ca_cert_pem = match &v.ca_cert {
+                Some(p) => Some(
+                    std::fs::read(p)
+                        .with_context(|| format!("VAULT_CACERT: cannot read {}", p.display()))?,
+                ),
+                None => None,
+            };
+            Arc::new(
+                VaultStore::connect(VaultConfig {
+                    addr: v.addr.clone(),
+                    auth,
+                    mount: mount.to_string(),
+                    base_path: base.to_string(),
+                    namespace: v.namespace.clone(),
+                    ca_cert_pem,
+                    timeout: settings.outbound_timeout,
+                })
+                .await?,
+            )
+        }
+    })
+}

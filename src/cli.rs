@@ -1,0 +1,142 @@
+//! The `tokenkeeper` command line: `serve` plus the operator's tools. Every command reads the same
+//! environment settings as the service.
+
+use std::io::{BufRead as _, IsTerminal as _};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use secrecy::SecretString;
+
+use crate::app::{Services, database_url, describe_secret_store};
+use crate::clock::SystemClock;
+use crate::config::Settings;
+use crate::passwords::Caller;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "tokenkeeper",
+    version,
+    about = "Keeps user passwords and provider credentials"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the HTTP service (TOKENKEEPER_LISTEN, default 127.0.0.1:8080).
+    Serve,
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+    /// Manage user accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Create a user; the password is read from stdin (or prompted for on a terminal).
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Reset a user's password (revokes their sessions); the password is read from stdin or a prompt.
+    SetPassword {
+        #[arg(long)]
+        email: String,
+    },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = Settings::from_env()?;
+    match cli.command {
+        Command::Serve => serve(settings).await,
+        Command::Migrate => {
+            let url = database_url(&settings);
+            std::fs::create_dir_all(&settings.data_dir)?;
+            crate::db::connect(&url).await.context("migration failed")?;
+            println!("database schema is up to date");
+            Ok(())
+        }
+        Command::User(cmd) => user(settings, cmd).await,
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let listen = settings.listen;
+    let services = Services::build(settings, Arc::new(SystemClock)).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let s = &services.settings;
+    tracing::info!(
+        listen = %listener.local_addr()?,
+        data_dir = %s.data_dir.display(),
+        database = ?services.store.backend(),
+        secrets = %describe_secret_store(s),
+        "tokenkeeper is serving"
+    );
+    println!("tokenkeeper listening on http://{}", listener.local_addr()?);
+    println!(
+        "data: {}; secrets: {}",
+        s.data_dir.display(),
+        describe_secret_store(s)
+    );
+    services.serve(listener, shutdown_signal()).await
+}
+
+async fn user(settings: Settings, cmd: UserCommand) -> anyhow::Result<()> {
+    let services = Services::build(settings, Arc::new(SystemClock)).await?;
+    match cmd {
+        UserCommand::Create { email, name } => {
+            let password = read_password()?;
+            let caller = Caller { client_addr: "cli" };
+            let user = services
+                .passwords
+                .register(&email, password, name, &caller)
+                .await?;
+            println!("created user {} <{}>", user.id, user.email);
+        }
+        UserCommand::SetPassword { email } => {
+            let password = read_password()?;
+            services.passwords.reset_password(&email, password).await?;
+            println!("password changed for {email}; their sessions are revoked");
+        }
+    }
+    Ok(())
+}
+
+/// From a prompt on a terminal, else the first line of stdin. Never from argv (it would show in `ps`).
+fn read_password() -> anyhow::Result<SecretString> {
+    if std::io::stdin().is_terminal() {
+        return Ok(SecretString::from(rpassword::prompt_password(
+            "Password: ",
+        )?));
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let pw = line.trim_end_matches(['\r', '\n']).to_string();
+    anyhow::ensure!(!pw.is_empty(), "no password on stdin");
+    Ok(SecretString::from(pw))
+}
+
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,306 @@
+//! Settings, read once from the environment at start-up (never from files other than `*_FILE` secrets).
+//!
+//! Every variable is listed, with its default, in `.env.example`. Secrets also accept `<NAME>_FILE`
+//! (the file's contents, trimmed). An invalid value stops start-up with an error naming the variable.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting {var}: {reason}")]
+pub struct ConfigError {
+    pub var: String,
+    pub reason: String,
+}
+
+/// Which algorithm new password hashes use; both formats always verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordHashKind {
+    Bcrypt,
+    Argon2id,
+}
+
+#[derive(Debug, Clone)]
+pub struct PasswordSettings {
+    pub hash: PasswordHashKind,
+    /// bcrypt cost, 10..=31 (default 12).
+    pub bcrypt_cost: u32,
+    /// Concurrent hashes allowed on the blocking pool (default: number of CPUs).
+    pub max_concurrent_hashes: usize,
+    pub session_ttl: Duration,
+    pub max_failures: u32,
+    pub failure_window: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub enum SecretBackend {
+    /// `VAULT_ADDR` unset: AES-256-GCM store in the data dir.
+    Embedded {
+        key: Option<SecretString>,
+    },
+    Vault(VaultSettings),
+}
+
+#[derive(Debug, Clone)]
+pub struct VaultSettings {
+    pub addr: String,
+    pub token: Option<SecretString>,
+    pub role_id: Option<String>,
+    pub secret_id: Option<SecretString>,
+    pub namespace: Option<String>,
+    pub ca_cert: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// `None`: `sqlite://{data_dir}/tokenkeeper.db`.
+    pub database_url: Option<SecretString>,
+    pub secret_backend: SecretBackend,
+    pub kv_mount: String,
+    pub kv_base_path: String,
+    pub secret_prefix: String,
+    pub env_name: String,
+    pub auth_secrets: Vec<SecretString>,
+    pub internal_secret: Option<SecretString>,
+    pub passwords: PasswordSettings,
+    /// Take the client address from the first `X-Forwarded-For` entry (only behind a trusted proxy).
+    pub trust_forwarded_for: bool,
+    pub outbound_timeout: Duration,
+    pub max_body_bytes: usize,
+    /// User-given provider base URLs may be http / private addresses (tests only).
+    pub allow_private_urls: bool,
+    /// Everything else (`TOKENKEEPER_<PROVIDER>_TOKEN_URL`, AWS and Azure variables, ...), read by the
+    /// modules that own them through [`Settings::var`].
+    pub extra: HashMap<String, SecretString>,
+}
+
+type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+fn raw(env: Env, var: &str) -> Option<String> {
+    env(var).filter(|v| !v.trim().is_empty())
+}
+
+/// A secret from `VAR`, or from the file named by `VAR_FILE`.
+fn secret(env: Env, var: &str) -> Result<Option<SecretString>, ConfigError> {
+    if let Some(v) = raw(env, var) {
+        return Ok(Some(SecretString::from(v)));
+    }
+    let file_var = format!("{var}_FILE");
+    match raw(env, &file_var) {
+        None => Ok(None),
+        Some(path) => std::fs::read_to_string(&path)
+            .map(|s| Some(SecretString::from(s.trim().to_string())))
+            .map_err(|e| ConfigError {
+                var: file_var,
+                reason: format!("cannot read {path}: {e}"),
+            }),
+    }
+}
+
+fn parsed<T: std::str::FromStr>(env: Env, var: &str, default: T) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    match raw(env, var) {
+        None => Ok(default),
+        Some(v) => v.trim().parse().map_err(|e| ConfigError {
+            var: var.into(),
+            reason: format!("{v:?}: {e}"),
+        }),
+    }
+}
+
+fn flag(env: Env, var: &str) -> Result<bool, ConfigError> {
+    match raw(env, var).as_deref().map(str::trim) {
+        None | Some("0") | Some("false") | Some("no") => Ok(false),
+        Some("1") | Some("true") | Some("yes") => Ok(true),
+        Some(v) => Err(ConfigError {
+            var: var.into(),
+            reason: format!("{v:?} is not a boolean (true/false)"),
+        }),
+    }
+}
+
+fn err(var: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        var: var.into(),
+        reason: reason.into(),
+    }
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(&|k| std::env::var(k).ok())
+    }
+
+    /// Builds settings from any variable lookup (tests pass a map).
+    pub fn from_lookup(env: Env) -> Result<Self, ConfigError> {
+        let passwords = password_settings(env)?;
+        let secret_backend = match raw(env, "VAULT_ADDR") {
+            None => SecretBackend::Embedded {
+                key: secret(env, "TOKENKEEPER_SECRET_KEY")?,
+            },
+            Some(addr) => {
+                url::Url::parse(&addr).map_err(|e| err("VAULT_ADDR", e.to_string()))?;
+                let vs = VaultSettings {
+                    addr,
+                    token: secret(env, "VAULT_TOKEN")?,
+                    role_id: raw(env, "VAULT_ROLE_ID"),
+                    secret_id: secret(env, "VAULT_SECRET_ID")?,
+                    namespace: raw(env, "VAULT_NAMESPACE"),
+                    ca_cert: raw(env, "VAULT_CACERT").map(PathBuf::from),
+                };
+                if vs.token.is_none() && (vs.role_id.is_none() || vs.secret_id.is_none()) {
+                    return Err(err(
+                        "VAULT_TOKEN",
+                        "VAULT_ADDR is set: give VAULT_TOKEN(_FILE) or VAULT_ROLE_ID and VAULT_SECRET_ID(_FILE)",
+                    ));
+                }
+                SecretBackend::Vault(vs)
+            }
+        };
+        let auth_secrets = match secret(env, "AUTH_SECRET")? {
+            None => Vec::new(),
+            Some(s) => {
+                use secrecy::ExposeSecret;
+                s.expose_secret()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| SecretString::from(s.to_string()))
+                    .collect()
+            }
+        };
+        let database_url = secret(env, "DATABASE_URL")?;
+        if let Some(url) = &database_url {
+            use secrecy::ExposeSecret;
+            crate::db::Backend::from_url(url.expose_secret())
+                .map_err(|e| err("DATABASE_URL", e.to_string()))?;
+        }
+        let name_part = |var: &str, default: &str| -> Result<String, ConfigError> {
+            let v = raw(env, var).unwrap_or_else(|| default.to_string());
+            if v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                Ok(v)
+            } else {
+                Err(err(var, "only letters, digits, '-' and '_' are allowed"))
+            }
+        };
+        Ok(Settings {
+            listen: parsed(
+                env,
+                "TOKENKEEPER_LISTEN",
+                SocketAddr::from(([127, 0, 0, 1], 8080)),
+            )?,
+            data_dir: raw(env, "TOKENKEEPER_DATA_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| "./tokenkeeper-data".into()),
+            database_url,
+            secret_backend,
+            kv_mount: name_part("VAULT_KV_MOUNT", "aurora")?,
+            kv_base_path: name_part("VAULT_KV_BASE_PATH", "users")?,
+            secret_prefix: name_part("TOKENKEEPER_SECRET_PREFIX", "aurora")?,
+            env_name: name_part("TOKENKEEPER_ENV", "dev")?,
+            auth_secrets,
+            internal_secret: secret(env, "TOKENKEEPER_INTERNAL_SECRET")?,
+            passwords,
+            trust_forwarded_for: flag(env, "TOKENKEEPER_TRUST_FORWARDED_FOR")?,
+            outbound_timeout: Duration::from_secs(parsed(
+                env,
+                "TOKENKEEPER_OUTBOUND_TIMEOUT_SECS",
+                10u64,
+            )?),
+            max_body_bytes: parsed(env, "TOKENKEEPER_MAX_BODY_BYTES", 64 * 1024usize)?,
+            allow_private_urls: flag(env, "TOKENKEEPER_ALLOW_PRIVATE_URLS")?,
+            extra: collect_extra(env)?,
+        })
+    }
+
+    /// A variable owned by another module (provider endpoints, AWS, Azure), if set.
+    pub fn var(&self, name: &str) -> Option<&str> {
+        use secrecy::ExposeSecret;
+        self.extra.get(name).map(|v| v.expose_secret())
+    }
+}
+
+fn password_settings(env: Env) -> Result<PasswordSettings, ConfigError> {
+    let hash = match raw(env, "TOKENKEEPER_PASSWORD_HASH").as_deref() {
+        None | Some("bcrypt") => PasswordHashKind::Bcrypt,
+        Some("argon2id") => PasswordHashKind::Argon2id,
+        Some(v) => {
+            return Err(err(
+                "TOKENKEEPER_PASSWORD_HASH",
+                format!("{v:?}: expected bcrypt or argon2id"),
+            ));
+        }
+    };
+    let bcrypt_cost = parsed(env, "TOKENKEEPER_BCRYPT_COST", 12u32)?;
+    if !(10..=31).contains(&bcrypt_cost) {
+        return Err(err(
+            "TOKENKEEPER_BCRYPT_COST",
+            format!("{bcrypt_cost} is outside 10..=31"),
+        ));
+    }
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let max_concurrent_hashes = parsed(env, "TOKENKEEPER_MAX_CONCURRENT_HASHES", cpus)?;
+    if max_concurrent_hashes == 0 {
+        return Err(err(
+            "TOKENKEEPER_MAX_CONCURRENT_HASHES",
+            "must be at least 1",
+        ));
+    }
+    Ok(PasswordSettings {
+        hash,
+        bcrypt_cost,
+        max_concurrent_hashes,
+        session_ttl: Duration::from_secs(parsed(
+            env,
+            "TOKENKEEPER_SESSION_TTL_SECS",
+            7 * 24 * 3600u64,
+        )?),
+        max_failures: parsed(env, "TOKENKEEPER_RATE_LIMIT_MAX_FAILURES", 5u32)?,
+        failure_window: Duration::from_secs(parsed(
+            env,
+            "TOKENKEEPER_RATE_LIMIT_WINDOW_SECS",
+            15 * 60u64,
+        )?),
+    })
+}
+
+/// Variables owned by other modules; kept so they are read once, here, like everything else.
+fn collect_extra(env: Env) -> Result<HashMap<String, SecretString>, ConfigError> {
+    let mut names: Vec<String> = [
+        "AWS_ENDPOINT_URL_STS",
+        "AWS_ENDPOINT_URL",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_REGION",
+        "AZURE_AUTHORITY_HOST",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for p in crate::providers::catalog() {
+        let up = p.id.to_ascii_uppercase();
+        for suffix in ["TOKEN_URL", "CLIENT_ID", "CLIENT_SECRET"] {
+            names.push(format!("TOKENKEEPER_{up}_{suffix}"));
+        }
+    }
+    let mut out = HashMap::new();
+    for n in names {
+        if let Some(v) = secret(env, &n)? {
+            out.insert(n, v);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,1 @@
+//! Provider credentials: store, read, delete (SPEC section 4).

@@ -1,0 +1,312 @@
+//! The queries both backends share. SQLite and PostgreSQL both accept `$N` placeholders,
+//! `ON CONFLICT` and `RETURNING`, so one text serves both; the macro stamps these methods into each
+//! backend's `impl Store` beside its backend-specific ones.
+
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.is_unique_violation())
+}
+
+// Column lists as macros so that queries stay `&'static str` literals (sqlx refuses built strings).
+macro_rules! user_columns {
+    () => {
+        "id, email, name, password_hash, password_changed_at, created_at"
+    };
+}
+macro_rules! connection_columns {
+    () => {
+        "user_id, provider, secret_ref, secret_version, metadata, status, status_reason, expires_at, \
+         next_refresh_at, refresh_failures, created_at, updated_at"
+    };
+}
+macro_rules! audit_columns {
+    () => {
+        "id, user_id, kind, provider, outcome, client_addr, detail, at"
+    };
+}
+
+macro_rules! user_from_row {
+    ($r:expr) => {{
+        use sqlx::Row;
+        let r = $r;
+        $crate::db::User {
+            id: r.try_get("id")?,
+            email: r.try_get("email")?,
+            name: r.try_get("name")?,
+            password_hash: r
+                .try_get::<Option<String>, _>("password_hash")?
+                .map(secrecy::SecretString::from),
+            password_changed_at: r.try_get("password_changed_at")?,
+            created_at: r.try_get("created_at")?,
+        }
+    }};
+}
+
+macro_rules! connection_from_row {
+    ($r:expr) => {{
+        use sqlx::Row;
+        let r = $r;
+        $crate::db::Connection {
+            user_id: r.try_get("user_id")?,
+            provider: r.try_get("provider")?,
+            secret_ref: r.try_get("secret_ref")?,
+            secret_version: r.try_get("secret_version")?,
+            metadata: r.try_get("metadata")?,
+            status: r.try_get("status")?,
+            status_reason: r.try_get("status_reason")?,
+            expires_at: r.try_get("expires_at")?,
+            next_refresh_at: r.try_get("next_refresh_at")?,
+            refresh_failures: r.try_get("refresh_failures")?,
+            created_at: r.try_get("created_at")?,
+            updated_at: r.try_get("updated_at")?,
+        }
+    }};
+}
+
+macro_rules! audit_from_row {
+    ($r:expr) => {{
+        use sqlx::Row;
+        let r = $r;
+        $crate::db::AuditRecord {
+            id: r.try_get("id")?,
+            user_id: r.try_get("user_id")?,
+            kind: r.try_get("kind")?,
+            provider: r.try_get("provider")?,
+            outcome: r.try_get("outcome")?,
+            client_addr: r.try_get("client_addr")?,
+            detail: r.try_get("detail")?,
+            at: r.try_get("at")?,
+        }
+    }};
+}
+
+/// `impl Store for $ty` with the shared queries plus `$specific` items. `$ty` has a `pool` field.
+macro_rules! impl_store {
+    ($ty:ty, { $($specific:tt)* }) => {
+        #[async_trait::async_trait]
+        impl $crate::db::Store for $ty {
+            $($specific)*
+
+            async fn ping(&self) -> Result<(), DbError> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn create_user(&self, u: &User) -> Result<(), DbError> {
+                use secrecy::ExposeSecret;
+                let res = sqlx::query(
+                    "INSERT INTO users (id, email, name, password_hash, password_changed_at, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&u.id)
+                .bind(&u.email)
+                .bind(&u.name)
+                .bind(u.password_hash.as_ref().map(|h| h.expose_secret().to_string()))
+                .bind(u.password_changed_at)
+                .bind(u.created_at)
+                .execute(&self.pool)
+                .await;
+                match res {
+                    Ok(_) => Ok(()),
+                    Err(e) if $crate::db::common::is_unique_violation(&e) => Err(DbError::Conflict),
+                    Err(e) => Err(e.into()),
+                }
+            }
+
+            async fn user_by_email(&self, email: &str) -> Result<Option<User>, DbError> {
+                let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE email = $1");
+                let row = sqlx::query(sql).bind(email).fetch_optional(&self.pool).await?;
+                Ok(match row { Some(r) => Some(user_from_row!(&r)), None => None })
+            }
+
+            async fn user_by_id(&self, id: &str) -> Result<Option<User>, DbError> {
+                let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
+                let row = sqlx::query(sql).bind(id).fetch_optional(&self.pool).await?;
+                Ok(match row { Some(r) => Some(user_from_row!(&r)), None => None })
+            }
+
+            async fn set_password(
+                &self,
+                user_id: &str,
+                hash: &secrecy::SecretString,
+                changed_at: i64,
+                keep_session: Option<&str>,
+            ) -> Result<bool, DbError> {
+                use secrecy::ExposeSecret;
+                let mut tx = self.pool.begin().await?;
+                let updated = sqlx::query("UPDATE users SET password_hash = $1, password_changed_at = $2 WHERE id = $3")
+                    .bind(hash.expose_secret())
+                    .bind(changed_at)
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if updated == 0 {
+                    return Ok(false);
+                }
+                sqlx::query(
+                    "UPDATE sessions SET revoked_at = $1 \
+                     WHERE user_id = $2 AND revoked_at IS NULL AND token_hash <> $3",
+                )
+                .bind(changed_at)
+                .bind(user_id)
+                .bind(keep_session.unwrap_or(""))
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn create_session(&self, s: &NewSession) -> Result<(), DbError> {
+                sqlx::query("INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+                    .bind(&s.token_hash)
+                    .bind(&s.user_id)
+                    .bind(s.created_at)
+                    .bind(s.expires_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn session_user(&self, token_hash: &str, now: i64) -> Result<Option<String>, DbError> {
+                use sqlx::Row;
+                let row = sqlx::query(
+                    "SELECT user_id FROM sessions WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2",
+                )
+                .bind(token_hash)
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(match row { Some(r) => Some(r.try_get("user_id")?), None => None })
+            }
+
+            async fn revoke_session(&self, token_hash: &str, now: i64) -> Result<(), DbError> {
+                sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE token_hash = $2 AND revoked_at IS NULL")
+                    .bind(now)
+                    .bind(token_hash)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn record_failure(&self, key: &str, at: i64) -> Result<(), DbError> {
+                sqlx::query("INSERT INTO auth_failures (key, at) VALUES ($1, $2)")
+                    .bind(key)
+                    .bind(at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn failures_since(&self, key: &str, since: i64) -> Result<(i64, Option<i64>), DbError> {
+                use sqlx::Row;
+                let row = sqlx::query("SELECT COUNT(*) AS n, MIN(at) AS oldest FROM auth_failures WHERE key = $1 AND at >= $2")
+                    .bind(key)
+                    .bind(since)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok((row.try_get("n")?, row.try_get("oldest")?))
+            }
+
+            async fn clear_failures(&self, key: &str) -> Result<(), DbError> {
+                sqlx::query("DELETE FROM auth_failures WHERE key = $1").bind(key).execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn prune_failures(&self, before: i64) -> Result<u64, DbError> {
+                let r = sqlx::query("DELETE FROM auth_failures WHERE at < $1").bind(before).execute(&self.pool).await?;
+                Ok(r.rows_affected())
+            }
+
+            async fn insert_audit(&self, e: &AuditRecord) -> Result<(), DbError> {
+                sqlx::query(
+                    "INSERT INTO audit_events (user_id, kind, provider, outcome, client_addr, detail, at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&e.user_id)
+                .bind(&e.kind)
+                .bind(&e.provider)
+                .bind(&e.outcome)
+                .bind(&e.client_addr)
+                .bind(&e.detail)
+                .bind(e.at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn list_audit(&self, user_id: &str, before: Option<i64>, limit: i64) -> Result<Vec<AuditRecord>, DbError> {
+                let sql = concat!("SELECT ", audit_columns!(), " FROM audit_events WHERE user_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3");
+                let rows = sqlx::query(sql)
+                    .bind(user_id)
+                    .bind(before.unwrap_or(i64::MAX))
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    out.push(audit_from_row!(r));
+                }
+                Ok(out)
+            }
+
+            async fn upsert_connection(&self, c: &Connection) -> Result<(), DbError> {
+                sqlx::query(
+                    "INSERT INTO connections (user_id, provider, secret_ref, secret_version, metadata, status, \
+                     status_reason, expires_at, next_refresh_at, refresh_failures, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                     ON CONFLICT (user_id, provider) DO UPDATE SET secret_ref = excluded.secret_ref, \
+                     secret_version = excluded.secret_version, metadata = excluded.metadata, \
+                     status = excluded.status, status_reason = excluded.status_reason, \
+                     expires_at = excluded.expires_at, next_refresh_at = excluded.next_refresh_at, \
+                     refresh_failures = excluded.refresh_failures, updated_at = excluded.updated_at",
+                )
+                .bind(&c.user_id)
+                .bind(&c.provider)
+                .bind(&c.secret_ref)
+                .bind(c.secret_version)
+                .bind(&c.metadata)
+                .bind(&c.status)
+                .bind(&c.status_reason)
+                .bind(c.expires_at)
+                .bind(c.next_refresh_at)
+                .bind(c.refresh_failures)
+                .bind(c.created_at)
+                .bind(c.updated_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn get_connection(&self, user_id: &str, provider: &str) -> Result<Option<Connection>, DbError> {
+                let sql = concat!("SELECT ", connection_columns!(), " FROM connections WHERE user_id = $1 AND provider = $2");
+                let row = sqlx::query(sql).bind(user_id).bind(provider).fetch_optional(&self.pool).await?;
+                Ok(match row { Some(r) => Some(connection_from_row!(&r)), None => None })
+            }
+
+            async fn list_connections(&self, user_id: &str) -> Result<Vec<Connection>, DbError> {
+                let sql = concat!("SELECT ", connection_columns!(), " FROM connections WHERE user_id = $1 ORDER BY provider");
+                let rows = sqlx::query(sql).bind(user_id).fetch_all(&self.pool).await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    out.push(connection_from_row!(r));
+                }
+                Ok(out)
+            }
+
+            async fn delete_connection(&self, user_id: &str, provider: &str) -> Result<bool, DbError> {
+                let r = sqlx::query("DELETE FROM connections WHERE user_id = $1 AND provider = $2")
+                    .bind(user_id)
+                    .bind(provider)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(r.rows_affected() > 0)
+            }
+        }
+    };
+}
+
+pub(crate) use {
+    audit_columns, audit_from_row, connection_columns, connection_from_row, impl_store,
+    user_columns, user_from_row,
+};

@@ -1,0 +1,160 @@
+//! SQL storage: one [`Store`] trait, one implementation per database, chosen once from the URL scheme.
+//! Both implementations share the portable queries ([`common`]) and keep their own migrations
+//! (`migrations/sqlite`, `migrations/postgres`) and backend-specific parts.
+//!
+//! Only references and non-secret metadata live here; secret values never do.
+
+mod common;
+pub mod postgres;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use secrecy::SecretString;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("unique constraint violated")]
+    Conflict,
+    #[error("unsupported database URL: {0}")]
+    BadUrl(String),
+    #[error(transparent)]
+    Sql(#[from] sqlx::Error),
+    #[error(transparent)]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn from_url(url: &str) -> Result<Self, DbError> {
+        let scheme = url.split(':').next().unwrap_or_default();
+        match scheme {
+            "sqlite" => Ok(Self::Sqlite),
+            "postgres" | "postgresql" => Ok(Self::Postgres),
+            other => Err(DbError::BadUrl(format!(
+                "scheme {other:?}: expected sqlite:// or postgres://"
+            ))),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub name: Option<String>,
+    pub password_hash: Option<SecretString>,
+    /// Milliseconds since the epoch.
+    pub password_changed_at: Option<i64>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub token_hash: String,
+    pub user_id: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub user_id: Option<String>,
+    pub kind: String,
+    pub provider: Option<String>,
+    pub outcome: String,
+    pub client_addr: Option<String>,
+    pub detail: Option<String>,
+    pub at: i64,
+}
+
+/// A stored connection: the reference to its secret and what may be shown without it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connection {
+    pub user_id: String,
+    pub provider: String,
+    pub secret_ref: String,
+    pub secret_version: i64,
+    /// Non-secret display metadata, JSON object text.
+    pub metadata: String,
+    pub status: String,
+    pub status_reason: Option<String>,
+    pub expires_at: Option<i64>,
+    pub next_refresh_at: Option<i64>,
+    pub refresh_failures: i32,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+    async fn migrate(&self) -> Result<(), DbError>;
+    async fn ping(&self) -> Result<(), DbError>;
+
+    // Users and sessions.
+    /// `Err(Conflict)` when the email is taken.
+    async fn create_user(&self, user: &User) -> Result<(), DbError>;
+    async fn user_by_email(&self, email: &str) -> Result<Option<User>, DbError>;
+    async fn user_by_id(&self, id: &str) -> Result<Option<User>, DbError>;
+    /// Sets a new hash and `password_changed_at`, and revokes every session of the user except
+    /// `keep_session`, in one transaction. Returns false when the user does not exist.
+    async fn set_password(
+        &self,
+        user_id: &str,
+        hash: &SecretString,
+        changed_at: i64,
+        keep_session: Option<&str>,
+    ) -> Result<bool, DbError>;
+    async fn create_session(&self, session: &NewSession) -> Result<(), DbError>;
+    /// The user of a live (unexpired, unrevoked) session.
+    async fn session_user(&self, token_hash: &str, now: i64) -> Result<Option<String>, DbError>;
+    async fn revoke_session(&self, token_hash: &str, now: i64) -> Result<(), DbError>;
+
+    // Rate limiting.
+    async fn record_failure(&self, key: &str, at: i64) -> Result<(), DbError>;
+    /// Count and oldest time of the failures for `key` at or after `since`.
+    async fn failures_since(&self, key: &str, since: i64) -> Result<(i64, Option<i64>), DbError>;
+    async fn clear_failures(&self, key: &str) -> Result<(), DbError>;
+    async fn prune_failures(&self, before: i64) -> Result<u64, DbError>;
+
+    // Audit.
+    async fn insert_audit(&self, event: &AuditRecord) -> Result<(), DbError>;
+    /// Newest first; `before`: only ids below it.
+    async fn list_audit(
+        &self,
+        user_id: &str,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<AuditRecord>, DbError>;
+
+    // Connections.
+    async fn upsert_connection(&self, c: &Connection) -> Result<(), DbError>;
+    async fn get_connection(
+        &self,
+        user_id: &str,
+        provider: &str,
+    ) -> Result<Option<Connection>, DbError>;
+    async fn list_connections(&self, user_id: &str) -> Result<Vec<Connection>, DbError>;
+    /// Returns whether a row was deleted.
+    async fn delete_connection(&self, user_id: &str, provider: &str) -> Result<bool, DbError>;
+}
+
+pub type SharedStore = Arc<dyn Store>;
+
+/// Opens the database named by `url` (its scheme picks the backend) and runs the migrations.
+pub async fn connect(url: &str) -> Result<SharedStore, DbError> {
+    let store: SharedStore = match Backend::from_url(url)? {
+        Backend::Sqlite => Arc::new(sqlite::SqliteStore::connect(url).await?),
+        Backend::Postgres => Arc::new(postgres::PgStore::connect(url).await?),
+    };
+    store.migrate().await?;
+    Ok(store)
+}

@@ -1,0 +1,113 @@
+//! The one HTTP error type: every failure becomes `{"error": "..."}` with its status code.
+//! 500 bodies are generic; the detail goes to the log only.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::identity::AuthError;
+use crate::passwords::PasswordError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("Authentication required")]
+    Unauthenticated,
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// 409 with extra fields (e.g. `provider`, `reason` for a connection that needs re-authorization).
+    #[error("{message}")]
+    ConflictWith {
+        message: String,
+        extra: serde_json::Value,
+    },
+    #[error("Request body too large")]
+    PayloadTooLarge,
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("Too many attempts, try again later")]
+    TooManyRequests { retry_after_secs: u64 },
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("Internal server error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn internal(e: impl Into<anyhow::Error>) -> Self {
+        Self::Internal(e.into())
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthenticated | Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) | Self::ConflictWith { .. } => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if let Self::Internal(e) = &self {
+            tracing::error!(error = %format!("{e:#}"), "internal error");
+        }
+        let mut body = json!({ "error": self.to_string() });
+        if let Self::ConflictWith { extra, .. } = &self
+            && let (Some(b), Some(x)) = (body.as_object_mut(), extra.as_object())
+        {
+            b.extend(x.clone());
+        }
+        let mut resp = (status, Json(body)).into_response();
+        if let Self::TooManyRequests { retry_after_secs } = self {
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after_secs.max(1)),
+            );
+        }
+        resp
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Unauthenticated => Self::Unauthenticated,
+            AuthError::Store(e) => Self::internal(e),
+        }
+    }
+}
+
+impl From<PasswordError> for ApiError {
+    fn from(e: PasswordError) -> Self {
+        match e {
+            PasswordError::Invalid(m) => Self::BadRequest(m),
+            PasswordError::EmailTaken => Self::Conflict(e.to_string()),
+            PasswordError::InvalidCredentials | PasswordError::WrongCurrentPassword => {
+                Self::Unauthorized(e.to_string())
+            }
+            PasswordError::UserNotFound => Self::NotFound(e.to_string()),
+            PasswordError::TooManyAttempts(wait) => Self::TooManyRequests {
+                retry_after_secs: wait.0,
+            },
+            PasswordError::Db(e) => Self::internal(e),
+            PasswordError::Hash(e) => Self::internal(e),
+        }
+    }
+}

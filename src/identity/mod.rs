@@ -1,0 +1,169 @@
+//! Who is calling. Accepted, in this order (SPEC section 2):
+//! 1. `Authorization: Bearer tks_...`: a Tokenkeeper session ([`sessions`]);
+//! 2. an Auth.js session: its cookie (possibly chunked), or the same JWE as a Bearer token ([`authjs`]);
+//! 3. `X-User-ID` with `X-Internal-Secret` equal to the configured internal secret ([`internal`]).
+//!
+//! The first method whose credential is present decides: a bad credential is refused, it does not
+//! fall through to a weaker method.
+
+pub mod authjs;
+pub mod internal;
+pub mod sessions;
+
+use axum::http::HeaderMap;
+use axum::http::header::{AUTHORIZATION, COOKIE};
+use secrecy::SecretString;
+
+use crate::clock::SharedClock;
+use crate::db::{DbError, SharedStore};
+
+pub use sessions::Sessions;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// A Tokenkeeper Bearer session; its hash, so logout can revoke it.
+    Session {
+        token_hash: String,
+    },
+    AuthJsCookie,
+    AuthJsBearer,
+    Internal,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub user_id: String,
+    pub method: AuthMethod,
+}
+
+impl Identity {
+    /// Secret token data goes to Bearer and internal callers only, never to a browser cookie session.
+    pub fn may_read_secrets(&self) -> bool {
+        self.method != AuthMethod::AuthJsCookie
+    }
+
+    pub fn session_hash(&self) -> Option<&str> {
+        match &self.method {
+            AuthMethod::Session { token_hash } => Some(token_hash),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("authentication required")]
+    Unauthenticated,
+    #[error(transparent)]
+    Store(#[from] DbError),
+}
+
+/// User ids from outside (Auth.js `sub`, `X-User-ID`) must be plain, bounded strings.
+pub fn valid_external_user_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 255 && !id.chars().any(char::is_control)
+}
+
+#[derive(Clone)]
+pub struct Authenticator {
+    store: SharedStore,
+    clock: SharedClock,
+    sessions: Sessions,
+    auth_secrets: std::sync::Arc<Vec<SecretString>>,
+    internal_secret: Option<std::sync::Arc<SecretString>>,
+}
+
+impl Authenticator {
+    pub fn new(
+        store: SharedStore,
+        clock: SharedClock,
+        sessions: Sessions,
+        auth_secrets: Vec<SecretString>,
+        internal_secret: Option<SecretString>,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            sessions,
+            auth_secrets: std::sync::Arc::new(auth_secrets),
+            internal_secret: internal_secret.map(std::sync::Arc::new),
+        }
+    }
+
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Identity, AuthError> {
+        if let Some(token) = bearer(headers) {
+            if token.starts_with(sessions::TOKEN_PREFIX) {
+                let (user_id, token_hash) = self
+                    .sessions
+                    .resolve(token)
+                    .await?
+                    .ok_or(AuthError::Unauthenticated)?;
+                return Ok(Identity {
+                    user_id,
+                    method: AuthMethod::Session { token_hash },
+                });
+            }
+            if authjs::looks_like_jwe(token) && !self.auth_secrets.is_empty() {
+                let claims =
+                    authjs::decode_bearer(token, &self.auth_secrets, self.clock.now_secs())
+                        .map_err(|_| AuthError::Unauthenticated)?;
+                return self.accept_authjs(claims, AuthMethod::AuthJsBearer).await;
+            }
+            return Err(AuthError::Unauthenticated);
+        }
+        if !self.auth_secrets.is_empty() {
+            let cookies: Vec<&str> = headers
+                .get_all(COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect();
+            if let Some((salt, token)) = authjs::session_token_from_cookies(&cookies.join("; ")) {
+                let claims =
+                    authjs::decode(&token, salt, &self.auth_secrets, self.clock.now_secs())
+                        .map_err(|_| AuthError::Unauthenticated)?;
+                return self.accept_authjs(claims, AuthMethod::AuthJsCookie).await;
+            }
+        }
+        if let Some(user_id) =
+            internal::user_from_headers(headers, self.internal_secret.as_deref())?
+        {
+            return Ok(Identity {
+                user_id,
+                method: AuthMethod::Internal,
+            });
+        }
+        Err(AuthError::Unauthenticated)
+    }
+
+    /// Refuses Auth.js sessions that began before the user's last password change.
+    async fn accept_authjs(
+        &self,
+        claims: authjs::AuthJsClaims,
+        method: AuthMethod,
+    ) -> Result<Identity, AuthError> {
+        if !valid_external_user_id(&claims.user_id) {
+            return Err(AuthError::Unauthenticated);
+        }
+        if let Some(user) = self.store.user_by_id(&claims.user_id).await?
+            && let Some(changed_ms) = user.password_changed_at
+        {
+            // Whole seconds: JWT times have no finer grain, so a token from the same second is accepted.
+            let signed_in = claims.signed_in_at().ok_or(AuthError::Unauthenticated)?;
+            if signed_in < changed_ms.div_euclid(1000) {
+                return Err(AuthError::Unauthenticated);
+            }
+        }
+        Ok(Identity {
+            user_id: claims.user_id,
+            method,
+        })
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}

@@ -1,0 +1,75 @@
+//! Tokenkeeper's own Bearer sessions: 256 random bits, handed out once; only their SHA-256 is stored,
+//! with an expiry, and they can be revoked (logout, password change).
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngCore;
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+
+use crate::clock::SharedClock;
+use crate::db::{DbError, NewSession, SharedStore};
+
+/// Marks Tokenkeeper's own tokens so they are told apart from Auth.js JWEs without a lookup.
+pub const TOKEN_PREFIX: &str = "tks_";
+
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+#[derive(Clone)]
+pub struct Sessions {
+    store: SharedStore,
+    clock: SharedClock,
+    ttl: Duration,
+}
+
+/// A freshly issued session; the token is shown to the client once and never stored.
+pub struct IssuedSession {
+    pub token: SecretString,
+    pub token_hash: String,
+    pub expires_at_ms: i64,
+}
+
+impl Sessions {
+    pub fn new(store: SharedStore, clock: SharedClock, ttl: Duration) -> Self {
+        Self { store, clock, ttl }
+    }
+
+    pub async fn issue(&self, user_id: &str) -> Result<IssuedSession, DbError> {
+        let mut raw = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut raw);
+        let token = SecretString::from(format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(raw)));
+        let token_hash = hash_token(token.expose_secret());
+        let now = self.clock.now_ms();
+        let expires_at_ms = now + self.ttl.as_millis() as i64;
+        self.store
+            .create_session(&NewSession {
+                token_hash: token_hash.clone(),
+                user_id: user_id.to_string(),
+                created_at: now,
+                expires_at: expires_at_ms,
+            })
+            .await?;
+        Ok(IssuedSession {
+            token,
+            token_hash,
+            expires_at_ms,
+        })
+    }
+
+    /// The user behind a live session token, with the token's hash.
+    pub async fn resolve(&self, token: &str) -> Result<Option<(String, String)>, DbError> {
+        let hash = hash_token(token);
+        let user = self.store.session_user(&hash, self.clock.now_ms()).await?;
+        Ok(user.map(|u| (u, hash)))
+    }
+
+    pub async fn revoke(&self, token_hash: &str) -> Result<(), DbError> {
+        self.store
+            .revoke_session(token_hash, self.clock.now_ms())
+            .await
+    }
+}

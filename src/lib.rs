@@ -1,0 +1,18 @@
+//! Tokenkeeper: keeps a platform's user passwords and the provider credentials its users connect.
+//!
+//! Secrets live in a [`secrets::SecretStore`] (HashiCorp Vault KV v2, or the embedded AES-256-GCM store);
+//! SQL ([`db::Store`]) holds only references and non-secret metadata. See `docs/ARCHITECTURE.md`.
+
+pub mod app;
+pub mod audit;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod credentials;
+pub mod db;
+pub mod http;
+pub mod identity;
+pub mod passwords;
+pub mod providers;
+pub mod secrets;
+pub mod telemetry;

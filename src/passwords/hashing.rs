@@ -1,0 +1,219 @@
+//! Password hashing on the blocking pool, bounded so that a burst of logins cannot starve the
+//! executor (health checks stay fast) nor queue unbounded CPU work.
+//!
+//! New hashes use bcrypt (default, cost >= 10) or Argon2id; verification accepts both formats whatever
+//! the setting, so switching the setting never locks anyone out.
+
+use std::sync::Arc;
+
+use argon2::password_hash::{
+    PasswordHasher as _, PasswordVerifier as _, SaltString, rand_core::OsRng,
+};
+use argon2::{Argon2, PasswordHash};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::Semaphore;
+
+use crate::config::{PasswordHashKind, PasswordSettings};
+
+/// bcrypt reads only this many bytes; longer passwords are refused rather than truncated.
+pub const BCRYPT_MAX_BYTES: usize = 72;
+/// Upper bound for any password (Argon2id has no practical limit; this bounds the work per request).
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+pub const MIN_PASSWORD_CHARS: usize = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    #[error("password hashing failed: {0}")]
+    Failed(String),
+}
+
+#[derive(Clone)]
+pub struct Hasher {
+    kind: PasswordHashKind,
+    bcrypt_cost: u32,
+    permits: Arc<Semaphore>,
+    /// A real hash of a random password, checked for unknown emails so they take as long as a wrong password.
+    dummy: Arc<SecretString>,
+}
+
+impl std::fmt::Debug for Hasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hasher")
+            .field("kind", &self.kind)
+            .field("bcrypt_cost", &self.bcrypt_cost)
+            .finish()
+    }
+}
+
+impl Hasher {
+    pub async fn new(settings: &PasswordSettings) -> Result<Self, HashError> {
+        let mut h = Self {
+            kind: settings.hash,
+            bcrypt_cost: settings.bcrypt_cost,
+            permits: Arc::new(Semaphore::new(settings.max_concurrent_hashes)),
+            dummy: Arc::new(SecretString::from(String::new())),
+        };
+        let random = SecretString::from(uuid::Uuid::new_v4().to_string());
+        h.dummy = Arc::new(h.hash(random).await?);
+        Ok(h)
+    }
+
+    pub fn kind(&self) -> PasswordHashKind {
+        self.kind
+    }
+
+    /// The longest password the configured algorithm takes without truncation.
+    pub fn max_password_bytes(&self) -> usize {
+        match self.kind {
+            PasswordHashKind::Bcrypt => BCRYPT_MAX_BYTES,
+            PasswordHashKind::Argon2id => MAX_PASSWORD_BYTES,
+        }
+    }
+
+    pub async fn hash(&self, password: SecretString) -> Result<SecretString, HashError> {
+        let (kind, cost) = (self.kind, self.bcrypt_cost);
+        self.run(move || hash_blocking(kind, cost, &password))
+            .await?
+    }
+
+    /// True when `password` matches `hash` (bcrypt `$2*$` or `$argon2id$`).
+    pub async fn verify(
+        &self,
+        password: SecretString,
+        hash: SecretString,
+    ) -> Result<bool, HashError> {
+        self.run(move || Ok(verify_blocking(&password, &hash)))
+            .await?
+    }
+
+    /// Same work as a real verification, for unknown accounts. Always false.
+    pub async fn verify_dummy(&self, password: SecretString) -> Result<bool, HashError> {
+        let dummy = SecretString::from(self.dummy.expose_secret().to_string());
+        self.verify(password, dummy).await.map(|_| false)
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, HashError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| HashError::Failed(e.to_string()))?;
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || span.in_scope(f))
+            .await
+            .map_err(|e| HashError::Failed(e.to_string()))
+    }
+}
+
+fn hash_blocking(
+    kind: PasswordHashKind,
+    cost: u32,
+    password: &SecretString,
+) -> Result<SecretString, HashError> {
+    let pw = password.expose_secret().as_bytes();
+    let hash = match kind {
+        PasswordHashKind::Bcrypt => {
+            bcrypt::non_truncating_hash(pw, cost).map_err(|e| HashError::Failed(e.to_string()))?
+        }
+        PasswordHashKind::Argon2id => {
+            let salt = SaltString::generate(&mut OsRng);
+            Argon2::default()
+                .hash_password(pw, &salt)
+                .map_err(|e| HashError::Failed(e.to_string()))?
+                .to_string()
+        }
+    };
+    Ok(SecretString::from(hash))
+}
+
+fn verify_blocking(password: &SecretString, hash: &SecretString) -> bool {
+    let pw = password.expose_secret().as_bytes();
+    let hash = hash.expose_secret();
+    if hash.starts_with("$2") {
+        // A password over 72 bytes cannot match a bcrypt hash without truncation: a mismatch, not an error.
+        bcrypt::non_truncating_verify(pw, hash).unwrap_or(false)
+    } else if hash.starts_with("$argon2") {
+        PasswordHash::new(hash)
+            .is_ok_and(|parsed| Argon2::default().verify_password(pw, &parsed).is_ok())
+    } else {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(kind: PasswordHashKind) -> PasswordSettings {
+        PasswordSettings {
+            hash: kind,
+            bcrypt_cost: 10,
+            max_concurrent_hashes: 2,
+            session_ttl: std::time::Duration::from_secs(60),
+            max_failures: 5,
+            failure_window: std::time::Duration::from_secs(900),
+        }
+    }
+
+    fn s(v: &str) -> SecretString {
+        SecretString::from(v.to_string())
+    }
+
+    #[tokio::test]
+    async fn bcrypt_round_trip_and_cross_format_verify() {
+        let b = Hasher::new(&settings(PasswordHashKind::Bcrypt))
+            .await
+            .unwrap();
+        let a = Hasher::new(&settings(PasswordHashKind::Argon2id))
+            .await
+            .unwrap();
+        let hb = b.hash(s("correct horse")).await.unwrap();
+        let ha = a.hash(s("correct horse")).await.unwrap();
+        assert!(hb.expose_secret().starts_with("$2b$10$"));
+        assert!(ha.expose_secret().starts_with("$argon2id$"));
+        // Each verifies both formats.
+        for h in [&a, &b] {
+            assert!(h.verify(s("correct horse"), hb.clone()).await.unwrap());
+            assert!(h.verify(s("correct horse"), ha.clone()).await.unwrap());
+            assert!(!h.verify(s("wrong horse"), hb.clone()).await.unwrap());
+            assert!(!h.verify(s("wrong horse"), ha.clone()).await.unwrap());
+        }
+    }
+
+    #[tokio::test]
+    async fn bcrypt_refuses_to_truncate() {
+        let b = Hasher::new(&settings(PasswordHashKind::Bcrypt))
+            .await
+            .unwrap();
+        assert!(b.hash(s(&"x".repeat(73))).await.is_err());
+        let h = b.hash(s(&"x".repeat(72))).await.unwrap();
+        // A 73-byte password sharing the first 72 bytes must not match.
+        assert!(!b.verify(s(&"x".repeat(73)), h).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn python_bcrypt_fixture_verifies() {
+        // Made by Python's `bcrypt` 4.x: bcrypt.hashpw(b"tokenkeeper-fixture", bcrypt.gensalt(10)).
+        let fixture = include_str!("../../tests/fixtures/python-bcrypt.txt").trim();
+        let b = Hasher::new(&settings(PasswordHashKind::Argon2id))
+            .await
+            .unwrap();
+        assert!(
+            b.verify(s("tokenkeeper-fixture"), s(fixture))
+                .await
+                .unwrap()
+        );
+        assert!(!b.verify(s("tokenkeeper-fixtur"), s(fixture)).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn dummy_never_matches() {
+        let b = Hasher::new(&settings(PasswordHashKind::Bcrypt))
+            .await
+            .unwrap();
+        assert!(!b.verify_dummy(s("anything at all")).await.unwrap());
+    }
+}

@@ -1,0 +1,327 @@
+//! User accounts and passwords: register, login, change-password (SPEC section 3).
+
+pub mod hashing;
+pub mod rate_limit;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::audit::{Auditor, Event, EventKind, Outcome};
+use crate::clock::SharedClock;
+use crate::db::{DbError, SharedStore, User};
+use crate::identity::Sessions;
+use crate::identity::sessions::IssuedSession;
+pub use hashing::Hasher;
+use hashing::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
+pub use rate_limit::{RateLimiter, RetryAfter};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("An account with this email already exists")]
+    EmailTaken,
+    #[error("Invalid email or password")]
+    InvalidCredentials,
+    #[error("Current password is incorrect")]
+    WrongCurrentPassword,
+    #[error("User not found")]
+    UserNotFound,
+    #[error("Too many attempts")]
+    TooManyAttempts(RetryAfter),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Hash(#[from] hashing::HashError),
+}
+
+/// Who is asking, for rate limits and the audit trail.
+#[derive(Debug, Clone)]
+pub struct Caller<'a> {
+    pub client_addr: &'a str,
+}
+
+#[derive(Clone)]
+pub struct PasswordService {
+    store: SharedStore,
+    clock: SharedClock,
+    hasher: Hasher,
+    limiter: RateLimiter,
+    sessions: Sessions,
+    audit: Auditor,
+}
+
+pub struct LoggedIn {
+    pub user: User,
+    pub session: IssuedSession,
+}
+
+pub fn normalize_email(email: &str) -> Result<String, PasswordError> {
+    let e = email.trim().to_lowercase();
+    let ok = e.len() <= 254
+        && e.split_once('@')
+            .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.'))
+        && !e.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(e)
+    } else {
+        Err(PasswordError::Invalid(
+            "email is not a valid address".into(),
+        ))
+    }
+}
+
+impl PasswordService {
+    pub fn new(
+        store: SharedStore,
+        clock: SharedClock,
+        hasher: Hasher,
+        limiter: RateLimiter,
+        sessions: Sessions,
+        audit: Auditor,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            hasher,
+            limiter,
+            sessions,
+            audit,
+        }
+    }
+
+    /// Checks a new password against the policy: at least 8 characters, and no longer than the
+    /// configured algorithm takes without truncating (72 bytes for bcrypt).
+    pub fn check_new_password(&self, field: &str, pw: &SecretString) -> Result<(), PasswordError> {
+        let pw = pw.expose_secret();
+        if pw.chars().count() < MIN_PASSWORD_CHARS {
+            return Err(PasswordError::Invalid(format!(
+                "{field} must be at least {MIN_PASSWORD_CHARS} characters"
+            )));
+        }
+        let max = self.hasher.max_password_bytes();
+        if pw.len() > max {
+            return Err(PasswordError::Invalid(format!(
+                "{field} must be at most {max} bytes (bcrypt would silently ignore the rest)"
+            )));
+        }
+        Ok(())
+    }
+
+    pub async fn register(
+        &self,
+        email: &str,
+        password: SecretString,
+        name: Option<String>,
+        caller: &Caller<'_>,
+    ) -> Result<User, PasswordError> {
+        let email = normalize_email(email)?;
+        self.check_new_password("password", &password)?;
+        let name = name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
+        if name.as_ref().is_some_and(|n| n.chars().count() > 200) {
+            return Err(PasswordError::Invalid(
+                "name must be at most 200 characters".into(),
+            ));
+        }
+        let hash = self.hasher.hash(password).await?;
+        let user = User {
+            id: uuid::Uuid::new_v4().to_string(),
+            email,
+            name,
+            password_hash: Some(hash),
+            password_changed_at: None,
+            created_at: self.clock.now_ms(),
+        };
+        let res = self.store.create_user(&user).await;
+        let outcome = if res.is_ok() {
+            Outcome::Ok
+        } else {
+            Outcome::Failed
+        };
+        let uid = res.is_ok().then_some(user.id.as_str());
+        let _ = self
+            .audit
+            .record(self.event(uid, EventKind::Register, outcome, caller, None))
+            .await;
+        match res {
+            Ok(()) => Ok(user),
+            Err(DbError::Conflict) => Err(PasswordError::EmailTaken),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Unknown email and wrong password answer alike, after alike work (a dummy hash is checked).
+    pub async fn login(
+        &self,
+        email: &str,
+        password: SecretString,
+        caller: &Caller<'_>,
+    ) -> Result<LoggedIn, PasswordError> {
+        if password.expose_secret().len() > MAX_PASSWORD_BYTES {
+            return Err(PasswordError::Invalid(format!(
+                "password must be at most {MAX_PASSWORD_BYTES} bytes"
+            )));
+        }
+        let email = email.trim().to_lowercase();
+        let account = rate_limit::account_key("login", &email);
+        let keys = [
+            account.clone(),
+            rate_limit::address_key("login", caller.client_addr),
+        ];
+        if let Some(wait) = self.limiter.check(&keys).await? {
+            return Err(PasswordError::TooManyAttempts(wait));
+        }
+        let user = self.store.user_by_email(&email).await?;
+        let matched = match user.as_ref().and_then(|u| u.password_hash.clone()) {
+            Some(hash) => self.hasher.verify(password, hash).await?,
+            None => self.hasher.verify_dummy(password).await?,
+        };
+        let user = match (matched, user) {
+            (true, Some(user)) => user,
+            (_, user) => {
+                self.limiter.record_failure(&keys).await?;
+                let uid = user.as_ref().map(|u| u.id.as_str());
+                let e = self.event(
+                    uid,
+                    EventKind::Login,
+                    Outcome::Failed,
+                    caller,
+                    Some("invalid credentials"),
+                );
+                let _ = self.audit.record(e).await;
+                return Err(PasswordError::InvalidCredentials);
+            }
+        };
+        self.limiter.record_success(&account).await?;
+        let session = self.sessions.issue(&user.id).await?;
+        let _ = self
+            .audit
+            .record(self.event(Some(&user.id), EventKind::Login, Outcome::Ok, caller, None))
+            .await;
+        Ok(LoggedIn { user, session })
+    }
+
+    /// Verifies the current password, stores the new hash, revokes every other session of the user.
+    pub async fn change_password(
+        &self,
+        user_id: &str,
+        current: SecretString,
+        new: SecretString,
+        keep_session: Option<&str>,
+        caller: &Caller<'_>,
+    ) -> Result<(), PasswordError> {
+        self.check_new_password("newPassword", &new)?;
+        if current.expose_secret().len() > MAX_PASSWORD_BYTES {
+            return Err(PasswordError::Invalid(format!(
+                "currentPassword must be at most {MAX_PASSWORD_BYTES} bytes"
+            )));
+        }
+        let account = rate_limit::account_key("change-password", user_id);
+        let keys = [
+            account.clone(),
+            rate_limit::address_key("change-password", caller.client_addr),
+        ];
+        if let Some(wait) = self.limiter.check(&keys).await? {
+            return Err(PasswordError::TooManyAttempts(wait));
+        }
+        let user = self
+            .store
+            .user_by_id(user_id)
+            .await?
+            .ok_or(PasswordError::UserNotFound)?;
+        let matched = match user.password_hash.clone() {
+            Some(hash) => self.hasher.verify(current, hash).await?,
+            None => self.hasher.verify_dummy(current).await?,
+        };
+        if !matched {
+            self.limiter.record_failure(&keys).await?;
+            let e = self.event(
+                Some(user_id),
+                EventKind::ChangePassword,
+                Outcome::Failed,
+                caller,
+                Some("wrong current password"),
+            );
+            let _ = self.audit.record(e).await;
+            return Err(PasswordError::WrongCurrentPassword);
+        }
+        let hash = self.hasher.hash(new).await?;
+        if !self
+            .store
+            .set_password(user_id, &hash, self.clock.now_ms(), keep_session)
+            .await?
+        {
+            return Err(PasswordError::UserNotFound);
+        }
+        self.limiter.record_success(&account).await?;
+        self.audit
+            .record(self.event(
+                Some(user_id),
+                EventKind::ChangePassword,
+                Outcome::Ok,
+                caller,
+                None,
+            ))
+            .await?;
+        Ok(())
+    }
+
+    /// Operator reset from the CLI: no current password, every session revoked.
+    pub async fn reset_password(
+        &self,
+        email: &str,
+        new: SecretString,
+    ) -> Result<(), PasswordError> {
+        self.check_new_password("password", &new)?;
+        let user = self
+            .store
+            .user_by_email(&normalize_email(email)?)
+            .await?
+            .ok_or(PasswordError::UserNotFound)?;
+        let hash = self.hasher.hash(new).await?;
+        self.store
+            .set_password(&user.id, &hash, self.clock.now_ms(), None)
+            .await?;
+        let caller = Caller { client_addr: "cli" };
+        let e = self.event(
+            Some(&user.id),
+            EventKind::ChangePassword,
+            Outcome::Ok,
+            &caller,
+            Some("operator reset"),
+        );
+        self.audit.record(e).await?;
+        Ok(())
+    }
+
+    pub async fn me(&self, user_id: &str) -> Result<User, PasswordError> {
+        self.store
+            .user_by_id(user_id)
+            .await?
+            .ok_or(PasswordError::UserNotFound)
+    }
+
+    pub async fn logout(&self, session_hash: Option<&str>) -> Result<(), PasswordError> {
+        if let Some(h) = session_hash {
+            self.sessions.revoke(h).await?;
+        }
+        Ok(())
+    }
+
+    fn event<'a>(
+        &self,
+        user_id: Option<&'a str>,
+        kind: EventKind,
+        outcome: Outcome,
+        caller: &Caller<'a>,
+        detail: Option<&'a str>,
+    ) -> Event<'a> {
+        Event {
+            user_id,
+            kind,
+            provider: None,
+            outcome,
+            client_addr: Some(caller.client_addr),
+            detail,
+        }
+    }
+}
