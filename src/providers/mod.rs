@@ -325,9 +325,9 @@ impl ProviderSpec {
         self.refresh.refreshes() || self.variants.iter().any(|v| v.refresh.refreshes())
     }
 
-    /// The variant stored token data belongs to: the first variant that accepts every key present in it
-    /// (ignoring unknown keys) and has at least one of its required fields present. `None` for
-    /// single-shape providers or when nothing matches.
+    /// The variant stored token data belongs to: the first variant that accepts every (known) key present and
+    /// has all its required fields, else the accepting variant missing the fewest. `None` for single-shape
+    /// providers or when the keys mix variants.
     pub fn variant_of(&self, token_data: &Map<String, Value>) -> Option<&'static Variant> {
         validate::variant_of(self, token_data)
     }

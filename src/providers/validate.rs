@@ -117,7 +117,8 @@ fn required_fields(spec: &ProviderSpec, variant: &Variant) -> Vec<&'static str> 
 }
 
 /// The variant a body's (known, present) fields select: the first variant that accepts all of them and whose
-/// required fields are all present, else the first that accepts all of them (its missing field is reported).
+/// required fields are all present, else the accepting variant missing the fewest required fields (whose
+/// missing field is then reported), else an error naming a field that does not fit.
 fn select_variant(
     spec: &ProviderSpec,
     present: &[&str],
@@ -131,8 +132,21 @@ fn select_variant(
     if let Some(v) = variants.iter().find(|v| accepts(v) && complete(v)) {
         return Ok(Some(v));
     }
-    if let Some(v) = variants.iter().find(|v| accepts(v)) {
-        return Ok(Some(v));
+    // Incomplete: the accepting variant missing the fewest required fields (the first one for an empty
+    // body), so that the error names what the user most likely forgot.
+    let missing = |v: &Variant| {
+        required_fields(spec, v)
+            .iter()
+            .filter(|r| !present.contains(r))
+            .count()
+    };
+    let mut accepting = variants.iter().filter(|v| accepts(v));
+    if let Some(first) = accepting.next() {
+        if present.is_empty() {
+            return Ok(Some(first));
+        }
+        let best = accepting.fold(first, |b, v| if missing(v) < missing(b) { v } else { b });
+        return Ok(Some(best));
     }
     // The fields mix variants: name one that does not fit the variant covering most of them.
     let best = variants

@@ -1,1 +1,6 @@
+//! Shared test harness. Each test binary uses part of it.
+#![allow(dead_code, unused_imports)]
+
+pub mod app;
 pub mod openbao;
+pub mod postgres;

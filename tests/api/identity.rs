@@ -1,0 +1,295 @@
+//! Identity (SPEC section 2): X-User-ID only with the internal secret; Auth.js sessions made by the
+//! real `@auth/core` (fixtures in tests/fixtures/authjs).
+
+use crate::support::app::{Db, TestConfig, spawn_app};
+
+async fn x_user_id_needs_the_internal_secret(db: Db) {
+    // Setting empty: the header is ignored, never trusted, even with a matching-looking secret header.
+    let app = spawn_app(db, TestConfig::default()).await.unwrap();
+    let (uid, _) = app.user("internal@example.com").await;
+    for secret in [None, Some(""), Some("anything")] {
+        let mut req = app
+            .client
+            .get(app.at("/api/auth/me"))
+            .header("X-User-ID", &uid);
+        if let Some(s) = secret {
+            req = req.header("X-Internal-Secret", s);
+        }
+        assert_eq!(
+            req.send().await.unwrap().status(),
+            401,
+            "unset setting, secret {secret:?}"
+        );
+    }
+
+    let app = spawn_app(
+        db,
+        TestConfig::default().with("TOKENKEEPER_INTERNAL_SECRET", "s3cret-internal"),
+    )
+    .await
+    .unwrap();
+    let (uid, _) = app.user("internal@example.com").await;
+    let me = |secret: Option<&'static str>| {
+        let mut req = app
+            .client
+            .get(app.at("/api/auth/me"))
+            .header("X-User-ID", uid.clone());
+        if let Some(s) = secret {
+            req = req.header("X-Internal-Secret", s);
+        }
+        req.send()
+    };
+    assert_eq!(me(None).await.unwrap().status(), 401);
+    assert_eq!(me(Some("wrong")).await.unwrap().status(), 401);
+    assert_eq!(me(Some("s3cret-internal-")).await.unwrap().status(), 401);
+    assert_eq!(me(Some("")).await.unwrap().status(), 401);
+    assert_eq!(me(Some("s3cret-internal")).await.unwrap().status(), 200);
+}
+
+async fn garbage_credentials_are_401(db: Db) {
+    let app = spawn_app(
+        db,
+        TestConfig::default().with("AUTH_SECRET", "some-auth-secret"),
+    )
+    .await
+    .unwrap();
+    for token in ["tks_not-a-real-session", "a.b.c.d.e", "plainly-wrong", ""] {
+        let r = app
+            .client
+            .get(app.at("/api/auth/me"))
+            .header("Authorization", format!("Bearer {token}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{token}");
+    }
+    let r = app
+        .client
+        .get(app.at("/api/auth/me"))
+        .header("Cookie", "authjs.session-token=a.b.c.d.e")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
+
+mod authjs {
+    use secrecy::SecretString;
+    use serde_json::{Value, json};
+    use tokenkeeper::db::User;
+
+    use crate::support::app::{Db, TestApp, TestConfig, spawn_app};
+
+    fn fixtures() -> Value {
+        serde_json::from_str(include_str!("../fixtures/authjs/fixtures.json")).unwrap()
+    }
+
+    fn token(f: &Value, name: &str) -> String {
+        f["tokens"][name]["token"].as_str().unwrap().to_string()
+    }
+
+    async fn app_with_fixture_secrets(db: Db) -> (TestApp, Value) {
+        let f = fixtures();
+        let secrets: Vec<&str> = f["accepted_secrets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap())
+            .collect();
+        let app = spawn_app(
+            db,
+            TestConfig::default().with("AUTH_SECRET", &secrets.join(",")),
+        )
+        .await
+        .unwrap();
+        app.clock.set_ms(f["now"].as_i64().unwrap() * 1000);
+        (app, f)
+    }
+
+    /// A local account whose id is the fixture's `sub`, with the password "tokenkeeper-fixture"
+    /// (the hash made by Python's bcrypt).
+    async fn local_user(app: &TestApp, id: &str) {
+        let hash = include_str!("../fixtures/python-bcrypt.txt")
+            .trim()
+            .to_string();
+        let user = User {
+            id: id.into(),
+            email: format!("{id}@example.com"),
+            name: None,
+            password_hash: Some(SecretString::from(hash)),
+            password_changed_at: None,
+            created_at: 0,
+        };
+        app.services.store.create_user(&user).await.unwrap();
+    }
+
+    async fn me_bearer(app: &TestApp, token: &str) -> u16 {
+        app.get_auth("/api/auth/me", token).await.status().as_u16()
+    }
+
+    async fn me_cookie(app: &TestApp, cookie: &str) -> u16 {
+        let r = app
+            .client
+            .get(app.at("/api/auth/me"))
+            .header("Cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        r.status().as_u16()
+    }
+
+    pub(super) async fn fixtures_through_http(db: Db) {
+        let (app, f) = app_with_fixture_secrets(db).await;
+        for name in [
+            "valid",
+            "valid_with_auth_time",
+            "valid_id_only",
+            "valid_second_secret",
+            "valid_no_kid",
+            "chunked",
+        ] {
+            local_user(
+                &app,
+                f["tokens"][name]["expected"]["user_id"].as_str().unwrap(),
+            )
+            .await;
+        }
+        local_user(&app, "user-authjs-secure-cookie").await;
+        // Valid tokens, as a cookie and as a Bearer JWE: authenticated and resolved to their own user.
+        for name in [
+            "valid",
+            "valid_with_auth_time",
+            "valid_id_only",
+            "valid_second_secret",
+            "valid_no_kid",
+        ] {
+            let t = token(&f, name);
+            assert_eq!(
+                me_cookie(&app, &format!("authjs.session-token={t}")).await,
+                200,
+                "{name} cookie"
+            );
+            assert_eq!(me_bearer(&app, &t).await, 200, "{name} bearer");
+            let me: Value = app.get_auth("/api/auth/me", &t).await.json().await.unwrap();
+            assert_eq!(me["id"], f["tokens"][name]["expected"]["user_id"], "{name}");
+        }
+        let secure = token(&f, "valid_secure_cookie");
+        assert_eq!(
+            me_cookie(&app, &format!("__Secure-authjs.session-token={secure}")).await,
+            200
+        );
+        // Its salt is the cookie name: under the other name it does not decrypt.
+        assert_eq!(
+            me_cookie(&app, &format!("authjs.session-token={secure}")).await,
+            401
+        );
+        // Chunked cookie, chunks in any order among other cookies.
+        let chunks = f["tokens"]["chunked"]["chunks"].as_array().unwrap();
+        let mut parts: Vec<String> = chunks
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("authjs.session-token.{i}={}", c.as_str().unwrap()))
+            .collect();
+        parts.reverse();
+        parts.insert(1, "theme=dark".into());
+        assert_eq!(me_cookie(&app, &parts.join("; ")).await, 200);
+        // Expired, wrong secret, tampered: 401.
+        for name in ["expired", "other_secret", "tampered"] {
+            let t = token(&f, name);
+            assert_eq!(
+                me_cookie(&app, &format!("authjs.session-token={t}")).await,
+                401,
+                "{name} cookie"
+            );
+            assert_eq!(me_bearer(&app, &t).await, 401, "{name} bearer");
+        }
+    }
+
+    pub(super) async fn authjs_refused_without_auth_secret(db: Db) {
+        let f = fixtures();
+        let app = spawn_app(db, TestConfig::default()).await.unwrap();
+        app.clock.set_ms(f["now"].as_i64().unwrap() * 1000);
+        assert_eq!(me_bearer(&app, &token(&f, "valid")).await, 401);
+        assert_eq!(
+            me_cookie(
+                &app,
+                &format!("authjs.session-token={}", token(&f, "valid"))
+            )
+            .await,
+            401
+        );
+    }
+
+    /// Tokens whose sign-in time (auth_time, else iat) is before the last password change are refused.
+    pub(super) async fn password_change_refuses_earlier_sessions(db: Db) {
+        let (app, f) = app_with_fixture_secrets(db).await;
+        let iat = f["tokens"]["valid"]["expected"]["iat"].as_i64().unwrap();
+        local_user(&app, "user-authjs-1").await;
+        local_user(&app, "user-authjs-auth-time").await;
+        let valid = token(&f, "valid");
+        let with_auth_time = token(&f, "valid_with_auth_time");
+        let change = |t: String, new: &'static str| {
+            let body = json!({"currentPassword": "tokenkeeper-fixture", "newPassword": new});
+            let app = &app;
+            async move {
+                app.post_auth("/api/auth/change-password", &t, body)
+                    .await
+                    .status()
+                    .as_u16()
+            }
+        };
+        // Change one hour before the tokens' iat: iat is after the change, so `valid` still works,
+        // but `valid_with_auth_time` signed in a week before iat, so it is refused (auth_time wins over iat).
+        app.clock.set_ms((iat - 3600) * 1000);
+        assert_eq!(change(valid.clone(), "second-password").await, 200);
+        assert_eq!(change(with_auth_time.clone(), "second-password").await, 200);
+        assert_eq!(
+            me_bearer(&app, &valid).await,
+            200,
+            "issued after the change"
+        );
+        assert_eq!(
+            me_bearer(&app, &with_auth_time).await,
+            401,
+            "signed in before the change"
+        );
+        // A change after the token was issued: now `valid` is refused too, as cookie and as Bearer.
+        app.clock.set_ms((iat + 60) * 1000);
+        let hash = include_str!("../fixtures/python-bcrypt.txt")
+            .trim()
+            .to_string();
+        app.services
+            .store
+            .set_password(
+                "user-authjs-1",
+                &SecretString::from(hash),
+                (iat + 60) * 1000,
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(me_bearer(&app, &valid).await, 401);
+        assert_eq!(
+            me_cookie(&app, &format!("authjs.session-token={valid}")).await,
+            401
+        );
+    }
+}
+
+async fn authjs_fixtures_through_http(db: Db) {
+    authjs::fixtures_through_http(db).await
+}
+async fn authjs_refused_without_auth_secret(db: Db) {
+    authjs::authjs_refused_without_auth_secret(db).await
+}
+async fn authjs_password_change_refuses_earlier_sessions(db: Db) {
+    authjs::password_change_refuses_earlier_sessions(db).await
+}
+
+crate::on_both_backends!(
+    x_user_id_needs_the_internal_secret,
+    garbage_credentials_are_401,
+    authjs_fixtures_through_http,
+    authjs_refused_without_auth_secret,
+    authjs_password_change_refuses_earlier_sessions
+);

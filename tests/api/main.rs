@@ -1,0 +1,9 @@
+//! The HTTP surface, end to end: the real service on port 0, on SQLite and on PostgreSQL.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod auth_routes;
+mod errors;
+mod identity;
+mod rate_limit;

@@ -1,0 +1,206 @@
+//! `spawn_app`: the real service on 127.0.0.1:0 with a controllable clock, on SQLite or PostgreSQL.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use reqwest::{Client, Response};
+use serde_json::{Value, json};
+use tokenkeeper::app::Services;
+use tokenkeeper::clock::ManualClock;
+use tokenkeeper::config::Settings;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    pub url: String,
+    pub client: Client,
+    pub clock: Arc<ManualClock>,
+    pub services: Services,
+    pub database_url: String,
+    pub dir: tempfile::TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// Settings for a test instance: defaults that keep tests fast, plus the test's own variables.
+pub struct TestConfig {
+    pub env: HashMap<String, String>,
+}
+
+impl Default for TestConfig {
+    fn default() -> Self {
+        let mut env = HashMap::new();
+        env.insert("TOKENKEEPER_BCRYPT_COST".into(), "10".into());
+        env.insert("TOKENKEEPER_TRUST_FORWARDED_FOR".into(), "true".into());
+        Self { env }
+    }
+}
+
+impl TestConfig {
+    pub fn with(mut self, k: &str, v: &str) -> Self {
+        self.env.insert(k.into(), v.into());
+        self
+    }
+}
+
+/// `None` when the backend is not available here (the skip is printed).
+pub async fn spawn_app(db: Db, cfg: TestConfig) -> Option<TestApp> {
+    let database_url = match db {
+        Db::Sqlite => None,
+        Db::Postgres => {
+            let admin = super::postgres::admin_url("spawn_app")?;
+            Some(super::postgres::fresh_database(&admin).await)
+        }
+    };
+    Some(spawn_with_database(database_url, cfg, ManualClock::starting_now()).await)
+}
+
+/// A second instance on the same database (and clock) as `other`: shares rate limits and sessions.
+pub async fn spawn_sibling(other: &TestApp, cfg: TestConfig) -> TestApp {
+    spawn_with_database(Some(other.database_url.clone()), cfg, other.clock.clone()).await
+}
+
+async fn spawn_with_database(
+    database_url: Option<String>,
+    cfg: TestConfig,
+    clock: Arc<ManualClock>,
+) -> TestApp {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut env = cfg.env;
+    env.insert(
+        "TOKENKEEPER_DATA_DIR".into(),
+        dir.path().display().to_string(),
+    );
+    let database_url =
+        database_url.unwrap_or_else(|| format!("sqlite://{}", dir.path().join("tk.db").display()));
+    env.insert("DATABASE_URL".into(), database_url.clone());
+    let settings = Settings::from_lookup(&|k| env.get(k).cloned()).expect("test settings");
+    let services = Services::build(settings, clock.clone())
+        .await
+        .expect("build services");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let s = services.clone();
+    tokio::spawn(async move {
+        s.serve(listener, async move {
+            let _ = rx.await;
+        })
+        .await
+        .expect("serve");
+    });
+    TestApp {
+        url,
+        client: Client::new(),
+        clock,
+        services,
+        database_url,
+        dir,
+        shutdown: Some(tx),
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl TestApp {
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{}", self.url, path)
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Response {
+        self.client
+            .post(self.at(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post_auth(&self, path: &str, token: &str, body: Value) -> Response {
+        self.client
+            .post(self.at(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get_auth(&self, path: &str, token: &str) -> Response {
+        self.client
+            .get(self.at(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Registers `email` with `password` and returns the user id.
+    pub async fn register(&self, email: &str, password: &str) -> String {
+        let r = self
+            .post(
+                "/api/auth/register",
+                json!({"email": email, "password": password, "name": "Test"}),
+            )
+            .await;
+        assert_eq!(r.status(), 201, "register {email}");
+        r.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Logs in and returns the Bearer token.
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let r = self
+            .post(
+                "/api/auth/login",
+                json!({"email": email, "password": password}),
+            )
+            .await;
+        assert_eq!(r.status(), 200, "login {email}");
+        r.json::<Value>().await.unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Registers and logs in a fresh user: (user id, token).
+    pub async fn user(&self, email: &str) -> (String, String) {
+        let id = self.register(email, "correct-horse-battery").await;
+        (id, self.login(email, "correct-horse-battery").await)
+    }
+}
+
+pub async fn error_of(r: Response) -> String {
+    let v: Value = r.json().await.expect("JSON error body");
+    v["error"].as_str().expect("error field").to_string()
+}
+
+/// Generates `mod sqlite` and `mod postgres` with one `#[tokio::test]` per listed function;
+/// each function takes the [`Db`] to run on.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name($crate::support::app::Db::Sqlite).await } )*
+        }
+        mod postgres {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() {
+                   if $crate::support::postgres::admin_url(stringify!($name)).is_none() { return; }
+                   super::$name($crate::support::app::Db::Postgres).await
+               } )*
+        }
+    };
+}
