@@ -10,10 +10,14 @@ use tokio::net::TcpListener;
 use crate::audit::Auditor;
 use crate::clock::SharedClock;
 use crate::config::{SecretBackend, Settings};
+use crate::credentials::{CredentialService, NamingSettings};
 use crate::db::{self, SharedStore};
 use crate::http::{self, AppState};
 use crate::identity::{Authenticator, Sessions};
 use crate::passwords::{Hasher, PasswordService, RateLimiter};
+use crate::providers::UrlPolicy;
+use crate::refresh::engine::RefreshEngine;
+use crate::refresh::scheduler::{self, SchedulerSettings};
 use crate::secrets::SecretStore;
 use crate::secrets::embedded::{EmbeddedKey, EmbeddedStore};
 use crate::secrets::vault::{VaultAuth, VaultConfig, VaultStore};
@@ -28,6 +32,7 @@ pub struct Services {
     pub audit: Auditor,
     pub passwords: PasswordService,
     pub authenticator: Authenticator,
+    pub credentials: CredentialService,
 }
 
 impl Services {
@@ -42,12 +47,7 @@ impl Services {
         let pw = &settings.passwords;
         let sessions = Sessions::new(store.clone(), clock.clone(), pw.session_ttl);
         let hasher = Hasher::new(pw).await?;
-        let limiter = RateLimiter::new(
-            store.clone(),
-            clock.clone(),
-            pw.max_failures,
-            pw.failure_window,
-        );
+        let limiter = RateLimiter::new(store.clone(), clock.clone(), pw.max_failures, pw.failure_window);
         let passwords = PasswordService::new(
             store.clone(),
             clock.clone(),
@@ -63,15 +63,14 @@ impl Services {
             settings.auth_secrets.clone(),
             settings.internal_secret.clone(),
         );
-        Ok(Self {
-            settings: Arc::new(settings),
-            clock,
-            store,
-            secrets,
-            audit,
-            passwords,
-            authenticator,
-        })
+        let settings = Arc::new(settings);
+        let naming = NamingSettings { prefix: settings.secret_prefix.clone(), env: settings.env_name.clone() };
+        let url_policy =
+            UrlPolicy { allow_private: settings.allow_private_urls, allow_http: settings.allow_private_urls };
+        let credentials =
+            CredentialService::new(store.clone(), secrets.clone(), clock.clone(), audit.clone(), naming, url_policy)
+                .with_refresh(RefreshEngine::new(settings.clone()));
+        Ok(Self { settings, clock, store, secrets, audit, passwords, authenticator, credentials })
     }
 
     pub fn router(&self) -> axum::Router {
@@ -79,6 +78,7 @@ impl Services {
             passwords: self.passwords.clone(),
             authenticator: self.authenticator.clone(),
             trust_forwarded_for: self.settings.trust_forwarded_for,
+            credentials: self.credentials.clone(),
         };
         http::router(state, self.settings.max_body_bytes)
     }
@@ -89,12 +89,23 @@ impl Services {
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let app = self
-            .router()
-            .into_make_service_with_connect_info::<std::net::SocketAddr>();
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        let app = self.router().into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let refresher = self.settings.refresher_enabled.then(|| {
+            let svc = self.credentials.clone();
+            tokio::spawn(scheduler::run(svc, SchedulerSettings::default(), stop_rx))
+        });
+        let res = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                // The refresher stops between credentials; requests in flight finish.
+                let _ = stop_tx.send(true);
+            })
+            .await;
+        if let Some(r) = refresher {
+            let _ = r.await;
+        }
+        res?;
         Ok(())
     }
 }
@@ -103,10 +114,7 @@ impl Services {
 pub fn database_url(settings: &Settings) -> String {
     match &settings.database_url {
         Some(url) => url.expose_secret().to_string(),
-        None => format!(
-            "sqlite://{}",
-            settings.data_dir.join("tokenkeeper.db").display()
-        ),
+        None => format!("sqlite://{}", settings.data_dir.join("tokenkeeper.db").display()),
     }
 }
 
@@ -130,15 +138,10 @@ async fn open_secret_store(settings: &Settings) -> anyhow::Result<Arc<dyn Secret
     Ok(match &settings.secret_backend {
         SecretBackend::Embedded { key } => {
             let key = match key {
-                Some(k) => {
-                    EmbeddedKey::from_base64(k.expose_secret()).context("TOKENKEEPER_SECRET_KEY")?
-                }
+                Some(k) => EmbeddedKey::from_base64(k.expose_secret()).context("TOKENKEEPER_SECRET_KEY")?,
                 None => EmbeddedKey::load_or_generate(&settings.data_dir.join("secret.key"))?,
             };
-            Arc::new(
-                EmbeddedStore::open(&settings.data_dir.join("secrets.sqlite"), key, mount, base)
-                    .await?,
-            )
+            Arc::new(EmbeddedStore::open(&settings.data_dir.join("secrets.sqlite"), key, mount, base).await?)
         }
         SecretBackend::Vault(v) => {
             let auth = match (&v.token, &v.role_id, &v.secret_id) {
@@ -150,10 +153,9 @@ async fn open_secret_store(settings: &Settings) -> anyhow::Result<Arc<dyn Secret
                 _ => anyhow::bail!("VAULT_ADDR is set without VAULT_TOKEN or AppRole credentials"),
             };
             let ca_cert_pem = match &v.ca_cert {
-                Some(p) => Some(
-                    std::fs::read(p)
-                        .with_context(|| format!("VAULT_CACERT: cannot read {}", p.display()))?,
-                ),
+                Some(p) => {
+                    Some(std::fs::read(p).with_context(|| format!("VAULT_CACERT: cannot read {}", p.display()))?)
+                }
                 None => None,
             };
             Arc::new(

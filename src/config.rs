@@ -72,6 +72,10 @@ pub struct Settings {
     /// Take the client address from the first `X-Forwarded-For` entry (only behind a trusted proxy).
     pub trust_forwarded_for: bool,
     pub outbound_timeout: Duration,
+    /// Refresh credentials this long before they expire (default 5 minutes).
+    pub refresh_margin: Duration,
+    /// Run the background refresher in this instance (default true).
+    pub refresher_enabled: bool,
     pub max_body_bytes: usize,
     /// User-given provider base URLs may be http / private addresses (tests only).
     pub allow_private_urls: bool,
@@ -180,25 +184,18 @@ impl Settings {
         let database_url = secret(env, "DATABASE_URL")?;
         if let Some(url) = &database_url {
             use secrecy::ExposeSecret;
-            crate::db::Backend::from_url(url.expose_secret())
-                .map_err(|e| err("DATABASE_URL", e.to_string()))?;
+            crate::db::Backend::from_url(url.expose_secret()).map_err(|e| err("DATABASE_URL", e.to_string()))?;
         }
         let name_part = |var: &str, default: &str| -> Result<String, ConfigError> {
             let v = raw(env, var).unwrap_or_else(|| default.to_string());
-            if v.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-            {
+            if v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
                 Ok(v)
             } else {
                 Err(err(var, "only letters, digits, '-' and '_' are allowed"))
             }
         };
         Ok(Settings {
-            listen: parsed(
-                env,
-                "TOKENKEEPER_LISTEN",
-                SocketAddr::from(([127, 0, 0, 1], 8080)),
-            )?,
+            listen: parsed(env, "TOKENKEEPER_LISTEN", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
             data_dir: raw(env, "TOKENKEEPER_DATA_DIR")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| "./tokenkeeper-data".into()),
@@ -212,11 +209,9 @@ impl Settings {
             internal_secret: secret(env, "TOKENKEEPER_INTERNAL_SECRET")?,
             passwords,
             trust_forwarded_for: flag(env, "TOKENKEEPER_TRUST_FORWARDED_FOR")?,
-            outbound_timeout: Duration::from_secs(parsed(
-                env,
-                "TOKENKEEPER_OUTBOUND_TIMEOUT_SECS",
-                10u64,
-            )?),
+            outbound_timeout: Duration::from_secs(parsed(env, "TOKENKEEPER_OUTBOUND_TIMEOUT_SECS", 10u64)?),
+            refresh_margin: Duration::from_secs(parsed(env, "TOKENKEEPER_REFRESH_MARGIN_SECS", 300u64)?),
+            refresher_enabled: !flag(env, "TOKENKEEPER_REFRESHER_DISABLED")?,
             max_body_bytes: parsed(env, "TOKENKEEPER_MAX_BODY_BYTES", 64 * 1024usize)?,
             allow_private_urls: flag(env, "TOKENKEEPER_ALLOW_PRIVATE_URLS")?,
             extra: collect_extra(env)?,
@@ -248,31 +243,18 @@ fn password_settings(env: Env) -> Result<PasswordSettings, ConfigError> {
             format!("{bcrypt_cost} is outside 10..=31"),
         ));
     }
-    let cpus = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2);
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
     let max_concurrent_hashes = parsed(env, "TOKENKEEPER_MAX_CONCURRENT_HASHES", cpus)?;
     if max_concurrent_hashes == 0 {
-        return Err(err(
-            "TOKENKEEPER_MAX_CONCURRENT_HASHES",
-            "must be at least 1",
-        ));
+        return Err(err("TOKENKEEPER_MAX_CONCURRENT_HASHES", "must be at least 1"));
     }
     Ok(PasswordSettings {
         hash,
         bcrypt_cost,
         max_concurrent_hashes,
-        session_ttl: Duration::from_secs(parsed(
-            env,
-            "TOKENKEEPER_SESSION_TTL_SECS",
-            7 * 24 * 3600u64,
-        )?),
+        session_ttl: Duration::from_secs(parsed(env, "TOKENKEEPER_SESSION_TTL_SECS", 7 * 24 * 3600u64)?),
         max_failures: parsed(env, "TOKENKEEPER_RATE_LIMIT_MAX_FAILURES", 5u32)?,
-        failure_window: Duration::from_secs(parsed(
-            env,
-            "TOKENKEEPER_RATE_LIMIT_WINDOW_SECS",
-            15 * 60u64,
-        )?),
+        failure_window: Duration::from_secs(parsed(env, "TOKENKEEPER_RATE_LIMIT_WINDOW_SECS", 15 * 60u64)?),
     })
 }
 
@@ -286,6 +268,7 @@ fn collect_extra(env: Env) -> Result<HashMap<String, SecretString>, ConfigError>
         "AWS_SESSION_TOKEN",
         "AWS_REGION",
         "AZURE_AUTHORITY_HOST",
+        "TOKENKEEPER_AWS_SESSION_DURATION_SECS",
     ]
     .iter()
     .map(|s| s.to_string())

@@ -14,5 +14,6 @@ pub mod http;
 pub mod identity;
 pub mod passwords;
 pub mod providers;
+pub mod refresh;
 pub mod secrets;
 pub mod telemetry;

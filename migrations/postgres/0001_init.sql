@@ -1,4 +1,5 @@
--- Times are milliseconds since the Unix epoch (BIGINT) on both backends.
+-- Times are milliseconds since the Unix epoch (BIGINT) on both backends, except connections.expires_at
+-- and next_refresh_at: epoch seconds, like the expires_at of the token data.
 CREATE TABLE users (
     id                  TEXT PRIMARY KEY,
     email               TEXT NOT NULL UNIQUE,

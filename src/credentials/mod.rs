@@ -1,1 +1,146 @@
-//! Provider credentials: store, read, delete (SPEC section 4).
+//! Provider credentials (SPEC section 4): the secret goes to the [`SecretStore`], SQL keeps only the
+//! reference and non-secret metadata.
+//!
+//! - store ([`CredentialService::store_tokens_in_db`]): write the secret first (check-and-set), then the
+//!   reference; if the SQL write fails, put the secret store back as it was;
+//! - read ([`CredentialService::get_token_data`]): the version the reference names, refreshed first when due;
+//! - delete ([`CredentialService::delete`]): the reference first, then the secret; if destroying the
+//!   secret fails, the reference is restored and the caller told to retry.
+
+mod delete;
+pub mod naming;
+pub(crate) mod read;
+mod store;
+pub mod view;
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::audit::{Auditor, Event, EventKind, Outcome};
+use crate::clock::SharedClock;
+use crate::db::{DbError, SharedStore};
+use crate::providers::{FieldError, ProviderSpec, UrlPolicy};
+use crate::secrets::{SecretError, SecretStore};
+pub use view::ConnectionView;
+
+/// Connection states, as shown in listings.
+pub mod status {
+    pub const ACTIVE: &str = "active";
+    pub const DEGRADED: &str = "degraded";
+    pub const NEEDS_REAUTH: &str = "needs_reauth";
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    #[error("Unknown provider: {0}")]
+    UnknownProvider(String),
+    #[error("{0}")]
+    Invalid(#[from] FieldError),
+    #[error("No {0} credential is stored")]
+    NotConnected(String),
+    #[error("The {provider} credential needs to be connected again")]
+    NeedsReauth { provider: String, reason: String },
+    #[error("The {0} credential was changed at the same time; retry")]
+    Conflict(String),
+    #[error("Secret store unavailable")]
+    SecretStoreUnavailable(#[source] SecretError),
+    #[error("The provider could not refresh the {provider} credential")]
+    RefreshUnavailable { provider: String, reason: String },
+    #[error("stored credential is inconsistent: {0}")]
+    Inconsistent(String),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<SecretError> for CredentialError {
+    fn from(e: SecretError) -> Self {
+        match e {
+            SecretError::Unavailable(_) => Self::SecretStoreUnavailable(e),
+            SecretError::CasMismatch => Self::Conflict(String::new()),
+            SecretError::Corrupt(m) => Self::Inconsistent(m),
+        }
+    }
+}
+
+/// Secret token data, in Aurora's field names. `Debug` shows the field names only.
+pub struct TokenData(pub Map<String, Value>);
+
+impl std::fmt::Debug for TokenData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys: Vec<&String> = self.0.keys().collect();
+        write!(f, "TokenData(<redacted: {keys:?}>)")
+    }
+}
+
+/// What a store returns: the connection, and the external id if Tokenkeeper generated it (shown once).
+#[derive(Debug)]
+pub struct Stored {
+    pub connection: ConnectionView,
+    pub generated_external_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NamingSettings {
+    pub prefix: String,
+    pub env: String,
+}
+
+#[derive(Clone)]
+pub struct CredentialService {
+    pub(crate) store: SharedStore,
+    pub(crate) secrets: Arc<dyn SecretStore>,
+    pub(crate) clock: SharedClock,
+    pub(crate) audit: Auditor,
+    pub(crate) naming: NamingSettings,
+    pub(crate) url_policy: UrlPolicy,
+    pub(crate) refresh: Option<crate::refresh::engine::RefreshEngine>,
+}
+
+impl CredentialService {
+    pub fn new(
+        store: SharedStore,
+        secrets: Arc<dyn SecretStore>,
+        clock: SharedClock,
+        audit: Auditor,
+        naming: NamingSettings,
+        url_policy: UrlPolicy,
+    ) -> Self {
+        Self { store, secrets, clock, audit, naming, url_policy, refresh: None }
+    }
+
+    pub fn with_refresh(mut self, engine: crate::refresh::engine::RefreshEngine) -> Self {
+        self.refresh = Some(engine);
+        self
+    }
+
+    pub fn secret_name(&self, user_id: &str, provider: &str) -> String {
+        naming::secret_name(&self.naming.prefix, &self.naming.env, user_id, provider)
+    }
+
+    pub(crate) fn spec(provider: &str) -> Result<&'static ProviderSpec, CredentialError> {
+        crate::providers::find(provider).ok_or_else(|| CredentialError::UnknownProvider(provider.to_string()))
+    }
+
+    pub(crate) async fn audit(&self, user: &str, kind: EventKind, provider: &str, ok: bool, addr: &str, detail: Option<&str>) {
+        let outcome = if ok { Outcome::Ok } else { Outcome::Failed };
+        let e = Event { user_id: Some(user), kind, provider: Some(provider), outcome, client_addr: Some(addr), detail };
+        // Failures are logged and counted by the auditor; they never fail the user's request.
+        let _ = self.audit.record(e).await;
+    }
+}
+
+/// A short, non-secret reason for the audit trail.
+pub(crate) fn failure_reason(e: &CredentialError) -> &'static str {
+    match e {
+        CredentialError::UnknownProvider(_) => "unknown provider",
+        CredentialError::Invalid(_) => "invalid input",
+        CredentialError::NotConnected(_) => "not connected",
+        CredentialError::NeedsReauth { .. } => "needs_reauth",
+        CredentialError::Conflict(_) => "concurrent change",
+        CredentialError::SecretStoreUnavailable(_) => "secret store unavailable",
+        CredentialError::RefreshUnavailable { .. } => "refresh failed",
+        CredentialError::Inconsistent(_) => "inconsistent",
+        CredentialError::Db(_) => "database error",
+    }
+}

@@ -3,8 +3,7 @@
 //! backend's `impl Store` beside its backend-specific ones.
 
 pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
-    e.as_database_error()
-        .is_some_and(|d| d.is_unique_violation())
+    e.as_database_error().is_some_and(|d| d.is_unique_violation())
 }
 
 // Column lists as macros so that queries stay `&'static str` literals (sqlx refuses built strings).
@@ -307,6 +306,5 @@ macro_rules! impl_store {
 }
 
 pub(crate) use {
-    audit_columns, audit_from_row, connection_columns, connection_from_row, impl_store,
-    user_columns, user_from_row,
+    audit_columns, audit_from_row, connection_columns, connection_from_row, impl_store, user_columns, user_from_row,
 };

@@ -128,23 +128,44 @@ pub trait Store: Send + Sync + 'static {
     // Audit.
     async fn insert_audit(&self, event: &AuditRecord) -> Result<(), DbError>;
     /// Newest first; `before`: only ids below it.
-    async fn list_audit(
-        &self,
-        user_id: &str,
-        before: Option<i64>,
-        limit: i64,
-    ) -> Result<Vec<AuditRecord>, DbError>;
+    async fn list_audit(&self, user_id: &str, before: Option<i64>, limit: i64) -> Result<Vec<AuditRecord>, DbError>;
 
     // Connections.
     async fn upsert_connection(&self, c: &Connection) -> Result<(), DbError>;
-    async fn get_connection(
-        &self,
-        user_id: &str,
-        provider: &str,
-    ) -> Result<Option<Connection>, DbError>;
+    async fn get_connection(&self, user_id: &str, provider: &str) -> Result<Option<Connection>, DbError>;
     async fn list_connections(&self, user_id: &str) -> Result<Vec<Connection>, DbError>;
     /// Returns whether a row was deleted.
     async fn delete_connection(&self, user_id: &str, provider: &str) -> Result<bool, DbError>;
+
+    // Refresh coordination across instances.
+    /// Holds the cross-instance refresh lock of one credential until the guard is dropped
+    /// (PostgreSQL: a transaction-scoped advisory lock; SQLite, a single node: nothing beyond the
+    /// in-process lock the refresh engine already holds).
+    async fn refresh_lock(&self, key: &str) -> Result<RefreshLock, DbError>;
+    /// Claims up to `limit` connections due at `now` (`next_refresh_at <= now`), moving their
+    /// `next_refresh_at` to `lease_until` so that no other instance claims them meanwhile; if this one
+    /// dies, the lease runs out and another picks them up. Oldest due first.
+    async fn claim_due(&self, now: i64, lease_until: i64, limit: i64) -> Result<Vec<(String, String)>, DbError>;
+}
+
+/// A held refresh lock; dropping it releases the lock.
+pub struct RefreshLock(#[allow(dead_code)] Option<Box<dyn Send + Sync>>);
+
+impl RefreshLock {
+    pub fn none() -> Self {
+        Self(None)
+    }
+
+    pub fn holding(guard: impl Send + Sync + 'static) -> Self {
+        Self(Some(Box::new(guard)))
+    }
+}
+
+/// A stable 64-bit lock key for a credential.
+pub fn lock_key(key: &str) -> i64 {
+    use sha2::Digest as _;
+    let d = sha2::Sha256::digest(key.as_bytes());
+    i64::from_be_bytes(d[..8].try_into().expect("8 bytes"))
 }
 
 pub type SharedStore = Arc<dyn Store>;

@@ -5,8 +5,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use super::common::{
-    audit_columns, audit_from_row, connection_columns, connection_from_row, impl_store,
-    user_columns, user_from_row,
+    audit_columns, audit_from_row, connection_columns, connection_from_row, impl_store, user_columns, user_from_row,
 };
 use super::{AuditRecord, Backend, Connection, DbError, NewSession, User};
 
@@ -35,9 +34,30 @@ impl_store!(PgStore, {
     }
 
     async fn migrate(&self) -> Result<(), DbError> {
-        sqlx::migrate!("./migrations/postgres")
-            .run(&self.pool)
-            .await?;
+        sqlx::migrate!("./migrations/postgres").run(&self.pool).await?;
         Ok(())
+    }
+
+    async fn refresh_lock(&self, key: &str) -> Result<super::RefreshLock, DbError> {
+        // Transaction-scoped: released when the guard drops and the transaction rolls back, even if the
+        // holder panics; never leaks to the next user of the pooled connection.
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(super::lock_key(key)).execute(&mut *tx).await?;
+        Ok(super::RefreshLock::holding(tx))
+    }
+
+    async fn claim_due(&self, now: i64, lease_until: i64, limit: i64) -> Result<Vec<(String, String)>, DbError> {
+        // SKIP LOCKED: instances claiming at the same moment take disjoint rows.
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "UPDATE connections c SET next_refresh_at = $1 FROM (SELECT user_id, provider FROM connections \
+             WHERE next_refresh_at <= $2 ORDER BY next_refresh_at LIMIT $3 FOR UPDATE SKIP LOCKED) due \
+             WHERE c.user_id = due.user_id AND c.provider = due.provider RETURNING c.user_id, c.provider",
+        )
+        .bind(lease_until)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
     }
 });

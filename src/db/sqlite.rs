@@ -3,13 +3,10 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 use super::common::{
-    audit_columns, audit_from_row, connection_columns, connection_from_row, impl_store,
-    user_columns, user_from_row,
+    audit_columns, audit_from_row, connection_columns, connection_from_row, impl_store, user_columns, user_from_row,
 };
 use super::{AuditRecord, Backend, Connection, DbError, NewSession, User};
 
@@ -25,10 +22,7 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(opts)
-            .await?;
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts).await?;
         Ok(Self { pool })
     }
 
@@ -43,9 +37,25 @@ impl_store!(SqliteStore, {
     }
 
     async fn migrate(&self) -> Result<(), DbError> {
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&self.pool)
-            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&self.pool).await?;
         Ok(())
+    }
+
+    async fn refresh_lock(&self, _key: &str) -> Result<super::RefreshLock, DbError> {
+        Ok(super::RefreshLock::none())
+    }
+
+    async fn claim_due(&self, now: i64, lease_until: i64, limit: i64) -> Result<Vec<(String, String)>, DbError> {
+        // SQLite has one writer at a time, so the UPDATE itself is the claim.
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "UPDATE connections SET next_refresh_at = $1 WHERE rowid IN (SELECT rowid FROM connections \
+             WHERE next_refresh_at <= $2 ORDER BY next_refresh_at LIMIT $3) RETURNING user_id, provider",
+        )
+        .bind(lease_until)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
     }
 });

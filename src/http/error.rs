@@ -6,6 +6,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::credentials::CredentialError;
 use crate::identity::AuthError;
 use crate::passwords::PasswordError;
 
@@ -108,6 +109,29 @@ impl From<PasswordError> for ApiError {
             },
             PasswordError::Db(e) => Self::internal(e),
             PasswordError::Hash(e) => Self::internal(e),
+        }
+    }
+}
+
+impl From<CredentialError> for ApiError {
+    fn from(e: CredentialError) -> Self {
+        match e {
+            CredentialError::UnknownProvider(_) | CredentialError::NotConnected(_) => Self::NotFound(e.to_string()),
+            CredentialError::Invalid(f) => Self::BadRequest(f.message),
+            CredentialError::NeedsReauth { ref provider, ref reason } => Self::ConflictWith {
+                message: e.to_string(),
+                extra: serde_json::json!({ "provider": provider, "reason": reason }),
+            },
+            CredentialError::Conflict(_) => Self::Conflict(e.to_string()),
+            CredentialError::SecretStoreUnavailable(ref inner) => {
+                tracing::warn!(error = %inner, "secret store unavailable");
+                Self::Unavailable("Secret store unavailable".into())
+            }
+            CredentialError::RefreshUnavailable { ref provider, ref reason } => {
+                tracing::warn!(provider, reason, "refresh unavailable");
+                Self::Unavailable(e.to_string())
+            }
+            CredentialError::Inconsistent(_) | CredentialError::Db(_) => Self::internal(e),
         }
     }
 }

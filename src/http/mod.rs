@@ -5,6 +5,8 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod providers;
+pub mod tokens;
 
 use std::time::Duration;
 
@@ -15,6 +17,7 @@ use axum::response::IntoResponse;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+use crate::credentials::CredentialService;
 use crate::identity::Authenticator;
 use crate::passwords::PasswordService;
 pub use error::ApiError;
@@ -24,6 +27,7 @@ pub use error::ApiError;
 pub struct AppState {
     pub passwords: PasswordService,
     pub authenticator: Authenticator,
+    pub credentials: CredentialService,
     pub trust_forwarded_for: bool,
 }
 
@@ -33,6 +37,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
         .merge(auth::routes())
         .merge(health::routes())
+        .merge(providers::routes())
+        .merge(tokens::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

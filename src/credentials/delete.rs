@@ -1,0 +1,30 @@
+//! Deleting: the reference first, then every version of the secret. If the secret store refuses,
+//! the reference is put back so nothing is left half-deleted, and the caller is told to retry.
+
+use super::{CredentialError, CredentialService, failure_reason};
+use crate::audit::EventKind;
+
+impl CredentialService {
+    pub async fn delete(&self, user_id: &str, provider: &str, client_addr: &str) -> Result<(), CredentialError> {
+        let res = self.delete_inner(user_id, provider).await;
+        let reason = res.as_ref().err().map(failure_reason);
+        self.audit(user_id, EventKind::CredentialDelete, provider, res.is_ok(), client_addr, reason).await;
+        res
+    }
+
+    async fn delete_inner(&self, user_id: &str, provider: &str) -> Result<(), CredentialError> {
+        Self::spec(provider)?;
+        let row = self.row(user_id, provider).await?;
+        // Fail early, before touching anything, when the secret store is down.
+        self.secrets.check().await?;
+        if !self.store.delete_connection(user_id, provider).await? {
+            return Err(CredentialError::NotConnected(provider.to_string()));
+        }
+        let name = self.secret_name(user_id, provider);
+        if let Err(e) = self.secrets.delete(&name).await {
+            self.store.upsert_connection(&row).await?;
+            return Err(e.into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,96 @@
+//! Reading: listings and metadata (no secret), and the secret token data itself (refreshed first if due).
+
+use serde_json::Value;
+
+use super::{ConnectionView, CredentialError, CredentialService, TokenData, failure_reason, status};
+use crate::audit::EventKind;
+use crate::db::Connection;
+use crate::refresh::engine::Trigger;
+
+impl CredentialService {
+    pub async fn list(&self, user_id: &str) -> Result<Vec<ConnectionView>, CredentialError> {
+        let now = self.clock.now_ms();
+        let rows = self.store.list_connections(user_id).await?;
+        Ok(rows.iter().map(|c| ConnectionView::from_row(c, now)).collect())
+    }
+
+    pub async fn connection(&self, user_id: &str, provider: &str) -> Result<ConnectionView, CredentialError> {
+        Self::spec(provider)?;
+        let row = self.row(user_id, provider).await?;
+        Ok(ConnectionView::from_row(&row, self.clock.now_ms()))
+    }
+
+    pub(crate) async fn row(&self, user_id: &str, provider: &str) -> Result<Connection, CredentialError> {
+        self.store
+            .get_connection(user_id, provider)
+            .await?
+            .ok_or_else(|| CredentialError::NotConnected(provider.to_string()))
+    }
+
+    /// The seed's `get_token_data(user, provider)`: the secret token data, refreshed first when it
+    /// expires within the margin. A connection that needs re-authorization is refused (409).
+    pub async fn get_token_data(&self, user_id: &str, provider: &str, client_addr: &str) -> Result<TokenData, CredentialError> {
+        let res = self.get_inner(user_id, provider, client_addr).await;
+        let reason = res.as_ref().err().map(failure_reason);
+        self.audit(user_id, EventKind::CredentialRead, provider, res.is_ok(), client_addr, reason).await;
+        res
+    }
+
+    async fn get_inner(&self, user_id: &str, provider: &str, addr: &str) -> Result<TokenData, CredentialError> {
+        let spec = Self::spec(provider)?;
+        let row = self.row(user_id, provider).await?;
+        if row.status == status::NEEDS_REAUTH {
+            return Err(needs_reauth(&row));
+        }
+        if let Some(engine) = &self.refresh
+            && engine.is_expiring(&row, self.clock.now_secs())
+        {
+            return engine.refresh(self, spec, user_id, provider, Trigger::Read, addr).await;
+        }
+        self.read_secret(&row).await
+    }
+
+    /// The secret version the reference names.
+    pub(crate) async fn read_secret(&self, row: &Connection) -> Result<TokenData, CredentialError> {
+        let name = self.secret_name(&row.user_id, &row.provider);
+        if row.secret_ref != self.secrets.reference(&name) {
+            return Err(CredentialError::Inconsistent(format!(
+                "reference {} is not in the configured secret store",
+                row.secret_ref
+            )));
+        }
+        let secret = self
+            .secrets
+            .read(&name, Some(row.secret_version as u64))
+            .await?
+            .ok_or_else(|| CredentialError::Inconsistent(format!("secret {name} v{} is missing", row.secret_version)))?;
+        match serde_json::from_str::<Value>(secrecy::ExposeSecret::expose_secret(&secret.value)) {
+            Ok(Value::Object(m)) => Ok(TokenData(m)),
+            _ => Err(CredentialError::Inconsistent(format!("secret {name} is not a JSON object"))),
+        }
+    }
+}
+
+pub(crate) fn needs_reauth(row: &Connection) -> CredentialError {
+    CredentialError::NeedsReauth {
+        provider: row.provider.clone(),
+        reason: row.status_reason.clone().unwrap_or_else(|| "needs_reauth".into()),
+    }
+}
+
+impl CredentialService {
+    /// `POST /api/tokens/{provider}/refresh`: refresh now (single flight still applies: a refresh that
+    /// completed while this request waited for the lock counts).
+    pub async fn refresh_now(&self, user_id: &str, provider: &str, client_addr: &str) -> Result<ConnectionView, CredentialError> {
+        let spec = Self::spec(provider)?;
+        let row = self.row(user_id, provider).await?;
+        if row.status == status::NEEDS_REAUTH {
+            return Err(needs_reauth(&row));
+        }
+        if let Some(engine) = self.refresh.as_ref().filter(|_| spec.refreshes()) {
+            let since_ms = self.clock.now_ms();
+            engine.refresh(self, spec, user_id, provider, Trigger::Forced { since_ms }, client_addr).await?;
+        }
+        self.connection(user_id, provider).await
+    }
+}

@@ -1,0 +1,106 @@
+//! Storing a credential: validate against the catalog, write the secret (check-and-set), then the reference.
+
+use rand::RngCore;
+use serde_json::Value;
+
+use super::{CredentialError, CredentialService, Stored, failure_reason, status};
+use crate::audit::EventKind;
+use crate::db::Connection;
+use crate::secrets::SecretError;
+
+/// Generated AWS external ids: 32 hex characters (AWS allows 2 to 1224 of `[\w+=,.@:/-]`).
+fn generate_external_id() -> String {
+    let mut b = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+impl CredentialService {
+    /// The seed's `store_tokens_in_db(user, token_data, provider)`: validates `body` against the provider's
+    /// catalog entry, stores the secret and its reference, and returns the connection.
+    pub async fn store_tokens_in_db(
+        &self,
+        user_id: &str,
+        body: &Value,
+        provider: &str,
+        client_addr: &str,
+    ) -> Result<Stored, CredentialError> {
+        let res = self.store_inner(user_id, body, provider).await;
+        let reason = res.as_ref().err().map(failure_reason);
+        self.audit(user_id, EventKind::CredentialStore, provider, res.is_ok(), client_addr, reason).await;
+        res
+    }
+
+    async fn store_inner(&self, user_id: &str, body: &Value, provider: &str) -> Result<Stored, CredentialError> {
+        let spec = Self::spec(provider)?;
+        let mut valid = spec.validate(body, &self.url_policy)?;
+        let mut generated_external_id = None;
+        for field in spec.fields.iter().filter(|f| f.generated_if_absent) {
+            if !valid.token_data.contains_key(field.name) {
+                let id = generate_external_id();
+                valid.token_data.insert(field.name.to_string(), Value::String(id.clone()));
+                generated_external_id = Some(id);
+            }
+        }
+        let metadata = spec.metadata_of(&valid.token_data);
+        let name = self.secret_name(user_id, provider);
+        let previous = self.store.get_connection(user_id, provider).await?;
+
+        // Check-and-set against the secret store's current version: a concurrent writer loses cleanly.
+        let current = self.secrets.read(&name, None).await?.map(|s| s.version).unwrap_or(0);
+        let payload = secrecy::SecretString::from(Value::Object(valid.token_data.clone()).to_string());
+        let version = match self.secrets.write(&name, &payload, Some(current)).await {
+            Ok(v) => v,
+            Err(SecretError::CasMismatch) => return Err(CredentialError::Conflict(provider.to_string())),
+            Err(e) => return Err(e.into()),
+        };
+
+        let now = self.clock.now_ms();
+        let expires_at = valid.expires_at;
+        let refreshes = valid.refresh.refreshes();
+        let row = Connection {
+            user_id: user_id.to_string(),
+            provider: provider.to_string(),
+            secret_ref: self.secrets.reference(&name),
+            secret_version: version as i64,
+            metadata: Value::Object(metadata).to_string(),
+            status: status::ACTIVE.to_string(),
+            status_reason: None,
+            expires_at,
+            next_refresh_at: refreshes.then(|| self.next_refresh_at(expires_at)),
+            refresh_failures: 0,
+            created_at: previous.as_ref().map_or(now, |p| p.created_at),
+            updated_at: now,
+        };
+        if let Err(e) = self.store.upsert_connection(&row).await {
+            self.undo_secret_write(&name, version, previous.as_ref()).await;
+            return Err(e.into());
+        }
+        let connection = super::ConnectionView::from_row(&row, now);
+        Ok(Stored { connection, generated_external_id })
+    }
+
+    /// When the background refresher should next look at a credential (epoch seconds): the refresh
+    /// margin before expiry, or now when the expiry is unknown (mint a token now).
+    pub(crate) fn next_refresh_at(&self, expires_at: Option<i64>) -> i64 {
+        let margin = self.refresh.as_ref().map_or(300, |r| r.margin_secs());
+        expires_at.map_or(self.clock.now_secs(), |e| e - margin)
+    }
+
+    /// The reference could not be written: leave the secret store as the reference describes it.
+    /// A new credential's secret is destroyed; a replaced one gets its previous content back as the
+    /// current version (the reference still names the previous version, so reads never saw the new one).
+    async fn undo_secret_write(&self, name: &str, written: u64, previous: Option<&Connection>) {
+        let res = match previous {
+            None => self.secrets.delete(name).await,
+            Some(p) => match self.secrets.read(name, Some(p.secret_version as u64)).await {
+                Ok(Some(old)) => self.secrets.write(name, &old.value, Some(written)).await.map(|_| ()),
+                Ok(None) => Ok(()),
+                Err(e) => Err(e),
+            },
+        };
+        if let Err(e) = res {
+            tracing::error!(secret = name, error = %e, "could not undo a secret write after the database failed");
+        }
+    }
+}

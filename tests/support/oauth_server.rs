@@ -1,0 +1,284 @@
+//! A real OAuth2 server for integration tests: django-oauth-toolkit (`tests/oauth_server/`), with rotating,
+//! single-use refresh tokens and reuse protection (reusing a refresh token revokes its whole family).
+//!
+//! ```ignore
+//! let Some(dot) = OAuthServer::shared().await else { return }; // one server per test binary
+//! let client = dot.new_client("password").await;             // an OAuth client of this test's own
+//! let pair = dot.password_tokens(&client).await;             // initial access + refresh token
+//! let stats = dot.stats(&client.client_id).await;            // token-endpoint calls, reuse, revocations
+//! ```
+//!
+//! Needs `python3` (or `$TOKENKEEPER_PYTHON`) with `django-oauth-toolkit` (`pip install django-oauth-toolkit`).
+//! When missing, the tests fail with a clear message, unless `TOKENKEEPER_SKIP_EXTERNAL=1`: then
+//! [`OAuthServer::shared`] prints `SKIPPED ...` and returns `None`.
+//!
+//! Stats are kept per OAuth client, so tests sharing the server do not see each other's calls.
+//! `TK_OAUTH_ACCESS_TOKEN_SECONDS` (access-token lifetime) is [`ACCESS_TOKEN_SECONDS`].
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+/// Access-token lifetime the server is started with.
+pub const ACCESS_TOKEN_SECONDS: u64 = 300;
+
+pub struct OAuthServer {
+    /// `http://127.0.0.1:PORT`
+    pub base_url: String,
+    /// `{base_url}/o/token/`
+    pub token_url: String,
+    dir: tempfile::TempDir,
+    process: ExternalProcess,
+}
+
+/// An OAuth client (DOT application) created for one test.
+#[derive(Debug, Clone, Deserialize)]
+pub struct OAuthClient {
+    pub client_id: String,
+    pub client_secret: String,
+    pub username: String,
+    pub password: String,
+}
+
+/// A token pair from the password grant.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TokenPair {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_in: i64,
+}
+
+/// What the server saw for one client.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Stats {
+    /// POSTs to the token endpoint, all grant types.
+    pub token_requests: u64,
+    /// Per `grant_type`.
+    pub grants: std::collections::HashMap<String, u64>,
+    pub refresh_ok: u64,
+    pub refresh_failed: u64,
+    /// Per `error` code answered.
+    pub errors: std::collections::HashMap<String, u64>,
+    /// Refresh-grant calls presenting a refresh token that had been presented before.
+    pub refresh_token_reuse: u64,
+    /// Times reuse protection revoked this client's token family.
+    pub family_revocations: u64,
+}
+
+impl Stats {
+    pub fn refresh_grants(&self) -> u64 {
+        self.grants.get("refresh_token").copied().unwrap_or(0)
+    }
+}
+
+static SHARED: tokio::sync::OnceCell<Option<OAuthServer>> = tokio::sync::OnceCell::const_new();
+
+impl OAuthServer {
+    /// The server shared by all tests of this binary. `None`: skipped (see module docs).
+    pub async fn shared() -> Option<&'static OAuthServer> {
+        SHARED.get_or_init(Self::start).await.as_ref()
+    }
+
+    /// A server of its own.
+    pub async fn start() -> Option<OAuthServer> {
+        let python = python_with("django-oauth-toolkit", "import django, oauth2_provider")?;
+        let project = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oauth_server");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("db.sqlite3");
+        let migrate = Command::new(&python)
+            .args(["manage.py", "migrate", "--noinput"])
+            .current_dir(&project)
+            .env("TK_OAUTH_DB", &db)
+            .output()
+            .expect("run manage.py migrate");
+        assert!(
+            migrate.status.success(),
+            "django-oauth-toolkit test server: migrate failed:\n{}",
+            String::from_utf8_lossy(&migrate.stderr)
+        );
+        let port = free_port();
+        let log = dir.path().join("server.log");
+        let mut cmd = Command::new(&python);
+        cmd.args(["manage.py", "runserver", &format!("127.0.0.1:{port}"), "--noreload"])
+            .current_dir(&project)
+            .env("TK_OAUTH_DB", &db)
+            .env("TK_OAUTH_ACCESS_TOKEN_SECONDS", ACCESS_TOKEN_SECONDS.to_string())
+            .env("PYTHONUNBUFFERED", "1");
+        let process = ExternalProcess::spawn(cmd, &log);
+        let base_url = format!("http://127.0.0.1:{port}");
+        wait_for_http(&format!("{base_url}/test/stats"), &log, Duration::from_secs(60)).await;
+        Some(OAuthServer {
+            token_url: format!("{base_url}/o/token/"),
+            base_url,
+            dir,
+            process,
+        })
+    }
+
+    /// A new confidential client allowed the `grant` (`"password"` or `"client-credentials"`).
+    pub async fn new_client(&self, grant: &str) -> OAuthClient {
+        let resp = http()
+            .post(format!("{}/test/clients", self.base_url))
+            .form(&[("grant", grant)])
+            .send()
+            .await
+            .expect("POST /test/clients");
+        assert!(resp.status().is_success(), "/test/clients: {}", resp.status());
+        resp.json().await.expect("client JSON")
+    }
+
+    /// An initial token pair for `client` (a `"password"` client) with the password grant.
+    pub async fn password_tokens(&self, client: &OAuthClient) -> TokenPair {
+        let resp = http()
+            .post(&self.token_url)
+            .form(&[
+                ("grant_type", "password"),
+                ("username", client.username.as_str()),
+                ("password", client.password.as_str()),
+                ("client_id", client.client_id.as_str()),
+                ("client_secret", client.client_secret.as_str()),
+            ])
+            .send()
+            .await
+            .expect("password grant");
+        let status = resp.status();
+        let body = resp.text().await.unwrap_or_default();
+        assert!(status.is_success(), "password grant: {status} {body}");
+        serde_json::from_str(&body).expect("token pair JSON")
+    }
+
+    /// What the server saw for this client so far.
+    pub async fn stats(&self, client_id: &str) -> Stats {
+        http()
+            .get(format!("{}/test/stats", self.base_url))
+            .query(&[("client_id", client_id)])
+            .send()
+            .await
+            .expect("GET /test/stats")
+            .json()
+            .await
+            .expect("stats JSON")
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Shared by the external-server harnesses (this one and `sts`).
+
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("reqwest client")
+}
+
+/// Whether external servers may be skipped (`TOKENKEEPER_SKIP_EXTERNAL=1`).
+pub fn skip_allowed() -> bool {
+    std::env::var("TOKENKEEPER_SKIP_EXTERNAL").as_deref() == Ok("1")
+}
+
+/// Announce a skip (`Some(())` never: returns `None`), or panic with `why` when skipping is not allowed.
+pub fn skip_or_panic<T>(what: &str, why: &str) -> Option<T> {
+    if skip_allowed() {
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n==================================================================\n\
+             SKIPPED: {what}: {why}\n\
+             \x20        TOKENKEEPER_SKIP_EXTERNAL=1 is set; these tests did not run\n\
+             =================================================================="
+        );
+        return None;
+    }
+    panic!("{what} is required for this test: {why}. Set TOKENKEEPER_SKIP_EXTERNAL=1 to skip.");
+}
+
+/// A Python interpreter (`$TOKENKEEPER_PYTHON`, else `python3`) that can run `check` (an import), or a
+/// skip/panic naming the missing `package`.
+pub fn python_with(package: &str, check: &str) -> Option<PathBuf> {
+    let python = std::env::var_os("TOKENKEEPER_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("python3"));
+    match Command::new(&python).args(["-c", check]).output() {
+        Ok(out) if out.status.success() => Some(python),
+        Ok(_) => skip_or_panic(
+            package,
+            &format!("`{} -c '{check}'` failed: run `pip install {package}`", python.display()),
+        ),
+        Err(e) => skip_or_panic(package, &format!("cannot run {}: {e}", python.display())),
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind an ephemeral port")
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process killed on drop, and by a watchdog when the test process dies without dropping it (the
+/// shared servers live in statics, which are never dropped).
+pub struct ExternalProcess {
+    child: Child,
+    watchdog: Option<Child>,
+}
+
+impl ExternalProcess {
+    pub fn spawn(mut cmd: Command, log: &Path) -> Self {
+        let log = std::fs::File::create(log).expect("log file");
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        let watchdog = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "while kill -0 {me} 2>/dev/null && kill -0 {pid} 2>/dev/null; do sleep 1; done; \
+                 kill {pid} 2>/dev/null",
+                me = std::process::id(),
+                pid = child.id()
+            ))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok();
+        ExternalProcess { child, watchdog }
+    }
+}
+
+impl Drop for ExternalProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(w) = self.watchdog.as_mut() {
+            let _ = w.kill();
+            let _ = w.wait();
+        }
+    }
+}
+
+/// Wait until `url` answers at all; panic with the server's log after `limit`.
+pub async fn wait_for_http(url: &str, log: &Path, limit: Duration) {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if client.get(url).send().await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!(
+        "server at {url} did not come up within {limit:?}; its log:\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
