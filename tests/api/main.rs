@@ -4,6 +4,7 @@
 mod support;
 
 mod auth_routes;
+mod credentials;
 mod errors;
 mod identity;
 mod rate_limit;

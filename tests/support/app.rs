@@ -35,6 +35,16 @@ impl Default for TestConfig {
         let mut env = HashMap::new();
         env.insert("TOKENKEEPER_BCRYPT_COST".into(), "10".into());
         env.insert("TOKENKEEPER_TRUST_FORWARDED_FOR".into(), "true".into());
+        // Tests drive the refresher themselves (run_pass), with their clock.
+        env.insert("TOKENKEEPER_REFRESHER_DISABLED".into(), "true".into());
+        // Provider endpoints point at a closed local port: no test reaches the internet.
+        for p in tokenkeeper::providers::catalog() {
+            env.insert(p.token_url_env_var(), "http://127.0.0.1:9/token".into());
+        }
+        env.insert("AZURE_AUTHORITY_HOST".into(), "http://127.0.0.1:9".into());
+        env.insert("AWS_ENDPOINT_URL_STS".into(), "http://127.0.0.1:9".into());
+        env.insert("AWS_ACCESS_KEY_ID".into(), "AKIDEXAMPLETESTONLY".into());
+        env.insert("AWS_SECRET_ACCESS_KEY".into(), "test-only-secret-key".into());
         Self { env }
     }
 }
@@ -63,24 +73,14 @@ pub async fn spawn_sibling(other: &TestApp, cfg: TestConfig) -> TestApp {
     spawn_with_database(Some(other.database_url.clone()), cfg, other.clock.clone()).await
 }
 
-async fn spawn_with_database(
-    database_url: Option<String>,
-    cfg: TestConfig,
-    clock: Arc<ManualClock>,
-) -> TestApp {
+async fn spawn_with_database(database_url: Option<String>, cfg: TestConfig, clock: Arc<ManualClock>) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut env = cfg.env;
-    env.insert(
-        "TOKENKEEPER_DATA_DIR".into(),
-        dir.path().display().to_string(),
-    );
-    let database_url =
-        database_url.unwrap_or_else(|| format!("sqlite://{}", dir.path().join("tk.db").display()));
+    env.insert("TOKENKEEPER_DATA_DIR".into(), dir.path().display().to_string());
+    let database_url = database_url.unwrap_or_else(|| format!("sqlite://{}", dir.path().join("tk.db").display()));
     env.insert("DATABASE_URL".into(), database_url.clone());
     let settings = Settings::from_lookup(&|k| env.get(k).cloned()).expect("test settings");
-    let services = Services::build(settings, clock.clone())
-        .await
-        .expect("build services");
+    let services = Services::build(settings, clock.clone()).await.expect("build services");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -117,12 +117,7 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Response {
-        self.client
-            .post(self.at(path))
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
+        self.client.post(self.at(path)).json(&body).send().await.unwrap()
     }
 
     pub async fn post_auth(&self, path: &str, token: &str, body: Value) -> Response {
@@ -136,8 +131,22 @@ impl TestApp {
     }
 
     pub async fn get_auth(&self, path: &str, token: &str) -> Response {
+        self.client.get(self.at(path)).bearer_auth(token).send().await.unwrap()
+    }
+
+    pub async fn put_auth(&self, path: &str, token: &str, body: Value) -> Response {
         self.client
-            .get(self.at(path))
+            .put(self.at(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn delete_auth(&self, path: &str, token: &str) -> Response {
+        self.client
+            .delete(self.at(path))
             .bearer_auth(token)
             .send()
             .await
@@ -153,25 +162,16 @@ impl TestApp {
             )
             .await;
         assert_eq!(r.status(), 201, "register {email}");
-        r.json::<Value>().await.unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_string()
+        r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string()
     }
 
     /// Logs in and returns the Bearer token.
     pub async fn login(&self, email: &str, password: &str) -> String {
         let r = self
-            .post(
-                "/api/auth/login",
-                json!({"email": email, "password": password}),
-            )
+            .post("/api/auth/login", json!({"email": email, "password": password}))
             .await;
         assert_eq!(r.status(), 200, "login {email}");
-        r.json::<Value>().await.unwrap()["token"]
-            .as_str()
-            .unwrap()
-            .to_string()
+        r.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_string()
     }
 
     /// Registers and logs in a fresh user: (user id, token).
@@ -200,6 +200,67 @@ macro_rules! on_both_backends {
                async fn $name() {
                    if $crate::support::postgres::admin_url(stringify!($name)).is_none() { return; }
                    super::$name($crate::support::app::Db::Postgres).await
+               } )*
+        }
+    };
+}
+
+/// Where secrets go in a test: the embedded store, or a real OpenBao (shared per test binary) with a
+/// token limited to Tokenkeeper's policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secrets {
+    Embedded,
+    OpenBao,
+}
+
+impl TestConfig {
+    /// `None` (after printing why) when OpenBao is not available and skipping is allowed.
+    pub async fn secrets(self, kind: Secrets) -> Option<Self> {
+        match kind {
+            Secrets::Embedded => Some(self),
+            Secrets::OpenBao => {
+                let bao = super::openbao::OpenBao::shared().await?;
+                Some(
+                    self.with("VAULT_ADDR", &bao.addr)
+                        .with("VAULT_TOKEN", &bao.limited_token),
+                )
+            }
+        }
+    }
+}
+
+/// Like `on_both_backends!`, over the four pairs of database and secret store.
+#[macro_export]
+macro_rules! on_all_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite_embedded {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() {
+                   use $crate::support::app::{Db, Secrets};
+                   super::$name(Db::Sqlite, Secrets::Embedded).await
+               } )*
+        }
+        mod sqlite_openbao {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() {
+                   use $crate::support::app::{Db, Secrets};
+                   super::$name(Db::Sqlite, Secrets::OpenBao).await
+               } )*
+        }
+        mod postgres_embedded {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() {
+                   use $crate::support::app::{Db, Secrets};
+                   if $crate::support::postgres::admin_url(stringify!($name)).is_none() { return; }
+                   super::$name(Db::Postgres, Secrets::Embedded).await
+               } )*
+        }
+        mod postgres_openbao {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() {
+                   use $crate::support::app::{Db, Secrets};
+                   if $crate::support::postgres::admin_url(stringify!($name)).is_none() { return; }
+                   super::$name(Db::Postgres, Secrets::OpenBao).await
                } )*
         }
     };

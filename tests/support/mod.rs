@@ -2,5 +2,8 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod app;
+pub mod fake_provider;
+pub mod oauth_server;
 pub mod openbao;
 pub mod postgres;
+pub mod sts;

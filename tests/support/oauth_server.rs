@@ -206,7 +206,10 @@ pub fn python_with(package: &str, check: &str) -> Option<PathBuf> {
         Ok(out) if out.status.success() => Some(python),
         Ok(_) => skip_or_panic(
             package,
-            &format!("`{} -c '{check}'` failed: run `pip install {package}`", python.display()),
+            &format!(
+                "`{} -c '{check}'` failed: run `pip install {package}`",
+                python.display()
+            ),
         ),
         Err(e) => skip_or_panic(package, &format!("cannot run {}: {e}", python.display())),
     }

@@ -216,10 +216,7 @@ impl OpenBao {
             {
                 return Err(format!("bao exited with {status}"));
             }
-            if let Ok(r) = client
-                .get(format!("{}/v1/sys/health", self.addr))
-                .send()
-                .await
+            if let Ok(r) = client.get(format!("{}/v1/sys/health", self.addr)).send().await
                 && r.status().as_u16() == 200
             {
                 return Ok(());
@@ -280,13 +277,7 @@ impl OpenBao {
     }
 
     /// A request to `/v1/{path}` with any token (or none).
-    pub async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<Value>,
-        token: Option<&str>,
-    ) -> (u16, Value) {
+    pub async fn call(&self, method: &str, path: &str, body: Option<Value>, token: Option<&str>) -> (u16, Value) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("HTTP method");
         let mut req = http().request(method, format!("{}/v1/{path}", self.addr));
         if let Some(t) = token {

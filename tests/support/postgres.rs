@@ -16,10 +16,7 @@ pub fn admin_url(test: &str) -> Option<String> {
     match std::env::var(ENV) {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
-            assert!(
-                !require_all(),
-                "{ENV} is unset but TOKENKEEPER_REQUIRE_ALL=1"
-            );
+            assert!(!require_all(), "{ENV} is unset but TOKENKEEPER_REQUIRE_ALL=1");
             eprintln!("SKIPPED (PostgreSQL) {test}: {ENV} is not set");
             None
         }
@@ -29,9 +26,7 @@ pub fn admin_url(test: &str) -> Option<String> {
 /// Creates an empty database and returns its URL.
 pub async fn fresh_database(admin: &str) -> String {
     let name = format!("tk_test_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = PgConnection::connect(admin)
-        .await
-        .expect("connect to PostgreSQL");
+    let mut conn = PgConnection::connect(admin).await.expect("connect to PostgreSQL");
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut conn)
         .await

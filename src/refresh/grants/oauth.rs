@@ -85,7 +85,10 @@ async fn post(
 ) -> Result<TokenResponse, GrantError> {
     let mut req = ctx.http.post(url).header(reqwest::header::ACCEPT, "application/json");
     if auth == ClientAuth::Basic {
-        req = req.header(reqwest::header::AUTHORIZATION, basic_auth(client_id, client_secret.unwrap_or("")));
+        req = req.header(
+            reqwest::header::AUTHORIZATION,
+            basic_auth(client_id, client_secret.unwrap_or("")),
+        );
     }
     // Built in a block: the serializer is not `Send` and must not live across the await.
     let form_body = {
@@ -176,7 +179,7 @@ mod tests {
         );
         let azure =
             br#"{"error":"invalid_client","error_description":"AADSTS7000215: secret abc","error_codes":[7000215]}"#;
-        let e = parse_token_response(401, azure, 0).unwrap_err();
+        let e = parse_token_response(401, azure, 0).err().unwrap();
         assert_eq!(e, GrantError::reauth("invalid_client"));
         assert!(!e.to_string().contains("AADSTS"));
     }

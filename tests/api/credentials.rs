@@ -1,0 +1,211 @@
+//! Provider credentials through HTTP (SPEC section 4), on every pair of database and secret store.
+
+use serde_json::{Value, json};
+use tokenkeeper::providers::catalog;
+
+use crate::support::app::{Db, Secrets, TestApp, TestConfig, error_of, spawn_app};
+
+async fn app(db: Db, secrets: Secrets) -> Option<TestApp> {
+    let cfg = TestConfig::default().secrets(secrets).await?;
+    spawn_app(db, cfg).await
+}
+
+/// Every provider: a valid credential stores, lists without secrets, and reads back whole.
+async fn every_provider_stores_and_reads_back(db: Db, secrets: Secrets) {
+    let Some(app) = app(db, secrets).await else { return };
+    let (uid, token) = app.user("all@example.com").await;
+    for spec in catalog() {
+        for mut example in spec.example_credentials() {
+            if example.get("service_account_json").is_some() {
+                // The catalog's example key cannot sign; this test-only key can.
+                example["service_account_json"] = json!(include_str!("../fixtures/gcp-service-account.json"));
+            }
+            let r = app.put_auth(&format!("/api/tokens/{}", spec.id), &token, example.clone()).await;
+            assert_eq!(r.status(), 200, "store {}: {:?}", spec.id, r.text().await);
+            let view: Value = r.json().await.unwrap();
+            assert_eq!(view["provider"], spec.id);
+            assert_eq!(view["status"], "active");
+            let expected_ref = format!(
+                "{}:kv/data/aurora/users/aurora-dev-{uid}-{}-token",
+                if secrets == Secrets::OpenBao { "vault" } else { "local" },
+                spec.id
+            );
+            assert_eq!(view["secretRef"], expected_ref.as_str());
+
+            let r = app.get_auth(&format!("/api/tokens/{}/credentials", spec.id), &token).await;
+            assert_eq!(r.status(), 200, "read {}", spec.id);
+            assert_eq!(r.headers()["cache-control"], "no-store");
+            let data: Value = r.json().await.unwrap();
+            for (k, v) in example.as_object().unwrap() {
+                let got = &data["tokenData"][k];
+                // Normalized values (objects stored as JSON text, numbers from strings) keep their meaning.
+                assert!(!got.is_null(), "{}: field {k} missing after read", spec.id);
+                if v.is_string() && got.is_string() && spec.field(k).is_some_and(|f| f.secret) {
+                    assert_eq!(got, v, "{}: secret field {k} changed", spec.id);
+                }
+            }
+        }
+    }
+    let list: Value = app.get_auth("/api/tokens", &token).await.json().await.unwrap();
+    let listed = list["connections"].as_array().unwrap();
+    assert_eq!(listed.len(), catalog().len());
+    // No secret value in the listing.
+    let text = list.to_string();
+    for spec in catalog() {
+        for example in spec.example_credentials() {
+            for f in spec.fields.iter().filter(|f| f.secret) {
+                if let Some(v) = example.get(f.name).and_then(Value::as_str).filter(|v| v.len() >= 6) {
+                    assert!(!text.contains(v), "{}: secret {} appears in the listing", spec.id, f.name);
+                }
+            }
+        }
+    }
+}
+
+async fn validation_errors_name_the_field(db: Db, secrets: Secrets) {
+    let Some(app) = app(db, secrets).await else { return };
+    let (_, token) = app.user("val@example.com").await;
+    for spec in catalog() {
+        let example = spec.example_credential();
+        for f in spec.fields.iter().filter(|f| f.required) {
+            let mut body = example.clone();
+            if body.as_object_mut().unwrap().remove(f.name).is_none() {
+                continue; // not part of this variant
+            }
+            let r = app.put_auth(&format!("/api/tokens/{}", spec.id), &token, body).await;
+            assert_eq!(r.status(), 400, "{} without {}", spec.id, f.name);
+            let msg = error_of(r).await;
+            assert!(msg.contains(f.name), "{}: error {msg:?} should name {}", spec.id, f.name);
+        }
+        let mut body = example.clone();
+        body.as_object_mut().unwrap().insert("no_such_field".into(), json!("x"));
+        let r = app.put_auth(&format!("/api/tokens/{}", spec.id), &token, body).await;
+        assert_eq!(r.status(), 400);
+        assert!(error_of(r).await.contains("no_such_field"));
+    }
+    // Malformed formats.
+    for (provider, field, value) in [
+        ("grafana", "base_url", json!("http://grafana.example.com")),
+        ("grafana", "base_url", json!("https://127.0.0.1")),
+        ("splunk", "base_url", json!("https://169.254.169.254/")),
+        ("aws", "role_arn", json!("not-an-arn")),
+        ("datadog", "site", json!("evil.example.com")),
+    ] {
+        let mut body = catalog().iter().find(|p| p.id == provider).unwrap().example_credential();
+        body[field] = value;
+        let r = app.put_auth(&format!("/api/tokens/{provider}"), &token, body).await;
+        assert_eq!(r.status(), 400, "{provider}.{field}");
+        assert!(error_of(r).await.contains(field));
+    }
+    let r = app.put_auth("/api/tokens/nope", &token, json!({})).await;
+    assert_eq!(r.status(), 404);
+    assert_eq!(app.get_auth("/api/tokens/nope", &token).await.status(), 404);
+    let r = app.put_auth("/api/tokens/grafana", &token, json!(["not", "an", "object"])).await;
+    assert_eq!(r.status(), 400);
+    // Nothing was stored by any of the refused requests.
+    let list: Value = app.get_auth("/api/tokens", &token).await.json().await.unwrap();
+    assert_eq!(list["connections"], json!([]));
+}
+
+async fn users_cannot_reach_each_other(db: Db, secrets: Secrets) {
+    let Some(app) = app(db, secrets).await else { return };
+    let (_, alice) = app.user("alice@example.com").await;
+    let (_, bob) = app.user("bob@example.com").await;
+    let creds = json!({"api_key": "glsa_bob_secret_key_123456", "base_url": "https://bob.grafana.net"});
+    assert_eq!(app.put_auth("/api/tokens/grafana", &bob, creds).await.status(), 200);
+    assert_eq!(app.get_auth("/api/tokens/grafana", &alice).await.status(), 404);
+    assert_eq!(app.get_auth("/api/tokens/grafana/credentials", &alice).await.status(), 404);
+    assert_eq!(app.delete_auth("/api/tokens/grafana", &alice).await.status(), 404);
+    let list: Value = app.get_auth("/api/tokens", &alice).await.json().await.unwrap();
+    assert_eq!(list["connections"], json!([]));
+    let data: Value = app.get_auth("/api/tokens/grafana/credentials", &bob).await.json().await.unwrap();
+    assert_eq!(data["tokenData"]["api_key"], "glsa_bob_secret_key_123456");
+}
+
+async fn replace_keeps_versions_and_delete_destroys(db: Db, secrets: Secrets) {
+    let Some(app) = app(db, secrets).await else { return };
+    let (uid, token) = app.user("rot@example.com").await;
+    let v1 = json!({"api_token": "splunk-token-one-0001", "base_url": "https://splunk.example.com"});
+    let v2 = json!({"api_token": "splunk-token-two-0002", "base_url": "https://splunk.example.com"});
+    let r: Value = app.put_auth("/api/tokens/splunk", &token, v1).await.json().await.unwrap();
+    assert_eq!(r["secretVersion"], 1);
+    app.clock.advance_secs(90);
+    let r: Value = app.put_auth("/api/tokens/splunk", &token, v2).await.json().await.unwrap();
+    assert_eq!(r["secretVersion"], 2);
+    app.clock.advance_secs(30);
+    let view: Value = app.get_auth("/api/tokens/splunk", &token).await.json().await.unwrap();
+    assert_eq!(view["ageSeconds"], 30);
+    let data: Value = app.get_auth("/api/tokens/splunk/credentials", &token).await.json().await.unwrap();
+    assert_eq!(data["tokenData"]["api_token"], "splunk-token-two-0002");
+    // The previous version is kept in the secret store (rotation).
+    let name = format!("aurora-dev-{uid}-splunk-token");
+    let old = app.services.secrets.read(&name, Some(1)).await.unwrap().unwrap();
+    assert!(secrecy::ExposeSecret::expose_secret(&old.value).contains("splunk-token-one-0001"));
+
+    assert_eq!(app.delete_auth("/api/tokens/splunk", &token).await.status(), 204);
+    assert_eq!(app.get_auth("/api/tokens/splunk", &token).await.status(), 404);
+    assert_eq!(app.get_auth("/api/tokens/splunk/credentials", &token).await.status(), 404);
+    assert_eq!(app.delete_auth("/api/tokens/splunk", &token).await.status(), 404);
+    assert!(app.services.secrets.read(&name, None).await.unwrap().is_none());
+    assert!(app.services.secrets.read(&name, Some(1)).await.unwrap().is_none());
+}
+
+async fn concurrent_writers_lose_nothing(db: Db, secrets: Secrets) {
+    let Some(app) = app(db, secrets).await else { return };
+    let (uid, token) = app.user("race@example.com").await;
+    let writes = (0..8).map(|i| {
+        let body = json!({"api_key": format!("dd-api-key-{i:04}-abcdef"), "app_key": format!("dd-app-key-{i:04}-abcdef")});
+        app.put_auth("/api/tokens/datadog", &token, body)
+    });
+    let statuses: Vec<u16> = futures::future::join_all(writes).await.iter().map(|r| r.status().as_u16()).collect();
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 409), "{statuses:?}");
+    let winners = statuses.iter().filter(|s| **s == 200).count();
+    assert!(winners >= 1);
+    // Every success made its own version: none was silently overwritten.
+    let name = format!("aurora-dev-{uid}-datadog-token");
+    let latest = app.services.secrets.read(&name, None).await.unwrap().unwrap();
+    assert_eq!(latest.version as usize, winners, "versions {statuses:?}");
+    // The reference names the newest version, and reads give it.
+    let view: Value = app.get_auth("/api/tokens/datadog", &token).await.json().await.unwrap();
+    assert_eq!(view["secretVersion"], latest.version);
+}
+
+async fn cookie_sessions_get_no_secrets(db: Db, secrets: Secrets) {
+    let f: Value = serde_json::from_str(include_str!("../fixtures/authjs/fixtures.json")).unwrap();
+    let secret = f["accepted_secrets"][0].as_str().unwrap();
+    let Some(cfg) = TestConfig::default().with("AUTH_SECRET", secret).secrets(secrets).await else { return };
+    let app = spawn_app(db, cfg).await.unwrap();
+    app.clock.set_ms(f["now"].as_i64().unwrap() * 1000);
+    let jwe = f["tokens"]["valid"]["token"].as_str().unwrap();
+    let creds = json!({"api_token": "netdata-token-000111", "space_name": "ops"});
+    assert_eq!(app.put_auth("/api/tokens/netdata", jwe, creds).await.status(), 200);
+    let cookie = format!("authjs.session-token={jwe}");
+    let get = |path: &'static str| app.client.get(app.at(path)).header("Cookie", cookie.clone()).send();
+    assert_eq!(get("/api/tokens/netdata").await.unwrap().status(), 200);
+    assert_eq!(get("/api/tokens/netdata/credentials").await.unwrap().status(), 403);
+    // The same session as a Bearer JWE may read them.
+    assert_eq!(app.get_auth("/api/tokens/netdata/credentials", jwe).await.status(), 200);
+}
+
+async fn unauthenticated_token_routes_are_401(db: Db, secrets: Secrets) {
+    let Some(app) = app(db, secrets).await else { return };
+    for path in ["/api/tokens", "/api/tokens/gcp", "/api/tokens/gcp/credentials"] {
+        let r = app.client.get(app.at(path)).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{path}");
+        assert_eq!(error_of(r).await, "Authentication required");
+    }
+    let r = app.client.get(app.at("/api/providers")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let providers: Value = r.json().await.unwrap();
+    assert_eq!(providers["providers"].as_array().unwrap().len(), 13);
+}
+
+crate::on_all_stores!(
+    every_provider_stores_and_reads_back,
+    validation_errors_name_the_field,
+    users_cannot_reach_each_other,
+    replace_keeps_versions_and_delete_destroys,
+    concurrent_writers_lose_nothing,
+    cookie_sessions_get_no_secrets,
+    unauthenticated_token_routes_are_401,
+);

@@ -1,0 +1,174 @@
+//! moto's server as a real STS, in signature-checking mode.
+//!
+//! ```ignore
+//! let Some(moto) = Moto::shared().await else { return }; // one server per test binary
+//! // moto.endpoint, moto.access_key_id / secret_access_key (an IAM user allowed sts:AssumeRole),
+//! // moto.role_arn: a role trusting that user only with sts:ExternalId == moto.external_id
+//! ```
+//!
+//! Start-up: `python3 -m moto.server -H 127.0.0.1 -p PORT` with authentication off (moto's default), then,
+//! through moto's IAM API: an IAM user with an access key and an inline policy allowing `sts:AssumeRole`,
+//! and a role whose trust policy names that user and requires the external id. Finally `POST
+//! /moto-api/reset-auth` with `0` turns authentication on: from then on every request's SigV4 signature is
+//! checked against the IAM user's secret (unknown key -> `InvalidClientTokenId`, wrong secret ->
+//! `SignatureDoesNotMatch`) and its policies are evaluated (`AccessDenied`).
+//!
+//! Needs `python3` (or `$TOKENKEEPER_PYTHON`) with `moto[server]`; missing: a clear failure, or `SKIPPED`
+//! with `TOKENKEEPER_SKIP_EXTERNAL=1`.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, SystemTime};
+
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use aws_sigv4::sign::v4;
+
+use super::oauth_server::{ExternalProcess, free_port, http, python_with, wait_for_http};
+
+pub const REGION: &str = "us-east-1";
+pub const ACCOUNT: &str = "123456789012";
+pub const USER: &str = "tokenkeeper-service";
+pub const ROLE: &str = "tokenkeeper-target";
+pub const EXTERNAL_ID: &str = "tk-test-external-id-0123";
+
+pub struct Moto {
+    /// `http://127.0.0.1:PORT/` (for `AWS_ENDPOINT_URL_STS`).
+    pub endpoint: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub role_arn: String,
+    pub external_id: String,
+    dir: tempfile::TempDir,
+    process: ExternalProcess,
+}
+
+static SHARED: tokio::sync::OnceCell<Option<Moto>> = tokio::sync::OnceCell::const_new();
+
+impl Moto {
+    pub async fn shared() -> Option<&'static Moto> {
+        SHARED.get_or_init(Self::start).await.as_ref()
+    }
+
+    pub async fn start() -> Option<Moto> {
+        let python = python_with("moto[server]", "import moto.server, flask, werkzeug")?;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("moto.log");
+        let port = free_port();
+        let mut cmd = Command::new(&python);
+        cmd.args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .env_remove("INITIAL_NO_AUTH_ACTION_COUNT")
+            .env("MOTO_ACCOUNT_ID", ACCOUNT)
+            .env("AWS_DEFAULT_REGION", REGION);
+        let process = ExternalProcess::spawn(cmd, &log);
+        let endpoint = format!("http://127.0.0.1:{port}/");
+        wait_for_http(&format!("{endpoint}moto-api/"), &log, Duration::from_secs(60)).await;
+
+        // Authentication is still off: any key signs the setup calls (IAM routes by the signed service).
+        let setup = ("AKIAIOSFODNN7EXAMPLE", "setup-secret");
+        iam(&endpoint, setup, &[("Action", "CreateUser"), ("UserName", USER)], &log).await;
+        let key = iam(
+            &endpoint,
+            setup,
+            &[("Action", "CreateAccessKey"), ("UserName", USER)],
+            &log,
+        )
+        .await;
+        let access_key_id = xml(&key, "AccessKeyId");
+        let secret_access_key = xml(&key, "SecretAccessKey");
+        let allow =
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"*"}]}"#;
+        iam(
+            &endpoint,
+            setup,
+            &[
+                ("Action", "PutUserPolicy"),
+                ("UserName", USER),
+                ("PolicyName", "assume"),
+                ("PolicyDocument", allow),
+            ],
+            &log,
+        )
+        .await;
+        let trust = format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{ACCOUNT}:user/{USER}"}},"Action":"sts:AssumeRole","Condition":{{"StringEquals":{{"sts:ExternalId":"{EXTERNAL_ID}"}}}}}}]}}"#
+        );
+        let role = iam(
+            &endpoint,
+            setup,
+            &[
+                ("Action", "CreateRole"),
+                ("RoleName", ROLE),
+                ("AssumeRolePolicyDocument", &trust),
+                ("MaxSessionDuration", "43200"),
+            ],
+            &log,
+        )
+        .await;
+        let role_arn = xml(&role, "Arn");
+        // From now on every request must be signed with a known key.
+        let resp = http()
+            .post(format!("{endpoint}moto-api/reset-auth"))
+            .body("0")
+            .send()
+            .await
+            .expect("moto reset-auth");
+        assert!(resp.status().is_success(), "moto reset-auth: {}", resp.status());
+        Some(Moto {
+            endpoint,
+            access_key_id,
+            secret_access_key,
+            role_arn,
+            external_id: EXTERNAL_ID.into(),
+            dir,
+            process,
+        })
+    }
+}
+
+/// A SigV4-signed IAM query call; panics (with moto's log) on failure; returns the XML answer.
+async fn iam(endpoint: &str, key: (&str, &str), params: &[(&str, &str)], log: &Path) -> String {
+    let mut form = url::form_urlencoded::Serializer::new(String::new());
+    form.extend_pairs(params).append_pair("Version", "2010-05-08");
+    let body = form.finish();
+    let identity = aws_credential_types::Credentials::new(key.0, key.1, None, None, "test").into();
+    let params_v4 = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(REGION)
+        .name("iam")
+        .time(SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()
+        .unwrap()
+        .into();
+    let ct = "application/x-www-form-urlencoded; charset=utf-8";
+    let headers = [("content-type", ct)];
+    let signable = SignableRequest::new(
+        "POST",
+        endpoint,
+        headers.iter().copied(),
+        SignableBody::Bytes(body.as_bytes()),
+    )
+    .unwrap();
+    let (instructions, _) = sign(signable, &params_v4).unwrap().into_parts();
+    let mut req = http().post(endpoint).header("content-type", ct);
+    for (name, value) in instructions.headers() {
+        req = req.header(name, value);
+    }
+    let resp = req.body(body).send().await.expect("moto IAM call");
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    assert!(
+        status.is_success(),
+        "moto IAM {params:?}: {status} {text}\nlog:\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+    text
+}
+
+fn xml(doc: &str, tag: &str) -> String {
+    let open = format!("<{tag}>");
+    let start = doc.find(&open).unwrap_or_else(|| panic!("no <{tag}> in {doc}")) + open.len();
+    let end = start + doc[start..].find(&format!("</{tag}>")).expect("closing tag");
+    doc[start..end].trim().to_string()
+}
