@@ -6,5 +6,6 @@ mod support;
 mod auth_routes;
 mod credentials;
 mod errors;
+mod failures;
 mod identity;
 mod rate_limit;

@@ -1,0 +1,116 @@
+//! Failure paths of SPEC section 4: the secret store down, the database failing between the secret
+//! write and the reference write. Nothing half-written; recovery without a restart.
+
+use serde_json::{Value, json};
+
+use crate::support::app::{Db, Secrets, TestApp, TestConfig, error_of, spawn_app};
+use crate::support::openbao::OpenBao;
+
+/// Runs one statement on the app's database directly (to inject failures).
+async fn sql(app: &TestApp, stmt: &str) {
+    use sqlx::Connection as _;
+    let stmt = sqlx::AssertSqlSafe(stmt.to_string());
+    if app.database_url.starts_with("postgres") {
+        let mut c = sqlx::PgConnection::connect(&app.database_url).await.unwrap();
+        sqlx::raw_sql(stmt).execute(&mut c).await.unwrap();
+    } else {
+        let mut c = sqlx::SqliteConnection::connect(&app.database_url).await.unwrap();
+        sqlx::raw_sql(stmt).execute(&mut c).await.unwrap();
+    }
+}
+
+/// Makes every insert or update of `connections` fail.
+async fn break_reference_writes(app: &TestApp, on: bool) {
+    let pg = app.database_url.starts_with("postgres");
+    let stmt = match (pg, on) {
+        (true, true) => {
+            "CREATE FUNCTION tk_fail() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$ \
+             LANGUAGE plpgsql; CREATE TRIGGER tk_fail BEFORE INSERT OR UPDATE ON connections \
+             FOR EACH ROW EXECUTE FUNCTION tk_fail();"
+        }
+        (true, false) => "DROP TRIGGER tk_fail ON connections; DROP FUNCTION tk_fail();",
+        (false, true) => {
+            "CREATE TRIGGER tk_fail_i BEFORE INSERT ON connections BEGIN SELECT RAISE(ABORT, 'injected'); END; \
+             CREATE TRIGGER tk_fail_u BEFORE UPDATE ON connections BEGIN SELECT RAISE(ABORT, 'injected'); END;"
+        }
+        (false, false) => "DROP TRIGGER tk_fail_i; DROP TRIGGER tk_fail_u;",
+    };
+    sql(app, stmt).await;
+}
+
+async fn database_failure_after_secret_write_leaves_nothing_behind(db: Db, secrets: Secrets) {
+    let Some(cfg) = TestConfig::default().secrets(secrets).await else { return };
+    let app = spawn_app(db, cfg).await.unwrap();
+    let (uid, token) = app.user("inject@example.com").await;
+    let v1 = json!({"api_token": "thousandeyes-token-v1", "account_group_id": "1234"});
+    let v2 = json!({"api_token": "thousandeyes-token-v2", "account_group_id": "1234"});
+    let name = format!("aurora-dev-{uid}-thousandeyes-token");
+
+    // A new credential: the secret written first is destroyed again; no reference, no orphan.
+    break_reference_writes(&app, true).await;
+    let r = app.put_auth("/api/tokens/thousandeyes", &token, v1.clone()).await;
+    assert_eq!(r.status(), 500);
+    assert_eq!(error_of(r).await, "Internal server error");
+    assert!(app.services.secrets.read(&name, None).await.unwrap().is_none(), "orphan secret left");
+    assert_eq!(app.get_auth("/api/tokens/thousandeyes", &token).await.status(), 404);
+
+    // A replacement: the user still reads the previous credential, and so would Aurora (latest version).
+    break_reference_writes(&app, false).await;
+    assert_eq!(app.put_auth("/api/tokens/thousandeyes", &token, v1).await.status(), 200);
+    break_reference_writes(&app, true).await;
+    assert_eq!(app.put_auth("/api/tokens/thousandeyes", &token, v2.clone()).await.status(), 500);
+    let data: Value = app.get_auth("/api/tokens/thousandeyes/credentials", &token).await.json().await.unwrap();
+    assert_eq!(data["tokenData"]["api_token"], "thousandeyes-token-v1");
+    let latest = app.services.secrets.read(&name, None).await.unwrap().unwrap();
+    assert!(secrecy::ExposeSecret::expose_secret(&latest.value).contains("thousandeyes-token-v1"));
+
+    // Repaired: the same request now works.
+    break_reference_writes(&app, false).await;
+    assert_eq!(app.put_auth("/api/tokens/thousandeyes", &token, v2).await.status(), 200);
+    let data: Value = app.get_auth("/api/tokens/thousandeyes/credentials", &token).await.json().await.unwrap();
+    assert_eq!(data["tokenData"]["api_token"], "thousandeyes-token-v2");
+}
+
+/// OpenBao stopped mid-run: 503 "Secret store unavailable", no reference to a missing secret;
+/// restarted: the same running service works again (AppRole login again).
+async fn vault_down_gives_503_and_recovers(db: Db) {
+    let Some(mut bao) = OpenBao::start().await else { return };
+    let cfg = TestConfig::default()
+        .with("VAULT_ADDR", &bao.addr)
+        .with("VAULT_ROLE_ID", &bao.role_id)
+        .with("VAULT_SECRET_ID", &bao.secret_id)
+        .with("TOKENKEEPER_OUTBOUND_TIMEOUT_SECS", "2");
+    let app = spawn_app(db, cfg).await.unwrap();
+    let (_, token) = app.user("down@example.com").await;
+    let grafana = json!({"api_key": "glsa_before_outage_1234", "base_url": "https://g.example.com"});
+    assert_eq!(app.put_auth("/api/tokens/grafana", &token, grafana).await.status(), 200);
+
+    bao.stop();
+    let splunk = json!({"api_token": "splunk-during-outage", "base_url": "https://s.example.com"});
+    let r = app.put_auth("/api/tokens/splunk", &token, splunk.clone()).await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(error_of(r).await, "Secret store unavailable");
+    let r = app.get_auth("/api/tokens/grafana/credentials", &token).await;
+    assert_eq!(r.status(), 503, "not 404: the credential exists, Vault is down");
+    assert_eq!(error_of(r).await, "Secret store unavailable");
+    let r = app.delete_auth("/api/tokens/grafana", &token).await;
+    assert_eq!(r.status(), 503);
+    // No reference was written for the failed store; the existing one is intact.
+    let list: Value = app.get_auth("/api/tokens", &token).await.json().await.unwrap();
+    let providers: Vec<&str> =
+        list["connections"].as_array().unwrap().iter().map(|c| c["provider"].as_str().unwrap()).collect();
+    assert_eq!(providers, ["grafana"]);
+
+    bao.restart().await;
+    let r = app.put_auth("/api/tokens/splunk", &token, splunk).await;
+    assert_eq!(r.status(), 200, "recovered without a restart");
+    let data: Value = app.get_auth("/api/tokens/splunk/credentials", &token).await.json().await.unwrap();
+    assert_eq!(data["tokenData"]["api_token"], "splunk-during-outage");
+}
+
+crate::on_all_stores!(database_failure_after_secret_write_leaves_nothing_behind);
+
+mod outage {
+    crate::on_both_backends!(vault_down_gives_503_and_recovers);
+    use super::vault_down_gives_503_and_recovers;
+}
