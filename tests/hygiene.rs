@@ -1,0 +1,152 @@
+//! No secret in the logs or the SQL tables: a full run of traffic (register, login, change-password,
+//! a credential for every provider, reads, a replacement, a delete) with every log line captured at
+//! TRACE level, then the logs and a dump of every SQL table are scanned for each secret value used.
+
+mod support;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+use support::app::{Db, Secrets, TestConfig, spawn_app};
+use tokenkeeper::providers::catalog;
+
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn capture_logs() -> Capture {
+    let cap = Capture::default();
+    let writer = cap.clone();
+    tracing_subscriber::fmt()
+        .with_env_filter("trace")
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .init();
+    cap
+}
+
+async fn dump_sql(database_url: &str) -> String {
+    use sqlx::{Connection as _, Row as _};
+    let mut out = String::new();
+    if database_url.starts_with("postgres") {
+        let mut c = sqlx::PgConnection::connect(database_url).await.unwrap();
+        let tables: Vec<String> = sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'")
+            .fetch_all(&mut c)
+            .await
+            .unwrap();
+        for t in tables {
+            let q = format!("SELECT row_to_json(t)::text AS j FROM \"{t}\" t");
+            for row in sqlx::query(sqlx::AssertSqlSafe(q)).fetch_all(&mut c).await.unwrap() {
+                out.push_str(&row.get::<String, _>("j"));
+                out.push('\n');
+            }
+        }
+    } else {
+        let mut c = sqlx::SqliteConnection::connect(database_url).await.unwrap();
+        let tables: Vec<String> = sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
+            .fetch_all(&mut c)
+            .await
+            .unwrap();
+        for t in tables {
+            let cols: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA table_info(\"{t}\")")))
+                .fetch_all(&mut c)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get::<String, _>("name"))
+                .collect();
+            let concat = cols.iter().map(|c| format!("quote(\"{c}\")")).collect::<Vec<_>>().join(" || '|' || ");
+            let q = format!("SELECT {concat} AS j FROM \"{t}\"");
+            for row in sqlx::query(sqlx::AssertSqlSafe(q)).fetch_all(&mut c).await.unwrap() {
+                out.push_str(&row.get::<String, _>("j"));
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+/// Drives the traffic on one app and returns every secret value it used.
+async fn traffic(db: Db, secrets: Secrets) -> Option<(Vec<String>, String)> {
+    let cfg = TestConfig::default().secrets(secrets).await?;
+    let app = spawn_app(db, cfg).await?;
+    let mut used = Vec::new();
+    let pw1 = "first-Passw0rd-hygiene".to_string();
+    let pw2 = "second-Passw0rd-hygiene".to_string();
+    app.register("hygiene@example.com", &pw1).await;
+    let token = app.login("hygiene@example.com", &pw1).await;
+    let bad = app.post("/api/auth/login", json!({"email": "hygiene@example.com", "password": "wrong-Passw0rd-x"})).await;
+    assert_eq!(bad.status(), 401);
+    let r = app.post_auth("/api/auth/change-password", &token, json!({"currentPassword": pw1, "newPassword": pw2})).await;
+    assert_eq!(r.status(), 200);
+    used.extend([pw1, pw2, "wrong-Passw0rd-x".to_string(), token.clone()]);
+    let sa = include_str!("fixtures/gcp-service-account.json");
+    for spec in catalog() {
+        for mut example in spec.example_credentials() {
+            if example.get("service_account_json").is_some() {
+                example["service_account_json"] = json!(sa);
+            }
+            let r = app.put_auth(&format!("/api/tokens/{}", spec.id), &token, example.clone()).await;
+            assert_eq!(r.status(), 200, "{}", spec.id);
+            let r = app.get_auth(&format!("/api/tokens/{}/credentials", spec.id), &token).await;
+            assert_eq!(r.status(), 200, "{}", spec.id);
+            for f in spec.fields.iter().filter(|f| f.secret) {
+                match example.get(f.name) {
+                    Some(Value::String(v)) if f.name == "service_account_json" => {
+                        let key: Value = serde_json::from_str(v).unwrap();
+                        let pem = key["private_key"].as_str().unwrap();
+                        // The key body, without the PEM armour lines.
+                        used.push(pem.lines().nth(1).unwrap().to_string());
+                    }
+                    Some(Value::String(v)) => used.push(v.clone()),
+                    _ => {}
+                }
+            }
+        }
+    }
+    // A replacement and a delete, too.
+    let r = app.put_auth("/api/tokens/grafana", &token, json!({"api_key": "glsa_replacement_hygiene", "base_url": "https://g.example.com"})).await;
+    assert_eq!(r.status(), 200);
+    used.push("glsa_replacement_hygiene".into());
+    assert_eq!(app.delete_auth("/api/tokens/datadog", &token).await.status(), 204);
+    // The session token hash is stored; the token itself must not be.
+    let sql = dump_sql(&app.database_url).await;
+    Some((used, sql))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_in_logs_or_sql() {
+    let logs = capture_logs();
+    let mut runs = vec![(Db::Sqlite, Secrets::Embedded), (Db::Sqlite, Secrets::OpenBao)];
+    if support::postgres::admin_url("no_secret_in_logs_or_sql").is_some() {
+        runs.push((Db::Postgres, Secrets::OpenBao));
+    }
+    let mut checked = 0;
+    for (db, secrets) in runs {
+        let Some((used, sql)) = traffic(db, secrets).await else { continue };
+        for v in &used {
+            assert!(v.len() >= 8, "too short to scan meaningfully: {}", v.len());
+            assert!(!sql.contains(v.as_str()), "{db:?}/{secrets:?}: a secret value is in the SQL tables");
+        }
+        assert!(sql.contains("hygiene@example.com"), "the dump is real: it holds the account");
+        checked += used.len();
+        let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).to_string();
+        assert!(text.contains("response"), "logs were captured");
+        for v in &used {
+            assert!(!text.contains(v.as_str()), "{db:?}/{secrets:?}: a secret value is in the logs");
+        }
+        // Password hashes never reach the logs either.
+        assert!(!text.contains("$2b$") && !text.contains("$argon2"), "a password hash is in the logs");
+    }
+    assert!(checked > 30, "scanned {checked} values");
+}
