@@ -33,6 +33,34 @@ pub enum Command {
     /// Manage user accounts.
     #[command(subcommand)]
     User(UserCommand),
+    /// A user's provider connections (the same library calls as the HTTP API).
+    #[command(subcommand)]
+    Tokens(TokensCommand),
+    /// Print the least-privilege Vault policy for VAULT_KV_MOUNT / VAULT_KV_BASE_PATH.
+    VaultPolicy,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokensCommand {
+    /// List a user's connections (metadata and status, never secrets).
+    List {
+        #[arg(long)]
+        user: String,
+    },
+    /// Print a user's credential for one provider as JSON (refreshed first if due).
+    Get {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        provider: String,
+    },
+    /// Delete a user's credential: the reference, then the secret.
+    Delete {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        provider: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -63,6 +91,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::User(cmd) => user(settings, cmd).await,
+        Command::Tokens(cmd) => tokens(settings, cmd).await,
+        Command::VaultPolicy => {
+            print!("{}", crate::secrets::vault::VaultStore::policy_hcl(&settings.kv_mount, &settings.kv_base_path));
+            Ok(())
+        }
     }
 }
 
@@ -105,6 +138,25 @@ async fn user(settings: Settings, cmd: UserCommand) -> anyhow::Result<()> {
             let password = read_password()?;
             services.passwords.reset_password(&email, password).await?;
             println!("password changed for {email}; their sessions are revoked");
+        }
+    }
+    Ok(())
+}
+
+async fn tokens(settings: Settings, cmd: TokensCommand) -> anyhow::Result<()> {
+    let services = Services::build(settings, Arc::new(SystemClock)).await?;
+    let creds = &services.credentials;
+    match cmd {
+        TokensCommand::List { user } => {
+            println!("{}", serde_json::to_string_pretty(&creds.list(&user).await?)?);
+        }
+        TokensCommand::Get { user, provider } => {
+            let data = creds.get_token_data(&user, &provider, "cli").await?;
+            println!("{}", serde_json::Value::Object(data.0));
+        }
+        TokensCommand::Delete { user, provider } => {
+            creds.delete(&user, &provider, "cli").await?;
+            println!("deleted {provider} credential of {user}");
         }
     }
     Ok(())
