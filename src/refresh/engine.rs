@@ -99,7 +99,7 @@ impl RefreshEngine {
         }
         let now = svc.clock.now_secs();
         let due = match trigger {
-            Trigger::Forced { since_ms } => row.updated_at < since_ms,
+            Trigger::Forced { since_ms } => row.updated_at <= since_ms,
             Trigger::Scheduled => self.is_expiring(&row, now),
             Trigger::Read => {
                 let backing_off = row.status == status::DEGRADED && row.next_refresh_at.is_some_and(|n| n > now);

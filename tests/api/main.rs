@@ -9,3 +9,4 @@ mod errors;
 mod failures;
 mod identity;
 mod rate_limit;
+mod refresh;

@@ -1,0 +1,205 @@
+//! Always-fresh credentials through HTTP (SPEC section 5), against a local OAuth2 token endpoint with
+//! single-use rotating refresh tokens that counts its calls and notices any reuse.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::{Form, Json, Router, routing};
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+use tokenkeeper::refresh::scheduler::{SchedulerSettings, run_pass};
+
+use crate::support::app::{Db, Secrets, TestApp, TestConfig, spawn_app, spawn_sibling};
+
+#[derive(Default)]
+struct Provider {
+    calls: AtomicU64,
+    /// "ok", "invalid_grant" or "unavailable".
+    mode: Mutex<&'static str>,
+    /// The one refresh token currently valid per grant family (single use, like Slack or DOT).
+    live: Mutex<std::collections::HashSet<String>>,
+    reused: AtomicU64,
+}
+
+async fn token(State(p): State<Arc<Provider>>, Form(f): Form<std::collections::HashMap<String, String>>) -> (axum::http::StatusCode, Json<Value>) {
+    let n = p.calls.fetch_add(1, Ordering::SeqCst) + 1;
+    // A slow endpoint widens any race window.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    match *p.mode.lock().await {
+        "unavailable" => return (axum::http::StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": "temporarily_unavailable"}))),
+        "invalid_grant" => return (axum::http::StatusCode::BAD_REQUEST, Json(json!({"error": "invalid_grant"}))),
+        _ => {}
+    }
+    let presented = f.get("refresh_token").cloned().unwrap_or_default();
+    let mut live = p.live.lock().await;
+    if f.get("client_id").map(String::as_str) != Some("platform-client") || !live.remove(&presented) {
+        p.reused.fetch_add(1, Ordering::SeqCst);
+        return (axum::http::StatusCode::BAD_REQUEST, Json(json!({"error": "invalid_grant"})));
+    }
+    let next = format!("{presented}-r{n}");
+    live.insert(next.clone());
+    (axum::http::StatusCode::OK, Json(json!({"access_token": format!("access-{n}"), "expires_in": 3600, "refresh_token": next, "token_type": "Bearer"})))
+}
+
+async fn start_provider() -> (Arc<Provider>, String) {
+    let p = Arc::new(Provider::default());
+    *p.mode.lock().await = "ok";
+    let app = Router::new().route("/token", routing::post(token)).with_state(p.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/token", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (p, url)
+}
+
+fn config(token_url: &str) -> TestConfig {
+    TestConfig::default()
+        .with("TOKENKEEPER_GCP_TOKEN_URL", token_url)
+        .with("TOKENKEEPER_GCP_CLIENT_ID", "platform-client")
+        .with("TOKENKEEPER_GCP_CLIENT_SECRET", "platform-client-secret")
+}
+
+/// Stores a gcp OAuth credential expiring in `expires_in` seconds, with a live refresh token.
+async fn store_gcp(app: &TestApp, p: &Provider, token: &str, expires_in: i64, rt: &str) {
+    p.live.lock().await.insert(rt.to_string());
+    let body = json!({"access_token": "access-0", "refresh_token": rt, "expires_at": app.clock.now_secs_for_test() + expires_in, "email": "u@example.com"});
+    let r = app.put_auth("/api/tokens/gcp", token, body).await;
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+}
+
+trait ClockSecs {
+    fn now_secs_for_test(&self) -> i64;
+}
+impl ClockSecs for Arc<tokenkeeper::clock::ManualClock> {
+    fn now_secs_for_test(&self) -> i64 {
+        tokenkeeper::clock::Clock::now_secs(self.as_ref())
+    }
+}
+
+async fn read(app: &TestApp, token: &str) -> (u16, Value) {
+    let r = app.get_auth("/api/tokens/gcp/credentials", token).await;
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+async fn single_flight_in_one_process(db: Db) {
+    let (p, url) = start_provider().await;
+    let app = spawn_app(db, config(&url)).await.unwrap();
+    let (_, token) = app.user("sf@example.com").await;
+    store_gcp(&app, &p, &token, 60, "rt-sf").await; // inside the 5-minute margin: due
+    let reads = (0..200).map(|_| read(&app, &token));
+    let results = futures::future::join_all(reads).await;
+    for (status, body) in &results {
+        assert_eq!(*status, 200, "{body}");
+        assert_eq!(body["tokenData"]["access_token"], "access-1");
+    }
+    assert_eq!(p.calls.load(Ordering::SeqCst), 1, "exactly one token-endpoint call");
+    assert_eq!(p.reused.load(Ordering::SeqCst), 0);
+    // The rotated refresh token was stored: the next refresh presents it and succeeds.
+    let view: Value = app.post_auth("/api/tokens/gcp/refresh", &token, json!({})).await.json().await.unwrap();
+    assert_eq!(view["status"], "active");
+    assert_eq!(p.calls.load(Ordering::SeqCst), 2);
+    assert_eq!(p.reused.load(Ordering::SeqCst), 0, "a refresh token was used twice");
+    let (_, body) = read(&app, &token).await;
+    assert_eq!(body["tokenData"]["access_token"], "access-2");
+    assert_eq!(body["tokenData"]["refresh_token"], "rt-sf-r1-r2");
+}
+
+async fn single_flight_across_instances(db: Db) {
+    if db == Db::Sqlite {
+        return; // Several instances share PostgreSQL, not a SQLite file.
+    }
+    let (p, url) = start_provider().await;
+    // Instances share the database and the secret store (OpenBao), as in production.
+    let Some(cfg) = config(&url).secrets(Secrets::OpenBao).await else { return };
+    let a = spawn_app(db, cfg).await.unwrap();
+    let b = spawn_sibling(&a, config(&url).secrets(Secrets::OpenBao).await.unwrap()).await;
+    let (_, token) = a.user("multi@example.com").await;
+    store_gcp(&a, &p, &token, 30, "rt-multi").await;
+    let reads = (0..100).map(|_| read(&a, &token)).chain((0..100).map(|_| read(&b, &token)));
+    let results = futures::future::join_all(reads).await;
+    for (s, b) in &results {
+        assert_eq!((*s, &b["tokenData"]["access_token"]), (200, &json!("access-1")), "{b}");
+    }
+    assert_eq!(p.calls.load(Ordering::SeqCst), 1, "exactly one call across two instances");
+    assert_eq!(p.reused.load(Ordering::SeqCst), 0);
+}
+
+async fn invalid_grant_needs_reauth_and_stops_calling(db: Db) {
+    let (p, url) = start_provider().await;
+    let app = spawn_app(db, config(&url)).await.unwrap();
+    let (_, token) = app.user("reauth@example.com").await;
+    store_gcp(&app, &p, &token, 10, "rt-dead").await;
+    *p.mode.lock().await = "invalid_grant";
+    let (status, body) = read(&app, &token).await;
+    assert_eq!(status, 409);
+    assert_eq!(body["provider"], "gcp");
+    assert_eq!(body["reason"], "invalid_grant");
+    assert!(body["error"].is_string());
+    let calls = p.calls.load(Ordering::SeqCst);
+    for _ in 0..3 {
+        assert_eq!(read(&app, &token).await.0, 409);
+    }
+    assert_eq!(app.post_auth("/api/tokens/gcp/refresh", &token, json!({})).await.status(), 409);
+    let list: Value = app.get_auth("/api/tokens", &token).await.json().await.unwrap();
+    assert_eq!(list["connections"][0]["status"], "needs_reauth");
+    assert_eq!(p.calls.load(Ordering::SeqCst), calls, "no calls after needs_reauth");
+    // Storing a new credential makes it active again.
+    *p.mode.lock().await = "ok";
+    store_gcp(&app, &p, &token, 3600, "rt-new").await;
+    assert_eq!(read(&app, &token).await.0, 200);
+}
+
+async fn outage_degrades_serves_valid_token_then_recovers(db: Db) {
+    let (p, url) = start_provider().await;
+    let app = spawn_app(db, config(&url)).await.unwrap();
+    let (_, token) = app.user("degraded@example.com").await;
+    store_gcp(&app, &p, &token, 120, "rt-out").await;
+    *p.mode.lock().await = "unavailable";
+    let (status, body) = read(&app, &token).await;
+    assert_eq!(status, 200, "the still-valid token is served");
+    assert_eq!(body["tokenData"]["access_token"], "access-0");
+    let list: Value = app.get_auth("/api/tokens", &token).await.json().await.unwrap();
+    assert_eq!(list["connections"][0]["status"], "degraded");
+    // In backoff: reads do not call again.
+    assert_eq!(read(&app, &token).await.0, 200);
+    assert_eq!(p.calls.load(Ordering::SeqCst), 1);
+    // Past the token's expiry and still down: 503, not "not connected".
+    app.clock.advance_secs(121);
+    let (status, _) = read(&app, &token).await;
+    assert_eq!(status, 503);
+    // The provider is back; after the backoff the next read refreshes.
+    *p.mode.lock().await = "ok";
+    app.clock.advance_secs(3600);
+    let (status, body) = read(&app, &token).await;
+    assert_eq!(status, 200);
+    assert!(body["tokenData"]["access_token"].as_str().unwrap().starts_with("access-"));
+    assert_ne!(body["tokenData"]["access_token"], "access-0");
+    let list: Value = app.get_auth("/api/tokens", &token).await.json().await.unwrap();
+    assert_eq!(list["connections"][0]["status"], "active");
+}
+
+async fn scheduler_refreshes_exactly_the_due(db: Db) {
+    let (p, url) = start_provider().await;
+    let app = spawn_app(db, config(&url)).await.unwrap();
+    for i in 0..5 {
+        let (_, token) = app.user(&format!("sched{i}@example.com")).await;
+        // Three due (inside the margin), two not.
+        store_gcp(&app, &p, &token, if i < 3 { 60 } else { 7200 }, &format!("rt-s{i}")).await;
+    }
+    let (_tx, stop) = tokio::sync::watch::channel(false);
+    let report = run_pass(&app.services.credentials, &SchedulerSettings::default(), &stop).await;
+    assert_eq!((report.claimed, report.refreshed, report.failed), (3, 3, 0));
+    assert_eq!(p.calls.load(Ordering::SeqCst), 3);
+    let again = run_pass(&app.services.credentials, &SchedulerSettings::default(), &stop).await;
+    assert_eq!(again.claimed, 0, "nothing due any more");
+    assert_eq!(p.reused.load(Ordering::SeqCst), 0);
+}
+
+crate::on_both_backends!(
+    single_flight_in_one_process,
+    single_flight_across_instances,
+    invalid_grant_needs_reauth_and_stops_calling,
+    outage_degrades_serves_valid_token_then_recovers,
+    scheduler_refreshes_exactly_the_due,
+);
