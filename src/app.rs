@@ -79,6 +79,8 @@ impl Services {
             authenticator: self.authenticator.clone(),
             trust_forwarded_for: self.settings.trust_forwarded_for,
             credentials: self.credentials.clone(),
+            audit: self.audit.clone(),
+            readiness: Readiness { store: self.store.clone(), secrets: self.secrets.clone() },
         };
         http::router(state, self.settings.max_body_bytes)
     }
@@ -172,4 +174,19 @@ async fn open_secret_store(settings: &Settings) -> anyhow::Result<Arc<dyn Secret
             )
         }
     })
+}
+
+/// What `/readyz` checks: the database and the secret store answer.
+#[derive(Clone)]
+pub struct Readiness {
+    store: SharedStore,
+    secrets: Arc<dyn SecretStore>,
+}
+
+impl Readiness {
+    /// `(database, secret store)`: `None` when reachable, else a short non-secret reason.
+    pub async fn check(&self) -> (Option<String>, Option<String>) {
+        let (db, secrets) = tokio::join!(self.store.ping(), self.secrets.check());
+        (db.err().map(|e| e.to_string()), secrets.err().map(|e| e.to_string()))
+    }
 }

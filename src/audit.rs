@@ -101,3 +101,10 @@ impl Auditor {
         self.failures.load(Ordering::Relaxed)
     }
 }
+
+impl Auditor {
+    /// A user's own events, newest first; `before`: an event id from the previous page.
+    pub async fn list(&self, user_id: &str, before: Option<i64>, limit: i64) -> Result<Vec<AuditRecord>, DbError> {
+        self.store.list_audit(user_id, before, limit.clamp(1, 200)).await
+    }
+}

@@ -1,6 +1,7 @@
 //! The HTTP surface. Handlers parse, call a service, and shape the answer; they never touch SQL or the
 //! secret store directly.
 
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod extract;
@@ -28,6 +29,8 @@ pub struct AppState {
     pub passwords: PasswordService,
     pub authenticator: Authenticator,
     pub credentials: CredentialService,
+    pub audit: crate::audit::Auditor,
+    pub readiness: crate::app::Readiness,
     pub trust_forwarded_for: bool,
 }
 
@@ -37,6 +40,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
         .merge(auth::routes())
         .merge(health::routes())
+        .merge(audit::routes())
         .merge(providers::routes())
         .merge(tokens::routes())
         .fallback(not_found)

@@ -85,7 +85,12 @@ async fn vault_down_gives_503_and_recovers(db: Db) {
     let grafana = json!({"api_key": "glsa_before_outage_1234", "base_url": "https://g.example.com"});
     assert_eq!(app.put_auth("/api/tokens/grafana", &token, grafana).await.status(), 200);
 
+    assert_eq!(app.client.get(app.at("/readyz")).send().await.unwrap().status(), 200);
     bao.stop();
+    let r = app.client.get(app.at("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["unavailable"], json!(["secret store"]));
     let splunk = json!({"api_token": "splunk-during-outage", "base_url": "https://s.example.com"});
     let r = app.put_auth("/api/tokens/splunk", &token, splunk.clone()).await;
     assert_eq!(r.status(), 503);
@@ -102,6 +107,7 @@ async fn vault_down_gives_503_and_recovers(db: Db) {
     assert_eq!(providers, ["grafana"]);
 
     bao.restart().await;
+    assert_eq!(app.client.get(app.at("/readyz")).send().await.unwrap().status(), 200);
     let r = app.put_auth("/api/tokens/splunk", &token, splunk).await;
     assert_eq!(r.status(), 200, "recovered without a restart");
     let data: Value = app.get_auth("/api/tokens/splunk/credentials", &token).await.json().await.unwrap();
