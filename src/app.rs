@@ -14,6 +14,7 @@ use crate::credentials::{CredentialService, NamingSettings};
 use crate::db::{self, SharedStore};
 use crate::http::{self, AppState};
 use crate::identity::{Authenticator, Sessions};
+use crate::metrics::Metrics;
 use crate::passwords::{Hasher, PasswordService, RateLimiter};
 use crate::providers::UrlPolicy;
 use crate::refresh::engine::RefreshEngine;
@@ -33,6 +34,8 @@ pub struct Services {
     pub passwords: PasswordService,
     pub authenticator: Authenticator,
     pub credentials: CredentialService,
+    /// This instance's HTTP metrics (served at `/metrics` with the process-wide counters).
+    pub metrics: Metrics,
 }
 
 impl Services {
@@ -70,7 +73,9 @@ impl Services {
         let credentials =
             CredentialService::new(store.clone(), secrets.clone(), clock.clone(), audit.clone(), naming, url_policy)
                 .with_refresh(RefreshEngine::new(settings.clone()));
-        Ok(Self { settings, clock, store, secrets, audit, passwords, authenticator, credentials })
+        let credentials = if settings.read_cache { credentials.with_cache().await? } else { credentials };
+        let metrics = Metrics::new();
+        Ok(Self { settings, clock, store, secrets, audit, passwords, authenticator, credentials, metrics })
     }
 
     pub fn router(&self) -> axum::Router {
@@ -81,6 +86,7 @@ impl Services {
             credentials: self.credentials.clone(),
             audit: self.audit.clone(),
             readiness: Readiness { store: self.store.clone(), secrets: self.secrets.clone() },
+            metrics: self.metrics.clone(),
         };
         http::router(state, self.settings.max_body_bytes)
     }

@@ -74,6 +74,8 @@ pub struct Settings {
     pub outbound_timeout: Duration,
     /// Refresh credentials this long before they expire (default 5 minutes).
     pub refresh_margin: Duration,
+    /// Keep recently read secrets in process memory (default true; `TOKENKEEPER_READ_CACHE=false`).
+    pub read_cache: bool,
     /// Run the background refresher in this instance (default true).
     pub refresher_enabled: bool,
     pub max_body_bytes: usize,
@@ -211,6 +213,7 @@ impl Settings {
             trust_forwarded_for: flag(env, "TOKENKEEPER_TRUST_FORWARDED_FOR")?,
             outbound_timeout: Duration::from_secs(parsed(env, "TOKENKEEPER_OUTBOUND_TIMEOUT_SECS", 10u64)?),
             refresh_margin: Duration::from_secs(parsed(env, "TOKENKEEPER_REFRESH_MARGIN_SECS", 300u64)?),
+            read_cache: !matches!(raw(env, "TOKENKEEPER_READ_CACHE").as_deref(), Some("false" | "0" | "off" | "no")),
             refresher_enabled: !flag(env, "TOKENKEEPER_REFRESHER_DISABLED")?,
             max_body_bytes: parsed(env, "TOKENKEEPER_MAX_BODY_BYTES", 64 * 1024usize)?,
             allow_private_urls: flag(env, "TOKENKEEPER_ALLOW_PRIVATE_URLS")?,

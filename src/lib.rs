@@ -12,6 +12,7 @@ pub mod credentials;
 pub mod db;
 pub mod http;
 pub mod identity;
+pub mod metrics;
 pub mod passwords;
 pub mod providers;
 pub mod refresh;

@@ -25,6 +25,7 @@ impl CredentialService {
             self.store.upsert_connection(&row).await?;
             return Err(e.into());
         }
+        self.changed(user_id, provider).await;
         Ok(())
     }
 }

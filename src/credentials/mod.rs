@@ -7,6 +7,7 @@
 //! - delete ([`CredentialService::delete`]): the reference first, then the secret; if destroying the
 //!   secret fails, the reference is restored and the caller told to retry.
 
+pub mod cache;
 mod delete;
 pub mod naming;
 pub(crate) mod read;
@@ -95,6 +96,7 @@ pub struct CredentialService {
     pub(crate) naming: NamingSettings,
     pub(crate) url_policy: UrlPolicy,
     pub(crate) refresh: Option<crate::refresh::engine::RefreshEngine>,
+    pub(crate) cache: Option<Arc<cache::ReadCache>>,
 }
 
 impl CredentialService {
@@ -106,7 +108,39 @@ impl CredentialService {
         naming: NamingSettings,
         url_policy: UrlPolicy,
     ) -> Self {
-        Self { store, secrets, clock, audit, naming, url_policy, refresh: None }
+        Self { store, secrets, clock, audit, naming, url_policy, refresh: None, cache: None }
+    }
+
+    /// Turns on the in-memory read cache, and on PostgreSQL starts listening for other instances' changes.
+    pub async fn with_cache(mut self) -> Result<Self, CredentialError> {
+        let cache = Arc::new(cache::ReadCache::default());
+        if let Some(mut changes) = self.store.subscribe_changes().await? {
+            let weak = Arc::downgrade(&cache);
+            tokio::spawn(async move {
+                while let Some(key) = changes.recv().await {
+                    let Some(cache) = weak.upgrade() else { break };
+                    if key == crate::db::CHANGED_ALL { cache.clear() } else { cache.remove(&key) }
+                }
+            });
+        }
+        self.cache = Some(cache);
+        Ok(self)
+    }
+
+    /// How many credentials the read cache holds (0 when it is off).
+    pub fn cached_entries(&self) -> usize {
+        self.cache.as_ref().map_or(0, |c| c.len())
+    }
+
+    /// A credential was written or deleted: drop cached copies here and on every other instance.
+    pub(crate) async fn changed(&self, user_id: &str, provider: &str) {
+        let key = cache::key(user_id, provider);
+        if let Some(c) = &self.cache {
+            c.remove(&key);
+            if let Err(e) = self.store.notify_changed(&key).await {
+                tracing::warn!(error = %e, "could not notify other instances of a changed credential");
+            }
+        }
     }
 
     pub fn with_refresh(mut self, engine: crate::refresh::engine::RefreshEngine) -> Self {

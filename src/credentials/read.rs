@@ -52,6 +52,10 @@ impl CredentialService {
 
     /// The secret version the reference names.
     pub(crate) async fn read_secret(&self, row: &Connection) -> Result<TokenData, CredentialError> {
+        let key = super::cache::key(&row.user_id, &row.provider);
+        if let Some(hit) = self.cache.as_ref().and_then(|c| c.get(&key, row.secret_version)) {
+            return Ok(TokenData(hit));
+        }
         let name = self.secret_name(&row.user_id, &row.provider);
         if row.secret_ref != self.secrets.reference(&name) {
             return Err(CredentialError::Inconsistent(format!(
@@ -65,7 +69,12 @@ impl CredentialService {
             .await?
             .ok_or_else(|| CredentialError::Inconsistent(format!("secret {name} v{} is missing", row.secret_version)))?;
         match serde_json::from_str::<Value>(secrecy::ExposeSecret::expose_secret(&secret.value)) {
-            Ok(Value::Object(m)) => Ok(TokenData(m)),
+            Ok(Value::Object(m)) => {
+                if let Some(c) = &self.cache {
+                    c.put(&key, row.secret_version, &m);
+                }
+                Ok(TokenData(m))
+            }
             _ => Err(CredentialError::Inconsistent(format!("secret {name} is not a JSON object"))),
         }
     }

@@ -76,6 +76,7 @@ impl CredentialService {
             self.undo_secret_write(&name, version, previous.as_ref()).await;
             return Err(e.into());
         }
+        self.changed(user_id, provider).await;
         let connection = super::ConnectionView::from_row(&row, now);
         Ok(Stored { connection, generated_external_id })
     }

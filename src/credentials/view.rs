@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use crate::clock::rfc3339;
 use crate::db::Connection;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectionView {
     pub provider: String,

@@ -146,7 +146,17 @@ pub trait Store: Send + Sync + 'static {
     /// `next_refresh_at` to `lease_until` so that no other instance claims them meanwhile; if this one
     /// dies, the lease runs out and another picks them up. Oldest due first.
     async fn claim_due(&self, now: i64, lease_until: i64, limit: i64) -> Result<Vec<(String, String)>, DbError>;
+
+    // Cross-instance cache invalidation.
+    /// Tells every instance that a credential changed (PostgreSQL `NOTIFY`; SQLite: a single node, nothing).
+    async fn notify_changed(&self, key: &str) -> Result<(), DbError>;
+    /// Keys changed by any instance; [`CHANGED_ALL`] when notifications may have been missed.
+    /// `None` where there are no other instances (SQLite).
+    async fn subscribe_changes(&self) -> Result<Option<tokio::sync::mpsc::Receiver<String>>, DbError>;
 }
+
+/// Sent by [`Store::subscribe_changes`] after a reconnect: anything may have changed.
+pub const CHANGED_ALL: &str = "*";
 
 /// A held refresh lock; dropping it releases the lock.
 pub struct RefreshLock(#[allow(dead_code)] Option<Box<dyn Send + Sync>>);

@@ -9,6 +9,9 @@ use super::common::{
 };
 use super::{AuditRecord, Backend, Connection, DbError, NewSession, User};
 
+/// The `LISTEN/NOTIFY` channel on which instances announce changed credentials.
+const CHANNEL: &str = "tokenkeeper_cache";
+
 pub struct PgStore {
     pool: PgPool,
 }
@@ -36,6 +39,36 @@ impl_store!(PgStore, {
     async fn migrate(&self) -> Result<(), DbError> {
         sqlx::migrate!("./migrations/postgres").run(&self.pool).await?;
         Ok(())
+    }
+
+    async fn notify_changed(&self, key: &str) -> Result<(), DbError> {
+        sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(key).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn subscribe_changes(&self) -> Result<Option<tokio::sync::mpsc::Receiver<String>>, DbError> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+        listener.listen(CHANNEL).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(1024);
+        tokio::spawn(async move {
+            loop {
+                // `try_recv` yields `None` after a lost connection (it reconnects): notifications may
+                // have been missed meanwhile, so everything is treated as changed.
+                let key = match listener.try_recv().await {
+                    Ok(Some(n)) => n.payload().to_string(),
+                    Ok(None) => super::CHANGED_ALL.to_string(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cache invalidation listener failed; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        super::CHANGED_ALL.to_string()
+                    }
+                };
+                if tx.send(key).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Some(rx))
     }
 
     async fn refresh_lock(&self, key: &str) -> Result<super::RefreshLock, DbError> {

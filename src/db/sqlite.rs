@@ -41,6 +41,14 @@ impl_store!(SqliteStore, {
         Ok(())
     }
 
+    async fn notify_changed(&self, _key: &str) -> Result<(), DbError> {
+        Ok(())
+    }
+
+    async fn subscribe_changes(&self) -> Result<Option<tokio::sync::mpsc::Receiver<String>>, DbError> {
+        Ok(None)
+    }
+
     async fn refresh_lock(&self, _key: &str) -> Result<super::RefreshLock, DbError> {
         Ok(super::RefreshLock::none())
     }

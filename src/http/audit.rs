@@ -1,48 +1,86 @@
 //! `GET /api/audit`: the caller's own audit events, newest first, paged with `limit` and `before`.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::{Json, Router, routing};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::error::ApiError;
-use super::extract::Auth;
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiQuery, Auth};
 use crate::clock::rfc3339;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/api/audit", routing::get(list))
 }
 
-#[derive(Deserialize)]
-struct Page {
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Page {
+    /// How many events (1..=200, default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
+    /// Only events older than this event id (a page's `nextBefore`).
     before: Option<i64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct EventView {
+pub struct EventView {
     id: i64,
+    /// `register`, `login`, `change_password`, `credential_store`, `credential_read`, `credential_refresh`,
+    /// `credential_delete`.
     kind: String,
     provider: Option<String>,
+    /// `ok` or `failed`.
     outcome: String,
     client_addr: Option<String>,
     detail: Option<String>,
+    /// When (RFC 3339).
     at: String,
 }
 
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditPage {
+    /// Newest first.
+    events: Vec<EventView>,
+    /// Pass as `before` for the next page; null on the last page.
+    next_before: Option<i64>,
+}
+
+/// The caller's own audit events, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/audit",
+    operation_id = "listAuditEvents",
+    tag = "audit",
+    params(Page),
+    security(("bearer" = []), ("authjs_session_cookie" = []), ("internal_user_id" = [], "internal_secret" = [])),
+    responses(
+        (status = 200, description = "A page of events", body = AuditPage),
+        (status = 400, description = "`limit` out of range, or a parameter is not an integer", body = ErrorBody),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 500, description = "Internal error (details only in the log)", body = ErrorBody),
+    ),
+)]
 async fn list(
     State(state): State<AppState>,
     Auth(who): Auth,
-    Query(page): Query<Page>,
-) -> Result<Json<Value>, ApiError> {
+    ApiQuery(page): ApiQuery<Page>,
+) -> Result<Json<AuditPage>, ApiError> {
     let limit = page.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
         return Err(ApiError::BadRequest("limit must be between 1 and 200".into()));
     }
-    let rows = state.audit.list(&who.user_id, page.before, limit).await.map_err(ApiError::internal)?;
-    let next = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.id)).flatten();
+    let rows = state
+        .audit
+        .list(&who.user_id, page.before, limit)
+        .await
+        .map_err(ApiError::internal)?;
+    let next = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|r| r.id))
+        .flatten();
     let events: Vec<EventView> = rows
         .into_iter()
         .map(|r| EventView {
@@ -55,5 +93,8 @@ async fn list(
             at: rfc3339(r.at),
         })
         .collect();
-    Ok(Json(json!({ "events": events, "nextBefore": next })))
+    Ok(Json(AuditPage {
+        events,
+        next_before: next,
+    }))
 }

@@ -5,10 +5,37 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use utoipa::ToSchema;
 
 use crate::credentials::CredentialError;
 use crate::identity::AuthError;
 use crate::passwords::PasswordError;
+
+/// The body of every error response.
+#[derive(ToSchema)]
+#[schema(as = Error, example = json!({"error": "Authentication required"}))]
+pub struct ErrorBody {
+    /// What went wrong, for a person to read. 500s say only "Internal server error".
+    pub error: String,
+}
+
+/// The body of a 409: a plain conflict, or a connection that needs to be connected again (`needs_reauth`),
+/// which also names the `provider` and the `reason`.
+#[derive(ToSchema)]
+#[schema(as = ConflictError, example = json!({
+    "error": "The github credential needs to be connected again",
+    "provider": "github",
+    "reason": "invalid_grant"
+}))]
+pub struct ConflictBody {
+    pub error: String,
+    /// With `needs_reauth`: the provider whose credential must be connected again.
+    #[schema(nullable = false)]
+    pub provider: Option<String>,
+    /// With `needs_reauth`: why (e.g. the provider refused the refresh token).
+    #[schema(nullable = false)]
+    pub reason: Option<String>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -26,10 +53,7 @@ pub enum ApiError {
     Conflict(String),
     /// 409 with extra fields (e.g. `provider`, `reason` for a connection that needs re-authorization).
     #[error("{message}")]
-    ConflictWith {
-        message: String,
-        extra: serde_json::Value,
-    },
+    ConflictWith { message: String, extra: serde_json::Value },
     #[error("Request body too large")]
     PayloadTooLarge,
     #[error("{0}")]
@@ -77,10 +101,8 @@ impl IntoResponse for ApiError {
         }
         let mut resp = (status, Json(body)).into_response();
         if let Self::TooManyRequests { retry_after_secs } = self {
-            resp.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(retry_after_secs.max(1)),
-            );
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs.max(1)));
         }
         resp
     }
@@ -118,7 +140,10 @@ impl From<CredentialError> for ApiError {
         match e {
             CredentialError::UnknownProvider(_) | CredentialError::NotConnected(_) => Self::NotFound(e.to_string()),
             CredentialError::Invalid(f) => Self::BadRequest(f.message),
-            CredentialError::NeedsReauth { ref provider, ref reason } => Self::ConflictWith {
+            CredentialError::NeedsReauth {
+                ref provider,
+                ref reason,
+            } => Self::ConflictWith {
                 message: e.to_string(),
                 extra: serde_json::json!({ "provider": provider, "reason": reason }),
             },
@@ -127,7 +152,10 @@ impl From<CredentialError> for ApiError {
                 tracing::warn!(error = %inner, "secret store unavailable");
                 Self::Unavailable("Secret store unavailable".into())
             }
-            CredentialError::RefreshUnavailable { ref provider, ref reason } => {
+            CredentialError::RefreshUnavailable {
+                ref provider,
+                ref reason,
+            } => {
                 tracing::warn!(provider, reason, "refresh unavailable");
                 Self::Unavailable(e.to_string())
             }

@@ -23,22 +23,44 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::UnsupportedMediaType(
                 "Expected Content-Type: application/json".into(),
             )),
-            Err(JsonRejection::JsonDataError(e)) => Err(ApiError::BadRequest(format!(
-                "Invalid request: {}",
-                e.body_text()
-            ))),
-            Err(JsonRejection::JsonSyntaxError(_)) => Err(ApiError::BadRequest(
-                "Invalid request: body is not valid JSON".into(),
-            )),
-            Err(JsonRejection::BytesRejection(e))
-                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
-            {
+            Err(JsonRejection::JsonDataError(e)) => {
+                Err(ApiError::BadRequest(format!("Invalid request: {}", e.body_text())))
+            }
+            Err(JsonRejection::JsonSyntaxError(_)) => {
+                Err(ApiError::BadRequest("Invalid request: body is not valid JSON".into()))
+            }
+            Err(JsonRejection::BytesRejection(e)) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
                 Err(ApiError::PayloadTooLarge)
             }
-            Err(e) => Err(ApiError::BadRequest(format!(
-                "Invalid request: {}",
-                e.body_text()
-            ))),
+            Err(e) => Err(ApiError::BadRequest(format!("Invalid request: {}", e.body_text()))),
+        }
+    }
+}
+
+/// `Path<T>` whose rejections are JSON `ApiError`s (400) rather than axum's plain-text bodies.
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(Self(v)),
+            Err(e) => Err(ApiError::BadRequest(format!("Invalid path: {}", e.body_text()))),
+        }
+    }
+}
+
+/// `Query<T>` whose rejections are JSON `ApiError`s (400) rather than axum's plain-text bodies.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(Self(v)),
+            Err(e) => Err(ApiError::BadRequest(format!("Invalid query: {}", e.body_text()))),
         }
     }
 }
@@ -49,13 +71,8 @@ pub struct Auth(pub Identity);
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        Ok(Self(
-            state.authenticator.authenticate(&parts.headers).await?,
-        ))
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(Self(state.authenticator.authenticate(&parts.headers).await?))
     }
 }
 
@@ -65,10 +82,7 @@ pub struct ClientAddr(pub String);
 impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         if state.trust_forwarded_for
             && let Some(first) = parts
                 .headers

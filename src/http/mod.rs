@@ -6,13 +6,15 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod metrics;
+pub mod openapi;
 pub mod providers;
 pub mod tokens;
 
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, StatusCode};
 use axum::response::IntoResponse;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -32,32 +34,62 @@ pub struct AppState {
     pub audit: crate::audit::Auditor,
     pub readiness: crate::app::Readiness,
     pub trust_forwarded_for: bool,
+    pub metrics: crate::metrics::Metrics,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    let request_metrics = axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track);
     Router::new()
         .merge(auth::routes())
         .merge(health::routes())
+        .merge(metrics::routes())
         .merge(audit::routes())
         .merge(providers::routes())
+        .merge(openapi::routes())
         .merge(tokens::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(request_metrics)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(
+            // One log line per request (the response), in the span of its request id.
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {
-                    let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+                    let id = req
+                        .headers()
+                        .get(REQUEST_ID)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-");
+                    // `Router::layer` runs after routing: the matched route template is known here.
+                    let route = req
+                        .extensions()
+                        .get::<MatchedPath>()
+                        .map_or(crate::metrics::UNMATCHED, |p| p.as_str());
                     // The path only: query strings could carry secrets.
-                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                    tracing::info_span!(
+                        "request",
+                        method = %req.method(),
+                        route = %route,
+                        path = %req.uri().path(),
+                        request_id = %id
+                    )
                 })
-                .on_response(|res: &axum::response::Response, latency: Duration, _span: &tracing::Span| {
-                    tracing::info!(status = res.status().as_u16(), latency_ms = latency.as_millis() as u64, "response");
-                }),
+                .on_response(
+                    |res: &axum::response::Response, latency: Duration, _span: &tracing::Span| {
+                        let (status, latency_ms) = (res.status().as_u16(), latency.as_millis() as u64);
+                        if res.status().is_server_error() {
+                            tracing::error!(status, latency_ms, "response");
+                        } else {
+                            tracing::info!(status, latency_ms, "response");
+                        }
+                    },
+                )
+                // 5xx are logged by `on_response` above (at ERROR): one line per request, not two.
+                .on_failure(()),
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }

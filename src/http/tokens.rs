@@ -1,24 +1,89 @@
 //! `/api/tokens/*`: store, list, read and delete provider credentials (SPEC section 4).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router, routing};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 use super::AppState;
-use super::error::ApiError;
-use super::extract::{ApiJson, Auth, ClientAddr};
+use super::error::{ApiError, ConflictBody, ErrorBody};
+use super::extract::{ApiJson, ApiPath as Path, Auth, ClientAddr};
 use crate::credentials::ConnectionView;
+
+/// The PUT body: the provider's credential fields, which depend on the provider.
+#[derive(ToSchema)]
+#[schema(
+    as = ProviderCredential,
+    value_type = Object,
+    description = "The provider's credential fields, in Aurora's names. Which fields a provider takes \
+                   (secret or not, required or not, their formats and alternative variants) is listed by \
+                   `GET /api/providers`; unknown fields are refused.",
+    example = json!({"api_token": "glpat-example", "base_url": "https://gitlab.example.com"})
+)]
+pub struct ProviderCredential(pub Map<String, Value>);
+
+/// A stored connection, as `PUT` answers it.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredConnection {
+    #[serde(flatten)]
+    pub connection: ConnectionView,
+    /// Only when Tokenkeeper generated the external id (aws): shown this once, for the role's trust policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub generated_external_id: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ConnectionList {
+    pub connections: Vec<ConnectionView>,
+}
+
+/// Secret token data: only for Bearer and internal callers.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenDataResponse {
+    pub provider: String,
+    /// The credential's fields (secret ones included), refreshed first when due.
+    #[schema(value_type = Object)]
+    pub token_data: Map<String, Value>,
+}
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/tokens", routing::get(list))
-        .route("/api/tokens/{provider}", routing::put(store).get(connection).delete(delete))
+        .route(
+            "/api/tokens/{provider}",
+            routing::put(store).get(connection).delete(delete),
+        )
         .route("/api/tokens/{provider}/credentials", routing::get(credentials))
         .route("/api/tokens/{provider}/refresh", routing::post(refresh))
 }
 
+/// Connect a provider: store (or replace) the caller's credential for it.
+#[utoipa::path(
+    put,
+    path = "/api/tokens/{provider}",
+    operation_id = "storeCredential",
+    tag = "tokens",
+    params(("provider" = String, Path, description = "A provider id from `GET /api/providers`")),
+    request_body(content = ProviderCredential, description = "The provider's fields; see `GET /api/providers`"),
+    security(("bearer" = []), ("authjs_session_cookie" = []), ("internal_user_id" = [], "internal_secret" = [])),
+    responses(
+        (status = 200, description = "Stored", body = StoredConnection),
+        (status = 400, description = "Malformed body, or a field missing, unknown or invalid", body = ErrorBody),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 404, description = "Unknown provider", body = ErrorBody),
+        (status = 409, description = "The credential was changed at the same time; retry", body = ConflictBody),
+        (status = 413, description = "Request body too large", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
+        (status = 500, description = "Internal error (details only in the log)", body = ErrorBody),
+        (status = 503, description = "The secret store (or the provider, to check the credential) is unavailable", body = ErrorBody),
+    ),
+)]
 async fn store(
     State(state): State<AppState>,
     Auth(who): Auth,
@@ -26,20 +91,51 @@ async fn store(
     Path(provider): Path<String>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
-    let stored = state.credentials.store_tokens_in_db(&who.user_id, &body, &provider, &addr).await?;
-    let mut out = serde_json::to_value(&stored.connection).map_err(ApiError::internal)?;
-    if let (Some(id), Some(o)) = (stored.generated_external_id, out.as_object_mut()) {
-        // Shown once: the user puts it in the role's trust policy.
-        o.insert("generatedExternalId".into(), Value::String(id));
-    }
+    let stored = state
+        .credentials
+        .store_tokens_in_db(&who.user_id, &body, &provider, &addr)
+        .await?;
+    // The generated external id is shown once: the user puts it in the role's trust policy.
+    let out = StoredConnection {
+        connection: stored.connection,
+        generated_external_id: stored.generated_external_id,
+    };
     Ok((StatusCode::OK, Json(out)).into_response())
 }
 
-async fn list(State(state): State<AppState>, Auth(who): Auth) -> Result<Json<Value>, ApiError> {
+/// The caller's connections: metadata, status and age, never a secret.
+#[utoipa::path(
+    get,
+    path = "/api/tokens",
+    operation_id = "listConnections",
+    tag = "tokens",
+    security(("bearer" = []), ("authjs_session_cookie" = []), ("internal_user_id" = [], "internal_secret" = [])),
+    responses(
+        (status = 200, description = "The caller's connections", body = ConnectionList),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 500, description = "Internal error (details only in the log)", body = ErrorBody),
+    ),
+)]
+async fn list(State(state): State<AppState>, Auth(who): Auth) -> Result<Json<ConnectionList>, ApiError> {
     let connections = state.credentials.list(&who.user_id).await?;
-    Ok(Json(json!({ "connections": connections })))
+    Ok(Json(ConnectionList { connections }))
 }
 
+/// One connection of the caller: metadata, status and age, never a secret.
+#[utoipa::path(
+    get,
+    path = "/api/tokens/{provider}",
+    operation_id = "getConnection",
+    tag = "tokens",
+    params(("provider" = String, Path, description = "A provider id from `GET /api/providers`")),
+    security(("bearer" = []), ("authjs_session_cookie" = []), ("internal_user_id" = [], "internal_secret" = [])),
+    responses(
+        (status = 200, description = "The connection", body = ConnectionView),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 404, description = "Unknown provider, or no credential stored for it", body = ErrorBody),
+        (status = 500, description = "Internal error (details only in the log)", body = ErrorBody),
+    ),
+)]
 async fn connection(
     State(state): State<AppState>,
     Auth(who): Auth,
@@ -48,6 +144,28 @@ async fn connection(
     Ok(Json(state.credentials.connection(&who.user_id, &provider).await?))
 }
 
+/// The secret token data, refreshed first when due. Bearer and internal callers only (not a browser cookie).
+#[utoipa::path(
+    get,
+    path = "/api/tokens/{provider}/credentials",
+    operation_id = "getCredentials",
+    tag = "tokens",
+    params(("provider" = String, Path, description = "A provider id from `GET /api/providers`")),
+    security(("bearer" = []), ("internal_user_id" = [], "internal_secret" = [])),
+    responses(
+        (status = 200, description = "The credential", body = TokenDataResponse,
+            headers(
+                ("Cache-Control" = String, description = "`no-store`"),
+                ("Pragma" = String, description = "`no-cache`"),
+            )),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 403, description = "Authenticated by the Auth.js session cookie, which may not read secrets", body = ErrorBody),
+        (status = 404, description = "Unknown provider, or no credential stored for it", body = ErrorBody),
+        (status = 409, description = "The credential needs to be connected again (`provider`, `reason`), or was changed at the same time", body = ConflictBody),
+        (status = 500, description = "Internal error (details only in the log)", body = ErrorBody),
+        (status = 503, description = "The secret store, or the provider (for a due refresh), is unavailable", body = ErrorBody),
+    ),
+)]
 async fn credentials(
     State(state): State<AppState>,
     Auth(who): Auth,
@@ -55,24 +173,68 @@ async fn credentials(
     Path(provider): Path<String>,
 ) -> Result<Response, ApiError> {
     if !who.may_read_secrets() {
-        return Err(ApiError::Forbidden("Credentials are only given to Bearer and internal callers".into()));
+        return Err(ApiError::Forbidden(
+            "Credentials are only given to Bearer and internal callers".into(),
+        ));
     }
     let data = state.credentials.get_token_data(&who.user_id, &provider, &addr).await?;
-    let mut resp = Json(json!({ "provider": provider, "tokenData": Value::Object(data.0) })).into_response();
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    let mut resp = Json(TokenDataResponse {
+        provider,
+        token_data: data.0,
+    })
+    .into_response();
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut()
+        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     Ok(resp)
 }
 
+/// Refresh the credential now (for providers whose credentials refresh; others are answered as they are).
+#[utoipa::path(
+    post,
+    path = "/api/tokens/{provider}/refresh",
+    operation_id = "refreshCredential",
+    tag = "tokens",
+    params(("provider" = String, Path, description = "A provider id from `GET /api/providers`")),
+    security(("bearer" = []), ("authjs_session_cookie" = []), ("internal_user_id" = [], "internal_secret" = [])),
+    responses(
+        (status = 200, description = "The connection after the refresh", body = ConnectionView),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 404, description = "Unknown provider, or no credential stored for it", body = ErrorBody),
+        (status = 409, description = "The credential needs to be connected again (`provider`, `reason`), or was changed at the same time", body = ConflictBody),
+        (status = 500, description = "Internal error (details only in the log)", body = ErrorBody),
+        (status = 503, description = "The secret store or the provider is unavailable", body = ErrorBody),
+    ),
+)]
 async fn refresh(
     State(state): State<AppState>,
     Auth(who): Auth,
     ClientAddr(addr): ClientAddr,
     Path(provider): Path<String>,
 ) -> Result<Json<ConnectionView>, ApiError> {
-    Ok(Json(state.credentials.refresh_now(&who.user_id, &provider, &addr).await?))
+    Ok(Json(
+        state.credentials.refresh_now(&who.user_id, &provider, &addr).await?,
+    ))
 }
 
+/// Disconnect a provider: the reference, then the secret (all its versions).
+#[utoipa::path(
+    delete,
+    path = "/api/tokens/{provider}",
+    operation_id = "deleteConnection",
+    tag = "tokens",
+    params(("provider" = String, Path, description = "A provider id from `GET /api/providers`")),
+    security(("bearer" = []), ("authjs_session_cookie" = []), ("internal_user_id" = [], "internal_secret" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 404, description = "Unknown provider, or no credential stored for it", body = ErrorBody),
+        (status = 409, description = "The credential was changed at the same time; retry", body = ConflictBody),
+        (status = 500, description = "Internal error (details only in the log)", body = ErrorBody),
+        (status = 503, description = "The secret store is unavailable; nothing was deleted, retry", body = ErrorBody),
+    ),
+)]
 async fn delete(
     State(state): State<AppState>,
     Auth(who): Auth,

@@ -158,6 +158,7 @@ impl RefreshEngine {
                     ..row
                 };
                 svc.store.upsert_connection(&updated).await?;
+                svc.changed(user_id, provider).await;
                 svc.audit(user_id, EventKind::CredentialRefresh, provider, true, client_addr, None)
                     .await;
                 Ok(TokenData(fresh.token_data))

@@ -209,3 +209,56 @@ crate::on_all_stores!(
     cookie_sessions_get_no_secrets,
     unauthenticated_token_routes_are_401,
 );
+
+/// The read cache never serves a replaced or deleted secret, on this instance or another, and the
+/// other instances drop their copies (PostgreSQL NOTIFY).
+async fn cache_is_dropped_everywhere_on_write_and_delete(db: Db, secrets: Secrets) {
+    if db == Db::Sqlite || secrets == Secrets::Embedded {
+        return; // Several instances: PostgreSQL and a shared Vault.
+    }
+    let Some(cfg) = TestConfig::default().secrets(secrets).await else { return };
+    let a = spawn_app(db, cfg).await.unwrap();
+    let b = crate::support::app::spawn_sibling(&a, TestConfig::default().secrets(secrets).await.unwrap()).await;
+    let (_, token) = a.user("cache@example.com").await;
+    let v1 = json!({"api_key": "glsa_cached_version_one", "base_url": "https://g.example.com"});
+    let v2 = json!({"api_key": "glsa_cached_version_two", "base_url": "https://g.example.com"});
+    assert_eq!(a.put_auth("/api/tokens/grafana", &token, v1).await.status(), 200);
+    assert_eq!(read(&a, &token).await, (200, json!("glsa_cached_version_one")));
+    assert_eq!(read(&b, &token).await, (200, json!("glsa_cached_version_one")));
+    assert_eq!(a.services.credentials.cached_entries(), 1);
+    assert_eq!(b.services.credentials.cached_entries(), 1);
+
+    // Replaced on B: A must not serve its cached copy, and drops it.
+    assert_eq!(b.put_auth("/api/tokens/grafana", &token, v2).await.status(), 200);
+    let mut dropped = false;
+    for _ in 0..50 {
+        if a.services.credentials.cached_entries() == 0 {
+            dropped = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(dropped, "instance A kept a replaced secret in memory");
+    assert_eq!(read(&a, &token).await, (200, json!("glsa_cached_version_two")));
+    // Deleted on B: A answers 404 and drops its copy.
+    assert_eq!(b.delete_auth("/api/tokens/grafana", &token).await.status(), 204);
+    assert_eq!(read(&a, &token).await.0, 404);
+    for _ in 0..50 {
+        if a.services.credentials.cached_entries() == 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("instance A kept a deleted secret in memory");
+}
+
+mod cache {
+    use super::cache_is_dropped_everywhere_on_write_and_delete;
+    crate::on_all_stores!(cache_is_dropped_everywhere_on_write_and_delete);
+}
+
+async fn read(app: &TestApp, token: &str) -> (u16, Value) {
+    let r = app.get_auth("/api/tokens/grafana/credentials", token).await;
+    let status = r.status().as_u16();
+    (status, r.json::<Value>().await.unwrap()["tokenData"]["api_key"].clone())
+}

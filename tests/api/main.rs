@@ -9,5 +9,7 @@ mod credentials;
 mod errors;
 mod failures;
 mod identity;
+mod openapi;
+mod ops;
 mod rate_limit;
 mod refresh;

@@ -25,8 +25,13 @@ DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.environ["TK_OAUTH_DB"],
-        # Threaded runserver: wait for SQLite's write lock instead of failing.
-        "OPTIONS": {"timeout": 30},
+        # Threaded runserver: concurrent token requests. Write transactions take SQLite's write lock up
+        # front (BEGIN IMMEDIATE) and wait for it, instead of failing with "database is locked" on upgrade.
+        "OPTIONS": {
+            "timeout": 30,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        },
     }
 }
 
