@@ -70,6 +70,28 @@ login() {
     "$base/api/auth/login" | python3 -c 'import json, sys; print(json.load(sys.stdin)["token"])'
 }
 
+# Connect every provider with its documented example (the PUT examples of /openapi.json), so the fuzzer
+# reaches stored credentials (read, refresh, delete) and not only 404s.
+seed() {
+  python3 - "$base" "$1" <<'PY'
+import json, sys, urllib.error, urllib.request
+base, token = sys.argv[1], sys.argv[2]
+doc = json.load(urllib.request.urlopen(base + "/openapi.json"))
+put = doc["paths"]["/api/tokens/{provider}"]["put"]
+ids = next(p["schema"]["enum"] for p in put["parameters"] if p["name"] == "provider")
+examples = put["requestBody"]["content"]["application/json"]["examples"]
+for pid in ids:
+    body = json.dumps(examples[pid]["value"]).encode()
+    req = urllib.request.Request(f"{base}/api/tokens/{pid}", data=body, method="PUT",
+                                 headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"})
+    try:
+        status = urllib.request.urlopen(req).status
+    except urllib.error.HTTPError as e:
+        status = e.code
+    print(f"  PUT /api/tokens/{pid}: {status}")
+PY
+}
+
 run() {
   schemathesis run "$base/openapi.json" \
     --checks not_a_server_error,response_schema_conformance \
@@ -81,8 +103,11 @@ run() {
 
 status=0
 # Logout ends the session it is called with: every other operation first, then logout on its own session.
+token=$(login)
+say "connecting every provider with its example credential"
+seed "$token"
 say "schemathesis: every operation but logout"
-run -H "Authorization: Bearer $(login)" --exclude-path /api/auth/logout "$@" || status=1
+run -H "Authorization: Bearer $token" --exclude-path /api/auth/logout "$@" || status=1
 say "schemathesis: logout"
 run -H "Authorization: Bearer $(login)" --include-path /api/auth/logout "$@" || status=1
 

@@ -153,6 +153,9 @@ async fn open_secret_store(settings: &Settings) -> anyhow::Result<Arc<dyn Secret
         }
         SecretBackend::Vault(v) => {
             let auth = match (&v.token, &v.role_id, &v.secret_id) {
+                (Some(_), _, _) if v.token_file.is_some() => {
+                    VaultAuth::TokenFile(v.token_file.clone().expect("checked"))
+                }
                 (Some(t), _, _) => VaultAuth::Token(t.clone()),
                 (None, Some(role_id), Some(secret_id)) => VaultAuth::AppRole {
                     role_id: role_id.clone(),

@@ -49,6 +49,7 @@ pub enum SecretBackend {
 pub struct VaultSettings {
     pub addr: String,
     pub token: Option<SecretString>,
+    pub token_file: Option<PathBuf>,
     pub role_id: Option<String>,
     pub secret_id: Option<SecretString>,
     pub namespace: Option<String>,
@@ -157,6 +158,9 @@ impl Settings {
                 let vs = VaultSettings {
                     addr,
                     token: secret(env, "VAULT_TOKEN")?,
+                    // Kept as a path too: the file is read again when Vault refuses the token
+                    // (a Vault Agent sink rotates it).
+                    token_file: raw(env, "VAULT_TOKEN").is_none().then(|| raw(env, "VAULT_TOKEN_FILE")).flatten().map(PathBuf::from),
                     role_id: raw(env, "VAULT_ROLE_ID"),
                     secret_id: secret(env, "VAULT_SECRET_ID")?,
                     namespace: raw(env, "VAULT_NAMESPACE"),

@@ -120,3 +120,31 @@ mod outage {
     crate::on_both_backends!(vault_down_gives_503_and_recovers);
     use super::vault_down_gives_503_and_recovers;
 }
+
+/// `VAULT_TOKEN_FILE`: when Vault refuses the token (rotated by an agent), the file is read again.
+async fn vault_token_file_is_reread_after_rotation(db: Db) {
+    let Some(bao) = OpenBao::shared().await else { return };
+    let token_body = json!({"policies": ["tokenkeeper"], "ttl": "1h"});
+    let first = bao.create_token(token_body.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("vault-token");
+    std::fs::write(&file, format!("{first}\n")).unwrap();
+    let cfg = TestConfig::default().with("VAULT_ADDR", &bao.addr).with("VAULT_TOKEN_FILE", file.to_str().unwrap());
+    let app = spawn_app(db, cfg).await.unwrap();
+    let (_, token) = app.user("tokenfile@example.com").await;
+    let body = json!({"api_key": "glsa_token_file_rotation", "base_url": "https://g.example.com"});
+    assert_eq!(app.put_auth("/api/tokens/grafana", &token, body).await.status(), 200);
+
+    // The agent writes a new token and the old one is revoked.
+    let second = bao.create_token(token_body).await;
+    std::fs::write(&file, format!("{second}\n")).unwrap();
+    let (status, _) = bao.root("POST", "auth/token/revoke", Some(json!({"token": first}))).await;
+    assert!(status == 204 || status == 200, "revoke: {status}");
+    let r = app.get_auth("/api/tokens/grafana/credentials", &token).await;
+    assert_eq!(r.status(), 200, "the rotated token from the file is used");
+}
+
+mod token_file {
+    use super::vault_token_file_is_reread_after_rotation;
+    crate::on_both_backends!(vault_token_file_is_reread_after_rotation);
+}

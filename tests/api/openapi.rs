@@ -28,9 +28,7 @@ const ROUTES: &[(&str, &str)] = &[
 const METHODS: &[&str] = &["get", "put", "post", "delete", "patch", "head", "options", "trace"];
 
 async fn document_covers_every_route(db: Db) {
-    let Some(app) = spawn_app(db, TestConfig::default()).await else {
-        return;
-    };
+    let app = spawn_app(db, TestConfig::default()).await.unwrap();
     let r = app.client.get(app.at("/openapi.json")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let doc: Value = r.json().await.expect("/openapi.json is JSON");
@@ -139,9 +137,7 @@ async fn document_covers_every_route(db: Db) {
 }
 
 async fn swagger_ui_is_served(db: Db) {
-    let Some(app) = spawn_app(db, TestConfig::default()).await else {
-        return;
-    };
+    let app = spawn_app(db, TestConfig::default()).await.unwrap();
     let r = app.client.get(app.at("/docs")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let ct = r.headers()["content-type"].to_str().unwrap().to_string();
@@ -154,17 +150,16 @@ async fn swagger_ui_is_served(db: Db) {
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "vendored assets are served");
-    let config: Value = app
+    let init = app
         .client
         .get(app.at("/docs/swagger-initializer.js"))
         .send()
         .await
-        .unwrap()
-        .text()
-        .await
-        .map(|t| Value::Bool(t.contains("/openapi.json")))
         .unwrap();
-    assert_eq!(config, Value::Bool(true), "Swagger UI loads /openapi.json");
+    assert!(
+        init.text().await.unwrap().contains("/openapi.json"),
+        "Swagger UI loads /openapi.json"
+    );
 }
 
 crate::on_both_backends!(document_covers_every_route, swagger_ui_is_served);

@@ -151,6 +151,11 @@ impl OAuthServer {
         serde_json::from_str(&body).expect("token pair JSON")
     }
 
+    /// The server's log so far (requests, Python tracebacks): print it when a test fails unexpectedly.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
     /// What the server saw for this client so far.
     pub async fn stats(&self, client_id: &str) -> Stats {
         http()
