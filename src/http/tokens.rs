@@ -131,6 +131,7 @@ async fn list(State(state): State<AppState>, Auth(who): Auth) -> Result<Json<Con
     security(("bearer" = []), ("authjs_session_cookie" = []), ("internal_user_id" = [], "internal_secret" = [])),
     responses(
         (status = 200, description = "The connection", body = ConnectionView),
+        (status = 400, description = "`provider` is not valid UTF-8", body = ErrorBody),
         (status = 401, description = "Not authenticated", body = ErrorBody),
         (status = 404, description = "Unknown provider, or no credential stored for it", body = ErrorBody),
         (status = 500, description = "Internal error (details only in the log)", body = ErrorBody),
@@ -158,6 +159,7 @@ async fn connection(
                 ("Cache-Control" = String, description = "`no-store`"),
                 ("Pragma" = String, description = "`no-cache`"),
             )),
+        (status = 400, description = "`provider` is not valid UTF-8", body = ErrorBody),
         (status = 401, description = "Not authenticated", body = ErrorBody),
         (status = 403, description = "Authenticated by the Auth.js session cookie, which may not read secrets", body = ErrorBody),
         (status = 404, description = "Unknown provider, or no credential stored for it", body = ErrorBody),
@@ -200,6 +202,7 @@ async fn credentials(
     security(("bearer" = []), ("authjs_session_cookie" = []), ("internal_user_id" = [], "internal_secret" = [])),
     responses(
         (status = 200, description = "The connection after the refresh", body = ConnectionView),
+        (status = 400, description = "`provider` is not valid UTF-8", body = ErrorBody),
         (status = 401, description = "Not authenticated", body = ErrorBody),
         (status = 404, description = "Unknown provider, or no credential stored for it", body = ErrorBody),
         (status = 409, description = "The credential needs to be connected again (`provider`, `reason`), or was changed at the same time", body = ConflictBody),
@@ -228,6 +231,7 @@ async fn refresh(
     security(("bearer" = []), ("authjs_session_cookie" = []), ("internal_user_id" = [], "internal_secret" = [])),
     responses(
         (status = 204, description = "Deleted"),
+        (status = 400, description = "`provider` is not valid UTF-8", body = ErrorBody),
         (status = 401, description = "Not authenticated", body = ErrorBody),
         (status = 404, description = "Unknown provider, or no credential stored for it", body = ErrorBody),
         (status = 409, description = "The credential was changed at the same time; retry", body = ConflictBody),
