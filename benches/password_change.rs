@@ -100,6 +100,7 @@ fn main() {
 
     println!("password_change bench: bcrypt cost {cost}, {clients} clients, {cores} cores");
     println!("  window {seconds:.0} s after a {warmup:.0} s warm-up");
+    println!("  load average before: {}", loadavg());
 
     // (1) The hashing of one change, alone, before anything else starts.
     let (t_change, samples) = measure_t_change(cost, 5);
@@ -206,6 +207,13 @@ fn main() {
     if strict && !(through_ok && health_ok) {
         std::process::exit(1);
     }
+}
+
+/// The 1, 5 and 15 minute load averages (Linux), to show whether other work shared the machine.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "n/a".into())
 }
 
 fn pass(ok: bool) -> &'static str {

@@ -177,11 +177,13 @@ async fn create_database(admin: &str, name: &str) -> String {
     let mut c = PgConnection::connect(admin)
         .await
         .unwrap_or_else(|e| panic!("cannot connect to {admin} (set TOKENKEEPER_BENCH_DATABASE_URL): {e}"));
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&mut c)
-        .await
-        .unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .execute(&mut c)
+    .await
+    .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut c)
         .await
         .unwrap();
@@ -193,9 +195,11 @@ async fn create_database(admin: &str, name: &str) -> String {
 async fn drop_database(admin: &str, name: &str) {
     match PgConnection::connect(admin).await {
         Ok(mut c) => {
-            if let Err(e) = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(&mut c)
-                .await
+            if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
+            .execute(&mut c)
+            .await
             {
                 eprintln!("could not drop database {name}: {e}");
             }
@@ -360,14 +364,16 @@ async fn bench(db_url: String) -> bool {
             .execute(&mut *tx)
             .await
             .unwrap();
-        sqlx::query(&format!("PREPARE bench_claim(bigint, bigint, bigint) AS {CLAIM_SQL}"))
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-        let rows = sqlx::query(&format!(
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "PREPARE bench_claim(bigint, bigint, bigint) AS {CLAIM_SQL}"
+        )))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "EXPLAIN (ANALYZE, BUFFERS) EXECUTE bench_claim({lease}, {now}, {})",
             sched.batch
-        ))
+        )))
         .fetch_all(&mut *tx)
         .await
         .unwrap();
@@ -597,7 +603,10 @@ fn pass(ok: bool) -> &'static str {
 
 async fn explain(pool: &PgPool, sql: &str) -> Vec<String> {
     let mut tx = pool.begin().await.unwrap();
-    let rows = sqlx::query(sql).fetch_all(&mut *tx).await.unwrap();
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
     tx.rollback().await.unwrap();
     rows.iter().map(|r| r.get::<String, _>(0)).collect()
 }

@@ -113,6 +113,8 @@ impl Services {
         if let Some(r) = refresher {
             let _ = r.await;
         }
+        // Events still queued for the audit writer go to the database before the process exits.
+        self.audit.flush().await;
         res?;
         Ok(())
     }

@@ -59,24 +59,36 @@ pub struct Event<'a> {
     pub detail: Option<&'a str>,
 }
 
+/// Records events through a background writer that inserts them in batches (one transaction per
+/// batch), so a busy read path does not wait for a commit per request. The queue is bounded: when it is
+/// full, callers wait (back-pressure), nothing is dropped. [`Auditor::flush`] waits until everything
+/// queued so far is in the database.
 #[derive(Clone)]
 pub struct Auditor {
     store: SharedStore,
     clock: SharedClock,
     failures: Arc<AtomicU64>,
+    queue: tokio::sync::mpsc::Sender<Queued>,
 }
 
+enum Queued {
+    Event(AuditRecord),
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+/// Events written per transaction at most.
+const BATCH: usize = 256;
+
 impl Auditor {
+    /// Starts the writer task (on the current Tokio runtime).
     pub fn new(store: SharedStore, clock: SharedClock) -> Self {
-        Self {
-            store,
-            clock,
-            failures: Arc::new(AtomicU64::new(0)),
-        }
+        let (queue, rx) = tokio::sync::mpsc::channel(8192);
+        let failures = Arc::new(AtomicU64::new(0));
+        tokio::spawn(write_batches(store.clone(), failures.clone(), rx));
+        Self { store, clock, failures, queue }
     }
 
-    /// Records the event; a failure is logged and counted and returned for callers that must not go on
-    /// without a trail (writes), while reads ignore it.
+    /// Queues the event. It never fails the caller: a failed write is logged and counted by the writer.
     pub async fn record(&self, e: Event<'_>) -> Result<(), DbError> {
         let rec = AuditRecord {
             id: 0,
@@ -88,12 +100,28 @@ impl Auditor {
             detail: e.detail.map(str::to_string),
             at: self.clock.now_ms(),
         };
-        let res = self.store.insert_audit(&rec).await;
-        if let Err(err) = &res {
+        if let Err(lost) = self.queue.send(Queued::Event(rec)).await {
+            // Only when the writer is gone (runtime shutting down): write it here rather than lose it.
+            if let Queued::Event(rec) = lost.0 {
+                self.write_one(&rec).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until every event queued before this call is written (or has failed and been logged).
+    pub async fn flush(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.queue.send(Queued::Flush(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    async fn write_one(&self, rec: &AuditRecord) {
+        if let Err(err) = self.store.insert_audit(rec).await {
             self.failures.fetch_add(1, Ordering::Relaxed);
             tracing::error!(kind = rec.kind, outcome = rec.outcome, error = %err, "audit write failed");
         }
-        res
     }
 
     /// Audit writes that failed since start (exported as a metric).
@@ -102,9 +130,40 @@ impl Auditor {
     }
 }
 
+async fn write_batches(store: SharedStore, failures: Arc<AtomicU64>, mut rx: tokio::sync::mpsc::Receiver<Queued>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut waiters = Vec::new();
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        while let Some(item) = next.take() {
+            match item {
+                Queued::Event(rec) => batch.push(rec),
+                Queued::Flush(done) => waiters.push(done),
+            }
+            if batch.len() < BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        if !batch.is_empty() {
+            if let Err(err) = store.insert_audit_batch(&batch).await {
+                failures.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                for rec in &batch {
+                    tracing::error!(kind = rec.kind, outcome = rec.outcome, user = ?rec.user_id, error = %err, "audit write failed");
+                }
+            }
+            batch.clear();
+        }
+        for done in waiters.drain(..) {
+            let _ = done.send(());
+        }
+    }
+}
+
 impl Auditor {
     /// A user's own events, newest first; `before`: an event id from the previous page.
     pub async fn list(&self, user_id: &str, before: Option<i64>, limit: i64) -> Result<Vec<AuditRecord>, DbError> {
+        // The caller's own recent events are in the batch writer's queue until flushed.
+        self.flush().await;
         self.store.list_audit(user_id, before, limit.clamp(1, 200)).await
     }
 }

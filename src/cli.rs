@@ -140,6 +140,7 @@ async fn user(settings: Settings, cmd: UserCommand) -> anyhow::Result<()> {
             println!("password changed for {email}; their sessions are revoked");
         }
     }
+    services.audit.flush().await;
     Ok(())
 }
 
@@ -159,6 +160,7 @@ async fn tokens(settings: Settings, cmd: TokensCommand) -> anyhow::Result<()> {
             println!("deleted {provider} credential of {user}");
         }
     }
+    services.audit.flush().await;
     Ok(())
 }
 

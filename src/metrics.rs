@@ -84,10 +84,12 @@ impl Drop for InFlight {
 }
 
 /// Values read at scrape time from other services.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct ScrapeValues {
     /// [`crate::audit::Auditor::failed_writes`].
     pub audit_write_failures: u64,
+    /// Stored connections per status (`active`, `degraded`, `needs_reauth`), counted in SQL at scrape time.
+    pub connections_by_status: Vec<(String, i64)>,
 }
 
 impl Metrics {
@@ -225,6 +227,11 @@ impl Metrics {
             values.audit_write_failures
         );
 
+        header(&mut out, "tokenkeeper_connections", "gauge", "Stored provider connections by status.");
+        for (status, n) in &values.connections_by_status {
+            let _ = writeln!(out, "tokenkeeper_connections{{status=\"{status}\"}} {n}");
+        }
+
         let g = global();
         header(
             &mut out,
@@ -358,7 +365,9 @@ mod tests {
         m.observe_request(UNMATCHED, &Method::from_bytes(b"BREW").unwrap(), 404, Duration::ZERO);
         let text = m.render(ScrapeValues {
             audit_write_failures: 3,
+            connections_by_status: vec![("active".into(), 2)],
         });
+        assert!(text.contains("tokenkeeper_connections{status=\"active\"} 2\n"));
         assert!(text.contains("tokenkeeper_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"200\"} 2\n"));
         assert!(
             text.contains("tokenkeeper_http_requests_total{route=\"unmatched\",method=\"other\",status=\"404\"} 1\n")

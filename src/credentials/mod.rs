@@ -57,7 +57,10 @@ pub enum CredentialError {
 impl From<SecretError> for CredentialError {
     fn from(e: SecretError) -> Self {
         match e {
-            SecretError::Unavailable(_) => Self::SecretStoreUnavailable(e),
+            SecretError::Unavailable(_) => {
+                crate::metrics::secret_store_error();
+                Self::SecretStoreUnavailable(e)
+            }
             SecretError::CasMismatch => Self::Conflict(String::new()),
             SecretError::Corrupt(m) => Self::Inconsistent(m),
         }

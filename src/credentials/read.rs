@@ -8,6 +8,11 @@ use crate::db::Connection;
 use crate::refresh::engine::Trigger;
 
 impl CredentialService {
+    /// Every user's connections counted per status (for `/metrics`).
+    pub async fn count_by_status(&self) -> Result<Vec<(String, i64)>, CredentialError> {
+        Ok(self.store.count_connections_by_status().await?)
+    }
+
     pub async fn list(&self, user_id: &str) -> Result<Vec<ConnectionView>, CredentialError> {
         let now = self.clock.now_ms();
         let rows = self.store.list_connections(user_id).await?;

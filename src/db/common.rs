@@ -217,21 +217,29 @@ macro_rules! impl_store {
                 Ok(r.rows_affected())
             }
 
-            async fn insert_audit(&self, e: &AuditRecord) -> Result<(), DbError> {
-                sqlx::query(
-                    "INSERT INTO audit_events (user_id, kind, provider, outcome, client_addr, detail, at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind(&e.user_id)
-                .bind(&e.kind)
-                .bind(&e.provider)
-                .bind(&e.outcome)
-                .bind(&e.client_addr)
-                .bind(&e.detail)
-                .bind(e.at)
-                .execute(&self.pool)
-                .await?;
+            async fn insert_audit_batch(&self, events: &[AuditRecord]) -> Result<(), DbError> {
+                let mut tx = self.pool.begin().await?;
+                for e in events {
+                    sqlx::query(
+                        "INSERT INTO audit_events (user_id, kind, provider, outcome, client_addr, detail, at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(&e.user_id)
+                    .bind(&e.kind)
+                    .bind(&e.provider)
+                    .bind(&e.outcome)
+                    .bind(&e.client_addr)
+                    .bind(&e.detail)
+                    .bind(e.at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
                 Ok(())
+            }
+
+            async fn insert_audit(&self, e: &AuditRecord) -> Result<(), DbError> {
+                self.insert_audit_batch(std::slice::from_ref(e)).await
             }
 
             async fn list_audit(&self, user_id: &str, before: Option<i64>, limit: i64) -> Result<Vec<AuditRecord>, DbError> {
@@ -291,6 +299,14 @@ macro_rules! impl_store {
                     out.push(connection_from_row!(r));
                 }
                 Ok(out)
+            }
+
+            async fn count_connections_by_status(&self) -> Result<Vec<(String, i64)>, DbError> {
+                let rows: Vec<(String, i64)> =
+                    sqlx::query_as("SELECT status, COUNT(*) FROM connections GROUP BY status ORDER BY status")
+                        .fetch_all(&self.pool)
+                        .await?;
+                Ok(rows)
             }
 
             async fn delete_connection(&self, user_id: &str, provider: &str) -> Result<bool, DbError> {

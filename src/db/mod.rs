@@ -127,6 +127,8 @@ pub trait Store: Send + Sync + 'static {
 
     // Audit.
     async fn insert_audit(&self, event: &AuditRecord) -> Result<(), DbError>;
+    /// Several events in one transaction.
+    async fn insert_audit_batch(&self, events: &[AuditRecord]) -> Result<(), DbError>;
     /// Newest first; `before`: only ids below it.
     async fn list_audit(&self, user_id: &str, before: Option<i64>, limit: i64) -> Result<Vec<AuditRecord>, DbError>;
 
@@ -134,6 +136,8 @@ pub trait Store: Send + Sync + 'static {
     async fn upsert_connection(&self, c: &Connection) -> Result<(), DbError>;
     async fn get_connection(&self, user_id: &str, provider: &str) -> Result<Option<Connection>, DbError>;
     async fn list_connections(&self, user_id: &str) -> Result<Vec<Connection>, DbError>;
+    /// Connections per status, for metrics.
+    async fn count_connections_by_status(&self) -> Result<Vec<(String, i64)>, DbError>;
     /// Returns whether a row was deleted.
     async fn delete_connection(&self, user_id: &str, provider: &str) -> Result<bool, DbError>;
 

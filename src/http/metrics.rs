@@ -18,9 +18,11 @@ pub fn routes() -> Router<AppState> {
 
 /// Every metric of this instance, plus the process-wide refresh and secret-store counters.
 async fn scrape(State(state): State<AppState>) -> impl IntoResponse {
-    let values = ScrapeValues {
-        audit_write_failures: state.audit.failed_writes(),
-    };
+    let connections_by_status = state.credentials.count_by_status().await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "metrics: could not count connections");
+        Vec::new()
+    });
+    let values = ScrapeValues { audit_write_failures: state.audit.failed_writes(), connections_by_status };
     ([(CONTENT_TYPE, metrics::CONTENT_TYPE)], state.metrics.render(values))
 }
 

@@ -116,7 +116,13 @@ fn hash_blocking(
     let pw = password.expose_secret().as_bytes();
     let hash = match kind {
         PasswordHashKind::Bcrypt => {
-            bcrypt::non_truncating_hash(pw, cost).map_err(|e| HashError::Failed(e.to_string()))?
+            // Longer passwords are refused by policy before this point; the crate's non-truncating
+            // variant also counts the C terminator, so it would refuse exactly 72 bytes, which the
+            // bcrypt algorithm fully uses. Up to 72 bytes nothing is lost; beyond, refuse.
+            if pw.len() > BCRYPT_MAX_BYTES {
+                return Err(HashError::Failed(format!("bcrypt takes at most {BCRYPT_MAX_BYTES} bytes")));
+            }
+            bcrypt::hash(pw, cost).map_err(|e| HashError::Failed(e.to_string()))?
         }
         PasswordHashKind::Argon2id => {
             let salt = SaltString::generate(&mut OsRng);
@@ -134,7 +140,7 @@ fn verify_blocking(password: &SecretString, hash: &SecretString) -> bool {
     let hash = hash.expose_secret();
     if hash.starts_with("$2") {
         // A password over 72 bytes cannot match a bcrypt hash without truncation: a mismatch, not an error.
-        bcrypt::non_truncating_verify(pw, hash).unwrap_or(false)
+        pw.len() <= BCRYPT_MAX_BYTES && bcrypt::verify(pw, hash).unwrap_or(false)
     } else if hash.starts_with("$argon2") {
         PasswordHash::new(hash)
             .is_ok_and(|parsed| Argon2::default().verify_password(pw, &parsed).is_ok())

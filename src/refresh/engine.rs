@@ -133,6 +133,7 @@ impl RefreshEngine {
         let outcome = grants::refresh(spec, &current, &ctx).await;
         match outcome {
             Ok(fresh) => {
+                crate::metrics::refresh_outcome(provider, "ok");
                 let payload = secrecy::SecretString::from(Value::Object(fresh.token_data.clone()).to_string());
                 // Stored before it is served: a rotated refresh token must never be lost.
                 let version = match svc.secrets.write(&name, &payload, Some(latest.version)).await {
@@ -165,6 +166,7 @@ impl RefreshEngine {
             }
             Err(GrantError::NotRefreshable) => self.serve_current(svc, &row, now).await,
             Err(GrantError::NeedsReauth { reason }) => {
+                crate::metrics::refresh_outcome(provider, "needs_reauth");
                 let updated = Connection {
                     status: status::NEEDS_REAUTH.into(),
                     status_reason: Some(reason.clone()),
@@ -185,6 +187,7 @@ impl RefreshEngine {
                 Err(crate::credentials::read::needs_reauth(&updated))
             }
             Err(GrantError::Transient { reason }) => {
+                crate::metrics::refresh_outcome(provider, "degraded");
                 let failures = row.refresh_failures + 1;
                 let updated = Connection {
                     status: status::DEGRADED.into(),

