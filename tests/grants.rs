@@ -255,14 +255,7 @@ fn aws_settings(moto: &Moto, secret: &str, extra: &[(&str, &str)]) -> Settings {
         ("AWS_REGION", "us-east-1"),
     ];
     vars.extend_from_slice(extra);
-    let mut settings = settings(&vars);
-    // `collect_extra` does not know this variable (yet): put it in as the config would.
-    for (k, v) in extra {
-        settings
-            .extra
-            .insert(k.to_string(), secrecy::SecretString::from(v.to_string()));
-    }
-    settings
+    settings(&vars)
 }
 
 fn wall_clock() -> i64 {

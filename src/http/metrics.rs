@@ -17,7 +17,14 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Every metric of this instance, plus the process-wide refresh and secret-store counters.
-async fn scrape(State(state): State<AppState>) -> impl IntoResponse {
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "health",
+    responses((status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain")),
+)]
+pub(crate) async fn scrape(State(state): State<AppState>) -> impl IntoResponse {
     let connections_by_status = state.credentials.count_by_status().await.unwrap_or_else(|e| {
         tracing::warn!(error = %e, "metrics: could not count connections");
         Vec::new()

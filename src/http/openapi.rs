@@ -37,6 +37,7 @@ use super::AppState;
         super::audit::list,
         super::health::healthz,
         super::health::readyz,
+        super::metrics::scrape,
     ),
     components(schemas(super::error::ErrorBody, super::error::ConflictBody)),
     modifiers(&SecuritySchemes, &Providers),
