@@ -294,3 +294,73 @@ fn collect_extra(env: Env) -> Result<HashMap<String, SecretString>, ConfigError>
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::from_lookup(&|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_service() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.data_dir, PathBuf::from("./tokenkeeper-data"));
+        assert!(s.database_url.is_none());
+        assert!(matches!(s.secret_backend, SecretBackend::Embedded { key: None }));
+        assert_eq!((s.kv_mount.as_str(), s.kv_base_path.as_str()), ("aurora", "users"));
+        assert_eq!((s.secret_prefix.as_str(), s.env_name.as_str()), ("aurora", "dev"));
+        assert_eq!(s.passwords.bcrypt_cost, 12);
+        assert_eq!(s.passwords.hash, PasswordHashKind::Bcrypt);
+        assert!(s.auth_secrets.is_empty() && s.internal_secret.is_none());
+        assert_eq!(s.refresh_margin, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn invalid_values_name_their_variable() {
+        for (var, value) in [
+            ("TOKENKEEPER_LISTEN", "not-an-address"),
+            ("TOKENKEEPER_BCRYPT_COST", "9"),
+            ("TOKENKEEPER_BCRYPT_COST", "twelve"),
+            ("TOKENKEEPER_PASSWORD_HASH", "md5"),
+            ("DATABASE_URL", "mysql://localhost/x"),
+            ("TOKENKEEPER_ENV", "prod/../x"),
+            ("TOKENKEEPER_TRUST_FORWARDED_FOR", "maybe"),
+            ("VAULT_ADDR", "not a url"),
+        ] {
+            let err = settings(&[(var, value)]).unwrap_err();
+            assert_eq!(err.var, var, "{var}={value}: {err}");
+            assert!(err.to_string().contains(var));
+        }
+        // Vault without credentials: the error says what to set.
+        let err = settings(&[("VAULT_ADDR", "https://vault.example.com")]).unwrap_err();
+        assert!(err.to_string().contains("VAULT_TOKEN"));
+    }
+
+    #[test]
+    fn secrets_come_from_files_and_never_show_in_debug() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("auth");
+        std::fs::write(&file, "first-auth-secret, second-auth-secret\n").unwrap();
+        let s = settings(&[
+            ("AUTH_SECRET_FILE", file.to_str().unwrap()),
+            ("TOKENKEEPER_INTERNAL_SECRET", "internal-very-secret"),
+            ("TOKENKEEPER_GCP_CLIENT_SECRET", "gcp-client-very-secret"),
+            ("VAULT_ADDR", "https://vault.example.com"),
+            ("VAULT_TOKEN", "hvs-very-secret-token"),
+            ("DATABASE_URL", "postgres://u:db-very-secret@localhost/db"),
+        ])
+        .unwrap();
+        assert_eq!(s.auth_secrets.len(), 2, "comma-separated for rotation");
+        assert_eq!(s.var("TOKENKEEPER_GCP_CLIENT_SECRET"), Some("gcp-client-very-secret"));
+        let debug = format!("{s:?}");
+        for secret in ["first-auth-secret", "internal-very-secret", "gcp-client-very-secret", "hvs-very-secret-token", "db-very-secret"] {
+            assert!(!debug.contains(secret), "{secret} in Debug");
+        }
+        let missing = settings(&[("AUTH_SECRET_FILE", "/nonexistent/file")]).unwrap_err();
+        assert_eq!(missing.var, "AUTH_SECRET_FILE");
+    }
+}

@@ -100,7 +100,8 @@ impl RefreshEngine {
         let now = svc.clock.now_secs();
         let due = match trigger {
             Trigger::Forced { since_ms } => row.updated_at <= since_ms,
-            Trigger::Scheduled => self.is_expiring(&row, now),
+            // The scheduler plans refreshes up to a fifth of the margin early (jitter spreads them).
+            Trigger::Scheduled => self.is_expiring(&row, now + self.inner.margin_secs / 5),
             Trigger::Read => {
                 let backing_off = row.status == status::DEGRADED && row.next_refresh_at.is_some_and(|n| n > now);
                 self.is_expiring(&row, now) && !backing_off
