@@ -67,15 +67,40 @@ impl Services {
             settings.internal_secret.clone(),
         );
         let settings = Arc::new(settings);
-        let naming = NamingSettings { prefix: settings.secret_prefix.clone(), env: settings.env_name.clone() };
-        let url_policy =
-            UrlPolicy { allow_private: settings.allow_private_urls, allow_http: settings.allow_private_urls };
-        let credentials =
-            CredentialService::new(store.clone(), secrets.clone(), clock.clone(), audit.clone(), naming, url_policy)
-                .with_refresh(RefreshEngine::new(settings.clone()));
-        let credentials = if settings.read_cache { credentials.with_cache().await? } else { credentials };
+        let naming = NamingSettings {
+            prefix: settings.secret_prefix.clone(),
+            env: settings.env_name.clone(),
+        };
+        let url_policy = UrlPolicy {
+            allow_private: settings.allow_private_urls,
+            allow_http: settings.allow_private_urls,
+        };
+        let credentials = CredentialService::new(
+            store.clone(),
+            secrets.clone(),
+            clock.clone(),
+            audit.clone(),
+            naming,
+            url_policy,
+        )
+        .with_refresh(RefreshEngine::new(settings.clone()));
+        let credentials = if settings.read_cache {
+            credentials.with_cache().await?
+        } else {
+            credentials
+        };
         let metrics = Metrics::new();
-        Ok(Self { settings, clock, store, secrets, audit, passwords, authenticator, credentials, metrics })
+        Ok(Self {
+            settings,
+            clock,
+            store,
+            secrets,
+            audit,
+            passwords,
+            authenticator,
+            credentials,
+            metrics,
+        })
     }
 
     pub fn router(&self) -> axum::Router {
@@ -85,7 +110,10 @@ impl Services {
             trust_forwarded_for: self.settings.trust_forwarded_for,
             credentials: self.credentials.clone(),
             audit: self.audit.clone(),
-            readiness: Readiness { store: self.store.clone(), secrets: self.secrets.clone() },
+            readiness: Readiness {
+                store: self.store.clone(),
+                secrets: self.secrets.clone(),
+            },
             metrics: self.metrics.clone(),
         };
         http::router(state, self.settings.max_body_bytes)
@@ -97,7 +125,9 @@ impl Services {
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let app = self.router().into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let app = self
+            .router()
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let refresher = self.settings.refresher_enabled.then(|| {
             let svc = self.credentials.clone();

@@ -85,7 +85,12 @@ impl Auditor {
         let (queue, rx) = tokio::sync::mpsc::channel(8192);
         let failures = Arc::new(AtomicU64::new(0));
         tokio::spawn(write_batches(store.clone(), failures.clone(), rx));
-        Self { store, clock, failures, queue }
+        Self {
+            store,
+            clock,
+            failures,
+            queue,
+        }
     }
 
     /// Queues the event. It never fails the caller: a failed write is logged and counted by the writer.

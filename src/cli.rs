@@ -93,7 +93,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(cmd) => user(settings, cmd).await,
         Command::Tokens(cmd) => tokens(settings, cmd).await,
         Command::VaultPolicy => {
-            print!("{}", crate::secrets::vault::VaultStore::policy_hcl(&settings.kv_mount, &settings.kv_base_path));
+            print!(
+                "{}",
+                crate::secrets::vault::VaultStore::policy_hcl(&settings.kv_mount, &settings.kv_base_path)
+            );
             Ok(())
         }
     }
@@ -114,11 +117,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         "tokenkeeper is serving"
     );
     println!("tokenkeeper listening on http://{}", listener.local_addr()?);
-    println!(
-        "data: {}; secrets: {}",
-        s.data_dir.display(),
-        describe_secret_store(s)
-    );
+    println!("data: {}; secrets: {}", s.data_dir.display(), describe_secret_store(s));
     services.serve(listener, shutdown_signal()).await
 }
 
@@ -128,10 +127,7 @@ async fn user(settings: Settings, cmd: UserCommand) -> anyhow::Result<()> {
         UserCommand::Create { email, name } => {
             let password = read_password()?;
             let caller = Caller { client_addr: "cli" };
-            let user = services
-                .passwords
-                .register(&email, password, name, &caller)
-                .await?;
+            let user = services.passwords.register(&email, password, name, &caller).await?;
             println!("created user {} <{}>", user.id, user.email);
         }
         UserCommand::SetPassword { email } => {
@@ -167,9 +163,7 @@ async fn tokens(settings: Settings, cmd: TokensCommand) -> anyhow::Result<()> {
 /// From a prompt on a terminal, else the first line of stdin. Never from argv (it would show in `ps`).
 fn read_password() -> anyhow::Result<SecretString> {
     if std::io::stdin().is_terminal() {
-        return Ok(SecretString::from(rpassword::prompt_password(
-            "Password: ",
-        )?));
+        return Ok(SecretString::from(rpassword::prompt_password("Password: ")?));
     }
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
@@ -184,8 +178,7 @@ pub async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             s.recv().await;
         }
     };

@@ -160,7 +160,11 @@ impl Settings {
                     token: secret(env, "VAULT_TOKEN")?,
                     // Kept as a path too: the file is read again when Vault refuses the token
                     // (a Vault Agent sink rotates it).
-                    token_file: raw(env, "VAULT_TOKEN").is_none().then(|| raw(env, "VAULT_TOKEN_FILE")).flatten().map(PathBuf::from),
+                    token_file: raw(env, "VAULT_TOKEN")
+                        .is_none()
+                        .then(|| raw(env, "VAULT_TOKEN_FILE"))
+                        .flatten()
+                        .map(PathBuf::from),
                     role_id: raw(env, "VAULT_ROLE_ID"),
                     secret_id: secret(env, "VAULT_SECRET_ID")?,
                     namespace: raw(env, "VAULT_NAMESPACE"),
@@ -217,7 +221,10 @@ impl Settings {
             trust_forwarded_for: flag(env, "TOKENKEEPER_TRUST_FORWARDED_FOR")?,
             outbound_timeout: Duration::from_secs(parsed(env, "TOKENKEEPER_OUTBOUND_TIMEOUT_SECS", 10u64)?),
             refresh_margin: Duration::from_secs(parsed(env, "TOKENKEEPER_REFRESH_MARGIN_SECS", 300u64)?),
-            read_cache: !matches!(raw(env, "TOKENKEEPER_READ_CACHE").as_deref(), Some("false" | "0" | "off" | "no")),
+            read_cache: !matches!(
+                raw(env, "TOKENKEEPER_READ_CACHE").as_deref(),
+                Some("false" | "0" | "off" | "no")
+            ),
             refresher_enabled: !flag(env, "TOKENKEEPER_REFRESHER_DISABLED")?,
             max_body_bytes: parsed(env, "TOKENKEEPER_MAX_BODY_BYTES", 64 * 1024usize)?,
             allow_private_urls: flag(env, "TOKENKEEPER_ALLOW_PRIVATE_URLS")?,
@@ -357,7 +364,13 @@ mod tests {
         assert_eq!(s.auth_secrets.len(), 2, "comma-separated for rotation");
         assert_eq!(s.var("TOKENKEEPER_GCP_CLIENT_SECRET"), Some("gcp-client-very-secret"));
         let debug = format!("{s:?}");
-        for secret in ["first-auth-secret", "internal-very-secret", "gcp-client-very-secret", "hvs-very-secret-token", "db-very-secret"] {
+        for secret in [
+            "first-auth-secret",
+            "internal-very-secret",
+            "gcp-client-very-secret",
+            "hvs-very-secret-token",
+            "db-very-secret",
+        ] {
             assert!(!debug.contains(secret), "{secret} in Debug");
         }
         let missing = settings(&[("AUTH_SECRET_FILE", "/nonexistent/file")]).unwrap_err();

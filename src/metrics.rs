@@ -227,7 +227,12 @@ impl Metrics {
             values.audit_write_failures
         );
 
-        header(&mut out, "tokenkeeper_connections", "gauge", "Stored provider connections by status.");
+        header(
+            &mut out,
+            "tokenkeeper_connections",
+            "gauge",
+            "Stored provider connections by status.",
+        );
         for (status, n) in &values.connections_by_status {
             let _ = writeln!(out, "tokenkeeper_connections{{status=\"{status}\"}} {n}");
         }

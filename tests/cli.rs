@@ -34,18 +34,34 @@ fn operator_commands_work_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     assert!(stdout(&run(d, &["migrate"], None)).contains("up to date"));
-    let out = stdout(&run(d, &["user", "create", "--email", "op@example.com", "--name", "Op"], Some("first-password\n")));
+    let out = stdout(&run(
+        d,
+        &["user", "create", "--email", "op@example.com", "--name", "Op"],
+        Some("first-password\n"),
+    ));
     let user_id = out.split_whitespace().nth(2).unwrap().to_string();
     // No password on stdin: a clear failure, nothing created.
     let o = run(d, &["user", "create", "--email", "nopw@example.com"], Some(""));
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("no password"));
     // Too short: refused with the policy's message.
-    let o = run(d, &["user", "set-password", "--email", "op@example.com"], Some("short\n"));
+    let o = run(
+        d,
+        &["user", "set-password", "--email", "op@example.com"],
+        Some("short\n"),
+    );
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("at least 8"));
-    stdout(&run(d, &["user", "set-password", "--email", "op@example.com"], Some("second-password\n")));
-    let o = run(d, &["user", "set-password", "--email", "ghost@example.com"], Some("second-password\n"));
+    stdout(&run(
+        d,
+        &["user", "set-password", "--email", "op@example.com"],
+        Some("second-password\n"),
+    ));
+    let o = run(
+        d,
+        &["user", "set-password", "--email", "ghost@example.com"],
+        Some("second-password\n"),
+    );
     assert!(String::from_utf8_lossy(&o.stderr).contains("User not found"));
 
     // The policy printed is the one shipped.
@@ -53,7 +69,10 @@ fn operator_commands_work_end_to_end() {
     assert_eq!(policy, include_str!("../deploy/vault-policy.hcl"));
 
     // Connections: none yet, then one stored through the library, read and deleted by the CLI.
-    assert_eq!(stdout(&run(d, &["tokens", "list", "--user", &user_id], None)).trim(), "[]");
+    assert_eq!(
+        stdout(&run(d, &["tokens", "list", "--user", &user_id], None)).trim(),
+        "[]"
+    );
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let env = std::collections::HashMap::from([("TOKENKEEPER_DATA_DIR".to_string(), d.display().to_string())]);
@@ -61,13 +80,24 @@ fn operator_commands_work_end_to_end() {
         let clock = std::sync::Arc::new(tokenkeeper::clock::SystemClock);
         let svc = tokenkeeper::app::Services::build(settings, clock).await.unwrap();
         let body = serde_json::json!({"api_token": "cli-splunk-token-123", "base_url": "https://splunk.example.com"});
-        svc.credentials.store_tokens_in_db(&user_id, &body, "splunk", "test").await.unwrap();
+        svc.credentials
+            .store_tokens_in_db(&user_id, &body, "splunk", "test")
+            .await
+            .unwrap();
     });
     let list = stdout(&run(d, &["tokens", "list", "--user", &user_id], None));
     assert!(list.contains("\"splunk\"") && !list.contains("cli-splunk-token-123"));
-    let got = stdout(&run(d, &["tokens", "get", "--user", &user_id, "--provider", "splunk"], None));
+    let got = stdout(&run(
+        d,
+        &["tokens", "get", "--user", &user_id, "--provider", "splunk"],
+        None,
+    ));
     assert!(got.contains("cli-splunk-token-123"));
-    stdout(&run(d, &["tokens", "delete", "--user", &user_id, "--provider", "splunk"], None));
+    stdout(&run(
+        d,
+        &["tokens", "delete", "--user", &user_id, "--provider", "splunk"],
+        None,
+    ));
     let o = run(d, &["tokens", "get", "--user", &user_id, "--provider", "splunk"], None);
     assert!(!o.status.success());
 }

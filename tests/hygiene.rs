@@ -40,10 +40,11 @@ async fn dump_sql(database_url: &str) -> String {
     let mut out = String::new();
     if database_url.starts_with("postgres") {
         let mut c = sqlx::PgConnection::connect(database_url).await.unwrap();
-        let tables: Vec<String> = sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'")
-            .fetch_all(&mut c)
-            .await
-            .unwrap();
+        let tables: Vec<String> =
+            sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'")
+                .fetch_all(&mut c)
+                .await
+                .unwrap();
         for t in tables {
             let q = format!("SELECT row_to_json(t)::text AS j FROM \"{t}\" t");
             for row in sqlx::query(sqlx::AssertSqlSafe(q)).fetch_all(&mut c).await.unwrap() {
@@ -65,7 +66,11 @@ async fn dump_sql(database_url: &str) -> String {
                 .iter()
                 .map(|r| r.get::<String, _>("name"))
                 .collect();
-            let concat = cols.iter().map(|c| format!("quote(\"{c}\")")).collect::<Vec<_>>().join(" || '|' || ");
+            let concat = cols
+                .iter()
+                .map(|c| format!("quote(\"{c}\")"))
+                .collect::<Vec<_>>()
+                .join(" || '|' || ");
             let q = format!("SELECT {concat} AS j FROM \"{t}\"");
             for row in sqlx::query(sqlx::AssertSqlSafe(q)).fetch_all(&mut c).await.unwrap() {
                 out.push_str(&row.get::<String, _>("j"));
@@ -85,9 +90,20 @@ async fn traffic(db: Db, secrets: Secrets) -> Option<(Vec<String>, String)> {
     let pw2 = "second-Passw0rd-hygiene".to_string();
     app.register("hygiene@example.com", &pw1).await;
     let token = app.login("hygiene@example.com", &pw1).await;
-    let bad = app.post("/api/auth/login", json!({"email": "hygiene@example.com", "password": "wrong-Passw0rd-x"})).await;
+    let bad = app
+        .post(
+            "/api/auth/login",
+            json!({"email": "hygiene@example.com", "password": "wrong-Passw0rd-x"}),
+        )
+        .await;
     assert_eq!(bad.status(), 401);
-    let r = app.post_auth("/api/auth/change-password", &token, json!({"currentPassword": pw1, "newPassword": pw2})).await;
+    let r = app
+        .post_auth(
+            "/api/auth/change-password",
+            &token,
+            json!({"currentPassword": pw1, "newPassword": pw2}),
+        )
+        .await;
     assert_eq!(r.status(), 200);
     used.extend([pw1, pw2, "wrong-Passw0rd-x".to_string(), token.clone()]);
     let sa = include_str!("fixtures/gcp-service-account.json");
@@ -96,9 +112,13 @@ async fn traffic(db: Db, secrets: Secrets) -> Option<(Vec<String>, String)> {
             if example.get("service_account_json").is_some() {
                 example["service_account_json"] = json!(sa);
             }
-            let r = app.put_auth(&format!("/api/tokens/{}", spec.id), &token, example.clone()).await;
+            let r = app
+                .put_auth(&format!("/api/tokens/{}", spec.id), &token, example.clone())
+                .await;
             assert_eq!(r.status(), 200, "{}", spec.id);
-            let r = app.get_auth(&format!("/api/tokens/{}/credentials", spec.id), &token).await;
+            let r = app
+                .get_auth(&format!("/api/tokens/{}/credentials", spec.id), &token)
+                .await;
             assert_eq!(r.status(), 200, "{}", spec.id);
             for f in spec.fields.iter().filter(|f| f.secret) {
                 match example.get(f.name) {
@@ -115,7 +135,13 @@ async fn traffic(db: Db, secrets: Secrets) -> Option<(Vec<String>, String)> {
         }
     }
     // A replacement and a delete, too.
-    let r = app.put_auth("/api/tokens/grafana", &token, json!({"api_key": "glsa_replacement_hygiene", "base_url": "https://g.example.com"})).await;
+    let r = app
+        .put_auth(
+            "/api/tokens/grafana",
+            &token,
+            json!({"api_key": "glsa_replacement_hygiene", "base_url": "https://g.example.com"}),
+        )
+        .await;
     assert_eq!(r.status(), 200);
     used.push("glsa_replacement_hygiene".into());
     assert_eq!(app.delete_auth("/api/tokens/datadog", &token).await.status(), 204);
@@ -133,20 +159,34 @@ async fn no_secret_in_logs_or_sql() {
     }
     let mut checked = 0;
     for (db, secrets) in runs {
-        let Some((used, sql)) = traffic(db, secrets).await else { continue };
+        let Some((used, sql)) = traffic(db, secrets).await else {
+            continue;
+        };
         for v in &used {
             assert!(v.len() >= 8, "too short to scan meaningfully: {}", v.len());
-            assert!(!sql.contains(v.as_str()), "{db:?}/{secrets:?}: a secret value is in the SQL tables");
+            assert!(
+                !sql.contains(v.as_str()),
+                "{db:?}/{secrets:?}: a secret value is in the SQL tables"
+            );
         }
-        assert!(sql.contains("hygiene@example.com"), "the dump is real: it holds the account");
+        assert!(
+            sql.contains("hygiene@example.com"),
+            "the dump is real: it holds the account"
+        );
         checked += used.len();
         let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).to_string();
         assert!(text.contains("response"), "logs were captured");
         for v in &used {
-            assert!(!text.contains(v.as_str()), "{db:?}/{secrets:?}: a secret value is in the logs");
+            assert!(
+                !text.contains(v.as_str()),
+                "{db:?}/{secrets:?}: a secret value is in the logs"
+            );
         }
         // Password hashes never reach the logs either.
-        assert!(!text.contains("$2b$") && !text.contains("$argon2"), "a password hash is in the logs");
+        assert!(
+            !text.contains("$2b$") && !text.contains("$argon2"),
+            "a password hash is in the logs"
+        );
     }
     assert!(checked > 30, "scanned {checked} values");
 }

@@ -22,11 +22,7 @@ fn unique(tag: &str) -> String {
     format!("aurora-test-{}-{tag}", uuid::Uuid::new_v4().simple())
 }
 
-async fn value_of(
-    store: &dyn SecretStore,
-    name: &str,
-    version: Option<u64>,
-) -> Option<(String, u64)> {
+async fn value_of(store: &dyn SecretStore, name: &str, version: Option<u64>) -> Option<(String, u64)> {
     store
         .read(name, version)
         .await
@@ -59,10 +55,7 @@ async fn contract(store: Arc<dyn SecretStore>, scheme: &str) {
     assert_eq!(st.write(&name, &s("second"), None).await.unwrap(), 2);
     assert_eq!(value_of(st, &name, None).await, Some(("second".into(), 2)));
     assert_eq!(value_of(st, &name, Some(1)).await, Some((v1.into(), 1)));
-    assert_eq!(
-        value_of(st, &name, Some(2)).await,
-        Some(("second".into(), 2))
-    );
+    assert_eq!(value_of(st, &name, Some(2)).await, Some(("second".into(), 2)));
     assert!(st.read(&name, Some(3)).await.unwrap().is_none());
 
     // Check-and-set.
@@ -94,10 +87,7 @@ async fn contract(store: Arc<dyn SecretStore>, scheme: &str) {
     st.delete(&name).await.unwrap();
     assert!(st.read(&name, None).await.unwrap().is_none());
     for v in 1..=3 {
-        assert!(
-            st.read(&name, Some(v)).await.unwrap().is_none(),
-            "version {v}"
-        );
+        assert!(st.read(&name, Some(v)).await.unwrap().is_none(), "version {v}");
     }
     st.delete(&name).await.unwrap();
     st.delete(&unique("never-written")).await.unwrap();
@@ -109,10 +99,7 @@ async fn contract(store: Arc<dyn SecretStore>, scheme: &str) {
     // Like KV v2's default max_versions: the last 10 versions are kept.
     let many = unique("many");
     for i in 1..=12u64 {
-        assert_eq!(
-            st.write(&many, &s(&format!("v{i}")), None).await.unwrap(),
-            i
-        );
+        assert_eq!(st.write(&many, &s(&format!("v{i}")), None).await.unwrap(), i);
     }
     assert!(st.read(&many, Some(1)).await.unwrap().is_none());
     assert!(st.read(&many, Some(2)).await.unwrap().is_none());
@@ -148,11 +135,7 @@ async fn contract(store: Arc<dyn SecretStore>, scheme: &str) {
                 (Err(e), _) => panic!("unexpected error from a concurrent writer: {e}"),
             }
         }
-        assert_eq!(
-            winners.len(),
-            1,
-            "cas {cas}: exactly one writer wins: {winners:?}"
-        );
+        assert_eq!(winners.len(), 1, "cas {cas}: exactly one writer wins: {winners:?}");
         let (value, version) = winners.pop().unwrap();
         assert_eq!(version, cas + 1);
         assert_eq!(value_of(st, &name, None).await, Some((value, cas + 1)));
@@ -188,12 +171,11 @@ async fn embedded_tampered_ciphertext_is_corrupt() {
     let name = unique("tamper");
     store.write(&name, &s("secret"), None).await.unwrap();
     let db = raw_sqlite(dir.path()).await;
-    let ct: Vec<u8> =
-        sqlx::query_scalar("SELECT ciphertext FROM secret_versions WHERE path LIKE ?")
-            .bind(format!("%/{name}"))
-            .fetch_one(&db)
-            .await
-            .unwrap();
+    let ct: Vec<u8> = sqlx::query_scalar("SELECT ciphertext FROM secret_versions WHERE path LIKE ?")
+        .bind(format!("%/{name}"))
+        .fetch_one(&db)
+        .await
+        .unwrap();
     let mut bad = ct.clone();
     bad[0] ^= 0x01;
     sqlx::query("UPDATE secret_versions SET ciphertext = ? WHERE path LIKE ?")
@@ -202,23 +184,15 @@ async fn embedded_tampered_ciphertext_is_corrupt() {
         .execute(&db)
         .await
         .unwrap();
-    assert!(matches!(
-        store.read(&name, None).await,
-        Err(SecretError::Corrupt(_))
-    ));
+    assert!(matches!(store.read(&name, None).await, Err(SecretError::Corrupt(_))));
     // A tampered nonce too.
-    sqlx::query(
-        "UPDATE secret_versions SET ciphertext = ?, nonce = zeroblob(12) WHERE path LIKE ?",
-    )
-    .bind(&ct)
-    .bind(format!("%/{name}"))
-    .execute(&db)
-    .await
-    .unwrap();
-    assert!(matches!(
-        store.read(&name, None).await,
-        Err(SecretError::Corrupt(_))
-    ));
+    sqlx::query("UPDATE secret_versions SET ciphertext = ?, nonce = zeroblob(12) WHERE path LIKE ?")
+        .bind(&ct)
+        .bind(format!("%/{name}"))
+        .execute(&db)
+        .await
+        .unwrap();
+    assert!(matches!(store.read(&name, None).await, Err(SecretError::Corrupt(_))));
 }
 
 #[tokio::test]
@@ -230,10 +204,7 @@ async fn embedded_wrong_key_is_corrupt() {
         store.write(&name, &s("secret"), None).await.unwrap();
     }
     let other = open_embedded(dir.path(), EmbeddedKey::generate()).await;
-    assert!(matches!(
-        other.read(&name, None).await,
-        Err(SecretError::Corrupt(_))
-    ));
+    assert!(matches!(other.read(&name, None).await, Err(SecretError::Corrupt(_))));
 }
 
 #[tokio::test]
@@ -257,14 +228,8 @@ async fn embedded_ciphertext_moved_to_another_name_or_version_is_corrupt() {
     .execute(&db)
     .await
     .unwrap();
-    assert!(matches!(
-        store.read(&b, Some(1)).await,
-        Err(SecretError::Corrupt(_))
-    ));
-    assert_eq!(
-        value_of(&store, &a, None).await,
-        Some(("secret of a".into(), 1))
-    );
+    assert!(matches!(store.read(&b, Some(1)).await, Err(SecretError::Corrupt(_))));
+    assert_eq!(value_of(&store, &a, None).await, Some(("secret of a".into(), 1)));
 
     // b's v1 (now a's) copied over b's v2: same name, other version.
     let c = unique("c");
@@ -279,10 +244,7 @@ async fn embedded_ciphertext_moved_to_another_name_or_version_is_corrupt() {
     .execute(&db)
     .await
     .unwrap();
-    assert!(matches!(
-        store.read(&c, None).await,
-        Err(SecretError::Corrupt(_))
-    ));
+    assert!(matches!(store.read(&c, None).await, Err(SecretError::Corrupt(_))));
     assert_eq!(value_of(&store, &c, Some(1)).await, Some(("one".into(), 1)));
 }
 
@@ -311,10 +273,7 @@ async fn embedded_key_file_is_0600_and_reused() {
     let again = EmbeddedKey::load_or_generate(&key_path).unwrap();
     assert_eq!(std::fs::read_to_string(&key_path).unwrap(), text);
     let store = open_embedded(dir.path(), again).await;
-    assert_eq!(
-        value_of(&store, &name, None).await,
-        Some(("kept".into(), 1))
-    );
+    assert_eq!(value_of(&store, &name, None).await, Some(("kept".into(), 1)));
 
     // A group/world-readable key file still works (with a warning).
     std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -355,9 +314,7 @@ async fn vault_store_contract_with_approle() {
     let Some(bao) = OpenBao::shared().await else {
         return;
     };
-    let store = VaultStore::connect(vault_config(bao, approle(bao)))
-        .await
-        .unwrap();
+    let store = VaultStore::connect(vault_config(bao, approle(bao))).await.unwrap();
     contract(Arc::new(store), "vault").await;
 }
 
@@ -372,9 +329,7 @@ async fn vault_raw_entry_is_exactly_value_field() {
     let name = unique("raw");
     let text = r#"{"api_key":"k","site":"datadoghq.eu"}"#;
     store.write(&name, &s(text), Some(0)).await.unwrap();
-    let (status, body) = bao
-        .root("GET", &format!("{MOUNT}/data/{BASE_PATH}/{name}"), None)
-        .await;
+    let (status, body) = bao.root("GET", &format!("{MOUNT}/data/{BASE_PATH}/{name}"), None).await;
     assert_eq!(status, 200);
     assert_eq!(body["data"]["data"], json!({ "value": text }));
     assert_eq!(body["data"]["metadata"]["version"], json!(1));
@@ -388,10 +343,7 @@ async fn vault_raw_entry_is_exactly_value_field() {
         )
         .await;
     assert_eq!(status, 200);
-    assert_eq!(
-        value_of(&store, &name, None).await,
-        Some(("from aurora".into(), 2))
-    );
+    assert_eq!(value_of(&store, &name, None).await, Some(("from aurora".into(), 2)));
 
     // A soft-deleted version (KV v2 "delete", not destroy) reads as missing.
     let (status, _) = bao
@@ -399,10 +351,7 @@ async fn vault_raw_entry_is_exactly_value_field() {
         .await;
     assert_eq!(status, 204);
     assert!(store.read(&name, None).await.unwrap().is_none());
-    assert_eq!(
-        value_of(&store, &name, Some(1)).await,
-        Some((text.into(), 1))
-    );
+    assert_eq!(value_of(&store, &name, Some(1)).await, Some((text.into(), 1)));
 }
 
 #[tokio::test]
@@ -411,9 +360,7 @@ async fn vault_refusal_is_unavailable() {
         return;
     };
     // A token without the tokenkeeper policy: Vault answers 403.
-    let token = bao
-        .create_token(json!({"policies": ["default"], "ttl": "1h"}))
-        .await;
+    let token = bao.create_token(json!({"policies": ["default"], "ttl": "1h"})).await;
     let store = VaultStore::connect(vault_config(bao, VaultAuth::Token(s(&token))))
         .await
         .unwrap();
@@ -430,10 +377,7 @@ async fn vault_refusal_is_unavailable() {
     let bogus = VaultStore::connect(vault_config(bao, VaultAuth::Token(s("s.bogus"))))
         .await
         .unwrap();
-    assert!(matches!(
-        bogus.check().await,
-        Err(SecretError::Unavailable(_))
-    ));
+    assert!(matches!(bogus.check().await, Err(SecretError::Unavailable(_))));
     let err = bogus.read(&name, None).await.unwrap_err().to_string();
     assert!(!err.contains("s.bogus"), "{err}");
 }
@@ -460,15 +404,8 @@ async fn vault_down_is_unavailable_and_recovers() {
         store.write(&name, &s("during"), None).await,
         Err(SecretError::Unavailable(_))
     ));
-    assert!(matches!(
-        store.check().await,
-        Err(SecretError::Unavailable(_))
-    ));
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(matches!(store.check().await, Err(SecretError::Unavailable(_))));
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
 
     // Starting while Vault is down works too; it logs in later.
     let late = VaultStore::connect(cfg)
@@ -476,23 +413,12 @@ async fn vault_down_is_unavailable_and_recovers() {
         .expect("connect must not fail while Vault is down");
 
     bao.restart().await; // a new dev server: old data and tokens are gone, same AppRole credentials
-    store
-        .check()
-        .await
-        .expect("same instance recovers after restart");
+    store.check().await.expect("same instance recovers after restart");
     assert!(store.read(&name, None).await.unwrap().is_none());
     assert_eq!(store.write(&name, &s("after"), Some(0)).await.unwrap(), 1);
-    assert_eq!(
-        value_of(&store, &name, None).await,
-        Some(("after".into(), 1))
-    );
-    late.check()
-        .await
-        .expect("store created while Vault was down recovers");
-    assert_eq!(
-        value_of(&late, &name, None).await,
-        Some(("after".into(), 1))
-    );
+    assert_eq!(value_of(&store, &name, None).await, Some(("after".into(), 1)));
+    late.check().await.expect("store created while Vault was down recovers");
+    assert_eq!(value_of(&late, &name, None).await, Some(("after".into(), 1)));
 }
 
 #[tokio::test]
@@ -516,9 +442,7 @@ async fn vault_short_lived_token_is_renewed() {
     tokio::time::sleep(Duration::from_secs(10)).await;
     assert_eq!(value_of(&store, &name, None).await, Some(("v".into(), 1)));
     store.check().await.unwrap();
-    let (status, body) = bao
-        .call("GET", "auth/token/lookup-self", None, Some(&token))
-        .await;
+    let (status, body) = bao.call("GET", "auth/token/lookup-self", None, Some(&token)).await;
     assert_eq!(status, 200, "token still valid after 10 s");
     assert!(body["data"]["ttl"].as_u64().unwrap() > 0);
 }
@@ -571,16 +495,10 @@ async fn vault_policy_file_is_what_the_harness_applies() {
     };
     let (status, body) = bao.root("GET", "sys/policies/acl/tokenkeeper", None).await;
     assert_eq!(status, 200);
-    let shipped = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/deploy/vault-policy.hcl"
-    ))
-    .unwrap();
+    let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/vault-policy.hcl")).unwrap();
     assert_eq!(body["data"]["policy"].as_str().unwrap(), shipped);
     // The limited token cannot reach anything else.
-    let (status, _) = bao
-        .call("GET", "sys/mounts", None, Some(&bao.limited_token))
-        .await;
+    let (status, _) = bao.call("GET", "sys/mounts", None, Some(&bao.limited_token)).await;
     assert_eq!(status, 403);
     let (status, _) = bao
         .call(

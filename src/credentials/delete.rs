@@ -8,7 +8,15 @@ impl CredentialService {
     pub async fn delete(&self, user_id: &str, provider: &str, client_addr: &str) -> Result<(), CredentialError> {
         let res = self.delete_inner(user_id, provider).await;
         let reason = res.as_ref().err().map(failure_reason);
-        self.audit(user_id, EventKind::CredentialDelete, provider, res.is_ok(), client_addr, reason).await;
+        self.audit(
+            user_id,
+            EventKind::CredentialDelete,
+            provider,
+            res.is_ok(),
+            client_addr,
+            reason,
+        )
+        .await;
         res
     }
 

@@ -111,7 +111,16 @@ impl CredentialService {
         naming: NamingSettings,
         url_policy: UrlPolicy,
     ) -> Self {
-        Self { store, secrets, clock, audit, naming, url_policy, refresh: None, cache: None }
+        Self {
+            store,
+            secrets,
+            clock,
+            audit,
+            naming,
+            url_policy,
+            refresh: None,
+            cache: None,
+        }
     }
 
     /// Turns on the in-memory read cache, and on PostgreSQL starts listening for other instances' changes.
@@ -122,7 +131,11 @@ impl CredentialService {
             tokio::spawn(async move {
                 while let Some(key) = changes.recv().await {
                     let Some(cache) = weak.upgrade() else { break };
-                    if key == crate::db::CHANGED_ALL { cache.clear() } else { cache.remove(&key) }
+                    if key == crate::db::CHANGED_ALL {
+                        cache.clear()
+                    } else {
+                        cache.remove(&key)
+                    }
                 }
             });
         }
@@ -159,9 +172,24 @@ impl CredentialService {
         crate::providers::find(provider).ok_or_else(|| CredentialError::UnknownProvider(provider.to_string()))
     }
 
-    pub(crate) async fn audit(&self, user: &str, kind: EventKind, provider: &str, ok: bool, addr: &str, detail: Option<&str>) {
+    pub(crate) async fn audit(
+        &self,
+        user: &str,
+        kind: EventKind,
+        provider: &str,
+        ok: bool,
+        addr: &str,
+        detail: Option<&str>,
+    ) {
         let outcome = if ok { Outcome::Ok } else { Outcome::Failed };
-        let e = Event { user_id: Some(user), kind, provider: Some(provider), outcome, client_addr: Some(addr), detail };
+        let e = Event {
+            user_id: Some(user),
+            kind,
+            provider: Some(provider),
+            outcome,
+            client_addr: Some(addr),
+            detail,
+        };
         // Failures are logged and counted by the auditor; they never fail the user's request.
         let _ = self.audit.record(e).await;
     }

@@ -34,10 +34,23 @@ impl CredentialService {
 
     /// The seed's `get_token_data(user, provider)`: the secret token data, refreshed first when it
     /// expires within the margin. A connection that needs re-authorization is refused (409).
-    pub async fn get_token_data(&self, user_id: &str, provider: &str, client_addr: &str) -> Result<TokenData, CredentialError> {
+    pub async fn get_token_data(
+        &self,
+        user_id: &str,
+        provider: &str,
+        client_addr: &str,
+    ) -> Result<TokenData, CredentialError> {
         let res = self.get_inner(user_id, provider, client_addr).await;
         let reason = res.as_ref().err().map(failure_reason);
-        self.audit(user_id, EventKind::CredentialRead, provider, res.is_ok(), client_addr, reason).await;
+        self.audit(
+            user_id,
+            EventKind::CredentialRead,
+            provider,
+            res.is_ok(),
+            client_addr,
+            reason,
+        )
+        .await;
         res
     }
 
@@ -72,7 +85,9 @@ impl CredentialService {
             .secrets
             .read(&name, Some(row.secret_version as u64))
             .await?
-            .ok_or_else(|| CredentialError::Inconsistent(format!("secret {name} v{} is missing", row.secret_version)))?;
+            .ok_or_else(|| {
+                CredentialError::Inconsistent(format!("secret {name} v{} is missing", row.secret_version))
+            })?;
         match serde_json::from_str::<Value>(secrecy::ExposeSecret::expose_secret(&secret.value)) {
             Ok(Value::Object(m)) => {
                 if let Some(c) = &self.cache {
@@ -80,7 +95,9 @@ impl CredentialService {
                 }
                 Ok(TokenData(m))
             }
-            _ => Err(CredentialError::Inconsistent(format!("secret {name} is not a JSON object"))),
+            _ => Err(CredentialError::Inconsistent(format!(
+                "secret {name} is not a JSON object"
+            ))),
         }
     }
 }
@@ -95,7 +112,12 @@ pub(crate) fn needs_reauth(row: &Connection) -> CredentialError {
 impl CredentialService {
     /// `POST /api/tokens/{provider}/refresh`: refresh now (single flight still applies: a refresh that
     /// completed while this request waited for the lock counts).
-    pub async fn refresh_now(&self, user_id: &str, provider: &str, client_addr: &str) -> Result<ConnectionView, CredentialError> {
+    pub async fn refresh_now(
+        &self,
+        user_id: &str,
+        provider: &str,
+        client_addr: &str,
+    ) -> Result<ConnectionView, CredentialError> {
         let spec = Self::spec(provider)?;
         let row = self.row(user_id, provider).await?;
         if row.status == status::NEEDS_REAUTH {
@@ -103,7 +125,9 @@ impl CredentialService {
         }
         if let Some(engine) = self.refresh.as_ref().filter(|_| spec.refreshes()) {
             let since_ms = self.clock.now_ms();
-            engine.refresh(self, spec, user_id, provider, Trigger::Forced { since_ms }, client_addr).await?;
+            engine
+                .refresh(self, spec, user_id, provider, Trigger::Forced { since_ms }, client_addr)
+                .await?;
         }
         self.connection(user_id, provider).await
     }

@@ -27,7 +27,15 @@ impl CredentialService {
     ) -> Result<Stored, CredentialError> {
         let res = self.store_inner(user_id, body, provider).await;
         let reason = res.as_ref().err().map(failure_reason);
-        self.audit(user_id, EventKind::CredentialStore, provider, res.is_ok(), client_addr, reason).await;
+        self.audit(
+            user_id,
+            EventKind::CredentialStore,
+            provider,
+            res.is_ok(),
+            client_addr,
+            reason,
+        )
+        .await;
         res
     }
 
@@ -38,7 +46,9 @@ impl CredentialService {
         for field in spec.fields.iter().filter(|f| f.generated_if_absent) {
             if !valid.token_data.contains_key(field.name) {
                 let id = generate_external_id();
-                valid.token_data.insert(field.name.to_string(), Value::String(id.clone()));
+                valid
+                    .token_data
+                    .insert(field.name.to_string(), Value::String(id.clone()));
                 generated_external_id = Some(id);
             }
         }
@@ -78,7 +88,10 @@ impl CredentialService {
         }
         self.changed(user_id, provider).await;
         let connection = super::ConnectionView::from_row(&row, now);
-        Ok(Stored { connection, generated_external_id })
+        Ok(Stored {
+            connection,
+            generated_external_id,
+        })
     }
 
     /// When the background refresher should next look at a credential (epoch seconds): the refresh

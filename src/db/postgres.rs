@@ -42,7 +42,11 @@ impl_store!(PgStore, {
     }
 
     async fn notify_changed(&self, key: &str) -> Result<(), DbError> {
-        sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(key).execute(&self.pool).await?;
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -75,7 +79,10 @@ impl_store!(PgStore, {
         // Transaction-scoped: released when the guard drops and the transaction rolls back, even if the
         // holder panics; never leaks to the next user of the pooled connection.
         let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(super::lock_key(key)).execute(&mut *tx).await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(super::lock_key(key))
+            .execute(&mut *tx)
+            .await?;
         Ok(super::RefreshLock::holding(tx))
     }
 

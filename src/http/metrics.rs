@@ -29,7 +29,10 @@ pub(crate) async fn scrape(State(state): State<AppState>) -> impl IntoResponse {
         tracing::warn!(error = %e, "metrics: could not count connections");
         Vec::new()
     });
-    let values = ScrapeValues { audit_write_failures: state.audit.failed_writes(), connections_by_status };
+    let values = ScrapeValues {
+        audit_write_failures: state.audit.failed_writes(),
+        connections_by_status,
+    };
     ([(CONTENT_TYPE, metrics::CONTENT_TYPE)], state.metrics.render(values))
 }
 

@@ -187,12 +187,7 @@ fn parse_chunk_index(s: &str) -> Option<usize> {
 /// `salt` is the cookie name the token came from (see [`COOKIE_NAMES`]); `secrets` are the
 /// accepted `AUTH_SECRET` values (rotation: any may match); `now` is in epoch seconds and the
 /// token is expired when `exp <= now`. The user id is `sub`, or `id` when `sub` is absent.
-pub fn decode(
-    token: &str,
-    salt: &str,
-    secrets: &[SecretString],
-    now: i64,
-) -> Result<AuthJsClaims, AuthJsError> {
+pub fn decode(token: &str, salt: &str, secrets: &[SecretString], now: i64) -> Result<AuthJsClaims, AuthJsError> {
     let jwe = ParsedJwe::parse(token)?;
     if secrets.is_empty() {
         return Err(AuthJsError::NoSecret);
@@ -203,11 +198,7 @@ pub fn decode(
 
 /// Decodes an Auth.js JWE presented as a Bearer token (no cookie name known): tries each of
 /// [`COOKIE_NAMES`] as the salt.
-pub fn decode_bearer(
-    token: &str,
-    secrets: &[SecretString],
-    now: i64,
-) -> Result<AuthJsClaims, AuthJsError> {
+pub fn decode_bearer(token: &str, secrets: &[SecretString], now: i64) -> Result<AuthJsClaims, AuthJsError> {
     let jwe = ParsedJwe::parse(token)?;
     if secrets.is_empty() {
         return Err(AuthJsError::NoSecret);
@@ -251,8 +242,7 @@ impl<'a> ParsedJwe<'a> {
         };
 
         let header_bytes = b64(header_b64)?;
-        let header: Map<String, Value> =
-            serde_json::from_slice(&header_bytes).map_err(|_| AuthJsError::Malformed)?;
+        let header: Map<String, Value> = serde_json::from_slice(&header_bytes).map_err(|_| AuthJsError::Malformed)?;
         if header.get("alg").and_then(Value::as_str) != Some("dir")
             || header.get("enc").and_then(Value::as_str) != Some("A256CBC-HS512")
             || header.contains_key("zip")
@@ -273,11 +263,7 @@ impl<'a> ParsedJwe<'a> {
         let iv = b64(iv)?;
         let ciphertext = b64(ciphertext)?;
         let tag = b64(tag)?;
-        if iv.len() != IV_LEN
-            || tag.len() != TAG_LEN
-            || ciphertext.is_empty()
-            || ciphertext.len() % 16 != 0
-        {
+        if iv.len() != IV_LEN || tag.len() != TAG_LEN || ciphertext.is_empty() || ciphertext.len() % 16 != 0 {
             return Err(AuthJsError::Malformed);
         }
         Ok(Self {
@@ -295,11 +281,7 @@ impl<'a> ParsedJwe<'a> {
         for secret in secrets {
             let key = derive_key(secret.expose_secret().as_bytes(), salt);
             if let Some(kid) = &self.kid
-                && !bool::from(
-                    jwk_thumbprint(key.as_ref())
-                        .as_bytes()
-                        .ct_eq(kid.as_bytes()),
-                )
+                && !bool::from(jwk_thumbprint(key.as_ref()).as_bytes().ct_eq(kid.as_bytes()))
             {
                 continue;
             }
@@ -310,8 +292,8 @@ impl<'a> ParsedJwe<'a> {
                 continue;
             }
             let mut buf = Zeroizing::new(self.ciphertext.clone());
-            let decryptor = cbc::Decryptor::<Aes256>::new_from_slices(enc_key, &self.iv)
-                .map_err(|_| AuthJsError::Malformed)?;
+            let decryptor =
+                cbc::Decryptor::<Aes256>::new_from_slices(enc_key, &self.iv).map_err(|_| AuthJsError::Malformed)?;
             let plaintext = decryptor
                 .decrypt_padded_mut::<Pkcs7>(&mut buf)
                 .map_err(|_| AuthJsError::Malformed)?;
@@ -321,8 +303,7 @@ impl<'a> ParsedJwe<'a> {
     }
 
     fn compute_tag(&self, mac_key: &[u8]) -> Zeroizing<Vec<u8>> {
-        let mut mac = <Hmac<Sha512> as Mac>::new_from_slice(mac_key)
-            .expect("HMAC accepts keys of any length");
+        let mut mac = <Hmac<Sha512> as Mac>::new_from_slice(mac_key).expect("HMAC accepts keys of any length");
         mac.update(self.aad);
         mac.update(&self.iv);
         mac.update(&self.ciphertext);
@@ -332,9 +313,7 @@ impl<'a> ParsedJwe<'a> {
 }
 
 fn b64(part: &str) -> Result<Vec<u8>, AuthJsError> {
-    URL_SAFE_NO_PAD
-        .decode(part)
-        .map_err(|_| AuthJsError::Malformed)
+    URL_SAFE_NO_PAD.decode(part).map_err(|_| AuthJsError::Malformed)
 }
 
 /// HKDF-SHA256(ikm = secret, salt, info = "Auth.js Generated Encryption Key (<salt>)"), 64 bytes.
@@ -359,8 +338,7 @@ fn jwk_thumbprint(key: &[u8]) -> String {
 }
 
 fn claims_from_payload(plaintext: &[u8], now: i64) -> Result<AuthJsClaims, AuthJsError> {
-    let claims: Map<String, Value> =
-        serde_json::from_slice(plaintext).map_err(|_| AuthJsError::Malformed)?;
+    let claims: Map<String, Value> = serde_json::from_slice(plaintext).map_err(|_| AuthJsError::Malformed)?;
 
     let issued_at = numeric_date(&claims, "iat")?;
     let auth_time = numeric_date(&claims, "auth_time")?;
@@ -554,10 +532,7 @@ mod tests {
             decode(t, COOKIE_NAMES[0], &[two, other], n),
             Err(AuthJsError::BadSignature)
         );
-        assert_eq!(
-            decode(t, COOKIE_NAMES[0], &[], n),
-            Err(AuthJsError::NoSecret)
-        );
+        assert_eq!(decode(t, COOKIE_NAMES[0], &[], n), Err(AuthJsError::NoSecret));
     }
 
     #[test]
@@ -588,59 +563,32 @@ mod tests {
             );
         }
         let expired = tok(&f, "expired")["token"].as_str().unwrap();
-        assert_eq!(
-            decode_bearer(expired, &secrets, n),
-            Err(AuthJsError::Expired)
-        );
+        assert_eq!(decode_bearer(expired, &secrets, n), Err(AuthJsError::Expired));
         let other = tok(&f, "other_secret")["token"].as_str().unwrap();
-        assert_eq!(
-            decode_bearer(other, &secrets, n),
-            Err(AuthJsError::BadSignature)
-        );
-        assert_eq!(
-            decode_bearer("a.b.c", &secrets, n),
-            Err(AuthJsError::Malformed)
-        );
+        assert_eq!(decode_bearer(other, &secrets, n), Err(AuthJsError::BadSignature));
+        assert_eq!(decode_bearer("a.b.c", &secrets, n), Err(AuthJsError::Malformed));
     }
 
     #[test]
     fn expired_other_secret_and_tampered_are_refused() {
         let f = fixtures();
         assert_eq!(decode_fixture(&f, "expired"), Err(AuthJsError::Expired));
-        assert_eq!(
-            decode_fixture(&f, "other_secret"),
-            Err(AuthJsError::BadSignature)
-        );
-        assert_eq!(
-            decode_fixture(&f, "tampered"),
-            Err(AuthJsError::BadSignature)
-        );
+        assert_eq!(decode_fixture(&f, "other_secret"), Err(AuthJsError::BadSignature));
+        assert_eq!(decode_fixture(&f, "tampered"), Err(AuthJsError::BadSignature));
 
         // The expired token is genuine: it decodes before its exp, and exp == now is expired.
         let t = tok(&f, "expired");
         let exp = t["expected"]["exp"].as_i64().unwrap();
         let token = t["token"].as_str().unwrap();
         let secrets = accepted(&f);
-        assert_eq!(
-            decode(token, COOKIE_NAMES[0], &secrets, exp - 1).unwrap(),
-            expected(t)
-        );
-        assert_eq!(
-            decode(token, COOKIE_NAMES[0], &secrets, exp),
-            Err(AuthJsError::Expired)
-        );
+        assert_eq!(decode(token, COOKIE_NAMES[0], &secrets, exp - 1).unwrap(), expected(t));
+        assert_eq!(decode(token, COOKIE_NAMES[0], &secrets, exp), Err(AuthJsError::Expired));
 
         // The other-secret token is genuine too.
         let t = tok(&f, "other_secret");
         let other = [secret(f["secrets"]["other"].as_str().unwrap())];
         assert_eq!(
-            decode(
-                t["token"].as_str().unwrap(),
-                COOKIE_NAMES[0],
-                &other,
-                now(&f)
-            )
-            .unwrap(),
+            decode(t["token"].as_str().unwrap(), COOKIE_NAMES[0], &other, now(&f)).unwrap(),
             expected(t)
         );
     }
@@ -679,23 +627,13 @@ mod tests {
         let (_, rest) = token.split_once('.').unwrap();
         let header = URL_SAFE_NO_PAD.encode(br#"{"enc":"A256CBC-HS512","alg":"dir"}"#);
         assert_eq!(
-            decode(
-                &format!("{header}.{rest}"),
-                COOKIE_NAMES[0],
-                &accepted(&f),
-                now(&f)
-            ),
+            decode(&format!("{header}.{rest}"), COOKIE_NAMES[0], &accepted(&f), now(&f)),
             Err(AuthJsError::BadSignature)
         );
         // A forged kid that matches no secret.
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"dir","enc":"A256CBC-HS512","kid":"nope"}"#);
         assert_eq!(
-            decode(
-                &format!("{header}.{rest}"),
-                COOKIE_NAMES[0],
-                &accepted(&f),
-                now(&f)
-            ),
+            decode(&format!("{header}.{rest}"), COOKIE_NAMES[0], &accepted(&f), now(&f)),
             Err(AuthJsError::BadSignature)
         );
     }
@@ -726,20 +664,14 @@ mod tests {
         assert_ne!(shuffled, in_order);
 
         for cookies in [in_order.clone(), shuffled] {
-            let mut parts = vec![
-                "theme=dark".to_owned(),
-                "authjs.csrf-token=abc%7Cdef".to_owned(),
-            ];
+            let mut parts = vec!["theme=dark".to_owned(), "authjs.csrf-token=abc%7Cdef".to_owned()];
             parts.extend(cookies);
             parts.insert(2, "authjs.callback-url=http%3A%2F%2Flocalhost".to_owned());
             let header = parts.join("; ");
             let (salt, got) = session_token_from_cookies(&header).unwrap();
             assert_eq!(salt, COOKIE_NAMES[0]);
             assert_eq!(got, token);
-            assert_eq!(
-                decode(&got, salt, &accepted(&f), now(&f)).unwrap(),
-                expected(t)
-            );
+            assert_eq!(decode(&got, salt, &accepted(&f), now(&f)).unwrap(), expected(t));
         }
 
         // Several Cookie headers joined with "; " (no space variants too).
@@ -763,18 +695,9 @@ mod tests {
         assert_eq!(session_token_from_cookies(""), None);
         assert_eq!(session_token_from_cookies("a=b; c=d"), None);
         assert_eq!(session_token_from_cookies("authjs.session-token="), None);
-        assert_eq!(
-            session_token_from_cookies("xauthjs.session-token=abc"),
-            None
-        );
-        assert_eq!(
-            session_token_from_cookies("authjs.session-tokens=abc"),
-            None
-        );
-        assert_eq!(
-            session_token_from_cookies("authjs.session-token.x=abc"),
-            None
-        );
+        assert_eq!(session_token_from_cookies("xauthjs.session-token=abc"), None);
+        assert_eq!(session_token_from_cookies("authjs.session-tokens=abc"), None);
+        assert_eq!(session_token_from_cookies("authjs.session-token.x=abc"), None);
 
         let h = format!("a=b; authjs.session-token={plain}; c=d");
         assert_eq!(
@@ -840,13 +763,7 @@ mod tests {
             join(&[parts[0], parts[1], parts[2], "a+b/", parts[4]]),
             join(&[parts[0], parts[1], parts[2], parts[3], "%%"]),
             // padded base64 is not base64url
-            join(&[
-                parts[0],
-                parts[1],
-                parts[2],
-                parts[3],
-                &format!("{}==", parts[4]),
-            ]),
+            join(&[parts[0], parts[1], parts[2], parts[3], &format!("{}==", parts[4])]),
             // non-empty encrypted key
             join(&[parts[0], "AAAA", parts[2], parts[3], parts[4]]),
             // wrong sizes
@@ -949,11 +866,7 @@ mod tests {
         // Sanity check of the test helper against the real library's output: both decode.
         let f = fixtures();
         let one = f["secrets"]["one"].as_str().unwrap();
-        let t = encrypt_for_test(
-            one,
-            COOKIE_NAMES[0],
-            br#"{"sub":"u","exp":4102444800,"iat":1}"#,
-        );
+        let t = encrypt_for_test(one, COOKIE_NAMES[0], br#"{"sub":"u","exp":4102444800,"iat":1}"#);
         let c = decode(&t, COOKIE_NAMES[0], &accepted(&f), now(&f)).unwrap();
         assert_eq!(c.user_id, "u");
         assert_eq!(c.signed_in_at(), Some(1));
@@ -979,36 +892,17 @@ mod tests {
         assert_eq!(run(r#"{"sub":"u"}"#), Err(MissingExpiry));
         assert_eq!(run(r#"{"sub":"u","exp":null}"#), Err(MissingExpiry));
         assert_eq!(run(r#"{"sub":"u","exp":"2000000"}"#), Err(Malformed));
-        assert_eq!(
-            run(r#"{"sub":"u","exp":2000000,"iat":"x"}"#),
-            Err(Malformed)
-        );
-        assert_eq!(
-            run(r#"{"sub":"u","exp":2000000,"auth_time":true}"#),
-            Err(Malformed)
-        );
-        assert_eq!(
-            run(r#"{"sub":"u","exp":2000000,"nbf":1000001}"#),
-            Err(NotYetValid)
-        );
+        assert_eq!(run(r#"{"sub":"u","exp":2000000,"iat":"x"}"#), Err(Malformed));
+        assert_eq!(run(r#"{"sub":"u","exp":2000000,"auth_time":true}"#), Err(Malformed));
+        assert_eq!(run(r#"{"sub":"u","exp":2000000,"nbf":1000001}"#), Err(NotYetValid));
         assert!(run(r#"{"sub":"u","exp":2000000,"nbf":1000000}"#).is_ok());
         assert_eq!(run(r#"{"exp":2000000}"#), Err(MissingSubject));
         assert_eq!(run(r#"{"sub":"","exp":2000000}"#), Err(MissingSubject));
         assert_eq!(run(r#"{"sub":5,"exp":2000000}"#), Err(MissingSubject));
         assert_eq!(run(r#"{"id":"","exp":2000000}"#), Err(MissingSubject));
         assert_eq!(run(r#"{"id":7,"exp":2000000}"#), Err(MissingSubject));
-        assert_eq!(
-            run(r#"{"sub":null,"id":"i","exp":2000000}"#)
-                .unwrap()
-                .user_id,
-            "i"
-        );
-        assert_eq!(
-            run(r#"{"sub":"s","id":"i","exp":2000000}"#)
-                .unwrap()
-                .user_id,
-            "s"
-        );
+        assert_eq!(run(r#"{"sub":null,"id":"i","exp":2000000}"#).unwrap().user_id, "i");
+        assert_eq!(run(r#"{"sub":"s","id":"i","exp":2000000}"#).unwrap().user_id, "s");
         let c = run(r#"{"sub":"u","exp":2000000.9,"iat":999999.5,"auth_time":5}"#).unwrap();
         assert_eq!(
             c,
@@ -1039,8 +933,6 @@ mod tests {
         }
         let c = decode_fixture(&f, "valid").unwrap();
         let dbg = format!("{c:?}");
-        assert!(
-            !dbg.contains(one) && !dbg.contains(&tok(&f, "valid")["token"].as_str().unwrap()[..20])
-        );
+        assert!(!dbg.contains(one) && !dbg.contains(&tok(&f, "valid")["token"].as_str().unwrap()[..20]));
     }
 }

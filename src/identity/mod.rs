@@ -92,40 +92,28 @@ impl Authenticator {
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Identity, AuthError> {
         if let Some(token) = bearer(headers) {
             if token.starts_with(sessions::TOKEN_PREFIX) {
-                let (user_id, token_hash) = self
-                    .sessions
-                    .resolve(token)
-                    .await?
-                    .ok_or(AuthError::Unauthenticated)?;
+                let (user_id, token_hash) = self.sessions.resolve(token).await?.ok_or(AuthError::Unauthenticated)?;
                 return Ok(Identity {
                     user_id,
                     method: AuthMethod::Session { token_hash },
                 });
             }
             if authjs::looks_like_jwe(token) && !self.auth_secrets.is_empty() {
-                let claims =
-                    authjs::decode_bearer(token, &self.auth_secrets, self.clock.now_secs())
-                        .map_err(|_| AuthError::Unauthenticated)?;
+                let claims = authjs::decode_bearer(token, &self.auth_secrets, self.clock.now_secs())
+                    .map_err(|_| AuthError::Unauthenticated)?;
                 return self.accept_authjs(claims, AuthMethod::AuthJsBearer).await;
             }
             return Err(AuthError::Unauthenticated);
         }
         if !self.auth_secrets.is_empty() {
-            let cookies: Vec<&str> = headers
-                .get_all(COOKIE)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .collect();
+            let cookies: Vec<&str> = headers.get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()).collect();
             if let Some((salt, token)) = authjs::session_token_from_cookies(&cookies.join("; ")) {
-                let claims =
-                    authjs::decode(&token, salt, &self.auth_secrets, self.clock.now_secs())
-                        .map_err(|_| AuthError::Unauthenticated)?;
+                let claims = authjs::decode(&token, salt, &self.auth_secrets, self.clock.now_secs())
+                    .map_err(|_| AuthError::Unauthenticated)?;
                 return self.accept_authjs(claims, AuthMethod::AuthJsCookie).await;
             }
         }
-        if let Some(user_id) =
-            internal::user_from_headers(headers, self.internal_secret.as_deref())?
-        {
+        if let Some(user_id) = internal::user_from_headers(headers, self.internal_secret.as_deref())? {
             return Ok(Identity {
                 user_id,
                 method: AuthMethod::Internal,
@@ -135,11 +123,7 @@ impl Authenticator {
     }
 
     /// Refuses Auth.js sessions that began before the user's last password change.
-    async fn accept_authjs(
-        &self,
-        claims: authjs::AuthJsClaims,
-        method: AuthMethod,
-    ) -> Result<Identity, AuthError> {
+    async fn accept_authjs(&self, claims: authjs::AuthJsClaims, method: AuthMethod) -> Result<Identity, AuthError> {
         if !valid_external_user_id(&claims.user_id) {
             return Err(AuthError::Unauthenticated);
         }

@@ -68,8 +68,6 @@ impl Sessions {
     }
 
     pub async fn revoke(&self, token_hash: &str) -> Result<(), DbError> {
-        self.store
-            .revoke_session(token_hash, self.clock.now_ms())
-            .await
+        self.store.revoke_session(token_hash, self.clock.now_ms()).await
     }
 }

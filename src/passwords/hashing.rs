@@ -6,9 +6,7 @@
 
 use std::sync::Arc;
 
-use argon2::password_hash::{
-    PasswordHasher as _, PasswordVerifier as _, SaltString, rand_core::OsRng,
-};
+use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _, SaltString, rand_core::OsRng};
 use argon2::{Argon2, PasswordHash};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Semaphore;
@@ -72,18 +70,12 @@ impl Hasher {
 
     pub async fn hash(&self, password: SecretString) -> Result<SecretString, HashError> {
         let (kind, cost) = (self.kind, self.bcrypt_cost);
-        self.run(move || hash_blocking(kind, cost, &password))
-            .await?
+        self.run(move || hash_blocking(kind, cost, &password)).await?
     }
 
     /// True when `password` matches `hash` (bcrypt `$2*$` or `$argon2id$`).
-    pub async fn verify(
-        &self,
-        password: SecretString,
-        hash: SecretString,
-    ) -> Result<bool, HashError> {
-        self.run(move || Ok(verify_blocking(&password, &hash)))
-            .await?
+    pub async fn verify(&self, password: SecretString, hash: SecretString) -> Result<bool, HashError> {
+        self.run(move || Ok(verify_blocking(&password, &hash))).await?
     }
 
     /// Same work as a real verification, for unknown accounts. Always false.
@@ -92,10 +84,7 @@ impl Hasher {
         self.verify(password, dummy).await.map(|_| false)
     }
 
-    async fn run<T: Send + 'static>(
-        &self,
-        f: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, HashError> {
+    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, HashError> {
         let _permit = self
             .permits
             .acquire()
@@ -108,11 +97,7 @@ impl Hasher {
     }
 }
 
-fn hash_blocking(
-    kind: PasswordHashKind,
-    cost: u32,
-    password: &SecretString,
-) -> Result<SecretString, HashError> {
+fn hash_blocking(kind: PasswordHashKind, cost: u32, password: &SecretString) -> Result<SecretString, HashError> {
     let pw = password.expose_secret().as_bytes();
     let hash = match kind {
         PasswordHashKind::Bcrypt => {
@@ -120,7 +105,9 @@ fn hash_blocking(
             // variant also counts the C terminator, so it would refuse exactly 72 bytes, which the
             // bcrypt algorithm fully uses. Up to 72 bytes nothing is lost; beyond, refuse.
             if pw.len() > BCRYPT_MAX_BYTES {
-                return Err(HashError::Failed(format!("bcrypt takes at most {BCRYPT_MAX_BYTES} bytes")));
+                return Err(HashError::Failed(format!(
+                    "bcrypt takes at most {BCRYPT_MAX_BYTES} bytes"
+                )));
             }
             bcrypt::hash(pw, cost).map_err(|e| HashError::Failed(e.to_string()))?
         }
@@ -142,8 +129,7 @@ fn verify_blocking(password: &SecretString, hash: &SecretString) -> bool {
         // A password over 72 bytes cannot match a bcrypt hash without truncation: a mismatch, not an error.
         pw.len() <= BCRYPT_MAX_BYTES && bcrypt::verify(pw, hash).unwrap_or(false)
     } else if hash.starts_with("$argon2") {
-        PasswordHash::new(hash)
-            .is_ok_and(|parsed| Argon2::default().verify_password(pw, &parsed).is_ok())
+        PasswordHash::new(hash).is_ok_and(|parsed| Argon2::default().verify_password(pw, &parsed).is_ok())
     } else {
         false
     }
@@ -170,12 +156,8 @@ mod tests {
 
     #[tokio::test]
     async fn bcrypt_round_trip_and_cross_format_verify() {
-        let b = Hasher::new(&settings(PasswordHashKind::Bcrypt))
-            .await
-            .unwrap();
-        let a = Hasher::new(&settings(PasswordHashKind::Argon2id))
-            .await
-            .unwrap();
+        let b = Hasher::new(&settings(PasswordHashKind::Bcrypt)).await.unwrap();
+        let a = Hasher::new(&settings(PasswordHashKind::Argon2id)).await.unwrap();
         let hb = b.hash(s("correct horse")).await.unwrap();
         let ha = a.hash(s("correct horse")).await.unwrap();
         assert!(hb.expose_secret().starts_with("$2b$10$"));
@@ -191,9 +173,7 @@ mod tests {
 
     #[tokio::test]
     async fn bcrypt_refuses_to_truncate() {
-        let b = Hasher::new(&settings(PasswordHashKind::Bcrypt))
-            .await
-            .unwrap();
+        let b = Hasher::new(&settings(PasswordHashKind::Bcrypt)).await.unwrap();
         assert!(b.hash(s(&"x".repeat(73))).await.is_err());
         let h = b.hash(s(&"x".repeat(72))).await.unwrap();
         // A 73-byte password sharing the first 72 bytes must not match.
@@ -204,22 +184,14 @@ mod tests {
     async fn python_bcrypt_fixture_verifies() {
         // Made by Python's `bcrypt` 4.x: bcrypt.hashpw(b"tokenkeeper-fixture", bcrypt.gensalt(10)).
         let fixture = include_str!("../../tests/fixtures/python-bcrypt.txt").trim();
-        let b = Hasher::new(&settings(PasswordHashKind::Argon2id))
-            .await
-            .unwrap();
-        assert!(
-            b.verify(s("tokenkeeper-fixture"), s(fixture))
-                .await
-                .unwrap()
-        );
+        let b = Hasher::new(&settings(PasswordHashKind::Argon2id)).await.unwrap();
+        assert!(b.verify(s("tokenkeeper-fixture"), s(fixture)).await.unwrap());
         assert!(!b.verify(s("tokenkeeper-fixtur"), s(fixture)).await.unwrap());
     }
 
     #[tokio::test]
     async fn dummy_never_matches() {
-        let b = Hasher::new(&settings(PasswordHashKind::Bcrypt))
-            .await
-            .unwrap();
+        let b = Hasher::new(&settings(PasswordHashKind::Bcrypt)).await.unwrap();
         assert!(!b.verify_dummy(s("anything at all")).await.unwrap());
     }
 }

@@ -64,9 +64,7 @@ pub fn normalize_email(email: &str) -> Result<String, PasswordError> {
     if ok {
         Ok(e)
     } else {
-        Err(PasswordError::Invalid(
-            "email is not a valid address".into(),
-        ))
+        Err(PasswordError::Invalid("email is not a valid address".into()))
     }
 }
 
@@ -118,9 +116,7 @@ impl PasswordService {
         self.check_new_password("password", &password)?;
         let name = name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
         if name.as_ref().is_some_and(|n| n.chars().count() > 200) {
-            return Err(PasswordError::Invalid(
-                "name must be at most 200 characters".into(),
-            ));
+            return Err(PasswordError::Invalid("name must be at most 200 characters".into()));
         }
         let hash = self.hasher.hash(password).await?;
         let user = User {
@@ -132,11 +128,7 @@ impl PasswordService {
             created_at: self.clock.now_ms(),
         };
         let res = self.store.create_user(&user).await;
-        let outcome = if res.is_ok() {
-            Outcome::Ok
-        } else {
-            Outcome::Failed
-        };
+        let outcome = if res.is_ok() { Outcome::Ok } else { Outcome::Failed };
         let uid = res.is_ok().then_some(user.id.as_str());
         let _ = self
             .audit
@@ -163,10 +155,7 @@ impl PasswordService {
         }
         let email = email.trim().to_lowercase();
         let account = rate_limit::account_key("login", &email);
-        let keys = [
-            account.clone(),
-            rate_limit::address_key("login", caller.client_addr),
-        ];
+        let keys = [account.clone(), rate_limit::address_key("login", caller.client_addr)];
         if let Some(wait) = self.limiter.check(&keys).await? {
             return Err(PasswordError::TooManyAttempts(wait));
         }
@@ -254,23 +243,13 @@ impl PasswordService {
         }
         self.limiter.record_success(&account).await?;
         self.audit
-            .record(self.event(
-                Some(user_id),
-                EventKind::ChangePassword,
-                Outcome::Ok,
-                caller,
-                None,
-            ))
+            .record(self.event(Some(user_id), EventKind::ChangePassword, Outcome::Ok, caller, None))
             .await?;
         Ok(())
     }
 
     /// Operator reset from the CLI: no current password, every session revoked.
-    pub async fn reset_password(
-        &self,
-        email: &str,
-        new: SecretString,
-    ) -> Result<(), PasswordError> {
+    pub async fn reset_password(&self, email: &str, new: SecretString) -> Result<(), PasswordError> {
         self.check_new_password("password", &new)?;
         let user = self
             .store
@@ -294,10 +273,7 @@ impl PasswordService {
     }
 
     pub async fn me(&self, user_id: &str) -> Result<User, PasswordError> {
-        self.store
-            .user_by_id(user_id)
-            .await?
-            .ok_or(PasswordError::UserNotFound)
+        self.store.user_by_id(user_id).await?.ok_or(PasswordError::UserNotFound)
     }
 
     pub async fn logout(&self, session_hash: Option<&str>) -> Result<(), PasswordError> {

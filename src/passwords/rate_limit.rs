@@ -21,12 +21,7 @@ pub struct RateLimiter {
 pub struct RetryAfter(pub u64);
 
 impl RateLimiter {
-    pub fn new(
-        store: SharedStore,
-        clock: SharedClock,
-        max_failures: u32,
-        window: Duration,
-    ) -> Self {
+    pub fn new(store: SharedStore, clock: SharedClock, max_failures: u32, window: Duration) -> Self {
         Self {
             store,
             clock,

@@ -123,10 +123,7 @@ pub enum RefreshKind {
     /// OAuth2 `refresh_token` grant at the token endpoint with the *platform's* OAuth client
     /// (`TOKENKEEPER_<P>_CLIENT_ID`/`_CLIENT_SECRET`). `rotates`: the provider returns a new single-use refresh
     /// token on each refresh, which must be stored before it is used again.
-    OAuthRefreshToken {
-        client_auth: ClientAuth,
-        rotates: bool,
-    },
+    OAuthRefreshToken { client_auth: ClientAuth, rotates: bool },
     /// OAuth2 `client_credentials` grant with the *user's* `client_id`/`client_secret` fields.
     ClientCredentials { scope: Option<&'static str> },
     /// JWT-bearer grant (RFC 7523) signed with a service-account key (gcp `service_account_json`).
@@ -291,10 +288,7 @@ impl ProviderSpec {
 
     /// The primary valid example credential (parsed from [`ProviderSpec::examples`]).
     pub fn example_credential(&self) -> Value {
-        self.example_credentials()
-            .into_iter()
-            .next()
-            .unwrap_or(Value::Null)
+        self.example_credentials().into_iter().next().unwrap_or(Value::Null)
     }
 
     /// All valid example credentials, one per variant.
@@ -334,8 +328,7 @@ impl ProviderSpec {
 
     /// How stored token data is kept fresh: its variant's refresh kind, else the provider's.
     pub fn refresh_kind_for(&self, token_data: &Map<String, Value>) -> RefreshKind {
-        self.variant_of(token_data)
-            .map_or(self.refresh, |v| v.refresh)
+        self.variant_of(token_data).map_or(self.refresh, |v| v.refresh)
     }
 
     /// The token endpoint for this credential. Precedence: `token_url_override`
@@ -349,21 +342,12 @@ impl ProviderSpec {
         token_url_override: Option<&str>,
         authority_host_override: Option<&str>,
     ) -> Option<String> {
-        validate::token_url(
-            self,
-            token_data,
-            token_url_override,
-            authority_host_override,
-        )
+        validate::token_url(self, token_data, token_url_override, authority_host_override)
     }
 
     /// Check and normalize a credential body (must be a JSON object of the provider's fields). Unknown fields,
     /// missing required fields and malformed values are refused with a [`FieldError`] naming the field.
-    pub fn validate(
-        &self,
-        body: &Value,
-        policy: &UrlPolicy,
-    ) -> Result<ValidatedCredential, FieldError> {
+    pub fn validate(&self, body: &Value, policy: &UrlPolicy) -> Result<ValidatedCredential, FieldError> {
         validate::validate(self, body, policy)
     }
 
@@ -390,15 +374,11 @@ impl Serialize for ProviderSpec {
         st.serialize_field("description", self.docs)?;
         st.serialize_field("refresh", &self.refresh)?;
         match self.refresh {
-            RefreshKind::OAuthRefreshToken {
-                client_auth,
-                rotates,
-            } => {
+            RefreshKind::OAuthRefreshToken { client_auth, rotates } => {
                 st.serialize_field("client_auth", &client_auth)?;
                 st.serialize_field("rotates_refresh_token", &rotates)?;
             }
-            RefreshKind::ClientCredentials { scope: Some(scope) }
-            | RefreshKind::JwtBearer { scope } => {
+            RefreshKind::ClientCredentials { scope: Some(scope) } | RefreshKind::JwtBearer { scope } => {
                 st.serialize_field("scope", scope)?;
             }
             _ => {}

@@ -87,20 +87,10 @@ fn catalog_is_consistent() {
             assert_eq!(p.field(e).unwrap().format, FieldFormat::EpochSeconds);
         }
         if !p.variants.is_empty() {
-            assert_eq!(
-                p.examples.len(),
-                p.variants.len(),
-                "{}: one example per variant",
-                p.id
-            );
+            assert_eq!(p.examples.len(), p.variants.len(), "{}: one example per variant", p.id);
             for v in p.variants {
                 for f in v.fields {
-                    assert!(
-                        p.field(f).is_some(),
-                        "{}: variant {} lists unknown {f}",
-                        p.id,
-                        v.name
-                    );
+                    assert!(p.field(f).is_some(), "{}: variant {} lists unknown {f}", p.id, v.name);
                 }
             }
             for f in p.fields {
@@ -145,12 +135,7 @@ fn every_example_stores() {
             let meta_text = serde_json::to_string(&v.metadata).unwrap();
             for f in p.fields.iter().filter(|f| f.secret) {
                 if let Some(Value::String(s)) = v.token_data.get(f.name) {
-                    assert!(
-                        !meta_text.contains(s.as_str()),
-                        "{}: {} leaks",
-                        p.id,
-                        f.name
-                    );
+                    assert!(!meta_text.contains(s.as_str()), "{}: {} leaks", p.id, f.name);
                 }
             }
             assert!(!meta_text.contains("PRIVATE KEY"));
@@ -159,9 +144,7 @@ fn every_example_stores() {
             assert_eq!(p.variant_of(&v.token_data).map(|x| x.name), v.variant);
             assert_eq!(p.refresh_kind_for(&v.token_data), v.refresh);
             // validating stored token data again is idempotent
-            let again = p
-                .validate(&Value::Object(v.token_data.clone()), &STRICT)
-                .unwrap();
+            let again = p.validate(&Value::Object(v.token_data.clone()), &STRICT).unwrap();
             assert_eq!(again, v, "{}", p.id);
         }
     }
@@ -177,11 +160,8 @@ fn every_required_field_is_required() {
                 .iter()
                 .filter(|f| f.required)
                 .filter(|f| {
-                    v.variant.is_none_or(|vn| {
-                        p.variants
-                            .iter()
-                            .any(|x| x.name == vn && x.fields.contains(&f.name))
-                    })
+                    v.variant
+                        .is_none_or(|vn| p.variants.iter().any(|x| x.name == vn && x.fields.contains(&f.name)))
                 })
                 .map(|f| f.name)
                 .collect();
@@ -214,10 +194,7 @@ fn every_required_field_is_required() {
                     };
                     let err = res.expect_err(&format!("{}: {name} missing must fail", p.id));
                     assert_eq!(err.field, expected, "{}: {err}", p.id);
-                    assert!(
-                        err.message.starts_with(&format!("{expected} is required")),
-                        "{err}"
-                    );
+                    assert!(err.message.starts_with(&format!("{expected} is required")), "{err}");
                 }
             }
         }
@@ -242,11 +219,7 @@ fn bad_values(format: FieldFormat) -> Vec<Value> {
         }
         FieldFormat::Password { max_len } => vec![json!("a\0b"), json!("x".repeat(max_len + 1))],
         FieldFormat::Identifier { max_len, .. } => {
-            vec![
-                json!("bad value!"),
-                json!("a/b"),
-                json!("x".repeat(max_len + 1)),
-            ]
+            vec![json!("bad value!"), json!("a/b"), json!("x".repeat(max_len + 1))]
         }
         FieldFormat::EpochSeconds => vec![
             json!("soon"),
@@ -262,11 +235,7 @@ fn bad_values(format: FieldFormat) -> Vec<Value> {
             json!("a b@example.com"),
             json!("@x.com"),
         ],
-        FieldFormat::Uuid => vec![
-            json!("1234"),
-            json!("zzzzzzzz-0000-4000-8000-000000000000"),
-            json!(7),
-        ],
+        FieldFormat::Uuid => vec![json!("1234"), json!("zzzzzzzz-0000-4000-8000-000000000000"), json!(7)],
         FieldFormat::HttpsUrl => vec![
             json!("http://example.com"),
             json!("https://127.0.0.1"),
@@ -311,10 +280,7 @@ fn bad_values(format: FieldFormat) -> Vec<Value> {
         ],
     };
     // every string format refuses non-strings
-    if !matches!(
-        format,
-        FieldFormat::EpochSeconds | FieldFormat::GcpServiceAccountJson
-    ) {
+    if !matches!(format, FieldFormat::EpochSeconds | FieldFormat::GcpServiceAccountJson) {
         bad.push(json!(42));
         bad.push(json!({"nested": true}));
     }
@@ -366,10 +332,7 @@ fn normalization() {
         .unwrap();
     assert_eq!(v.token_data["api_key"], "glsa_abc");
     assert_eq!(v.token_data["base_url"], "https://grafana.example.com");
-    assert_eq!(
-        v.metadata,
-        obj(json!({"base_url": "https://grafana.example.com"}))
-    );
+    assert_eq!(v.metadata, obj(json!({"base_url": "https://grafana.example.com"})));
     assert_eq!(v.refresh, RefreshKind::None);
     assert_eq!(v.expires_at, None);
 
@@ -424,10 +387,7 @@ fn normalization() {
             &STRICT,
         )
         .unwrap();
-    assert_eq!(
-        v.token_data["organization_id"],
-        "66666666-7777-4888-9999-aaaaaaaaaaaa"
-    );
+    assert_eq!(v.token_data["organization_id"], "66666666-7777-4888-9999-aaaaaaaaaaaa");
     assert!(!v.token_data.contains_key("default_project_id"));
     assert!(!v.metadata.contains_key("secret_key") && !v.metadata.contains_key("access_key"));
 
@@ -474,11 +434,8 @@ fn gcp_variants() {
     // the key may be given as an object; it is stored as JSON text
     let sa = gcp.example_credentials()[1]["service_account_json"].clone();
     let key: Value = serde_json::from_str(sa.as_str().unwrap()).unwrap();
-    let v = gcp
-        .validate(&json!({"service_account_json": key}), &STRICT)
-        .unwrap();
-    let stored: Value =
-        serde_json::from_str(v.token_data["service_account_json"].as_str().unwrap()).unwrap();
+    let v = gcp.validate(&json!({"service_account_json": key}), &STRICT).unwrap();
+    let stored: Value = serde_json::from_str(v.token_data["service_account_json"].as_str().unwrap()).unwrap();
     assert_eq!(stored, key);
     assert_eq!(v.variant, Some("service_account"));
     assert!(matches!(v.refresh, RefreshKind::JwtBearer { .. }));
@@ -500,9 +457,7 @@ fn gcp_variants() {
 #[test]
 fn slack_variants() {
     let slack = spec("slack");
-    let rotating = slack
-        .validate(&slack.example_credentials()[0], &STRICT)
-        .unwrap();
+    let rotating = slack.validate(&slack.example_credentials()[0], &STRICT).unwrap();
     assert_eq!(
         rotating.refresh,
         RefreshKind::OAuthRefreshToken {
@@ -510,16 +465,10 @@ fn slack_variants() {
             rotates: true
         }
     );
-    let fixed = slack
-        .validate(&slack.example_credentials()[1], &STRICT)
-        .unwrap();
+    let fixed = slack.validate(&slack.example_credentials()[1], &STRICT).unwrap();
     assert_eq!(fixed.refresh, RefreshKind::None);
     assert_eq!(fixed.metadata, obj(json!({"team_id": "T0123456789"})));
-    fails_on(
-        slack,
-        json!({"access_token": "ghp_x", "team_id": "T1"}),
-        "access_token",
-    );
+    fails_on(slack, json!({"access_token": "ghp_x", "team_id": "T1"}), "access_token");
 }
 
 #[test]
@@ -544,15 +493,9 @@ fn url_policy_through_validation() {
         allow_private: true,
         allow_http: false,
     };
-    let v = grafana
-        .validate(&body("https://127.0.0.1:3000/"), &private)
-        .unwrap();
+    let v = grafana.validate(&body("https://127.0.0.1:3000/"), &private).unwrap();
     assert_eq!(v.token_data["base_url"], "https://127.0.0.1:3000");
-    assert!(
-        grafana
-            .validate(&body("http://127.0.0.1:3000"), &private)
-            .is_err()
-    );
+    assert!(grafana.validate(&body("http://127.0.0.1:3000"), &private).is_err());
     assert!(
         grafana
             .validate(&body("http://127.0.0.1:3000"), &UrlPolicy::PERMISSIVE)
@@ -598,10 +541,7 @@ fn catalog_serializes_without_secrets_or_examples() {
     let by_id = |id: &str| list.iter().find(|p| p["id"] == id).unwrap().clone();
     let gcp = by_id("gcp");
     assert_eq!(gcp["refresh"], "oauth2_refresh_token");
-    assert_eq!(
-        gcp["endpoints"]["token_url"],
-        "https://oauth2.googleapis.com/token"
-    );
+    assert_eq!(gcp["endpoints"]["token_url"], "https://oauth2.googleapis.com/token");
     assert_eq!(gcp["token_url_env"], "TOKENKEEPER_GCP_TOKEN_URL");
     assert_eq!(gcp["variants"][1]["refresh"], "jwt_bearer");
     let f0 = &gcp["fields"][0];
@@ -613,10 +553,7 @@ fn catalog_serializes_without_secrets_or_examples() {
     assert_eq!(by_id("aws")["refresh"], "aws_sts_assume_role");
     assert_eq!(by_id("aws")["fields"][1]["generated_if_absent"], true);
     assert_eq!(by_id("azure")["refresh"], "client_credentials");
-    assert_eq!(
-        by_id("azure")["scope"],
-        "https://management.azure.com/.default"
-    );
+    assert_eq!(by_id("azure")["scope"], "https://management.azure.com/.default");
     assert_eq!(
         by_id("azure")["endpoints"]["authority_host_env"],
         "AZURE_AUTHORITY_HOST"
@@ -630,14 +567,8 @@ fn catalog_serializes_without_secrets_or_examples() {
 #[test]
 fn env_vars_and_token_urls() {
     assert_eq!(token_url_env_var("gcp"), "TOKENKEEPER_GCP_TOKEN_URL");
-    assert_eq!(
-        client_id_env_var("bitbucket"),
-        "TOKENKEEPER_BITBUCKET_CLIENT_ID"
-    );
-    assert_eq!(
-        client_secret_env_var("slack"),
-        "TOKENKEEPER_SLACK_CLIENT_SECRET"
-    );
+    assert_eq!(client_id_env_var("bitbucket"), "TOKENKEEPER_BITBUCKET_CLIENT_ID");
+    assert_eq!(client_secret_env_var("slack"), "TOKENKEEPER_SLACK_CLIENT_SECRET");
     assert_eq!(
         spec("thousandeyes").token_url_env_var(),
         "TOKENKEEPER_THOUSANDEYES_TOKEN_URL"
@@ -670,23 +601,16 @@ fn env_vars_and_token_urls() {
     assert_eq!(spec("aws").token_url(&empty, None, None), None);
 
     let azure = spec("azure");
-    let data = azure
-        .validate(&azure.example_credential(), &STRICT)
-        .unwrap()
-        .token_data;
+    let data = azure.validate(&azure.example_credential(), &STRICT).unwrap().token_data;
     assert_eq!(
         azure.token_url(&data, None, None).as_deref(),
-        Some(
-            "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/oauth2/v2.0/token"
-        )
+        Some("https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/oauth2/v2.0/token")
     );
     assert_eq!(
         azure
             .token_url(&data, None, Some("https://login.microsoftonline.us/"))
             .as_deref(),
-        Some(
-            "https://login.microsoftonline.us/72f988bf-86f1-41af-91ab-2d7cd011db47/oauth2/v2.0/token"
-        )
+        Some("https://login.microsoftonline.us/72f988bf-86f1-41af-91ab-2d7cd011db47/oauth2/v2.0/token")
     );
     assert_eq!(
         azure

@@ -221,10 +221,7 @@ mod tests {
             ("file:///etc/passwd", UrlPolicyError::NotHttps),
             ("not a url", UrlPolicyError::Invalid),
             ("grafana.example.com", UrlPolicyError::Invalid),
-            (
-                "https://user:pw@grafana.example.com",
-                UrlPolicyError::UserInfo,
-            ),
+            ("https://user:pw@grafana.example.com", UrlPolicyError::UserInfo),
             ("https://user@grafana.example.com", UrlPolicyError::UserInfo),
             ("https://127.0.0.1/", UrlPolicyError::PrivateAddress),
             ("https://127.1/", UrlPolicyError::PrivateAddress),
@@ -248,36 +245,18 @@ mod tests {
             ("https://[fd00::1]/", UrlPolicyError::PrivateAddress),
             ("https://[fc00::1]/", UrlPolicyError::PrivateAddress),
             ("https://[ff02::1]/", UrlPolicyError::PrivateAddress),
-            (
-                "https://[::ffff:127.0.0.1]/",
-                UrlPolicyError::PrivateAddress,
-            ),
-            (
-                "https://[::ffff:169.254.169.254]/",
-                UrlPolicyError::PrivateAddress,
-            ),
+            ("https://[::ffff:127.0.0.1]/", UrlPolicyError::PrivateAddress),
+            ("https://[::ffff:169.254.169.254]/", UrlPolicyError::PrivateAddress),
             ("https://[::ffff:10.0.0.1]/", UrlPolicyError::PrivateAddress),
-            (
-                "https://[64:ff9b::a9fe:a9fe]/",
-                UrlPolicyError::PrivateAddress,
-            ),
-            (
-                "https://[2002:c0a8:0101::1]/",
-                UrlPolicyError::PrivateAddress,
-            ),
+            ("https://[64:ff9b::a9fe:a9fe]/", UrlPolicyError::PrivateAddress),
+            ("https://[2002:c0a8:0101::1]/", UrlPolicyError::PrivateAddress),
             ("https://localhost/", UrlPolicyError::LocalHostname),
             ("https://LOCALHOST./", UrlPolicyError::LocalHostname),
             ("https://grafana.localhost/", UrlPolicyError::LocalHostname),
             ("https://printer.local/", UrlPolicyError::LocalHostname),
-            (
-                "https://metadata.google.internal/",
-                UrlPolicyError::LocalHostname,
-            ),
+            ("https://metadata.google.internal/", UrlPolicyError::LocalHostname),
             ("https://metadata/", UrlPolicyError::LocalHostname),
-            (
-                "https://svc.corp.internal:8443/",
-                UrlPolicyError::LocalHostname,
-            ),
+            ("https://svc.corp.internal:8443/", UrlPolicyError::LocalHostname),
         ];
         for (url, want) in cases {
             assert_eq!(check_url(url, &STRICT).err(), Some(want.clone()), "{url}");
@@ -291,10 +270,7 @@ mod tests {
             Some(UrlPolicyError::QueryOrFragment)
         );
         let long = format!("https://example.com/{}", "a".repeat(MAX_URL_LEN));
-        assert_eq!(
-            check_url(&long, &STRICT).err(),
-            Some(UrlPolicyError::TooLong)
-        );
+        assert_eq!(check_url(&long, &STRICT).err(), Some(UrlPolicyError::TooLong));
     }
 
     #[test]

@@ -27,10 +27,7 @@ pub(super) fn validate(
     let Some(obj) = body.as_object() else {
         return Err(FieldError {
             field: "body".into(),
-            message: format!(
-                "request body must be a JSON object with the {} fields",
-                spec.id
-            ),
+            message: format!("request body must be a JSON object with the {} fields", spec.id),
         });
     };
 
@@ -40,11 +37,7 @@ pub(super) fn validate(
             let shown: String = key.chars().take(64).collect();
             return Err(FieldError {
                 field: shown.clone(),
-                message: format!(
-                    "{shown} is not a field of {} (expected: {})",
-                    spec.id,
-                    names.join(", ")
-                ),
+                message: format!("{shown} is not a field of {} (expected: {})", spec.id, names.join(", ")),
             });
         }
     }
@@ -119,10 +112,7 @@ fn required_fields(spec: &ProviderSpec, variant: &Variant) -> Vec<&'static str> 
 /// The variant a body's (known, present) fields select: the first variant that accepts all of them and whose
 /// required fields are all present, else the accepting variant missing the fewest required fields (whose
 /// missing field is then reported), else an error naming a field that does not fit.
-fn select_variant(
-    spec: &ProviderSpec,
-    present: &[&str],
-) -> Result<Option<&'static Variant>, FieldError> {
+fn select_variant(spec: &ProviderSpec, present: &[&str]) -> Result<Option<&'static Variant>, FieldError> {
     if spec.variants.is_empty() {
         return Ok(None);
     }
@@ -134,12 +124,7 @@ fn select_variant(
     }
     // Incomplete: the accepting variant missing the fewest required fields (the first one for an empty
     // body), so that the error names what the user most likely forgot.
-    let missing = |v: &Variant| {
-        required_fields(spec, v)
-            .iter()
-            .filter(|r| !present.contains(r))
-            .count()
-    };
+    let missing = |v: &Variant| required_fields(spec, v).iter().filter(|r| !present.contains(r)).count();
     let mut accepting = variants.iter().filter(|v| accepts(v));
     if let Some(first) = accepting.next() {
         if present.is_empty() {
@@ -178,10 +163,7 @@ fn select_variant(
     })
 }
 
-pub(super) fn variant_of(
-    spec: &ProviderSpec,
-    token_data: &Map<String, Value>,
-) -> Option<&'static Variant> {
+pub(super) fn variant_of(spec: &ProviderSpec, token_data: &Map<String, Value>) -> Option<&'static Variant> {
     let present: Vec<&str> = token_data
         .iter()
         .filter(|(k, v)| !is_absent(v) && spec.field(k).is_some())
@@ -190,10 +172,7 @@ pub(super) fn variant_of(
     select_variant(spec, &present).ok().flatten()
 }
 
-pub(super) fn metadata_of(
-    spec: &ProviderSpec,
-    token_data: &Map<String, Value>,
-) -> Map<String, Value> {
+pub(super) fn metadata_of(spec: &ProviderSpec, token_data: &Map<String, Value>) -> Map<String, Value> {
     let mut out = Map::new();
     for field in spec.fields {
         let Some(value) = token_data.get(field.name).filter(|v| !v.is_null()) else {
@@ -210,9 +189,7 @@ pub(super) fn metadata_of(
             };
             if let Some(Value::Object(inner)) = inner {
                 for key in field.metadata_keys {
-                    if let Some(v @ (Value::String(_) | Value::Number(_) | Value::Bool(_))) =
-                        inner.get(*key)
-                    {
+                    if let Some(v @ (Value::String(_) | Value::Number(_) | Value::Bool(_))) = inner.get(*key) {
                         out.insert((*key).to_string(), v.clone());
                     }
                 }
@@ -229,10 +206,7 @@ pub(super) fn token_url(
     authority_host_override: Option<&str>,
 ) -> Option<String> {
     let ep = &spec.endpoints;
-    let template = match (
-        token_url_override.filter(|s| !s.trim().is_empty()),
-        ep.token_path,
-    ) {
+    let template = match (token_url_override.filter(|s| !s.trim().is_empty()), ep.token_path) {
         (Some(url), _) => url.trim().to_string(),
         (None, Some(path)) => {
             let host = authority_host_override
@@ -315,10 +289,7 @@ pub(super) fn epoch_seconds(v: &Value) -> Result<i64, &'static str> {
 
 fn check_len(name: &str, s: &str, max: usize) -> Result<(), FieldError> {
     if s.len() > max {
-        Err(FieldError::new(
-            name,
-            format_args!("must be at most {max} bytes"),
-        ))
+        Err(FieldError::new(name, format_args!("must be at most {max} bytes")))
     } else {
         Ok(())
     }
@@ -346,9 +317,7 @@ fn check_format(field: &FieldSpec, value: &Value, policy: &UrlPolicy) -> Result<
             let s = as_str(field, value)?.trim();
             check_len(name, s, max_len)?;
             if !s.bytes().all(|b| b.is_ascii_graphic()) {
-                return Err(err(
-                    "must not contain spaces, control or non-ASCII characters",
-                ));
+                return Err(err("must not contain spaces, control or non-ASCII characters"));
             }
             if !prefixes.is_empty() && !prefixes.iter().any(|p| s.starts_with(p)) {
                 return Err(FieldError::new(
@@ -369,21 +338,11 @@ fn check_format(field: &FieldSpec, value: &Value, policy: &UrlPolicy) -> Result<
         FieldFormat::Identifier { max_len, extra } => {
             let s = as_str(field, value)?.trim();
             check_len(name, s, max_len)?;
-            if !s
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
-            {
+            if !s.chars().all(|c| c.is_ascii_alphanumeric() || extra.contains(c)) {
                 let also = if extra.is_empty() {
                     String::new()
                 } else {
-                    format!(
-                        " and {}",
-                        extra
-                            .chars()
-                            .map(String::from)
-                            .collect::<Vec<_>>()
-                            .join(" ")
-                    )
+                    format!(" and {}", extra.chars().map(String::from).collect::<Vec<_>>().join(" "))
                 };
                 return Err(FieldError::new(
                     name,
@@ -442,9 +401,7 @@ fn check_format(field: &FieldSpec, value: &Value, policy: &UrlPolicy) -> Result<
         }
         FieldFormat::ScalewayAccessKey => {
             let s = as_str(field, value)?.trim();
-            let ok = s.len() == 20
-                && s.starts_with("SCW")
-                && s[3..].bytes().all(|b| b.is_ascii_alphanumeric());
+            let ok = s.len() == 20 && s.starts_with("SCW") && s[3..].bytes().all(|b| b.is_ascii_alphanumeric());
             if !ok {
                 return Err(err("must be SCW followed by 17 letters or digits"));
             }
@@ -464,11 +421,7 @@ fn check_format(field: &FieldSpec, value: &Value, policy: &UrlPolicy) -> Result<
     Ok(Value::String(normalized))
 }
 
-fn check_service_account(
-    name: &str,
-    value: &Value,
-    policy: &UrlPolicy,
-) -> Result<Value, FieldError> {
+fn check_service_account(name: &str, value: &Value, policy: &UrlPolicy) -> Result<Value, FieldError> {
     let (text, obj) = match value {
         Value::String(s) => {
             let s = s.trim();
@@ -476,16 +429,12 @@ fn check_service_account(
             match serde_json::from_str::<Value>(s) {
                 Ok(Value::Object(o)) => (s.to_string(), o),
                 _ => {
-                    return Err(FieldError::new(
-                        name,
-                        "must be a service-account key in JSON",
-                    ));
+                    return Err(FieldError::new(name, "must be a service-account key in JSON"));
                 }
             }
         }
         Value::Object(o) => {
-            let s =
-                serde_json::to_string(o).map_err(|_| FieldError::new(name, "is not valid JSON"))?;
+            let s = serde_json::to_string(o).map_err(|_| FieldError::new(name, "is not valid JSON"))?;
             check_len(name, &s, SERVICE_ACCOUNT_MAX)?;
             (s, o.clone())
         }
@@ -507,16 +456,10 @@ fn check_service_account(
         return Err(FieldError::new(name, "must have type \"service_account\""));
     }
     if !is_email(get("client_email")?) {
-        return Err(FieldError::new(
-            name,
-            "client_email must be an e-mail address",
-        ));
+        return Err(FieldError::new(name, "client_email must be an e-mail address"));
     }
     if !is_pem_private_key(get("private_key")?) {
-        return Err(FieldError::new(
-            name,
-            "private_key must be a PEM private key",
-        ));
+        return Err(FieldError::new(name, "private_key must be a PEM private key"));
     }
     url_policy::check_url(get("token_uri")?, policy)
         .map_err(|e| FieldError::new(name, format_args!("token_uri {e}")))?;
@@ -547,10 +490,7 @@ fn is_pem_private_key(pem: &str) -> bool {
         return false;
     }
     let b64: String = body.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    !b64.is_empty()
-        && base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .is_ok()
+    !b64.is_empty() && base64::engine::general_purpose::STANDARD.decode(b64).is_ok()
 }
 
 fn is_uuid(s: &str) -> bool {
@@ -569,9 +509,7 @@ fn is_domain(s: &str) -> bool {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         })
 }
 
@@ -602,9 +540,7 @@ fn is_role_arn(s: &str) -> bool {
     };
     arn == "arn"
         && partition.starts_with("aws")
-        && partition
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b == b'-')
+        && partition.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
         && service == "iam"
         && region.is_empty()
         && account.len() == 12

@@ -62,9 +62,7 @@ impl EmbeddedKey {
     }
 
     fn from_bytes(bytes: &[u8]) -> Self {
-        Self(SecretBox::init_with_mut(|k: &mut [u8; 32]| {
-            k.copy_from_slice(bytes)
-        }))
+        Self(SecretBox::init_with_mut(|k: &mut [u8; 32]| k.copy_from_slice(bytes)))
     }
 
     /// Reads the key file at `path`, or, when there is none, generates a key and writes it there
@@ -75,8 +73,7 @@ impl EmbeddedKey {
             SecretError::Unavailable(format!("{what} key file {}: {e}", path.display()))
         };
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| io_err("cannot create directory for", e))?;
+            std::fs::create_dir_all(parent).map_err(|e| io_err("cannot create directory for", e))?;
         }
         let key = Self::generate();
         let mut text = Zeroizing::new(B64.encode(key.0.expose_secret()));
@@ -88,9 +85,7 @@ impl EmbeddedKey {
             .open(path)
         {
             Ok(mut file) => {
-                let written = file
-                    .write_all(text.as_bytes())
-                    .and_then(|_| file.sync_all());
+                let written = file.write_all(text.as_bytes()).and_then(|_| file.sync_all());
                 if let Err(e) = written {
                     drop(file);
                     let _ = std::fs::remove_file(path);
@@ -105,9 +100,8 @@ impl EmbeddedKey {
     }
 
     fn load(path: &Path) -> Result<Self, SecretError> {
-        let meta = std::fs::metadata(path).map_err(|e| {
-            SecretError::Unavailable(format!("cannot read key file {}: {e}", path.display()))
-        })?;
+        let meta = std::fs::metadata(path)
+            .map_err(|e| SecretError::Unavailable(format!("cannot read key file {}: {e}", path.display())))?;
         if meta.permissions().mode() & 0o077 != 0 {
             tracing::warn!(
                 path = %path.display(),
@@ -115,9 +109,10 @@ impl EmbeddedKey {
                 "embedded key file is readable by group or others; run chmod 600 on it"
             );
         }
-        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-            SecretError::Unavailable(format!("cannot read key file {}: {e}", path.display()))
-        })?);
+        let text = Zeroizing::new(
+            std::fs::read_to_string(path)
+                .map_err(|e| SecretError::Unavailable(format!("cannot read key file {}: {e}", path.display())))?,
+        );
         Self::from_base64(&text).map_err(|e| match e {
             SecretError::Corrupt(m) => SecretError::Corrupt(format!("{m} (in {})", path.display())),
             other => other,
@@ -188,18 +183,12 @@ fn invalid_name() -> SecretError {
 impl EmbeddedStore {
     /// Opens (creating if needed) the SQLite file at `db_path` and its schema. `mount` and `base_path`
     /// only shape references (`local:kv/data/{mount}/{base}/{name}`) and the stored paths.
-    pub async fn open(
-        db_path: &Path,
-        key: EmbeddedKey,
-        mount: &str,
-        base_path: &str,
-    ) -> Result<Self, SecretError> {
+    pub async fn open(db_path: &Path, key: EmbeddedKey, mount: &str, base_path: &str) -> Result<Self, SecretError> {
         let mount = normalize_path("mount", mount)?;
         let base_path = normalize_path("base path", base_path)?;
         if let Some(parent) = db_path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                SecretError::Unavailable(format!("cannot create {}: {e}", parent.display()))
-            })?;
+            std::fs::create_dir_all(parent)
+                .map_err(|e| SecretError::Unavailable(format!("cannot create {}: {e}", parent.display())))?;
         }
         let opts = SqliteConnectOptions::new()
             .filename(db_path)
@@ -257,12 +246,7 @@ impl EmbeddedStore {
         aad
     }
 
-    fn seal(
-        &self,
-        path: &str,
-        version: u64,
-        value: &str,
-    ) -> Result<(Vec<u8>, Vec<u8>), SecretError> {
+    fn seal(&self, path: &str, version: u64, value: &str) -> Result<(Vec<u8>, Vec<u8>), SecretError> {
         let mut nonce = [0u8; NONCE_LEN];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let aad = Self::aad(path, version);
@@ -280,17 +264,9 @@ impl EmbeddedStore {
         Ok((nonce.to_vec(), ct))
     }
 
-    fn open_sealed(
-        &self,
-        path: &str,
-        version: u64,
-        nonce: &[u8],
-        ct: &[u8],
-    ) -> Result<SecretString, SecretError> {
+    fn open_sealed(&self, path: &str, version: u64, nonce: &[u8], ct: &[u8]) -> Result<SecretString, SecretError> {
         if nonce.len() != NONCE_LEN {
-            return Err(SecretError::Corrupt(
-                "stored nonce has the wrong length".into(),
-            ));
+            return Err(SecretError::Corrupt("stored nonce has the wrong length".into()));
         }
         let aad = Self::aad(path, version);
         let plain = Zeroizing::new(
@@ -298,13 +274,11 @@ impl EmbeddedStore {
                 .cipher()
                 .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: &aad })
                 .map_err(|_| {
-                    SecretError::Corrupt(
-                        "decryption failed (tampered data, wrong key, or moved ciphertext)".into(),
-                    )
+                    SecretError::Corrupt("decryption failed (tampered data, wrong key, or moved ciphertext)".into())
                 })?,
         );
-        let text = std::str::from_utf8(&plain)
-            .map_err(|_| SecretError::Corrupt("decrypted secret is not UTF-8".into()))?;
+        let text =
+            std::str::from_utf8(&plain).map_err(|_| SecretError::Corrupt("decrypted secret is not UTF-8".into()))?;
         Ok(SecretString::from(text))
     }
 }
@@ -315,11 +289,7 @@ impl SecretStore for EmbeddedStore {
         format!("local:kv/data/{}/{}/{}", self.mount, self.base_path, name)
     }
 
-    async fn read(
-        &self,
-        name: &str,
-        version: Option<u64>,
-    ) -> Result<Option<SecretVersion>, SecretError> {
+    async fn read(&self, name: &str, version: Option<u64>) -> Result<Option<SecretVersion>, SecretError> {
         if !valid_name(name) {
             return Ok(None);
         }
@@ -355,35 +325,24 @@ impl SecretStore for EmbeddedStore {
         let version: i64 = row.try_get("version").map_err(db_err)?;
         let nonce: Vec<u8> = row.try_get("nonce").map_err(db_err)?;
         let ct: Vec<u8> = row.try_get("ciphertext").map_err(db_err)?;
-        let version = u64::try_from(version)
-            .map_err(|_| SecretError::Corrupt("stored version is negative".into()))?;
+        let version = u64::try_from(version).map_err(|_| SecretError::Corrupt("stored version is negative".into()))?;
         let value = self.open_sealed(&path, version, &nonce, &ct)?;
         Ok(Some(SecretVersion { value, version }))
     }
 
-    async fn write(
-        &self,
-        name: &str,
-        value: &SecretString,
-        cas: Option<u64>,
-    ) -> Result<u64, SecretError> {
+    async fn write(&self, name: &str, value: &SecretString, cas: Option<u64>) -> Result<u64, SecretError> {
         if !valid_name(name) {
             return Err(invalid_name());
         }
         let path = self.path(name);
         // BEGIN IMMEDIATE takes the write lock up front: two writers with the same cas serialize here,
         // and the second sees the first one's version.
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+        let current: Option<i64> = sqlx::query_scalar("SELECT current_version FROM secret_current WHERE path = ?")
+            .bind(&path)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(db_err)?;
-        let current: Option<i64> =
-            sqlx::query_scalar("SELECT current_version FROM secret_current WHERE path = ?")
-                .bind(&path)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_err)?;
         let current = current.unwrap_or(0) as u64;
         if let Some(expected) = cas
             && expected != current
@@ -431,11 +390,7 @@ impl SecretStore for EmbeddedStore {
             return Ok(());
         }
         let path = self.path(name);
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(db_err)?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
         sqlx::query("DELETE FROM secret_versions WHERE path = ?")
             .bind(&path)
             .execute(&mut *tx)

@@ -47,20 +47,11 @@ pub trait SecretStore: Send + Sync + 'static {
     fn reference(&self, name: &str) -> String;
 
     /// Reads a version (`None`: the current one). `Ok(None)` when there is no such secret or version.
-    async fn read(
-        &self,
-        name: &str,
-        version: Option<u64>,
-    ) -> Result<Option<SecretVersion>, SecretError>;
+    async fn read(&self, name: &str, version: Option<u64>) -> Result<Option<SecretVersion>, SecretError>;
 
     /// Writes a new version and returns its number. `cas`: `None` writes unconditionally,
     /// `Some(0)` only if the secret does not exist, `Some(v)` only if the current version is `v`.
-    async fn write(
-        &self,
-        name: &str,
-        value: &SecretString,
-        cas: Option<u64>,
-    ) -> Result<u64, SecretError>;
+    async fn write(&self, name: &str, value: &SecretString, cas: Option<u64>) -> Result<u64, SecretError>;
 
     /// Destroys every version and the metadata. Deleting a missing secret is not an error.
     async fn delete(&self, name: &str) -> Result<(), SecretError>;

@@ -35,10 +35,7 @@ pub enum VaultAuth {
     /// A file holding the token (`VAULT_TOKEN_FILE`); re-read when Vault refuses the current token.
     TokenFile(PathBuf),
     /// AppRole login (`VAULT_ROLE_ID`, `VAULT_SECRET_ID`), repeated whenever the token runs out.
-    AppRole {
-        role_id: String,
-        secret_id: SecretString,
-    },
+    AppRole { role_id: String, secret_id: SecretString },
 }
 
 impl std::fmt::Debug for VaultAuth {
@@ -98,10 +95,7 @@ impl std::fmt::Debug for VaultConfig {
             .field("namespace", &self.namespace)
             .field(
                 "ca_cert_pem",
-                &self
-                    .ca_cert_pem
-                    .as_ref()
-                    .map(|p| format!("{} bytes", p.len())),
+                &self.ca_cert_pem.as_ref().map(|p| format!("{} bytes", p.len())),
             )
             .field("timeout", &self.timeout)
             .finish()
@@ -239,11 +233,7 @@ impl SecretStore for VaultStore {
         format!("vault:kv/data/{}/{}/{}", self.mount, self.base_path, name)
     }
 
-    async fn read(
-        &self,
-        name: &str,
-        version: Option<u64>,
-    ) -> Result<Option<SecretVersion>, SecretError> {
+    async fn read(&self, name: &str, version: Option<u64>) -> Result<Option<SecretVersion>, SecretError> {
         if !valid_name(name) {
             return Ok(None);
         }
@@ -269,18 +259,11 @@ impl SecretStore for VaultStore {
                 value,
                 version: meta.version,
             })),
-            None => Err(SecretError::Corrupt(
-                "KV v2 entry has no string \"value\" field".into(),
-            )),
+            None => Err(SecretError::Corrupt("KV v2 entry has no string \"value\" field".into())),
         }
     }
 
-    async fn write(
-        &self,
-        name: &str,
-        value: &SecretString,
-        cas: Option<u64>,
-    ) -> Result<u64, SecretError> {
+    async fn write(&self, name: &str, value: &SecretString, cas: Option<u64>) -> Result<u64, SecretError> {
         if !valid_name(name) {
             return Err(invalid_name());
         }
@@ -299,9 +282,8 @@ impl SecretStore for VaultStore {
             .await?;
         match resp.status {
             s if s.is_success() => {
-                let parsed: KvWriteResponse = serde_json::from_slice(&resp.body).map_err(|_| {
-                    SecretError::Unavailable("unexpected KV v2 write response".into())
-                })?;
+                let parsed: KvWriteResponse = serde_json::from_slice(&resp.body)
+                    .map_err(|_| SecretError::Unavailable("unexpected KV v2 write response".into()))?;
                 Ok(parsed.data.version)
             }
             StatusCode::BAD_REQUEST if client::errors_mention(&resp.body, "check-and-set") => {

@@ -8,13 +8,24 @@ async fn events_are_recorded_per_user_and_paged(db: Db) {
     let app = spawn_app(db, TestConfig::default()).await.unwrap();
     let (_, token) = app.user("audited@example.com").await;
     let (_, other) = app.user("other@example.com").await;
-    let bad = app.post("/api/auth/login", json!({"email": "audited@example.com", "password": "wrong-password"})).await;
+    let bad = app
+        .post(
+            "/api/auth/login",
+            json!({"email": "audited@example.com", "password": "wrong-password"}),
+        )
+        .await;
     assert_eq!(bad.status(), 401);
     let body = json!({"currentPassword": "correct-horse-battery", "newPassword": "brand-new-password"});
-    assert_eq!(app.post_auth("/api/auth/change-password", &token, body).await.status(), 200);
+    assert_eq!(
+        app.post_auth("/api/auth/change-password", &token, body).await.status(),
+        200
+    );
     let creds = json!({"api_token": "audit-splunk-token-1", "base_url": "https://s.example.com"});
     assert_eq!(app.put_auth("/api/tokens/splunk", &token, creds).await.status(), 200);
-    assert_eq!(app.get_auth("/api/tokens/splunk/credentials", &token).await.status(), 200);
+    assert_eq!(
+        app.get_auth("/api/tokens/splunk/credentials", &token).await.status(),
+        200
+    );
     assert_eq!(app.delete_auth("/api/tokens/splunk", &token).await.status(), 204);
 
     let page: Value = app.get_auth("/api/audit", &token).await.json().await.unwrap();
@@ -22,7 +33,12 @@ async fn events_are_recorded_per_user_and_paged(db: Db) {
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| (e["kind"].as_str().unwrap().into(), e["outcome"].as_str().unwrap().into()))
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap().into(),
+                e["outcome"].as_str().unwrap().into(),
+            )
+        })
         .collect();
     let expect = [
         ("credential_delete", "ok"),
@@ -35,7 +51,10 @@ async fn events_are_recorded_per_user_and_paged(db: Db) {
     ];
     let expect: Vec<(String, String)> = expect.iter().map(|(k, o)| (k.to_string(), o.to_string())).collect();
     assert_eq!(kinds, expect, "newest first");
-    assert!(!page.to_string().contains("audit-splunk-token-1"), "no secret in the audit trail");
+    assert!(
+        !page.to_string().contains("audit-splunk-token-1"),
+        "no secret in the audit trail"
+    );
     // The other user sees only their own two events.
     let theirs: Value = app.get_auth("/api/audit", &other).await.json().await.unwrap();
     assert_eq!(theirs["events"].as_array().unwrap().len(), 2);
@@ -43,7 +62,12 @@ async fn events_are_recorded_per_user_and_paged(db: Db) {
     let p1: Value = app.get_auth("/api/audit?limit=3", &token).await.json().await.unwrap();
     assert_eq!(p1["events"].as_array().unwrap().len(), 3);
     let before = p1["nextBefore"].as_i64().unwrap();
-    let p2: Value = app.get_auth(&format!("/api/audit?limit=3&before={before}"), &token).await.json().await.unwrap();
+    let p2: Value = app
+        .get_auth(&format!("/api/audit?limit=3&before={before}"), &token)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(p2["events"][0]["kind"], "change_password");
     assert_eq!(app.get_auth("/api/audit?limit=0", &token).await.status(), 400);
 }

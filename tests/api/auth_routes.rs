@@ -50,26 +50,14 @@ async fn register_errors(db: Db) {
     let app = spawn_app(db, TestConfig::default()).await.unwrap();
     app.register("taken@example.com", "correct-horse").await;
     let cases = [
-        (
-            json!({"email": "taken@example.com", "password": "another-pass"}),
-            409,
-        ),
-        (
-            json!({"email": "TAKEN@example.com", "password": "another-pass"}),
-            409,
-        ),
+        (json!({"email": "taken@example.com", "password": "another-pass"}), 409),
+        (json!({"email": "TAKEN@example.com", "password": "another-pass"}), 409),
         (json!({"password": "correct-horse"}), 400),
         (json!({"email": "a@example.com"}), 400),
-        (
-            json!({"email": "not-an-email", "password": "correct-horse"}),
-            400,
-        ),
+        (json!({"email": "not-an-email", "password": "correct-horse"}), 400),
         (json!({"email": "b@example.com", "password": "short"}), 400),
         (json!({"email": "b@example.com", "password": 12345678}), 400),
-        (
-            json!({"email": "c@example.com", "password": "x".repeat(73)}),
-            400,
-        ),
+        (json!({"email": "c@example.com", "password": "x".repeat(73)}), 400),
     ];
     for (body, status) in cases {
         let r = app.post("/api/auth/register", body.clone()).await;
@@ -96,9 +84,7 @@ async fn login_errors_answer_alike(db: Db) {
     assert_eq!(wrong.status(), 401);
     assert_eq!(unknown.status(), 401);
     assert_eq!(error_of(wrong).await, error_of(unknown).await);
-    let r = app
-        .post("/api/auth/login", json!({"email": "known@example.com"}))
-        .await;
+    let r = app.post("/api/auth/login", json!({"email": "known@example.com"})).await;
     assert_eq!(r.status(), 400);
 }
 
@@ -121,9 +107,7 @@ async fn change_password_flow(db: Db) {
         json!({"currentPassword": "correct-horse-battery", "newPassword": "short"}),
         json!({"currentPassword": "correct-horse-battery", "newPassword": "y".repeat(73)}),
     ] {
-        let r = app
-            .post_auth("/api/auth/change-password", &token, body)
-            .await;
+        let r = app.post_auth("/api/auth/change-password", &token, body).await;
         assert_eq!(r.status(), 400);
     }
     // Wrong current password.
@@ -154,12 +138,7 @@ async fn change_password_flow(db: Db) {
     // The session that changed it lives on; every other session is revoked.
     assert_eq!(app.get_auth("/api/auth/me", &token).await.status(), 200);
     assert_eq!(app.get_auth("/api/auth/me", &other).await.status(), 401);
-    let me: Value = app
-        .get_auth("/api/auth/me", &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let me: Value = app.get_auth("/api/auth/me", &token).await.json().await.unwrap();
     assert!(me["passwordChangedAt"].as_str().unwrap().ends_with('Z'));
     // Old password refused, new one works.
     let r = app

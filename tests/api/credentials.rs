@@ -20,7 +20,9 @@ async fn every_provider_stores_and_reads_back(db: Db, secrets: Secrets) {
                 // The catalog's example key cannot sign; this test-only key can.
                 example["service_account_json"] = json!(include_str!("../fixtures/gcp-service-account.json"));
             }
-            let r = app.put_auth(&format!("/api/tokens/{}", spec.id), &token, example.clone()).await;
+            let r = app
+                .put_auth(&format!("/api/tokens/{}", spec.id), &token, example.clone())
+                .await;
             assert_eq!(r.status(), 200, "store {}: {:?}", spec.id, r.text().await);
             let view: Value = r.json().await.unwrap();
             assert_eq!(view["provider"], spec.id);
@@ -32,7 +34,9 @@ async fn every_provider_stores_and_reads_back(db: Db, secrets: Secrets) {
             );
             assert_eq!(view["secretRef"], expected_ref.as_str());
 
-            let r = app.get_auth(&format!("/api/tokens/{}/credentials", spec.id), &token).await;
+            let r = app
+                .get_auth(&format!("/api/tokens/{}/credentials", spec.id), &token)
+                .await;
             assert_eq!(r.status(), 200, "read {}", spec.id);
             assert_eq!(r.headers()["cache-control"], "no-store");
             let data: Value = r.json().await.unwrap();
@@ -55,7 +59,12 @@ async fn every_provider_stores_and_reads_back(db: Db, secrets: Secrets) {
         for example in spec.example_credentials() {
             for f in spec.fields.iter().filter(|f| f.secret) {
                 if let Some(v) = example.get(f.name).and_then(Value::as_str).filter(|v| v.len() >= 6) {
-                    assert!(!text.contains(v), "{}: secret {} appears in the listing", spec.id, f.name);
+                    assert!(
+                        !text.contains(v),
+                        "{}: secret {} appears in the listing",
+                        spec.id,
+                        f.name
+                    );
                 }
             }
         }
@@ -75,7 +84,12 @@ async fn validation_errors_name_the_field(db: Db, secrets: Secrets) {
             let r = app.put_auth(&format!("/api/tokens/{}", spec.id), &token, body).await;
             assert_eq!(r.status(), 400, "{} without {}", spec.id, f.name);
             let msg = error_of(r).await;
-            assert!(msg.contains(f.name), "{}: error {msg:?} should name {}", spec.id, f.name);
+            assert!(
+                msg.contains(f.name),
+                "{}: error {msg:?} should name {}",
+                spec.id,
+                f.name
+            );
         }
         let mut body = example.clone();
         body.as_object_mut().unwrap().insert("no_such_field".into(), json!("x"));
@@ -91,7 +105,11 @@ async fn validation_errors_name_the_field(db: Db, secrets: Secrets) {
         ("aws", "role_arn", json!("not-an-arn")),
         ("datadog", "site", json!("evil.example.com")),
     ] {
-        let mut body = catalog().iter().find(|p| p.id == provider).unwrap().example_credential();
+        let mut body = catalog()
+            .iter()
+            .find(|p| p.id == provider)
+            .unwrap()
+            .example_credential();
         body[field] = value;
         let r = app.put_auth(&format!("/api/tokens/{provider}"), &token, body).await;
         assert_eq!(r.status(), 400, "{provider}.{field}");
@@ -100,7 +118,9 @@ async fn validation_errors_name_the_field(db: Db, secrets: Secrets) {
     let r = app.put_auth("/api/tokens/nope", &token, json!({})).await;
     assert_eq!(r.status(), 404);
     assert_eq!(app.get_auth("/api/tokens/nope", &token).await.status(), 404);
-    let r = app.put_auth("/api/tokens/grafana", &token, json!(["not", "an", "object"])).await;
+    let r = app
+        .put_auth("/api/tokens/grafana", &token, json!(["not", "an", "object"]))
+        .await;
     assert_eq!(r.status(), 400);
     // Nothing was stored by any of the refused requests.
     let list: Value = app.get_auth("/api/tokens", &token).await.json().await.unwrap();
@@ -114,11 +134,19 @@ async fn users_cannot_reach_each_other(db: Db, secrets: Secrets) {
     let creds = json!({"api_key": "glsa_bob_secret_key_123456", "base_url": "https://bob.grafana.net"});
     assert_eq!(app.put_auth("/api/tokens/grafana", &bob, creds).await.status(), 200);
     assert_eq!(app.get_auth("/api/tokens/grafana", &alice).await.status(), 404);
-    assert_eq!(app.get_auth("/api/tokens/grafana/credentials", &alice).await.status(), 404);
+    assert_eq!(
+        app.get_auth("/api/tokens/grafana/credentials", &alice).await.status(),
+        404
+    );
     assert_eq!(app.delete_auth("/api/tokens/grafana", &alice).await.status(), 404);
     let list: Value = app.get_auth("/api/tokens", &alice).await.json().await.unwrap();
     assert_eq!(list["connections"], json!([]));
-    let data: Value = app.get_auth("/api/tokens/grafana/credentials", &bob).await.json().await.unwrap();
+    let data: Value = app
+        .get_auth("/api/tokens/grafana/credentials", &bob)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(data["tokenData"]["api_key"], "glsa_bob_secret_key_123456");
 }
 
@@ -127,15 +155,30 @@ async fn replace_keeps_versions_and_delete_destroys(db: Db, secrets: Secrets) {
     let (uid, token) = app.user("rot@example.com").await;
     let v1 = json!({"api_token": "splunk-token-one-0001", "base_url": "https://splunk.example.com"});
     let v2 = json!({"api_token": "splunk-token-two-0002", "base_url": "https://splunk.example.com"});
-    let r: Value = app.put_auth("/api/tokens/splunk", &token, v1).await.json().await.unwrap();
+    let r: Value = app
+        .put_auth("/api/tokens/splunk", &token, v1)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(r["secretVersion"], 1);
     app.clock.advance_secs(90);
-    let r: Value = app.put_auth("/api/tokens/splunk", &token, v2).await.json().await.unwrap();
+    let r: Value = app
+        .put_auth("/api/tokens/splunk", &token, v2)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(r["secretVersion"], 2);
     app.clock.advance_secs(30);
     let view: Value = app.get_auth("/api/tokens/splunk", &token).await.json().await.unwrap();
     assert_eq!(view["ageSeconds"], 30);
-    let data: Value = app.get_auth("/api/tokens/splunk/credentials", &token).await.json().await.unwrap();
+    let data: Value = app
+        .get_auth("/api/tokens/splunk/credentials", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(data["tokenData"]["api_token"], "splunk-token-two-0002");
     // The previous version is kept in the secret store (rotation).
     let name = format!("aurora-dev-{uid}-splunk-token");
@@ -144,7 +187,10 @@ async fn replace_keeps_versions_and_delete_destroys(db: Db, secrets: Secrets) {
 
     assert_eq!(app.delete_auth("/api/tokens/splunk", &token).await.status(), 204);
     assert_eq!(app.get_auth("/api/tokens/splunk", &token).await.status(), 404);
-    assert_eq!(app.get_auth("/api/tokens/splunk/credentials", &token).await.status(), 404);
+    assert_eq!(
+        app.get_auth("/api/tokens/splunk/credentials", &token).await.status(),
+        404
+    );
     assert_eq!(app.delete_auth("/api/tokens/splunk", &token).await.status(), 404);
     assert!(app.services.secrets.read(&name, None).await.unwrap().is_none());
     assert!(app.services.secrets.read(&name, Some(1)).await.unwrap().is_none());
@@ -154,10 +200,15 @@ async fn concurrent_writers_lose_nothing(db: Db, secrets: Secrets) {
     let Some(app) = app(db, secrets).await else { return };
     let (uid, token) = app.user("race@example.com").await;
     let writes = (0..8).map(|i| {
-        let body = json!({"api_key": format!("dd-api-key-{i:04}-abcdef"), "app_key": format!("dd-app-key-{i:04}-abcdef")});
+        let body =
+            json!({"api_key": format!("dd-api-key-{i:04}-abcdef"), "app_key": format!("dd-app-key-{i:04}-abcdef")});
         app.put_auth("/api/tokens/datadog", &token, body)
     });
-    let statuses: Vec<u16> = futures::future::join_all(writes).await.iter().map(|r| r.status().as_u16()).collect();
+    let statuses: Vec<u16> = futures::future::join_all(writes)
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
     assert!(statuses.iter().all(|s| *s == 200 || *s == 409), "{statuses:?}");
     let winners = statuses.iter().filter(|s| **s == 200).count();
     assert!(winners >= 1);
@@ -173,7 +224,9 @@ async fn concurrent_writers_lose_nothing(db: Db, secrets: Secrets) {
 async fn cookie_sessions_get_no_secrets(db: Db, secrets: Secrets) {
     let f: Value = serde_json::from_str(include_str!("../fixtures/authjs/fixtures.json")).unwrap();
     let secret = f["accepted_secrets"][0].as_str().unwrap();
-    let Some(cfg) = TestConfig::default().with("AUTH_SECRET", secret).secrets(secrets).await else { return };
+    let Some(cfg) = TestConfig::default().with("AUTH_SECRET", secret).secrets(secrets).await else {
+        return;
+    };
     let app = spawn_app(db, cfg).await.unwrap();
     app.clock.set_ms(f["now"].as_i64().unwrap() * 1000);
     let jwe = f["tokens"]["valid"]["token"].as_str().unwrap();
@@ -216,7 +269,9 @@ async fn cache_is_dropped_everywhere_on_write_and_delete(db: Db, secrets: Secret
     if db == Db::Sqlite || secrets == Secrets::Embedded {
         return; // Several instances: PostgreSQL and a shared Vault.
     }
-    let Some(cfg) = TestConfig::default().secrets(secrets).await else { return };
+    let Some(cfg) = TestConfig::default().secrets(secrets).await else {
+        return;
+    };
     let a = spawn_app(db, cfg).await.unwrap();
     let b = crate::support::app::spawn_sibling(&a, TestConfig::default().secrets(secrets).await.unwrap()).await;
     let (_, token) = a.user("cache@example.com").await;

@@ -39,7 +39,9 @@ async fn break_reference_writes(app: &TestApp, on: bool) {
 }
 
 async fn database_failure_after_secret_write_leaves_nothing_behind(db: Db, secrets: Secrets) {
-    let Some(cfg) = TestConfig::default().secrets(secrets).await else { return };
+    let Some(cfg) = TestConfig::default().secrets(secrets).await else {
+        return;
+    };
     let app = spawn_app(db, cfg).await.unwrap();
     let (uid, token) = app.user("inject@example.com").await;
     let v1 = json!({"api_token": "thousandeyes-token-v1", "account_group_id": "1234"});
@@ -51,15 +53,28 @@ async fn database_failure_after_secret_write_leaves_nothing_behind(db: Db, secre
     let r = app.put_auth("/api/tokens/thousandeyes", &token, v1.clone()).await;
     assert_eq!(r.status(), 500);
     assert_eq!(error_of(r).await, "Internal server error");
-    assert!(app.services.secrets.read(&name, None).await.unwrap().is_none(), "orphan secret left");
+    assert!(
+        app.services.secrets.read(&name, None).await.unwrap().is_none(),
+        "orphan secret left"
+    );
     assert_eq!(app.get_auth("/api/tokens/thousandeyes", &token).await.status(), 404);
 
     // A replacement: the user still reads the previous credential, and so would Aurora (latest version).
     break_reference_writes(&app, false).await;
     assert_eq!(app.put_auth("/api/tokens/thousandeyes", &token, v1).await.status(), 200);
     break_reference_writes(&app, true).await;
-    assert_eq!(app.put_auth("/api/tokens/thousandeyes", &token, v2.clone()).await.status(), 500);
-    let data: Value = app.get_auth("/api/tokens/thousandeyes/credentials", &token).await.json().await.unwrap();
+    assert_eq!(
+        app.put_auth("/api/tokens/thousandeyes", &token, v2.clone())
+            .await
+            .status(),
+        500
+    );
+    let data: Value = app
+        .get_auth("/api/tokens/thousandeyes/credentials", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(data["tokenData"]["api_token"], "thousandeyes-token-v1");
     let latest = app.services.secrets.read(&name, None).await.unwrap().unwrap();
     assert!(secrecy::ExposeSecret::expose_secret(&latest.value).contains("thousandeyes-token-v1"));
@@ -67,7 +82,12 @@ async fn database_failure_after_secret_write_leaves_nothing_behind(db: Db, secre
     // Repaired: the same request now works.
     break_reference_writes(&app, false).await;
     assert_eq!(app.put_auth("/api/tokens/thousandeyes", &token, v2).await.status(), 200);
-    let data: Value = app.get_auth("/api/tokens/thousandeyes/credentials", &token).await.json().await.unwrap();
+    let data: Value = app
+        .get_auth("/api/tokens/thousandeyes/credentials", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(data["tokenData"]["api_token"], "thousandeyes-token-v2");
 }
 
@@ -102,15 +122,24 @@ async fn vault_down_gives_503_and_recovers(db: Db) {
     assert_eq!(r.status(), 503);
     // No reference was written for the failed store; the existing one is intact.
     let list: Value = app.get_auth("/api/tokens", &token).await.json().await.unwrap();
-    let providers: Vec<&str> =
-        list["connections"].as_array().unwrap().iter().map(|c| c["provider"].as_str().unwrap()).collect();
+    let providers: Vec<&str> = list["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["provider"].as_str().unwrap())
+        .collect();
     assert_eq!(providers, ["grafana"]);
 
     bao.restart().await;
     assert_eq!(app.client.get(app.at("/readyz")).send().await.unwrap().status(), 200);
     let r = app.put_auth("/api/tokens/splunk", &token, splunk).await;
     assert_eq!(r.status(), 200, "recovered without a restart");
-    let data: Value = app.get_auth("/api/tokens/splunk/credentials", &token).await.json().await.unwrap();
+    let data: Value = app
+        .get_auth("/api/tokens/splunk/credentials", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(data["tokenData"]["api_token"], "splunk-during-outage");
 }
 
@@ -129,7 +158,9 @@ async fn vault_token_file_is_reread_after_rotation(db: Db) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("vault-token");
     std::fs::write(&file, format!("{first}\n")).unwrap();
-    let cfg = TestConfig::default().with("VAULT_ADDR", &bao.addr).with("VAULT_TOKEN_FILE", file.to_str().unwrap());
+    let cfg = TestConfig::default()
+        .with("VAULT_ADDR", &bao.addr)
+        .with("VAULT_TOKEN_FILE", file.to_str().unwrap());
     let app = spawn_app(db, cfg).await.unwrap();
     let (_, token) = app.user("tokenfile@example.com").await;
     let body = json!({"api_key": "glsa_token_file_rotation", "base_url": "https://g.example.com"});
@@ -138,7 +169,9 @@ async fn vault_token_file_is_reread_after_rotation(db: Db) {
     // The agent writes a new token and the old one is revoked.
     let second = bao.create_token(token_body).await;
     std::fs::write(&file, format!("{second}\n")).unwrap();
-    let (status, _) = bao.root("POST", "auth/token/revoke", Some(json!({"token": first}))).await;
+    let (status, _) = bao
+        .root("POST", "auth/token/revoke", Some(json!({"token": first})))
+        .await;
     assert!(status == 204 || status == 200, "revoke: {status}");
     let r = app.get_auth("/api/tokens/grafana/credentials", &token).await;
     assert_eq!(r.status(), 200, "the rotated token from the file is used");

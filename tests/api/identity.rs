@@ -8,10 +8,7 @@ async fn x_user_id_needs_the_internal_secret(db: Db) {
     let app = spawn_app(db, TestConfig::default()).await.unwrap();
     let (uid, _) = app.user("internal@example.com").await;
     for secret in [None, Some(""), Some("anything")] {
-        let mut req = app
-            .client
-            .get(app.at("/api/auth/me"))
-            .header("X-User-ID", &uid);
+        let mut req = app.client.get(app.at("/api/auth/me")).header("X-User-ID", &uid);
         if let Some(s) = secret {
             req = req.header("X-Internal-Secret", s);
         }
@@ -30,10 +27,7 @@ async fn x_user_id_needs_the_internal_secret(db: Db) {
     .unwrap();
     let (uid, _) = app.user("internal@example.com").await;
     let me = |secret: Option<&'static str>| {
-        let mut req = app
-            .client
-            .get(app.at("/api/auth/me"))
-            .header("X-User-ID", uid.clone());
+        let mut req = app.client.get(app.at("/api/auth/me")).header("X-User-ID", uid.clone());
         if let Some(s) = secret {
             req = req.header("X-Internal-Secret", s);
         }
@@ -47,12 +41,9 @@ async fn x_user_id_needs_the_internal_secret(db: Db) {
 }
 
 async fn garbage_credentials_are_401(db: Db) {
-    let app = spawn_app(
-        db,
-        TestConfig::default().with("AUTH_SECRET", "some-auth-secret"),
-    )
-    .await
-    .unwrap();
+    let app = spawn_app(db, TestConfig::default().with("AUTH_SECRET", "some-auth-secret"))
+        .await
+        .unwrap();
     for token in ["tks_not-a-real-session", "a.b.c.d.e", "plainly-wrong", ""] {
         let r = app
             .client
@@ -96,12 +87,9 @@ mod authjs {
             .iter()
             .map(|s| s.as_str().unwrap())
             .collect();
-        let app = spawn_app(
-            db,
-            TestConfig::default().with("AUTH_SECRET", &secrets.join(",")),
-        )
-        .await
-        .unwrap();
+        let app = spawn_app(db, TestConfig::default().with("AUTH_SECRET", &secrets.join(",")))
+            .await
+            .unwrap();
         app.clock.set_ms(f["now"].as_i64().unwrap() * 1000);
         (app, f)
     }
@@ -109,9 +97,7 @@ mod authjs {
     /// A local account whose id is the fixture's `sub`, with the password "tokenkeeper-fixture"
     /// (the hash made by Python's bcrypt).
     async fn local_user(app: &TestApp, id: &str) {
-        let hash = include_str!("../fixtures/python-bcrypt.txt")
-            .trim()
-            .to_string();
+        let hash = include_str!("../fixtures/python-bcrypt.txt").trim().to_string();
         let user = User {
             id: id.into(),
             email: format!("{id}@example.com"),
@@ -148,11 +134,7 @@ mod authjs {
             "valid_no_kid",
             "chunked",
         ] {
-            local_user(
-                &app,
-                f["tokens"][name]["expected"]["user_id"].as_str().unwrap(),
-            )
-            .await;
+            local_user(&app, f["tokens"][name]["expected"]["user_id"].as_str().unwrap()).await;
         }
         local_user(&app, "user-authjs-secure-cookie").await;
         // Valid tokens, as a cookie and as a Bearer JWE: authenticated and resolved to their own user.
@@ -179,10 +161,7 @@ mod authjs {
             200
         );
         // Its salt is the cookie name: under the other name it does not decrypt.
-        assert_eq!(
-            me_cookie(&app, &format!("authjs.session-token={secure}")).await,
-            401
-        );
+        assert_eq!(me_cookie(&app, &format!("authjs.session-token={secure}")).await, 401);
         // Chunked cookie, chunks in any order among other cookies.
         let chunks = f["tokens"]["chunked"]["chunks"].as_array().unwrap();
         let mut parts: Vec<String> = chunks
@@ -211,11 +190,7 @@ mod authjs {
         app.clock.set_ms(f["now"].as_i64().unwrap() * 1000);
         assert_eq!(me_bearer(&app, &token(&f, "valid")).await, 401);
         assert_eq!(
-            me_cookie(
-                &app,
-                &format!("authjs.session-token={}", token(&f, "valid"))
-            )
-            .await,
+            me_cookie(&app, &format!("authjs.session-token={}", token(&f, "valid"))).await,
             401
         );
     }
@@ -243,11 +218,7 @@ mod authjs {
         app.clock.set_ms((iat - 3600) * 1000);
         assert_eq!(change(valid.clone(), "second-password").await, 200);
         assert_eq!(change(with_auth_time.clone(), "second-password").await, 200);
-        assert_eq!(
-            me_bearer(&app, &valid).await,
-            200,
-            "issued after the change"
-        );
+        assert_eq!(me_bearer(&app, &valid).await, 200, "issued after the change");
         assert_eq!(
             me_bearer(&app, &with_auth_time).await,
             401,
@@ -255,24 +226,14 @@ mod authjs {
         );
         // A change after the token was issued: now `valid` is refused too, as cookie and as Bearer.
         app.clock.set_ms((iat + 60) * 1000);
-        let hash = include_str!("../fixtures/python-bcrypt.txt")
-            .trim()
-            .to_string();
+        let hash = include_str!("../fixtures/python-bcrypt.txt").trim().to_string();
         app.services
             .store
-            .set_password(
-                "user-authjs-1",
-                &SecretString::from(hash),
-                (iat + 60) * 1000,
-                None,
-            )
+            .set_password("user-authjs-1", &SecretString::from(hash), (iat + 60) * 1000, None)
             .await
             .unwrap();
         assert_eq!(me_bearer(&app, &valid).await, 401);
-        assert_eq!(
-            me_cookie(&app, &format!("authjs.session-token={valid}")).await,
-            401
-        );
+        assert_eq!(me_cookie(&app, &format!("authjs.session-token={valid}")).await, 401);
     }
 }
 

@@ -20,23 +20,13 @@ async fn login_locks_after_five_failures_until_window_passes(db: Db) {
     app.register("victim@example.com", "correct-horse").await;
     // Five failures from five addresses: the account key trips.
     for i in 0..5 {
-        let r = login_from(
-            &app,
-            "victim@example.com",
-            "bad-guess",
-            &format!("198.51.100.{i}"),
-        )
-        .await;
+        let r = login_from(&app, "victim@example.com", "bad-guess", &format!("198.51.100.{i}")).await;
         assert_eq!(r.status(), 401, "failure {i}");
     }
     // Even the right password is refused now, from a fresh address.
     let r = login_from(&app, "victim@example.com", "correct-horse", "198.51.100.50").await;
     assert_eq!(r.status(), 429);
-    let retry: u64 = r.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!(retry > 0 && retry <= 15 * 60, "Retry-After {retry}");
     assert!(r.json::<serde_json::Value>().await.unwrap()["error"].is_string());
 
@@ -60,13 +50,7 @@ async fn login_limits_per_address(db: Db) {
     let app = spawn_app(db, TestConfig::default()).await.unwrap();
     app.register("target@example.com", "correct-horse").await;
     for i in 0..5 {
-        let r = login_from(
-            &app,
-            &format!("guess{i}@example.com"),
-            "bad-guess",
-            "203.0.113.9",
-        )
-        .await;
+        let r = login_from(&app, &format!("guess{i}@example.com"), "bad-guess", "203.0.113.9").await;
         assert_eq!(r.status(), 401);
     }
     // Another account, same address: refused.
@@ -98,16 +82,12 @@ async fn change_password_locks_after_five_failures(db: Db) {
         );
     }
     let good = json!({"currentPassword": "correct-horse-battery", "newPassword": "new-password-1"});
-    let r = app
-        .post_auth("/api/auth/change-password", &token, good.clone())
-        .await;
+    let r = app.post_auth("/api/auth/change-password", &token, good.clone()).await;
     assert_eq!(r.status(), 429);
     assert!(r.headers().contains_key("retry-after"));
     app.clock.advance_secs(15 * 60 + 1);
     assert_eq!(
-        app.post_auth("/api/auth/change-password", &token, good)
-            .await
-            .status(),
+        app.post_auth("/api/auth/change-password", &token, good).await.status(),
         200
     );
 }
@@ -122,14 +102,9 @@ async fn instances_share_the_count(db: Db) {
     for i in 0..5 {
         let app = if i % 2 == 0 { &a } else { &b };
         assert_eq!(
-            login_from(
-                app,
-                "shared@example.com",
-                "bad-guess",
-                &format!("192.0.2.{i}")
-            )
-            .await
-            .status(),
+            login_from(app, "shared@example.com", "bad-guess", &format!("192.0.2.{i}"))
+                .await
+                .status(),
             401
         );
     }

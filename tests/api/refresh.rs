@@ -8,8 +8,8 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::{Form, Json, Router, routing};
 use serde_json::{Value, json};
-use tokio::sync::Mutex;
 use tokenkeeper::refresh::scheduler::{SchedulerSettings, run_pass};
+use tokio::sync::Mutex;
 
 use crate::support::app::{Db, Secrets, TestApp, TestConfig, spawn_app, spawn_sibling};
 
@@ -23,30 +23,53 @@ struct Provider {
     reused: AtomicU64,
 }
 
-async fn token(State(p): State<Arc<Provider>>, Form(f): Form<std::collections::HashMap<String, String>>) -> (axum::http::StatusCode, Json<Value>) {
+async fn token(
+    State(p): State<Arc<Provider>>,
+    Form(f): Form<std::collections::HashMap<String, String>>,
+) -> (axum::http::StatusCode, Json<Value>) {
     let n = p.calls.fetch_add(1, Ordering::SeqCst) + 1;
     // A slow endpoint widens any race window.
     tokio::time::sleep(Duration::from_millis(150)).await;
     match *p.mode.lock().await {
-        "unavailable" => return (axum::http::StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": "temporarily_unavailable"}))),
-        "invalid_grant" => return (axum::http::StatusCode::BAD_REQUEST, Json(json!({"error": "invalid_grant"}))),
+        "unavailable" => {
+            return (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"error": "temporarily_unavailable"})),
+            );
+        }
+        "invalid_grant" => {
+            return (
+                axum::http::StatusCode::BAD_REQUEST,
+                Json(json!({"error": "invalid_grant"})),
+            );
+        }
         _ => {}
     }
     let presented = f.get("refresh_token").cloned().unwrap_or_default();
     let mut live = p.live.lock().await;
     if f.get("client_id").map(String::as_str) != Some("platform-client") || !live.remove(&presented) {
         p.reused.fetch_add(1, Ordering::SeqCst);
-        return (axum::http::StatusCode::BAD_REQUEST, Json(json!({"error": "invalid_grant"})));
+        return (
+            axum::http::StatusCode::BAD_REQUEST,
+            Json(json!({"error": "invalid_grant"})),
+        );
     }
     let next = format!("{presented}-r{n}");
     live.insert(next.clone());
-    (axum::http::StatusCode::OK, Json(json!({"access_token": format!("access-{n}"), "expires_in": 3600, "refresh_token": next, "token_type": "Bearer"})))
+    (
+        axum::http::StatusCode::OK,
+        Json(
+            json!({"access_token": format!("access-{n}"), "expires_in": 3600, "refresh_token": next, "token_type": "Bearer"}),
+        ),
+    )
 }
 
 async fn start_provider() -> (Arc<Provider>, String) {
     let p = Arc::new(Provider::default());
     *p.mode.lock().await = "ok";
-    let app = Router::new().route("/token", routing::post(token)).with_state(p.clone());
+    let app = Router::new()
+        .route("/token", routing::post(token))
+        .with_state(p.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/token", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -96,7 +119,12 @@ async fn single_flight_in_one_process(db: Db) {
     assert_eq!(p.calls.load(Ordering::SeqCst), 1, "exactly one token-endpoint call");
     assert_eq!(p.reused.load(Ordering::SeqCst), 0);
     // The rotated refresh token was stored: the next refresh presents it and succeeds.
-    let view: Value = app.post_auth("/api/tokens/gcp/refresh", &token, json!({})).await.json().await.unwrap();
+    let view: Value = app
+        .post_auth("/api/tokens/gcp/refresh", &token, json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(view["status"], "active");
     assert_eq!(p.calls.load(Ordering::SeqCst), 2);
     assert_eq!(p.reused.load(Ordering::SeqCst), 0, "a refresh token was used twice");
@@ -111,17 +139,25 @@ async fn single_flight_across_instances(db: Db) {
     }
     let (p, url) = start_provider().await;
     // Instances share the database and the secret store (OpenBao), as in production.
-    let Some(cfg) = config(&url).secrets(Secrets::OpenBao).await else { return };
+    let Some(cfg) = config(&url).secrets(Secrets::OpenBao).await else {
+        return;
+    };
     let a = spawn_app(db, cfg).await.unwrap();
     let b = spawn_sibling(&a, config(&url).secrets(Secrets::OpenBao).await.unwrap()).await;
     let (_, token) = a.user("multi@example.com").await;
     store_gcp(&a, &p, &token, 30, "rt-multi").await;
-    let reads = (0..100).map(|_| read(&a, &token)).chain((0..100).map(|_| read(&b, &token)));
+    let reads = (0..100)
+        .map(|_| read(&a, &token))
+        .chain((0..100).map(|_| read(&b, &token)));
     let results = futures::future::join_all(reads).await;
     for (s, b) in &results {
         assert_eq!((*s, &b["tokenData"]["access_token"]), (200, &json!("access-1")), "{b}");
     }
-    assert_eq!(p.calls.load(Ordering::SeqCst), 1, "exactly one call across two instances");
+    assert_eq!(
+        p.calls.load(Ordering::SeqCst),
+        1,
+        "exactly one call across two instances"
+    );
     assert_eq!(p.reused.load(Ordering::SeqCst), 0);
 }
 
@@ -140,7 +176,12 @@ async fn invalid_grant_needs_reauth_and_stops_calling(db: Db) {
     for _ in 0..3 {
         assert_eq!(read(&app, &token).await.0, 409);
     }
-    assert_eq!(app.post_auth("/api/tokens/gcp/refresh", &token, json!({})).await.status(), 409);
+    assert_eq!(
+        app.post_auth("/api/tokens/gcp/refresh", &token, json!({}))
+            .await
+            .status(),
+        409
+    );
     let list: Value = app.get_auth("/api/tokens", &token).await.json().await.unwrap();
     assert_eq!(list["connections"][0]["status"], "needs_reauth");
     assert_eq!(p.calls.load(Ordering::SeqCst), calls, "no calls after needs_reauth");
@@ -173,7 +214,12 @@ async fn outage_degrades_serves_valid_token_then_recovers(db: Db) {
     app.clock.advance_secs(3600);
     let (status, body) = read(&app, &token).await;
     assert_eq!(status, 200);
-    assert!(body["tokenData"]["access_token"].as_str().unwrap().starts_with("access-"));
+    assert!(
+        body["tokenData"]["access_token"]
+            .as_str()
+            .unwrap()
+            .starts_with("access-")
+    );
     assert_ne!(body["tokenData"]["access_token"], "access-0");
     let list: Value = app.get_auth("/api/tokens", &token).await.json().await.unwrap();
     assert_eq!(list["connections"][0]["status"], "active");

@@ -31,24 +31,43 @@ async fn aws_assume_role_and_reassume_before_expiration(db: Db) {
     let first: Value = r.json().await.unwrap();
     let data = &first["tokenData"];
     for f in ["access_key_id", "secret_access_key", "session_token", "expiration"] {
-        assert!(data[f].as_str().is_some_and(|v| !v.is_empty()), "{f} in {}", data.as_object().unwrap().keys().cloned().collect::<Vec<_>>().join(","));
+        assert!(
+            data[f].as_str().is_some_and(|v| !v.is_empty()),
+            "{f} in {}",
+            data.as_object().unwrap().keys().cloned().collect::<Vec<_>>().join(",")
+        );
     }
     assert_eq!(data["role_arn"], moto.role_arn.as_str());
     let expires_at = data["expires_at"].as_i64().unwrap();
     // Not due yet: the same keys are served without a new AssumeRole.
-    let again: Value = app.get_auth("/api/tokens/aws/credentials", &token).await.json().await.unwrap();
+    let again: Value = app
+        .get_auth("/api/tokens/aws/credentials", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(again["tokenData"]["access_key_id"], data["access_key_id"]);
     // Shortly before Expiration (inside the margin): re-assumed.
     app.clock.set_ms((expires_at - 120) * 1000);
-    let later: Value = app.get_auth("/api/tokens/aws/credentials", &token).await.json().await.unwrap();
-    assert_ne!(later["tokenData"]["access_key_id"], data["access_key_id"], "re-assumed before Expiration");
+    let later: Value = app
+        .get_auth("/api/tokens/aws/credentials", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_ne!(
+        later["tokenData"]["access_key_id"], data["access_key_id"],
+        "re-assumed before Expiration"
+    );
     let view: Value = app.get_auth("/api/tokens/aws", &token).await.json().await.unwrap();
     assert_eq!(view["status"], "active");
 }
 
 async fn aws_wrong_service_key_needs_reauth(db: Db) {
     let Some(moto) = Moto::shared().await else { return };
-    let app = spawn_app(db, aws_config(moto, "definitely-not-the-right-secret-key")).await.unwrap();
+    let app = spawn_app(db, aws_config(moto, "definitely-not-the-right-secret-key"))
+        .await
+        .unwrap();
     let (_, token) = app.user("awsbad@example.com").await;
     let body = json!({"role_arn": moto.role_arn, "external_id": moto.external_id});
     assert_eq!(app.put_auth("/api/tokens/aws", &token, body).await.status(), 200);
@@ -63,7 +82,12 @@ async fn aws_external_id_generated_and_shown_once(db: Db) {
     let app = spawn_app(db, TestConfig::default()).await.unwrap();
     let (_, token) = app.user("awsgen@example.com").await;
     let body = json!({"role_arn": "arn:aws:iam::123456789012:role/reader"});
-    let r: Value = app.put_auth("/api/tokens/aws", &token, body).await.json().await.unwrap();
+    let r: Value = app
+        .put_auth("/api/tokens/aws", &token, body)
+        .await
+        .json()
+        .await
+        .unwrap();
     let generated = r["generatedExternalId"].as_str().unwrap().to_string();
     assert_eq!(generated.len(), 32);
     let view: Value = app.get_auth("/api/tokens/aws", &token).await.json().await.unwrap();
@@ -74,7 +98,9 @@ async fn aws_external_id_generated_and_shown_once(db: Db) {
 /// At least a minute of the background refresher and readers racing on short-lived tokens against a
 /// real OAuth server: no refresh token is ever presented twice (reuse protection would revoke the grant).
 async fn soak_refresher_and_readers_never_reuse_a_refresh_token(db: Db) {
-    let Some(server) = OAuthServer::shared().await else { return };
+    let Some(server) = OAuthServer::shared().await else {
+        return;
+    };
     let client = server.new_client("password").await;
     let cfg = TestConfig::default()
         .with("TOKENKEEPER_GCP_TOKEN_URL", &server.token_url)
@@ -91,7 +117,12 @@ async fn soak_refresher_and_readers_never_reuse_a_refresh_token(db: Db) {
         assert_eq!(app.put_auth("/api/tokens/gcp", &t, body).await.status(), 200);
         tokens.push(t);
     }
-    let soak = Duration::from_secs(std::env::var("TOKENKEEPER_SOAK_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(60));
+    let soak = Duration::from_secs(
+        std::env::var("TOKENKEEPER_SOAK_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(60),
+    );
     let deadline = Instant::now() + soak;
     let reads = Arc::new(AtomicU64::new(0));
     let failures = Arc::new(AtomicU64::new(0));
@@ -116,7 +147,11 @@ async fn soak_refresher_and_readers_never_reuse_a_refresh_token(db: Db) {
     // The background refresher, and time running fast: tokens come due every few seconds.
     let (app2, (_stop_tx, stop)) = (app.clone(), tokio::sync::watch::channel(false));
     tasks.push(tokio::spawn(async move {
-        let settings = SchedulerSettings { batch: 10, concurrency: 4, ..SchedulerSettings::default() };
+        let settings = SchedulerSettings {
+            batch: 10,
+            concurrency: 4,
+            ..SchedulerSettings::default()
+        };
         while Instant::now() < deadline {
             run_pass(&app2.services.credentials, &settings, &stop).await;
             app2.clock.advance_secs(20);
@@ -127,12 +162,18 @@ async fn soak_refresher_and_readers_never_reuse_a_refresh_token(db: Db) {
         t.await.unwrap();
     }
     let stats = server.stats(&client.client_id).await;
-    assert_eq!(stats.refresh_token_reuse, 0, "a refresh token was used twice: {stats:?}");
+    assert_eq!(
+        stats.refresh_token_reuse, 0,
+        "a refresh token was used twice: {stats:?}"
+    );
     assert_eq!(stats.family_revocations, 0, "the grant was revoked: {stats:?}");
     assert_eq!(stats.refresh_failed, 0, "{stats:?}");
     assert_eq!(failures.load(Ordering::SeqCst), 0, "reads failed during the soak");
     let expected = (soak.as_secs() / 3).max(3);
-    assert!(stats.refresh_ok >= expected, "too few refreshes to mean anything: {stats:?}");
+    assert!(
+        stats.refresh_ok >= expected,
+        "too few refreshes to mean anything: {stats:?}"
+    );
     assert!(reads.load(Ordering::SeqCst) > 500);
     let list: Value = app.get_auth("/api/tokens", &tokens[0]).await.json().await.unwrap();
     assert_eq!(list["connections"][0]["status"], "active");

@@ -108,11 +108,7 @@ pub(super) fn status_error(op: &str, status: StatusCode, body: Option<&[u8]>) ->
         .map(|b| b.errors.join("; "))
         .filter(|e| !e.is_empty())
     {
-        let errors: String = errors
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(200)
-            .collect();
+        let errors: String = errors.chars().filter(|c| !c.is_control()).take(200).collect();
         msg.push_str(": ");
         msg.push_str(&errors);
     }
@@ -186,14 +182,10 @@ impl Client {
         token: Option<&SecretString>,
         namespace: bool,
     ) -> Result<Response, SecretError> {
-        let mut req = self
-            .http
-            .request(method, format!("{}/v1/{path}", self.addr));
+        let mut req = self.http.request(method, format!("{}/v1/{path}", self.addr));
         if let Some(t) = token {
-            let mut value =
-                reqwest::header::HeaderValue::from_str(t.expose_secret()).map_err(|_| {
-                    SecretError::Unavailable("vault token is not a valid header".into())
-                })?;
+            let mut value = reqwest::header::HeaderValue::from_str(t.expose_secret())
+                .map_err(|_| SecretError::Unavailable("vault token is not a valid header".into()))?;
             value.set_sensitive(true);
             req = req.header("X-Vault-Token", value);
         }
@@ -207,11 +199,7 @@ impl Client {
         }
         let resp = req.send().await.map_err(|e| transport_error(path, &e))?;
         let status = resp.status();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| transport_error(path, &e))?
-            .to_vec();
+        let body = resp.bytes().await.map_err(|e| transport_error(path, &e))?.to_vec();
         Ok(Response { status, body })
     }
 
@@ -233,16 +221,9 @@ impl Client {
 
     /// An authenticated request. When Vault refuses the token (401/403) and a new one can be had
     /// (AppRole, token file), logs in again once and retries.
-    pub async fn request(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&[u8]>,
-    ) -> Result<Response, SecretError> {
+    pub async fn request(&self, method: Method, path: &str, body: Option<&[u8]>) -> Result<Response, SecretError> {
         let (token, generation) = self.token().await?;
-        let resp = self
-            .raw(method.clone(), path, body, Some(&token), true)
-            .await?;
+        let resp = self.raw(method.clone(), path, body, Some(&token), true).await?;
         let refused = matches!(resp.status.as_u16(), 401 | 403);
         if !refused || matches!(self.auth, VaultAuth::Token(_)) {
             return Ok(resp);
@@ -275,10 +256,7 @@ impl Client {
             VaultAuth::Token(_) => self.lookup().await,
             VaultAuth::TokenFile(path) => {
                 let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-                    SecretError::Unavailable(format!(
-                        "cannot read Vault token file {}: {e}",
-                        path.display()
-                    ))
+                    SecretError::Unavailable(format!("cannot read Vault token file {}: {e}", path.display()))
                 })?);
                 let token = text.trim();
                 if token.is_empty() {
@@ -305,13 +283,11 @@ impl Client {
                     return Err(status_error("AppRole login", resp.status, Some(&resp.body)));
                 }
                 let auth = serde_json::from_slice::<AuthResponse>(&resp.body)
-                    .map_err(|_| {
-                        SecretError::Unavailable("unexpected AppRole login response".into())
-                    })?
+                    .map_err(|_| SecretError::Unavailable("unexpected AppRole login response".into()))?
                     .auth;
-                let token = auth.client_token.ok_or_else(|| {
-                    SecretError::Unavailable("AppRole login returned no token".into())
-                })?;
+                let token = auth
+                    .client_token
+                    .ok_or_else(|| SecretError::Unavailable("AppRole login returned no token".into()))?;
                 let ttl = Duration::from_secs(auth.lease_duration);
                 let lease = Lease {
                     obtained: Instant::now(),
@@ -320,10 +296,7 @@ impl Client {
                     full_ttl: ttl,
                 };
                 self.set_token(token, Some(lease)).await;
-                tracing::info!(
-                    ttl_secs = auth.lease_duration,
-                    "logged in to Vault with AppRole"
-                );
+                tracing::info!(ttl_secs = auth.lease_duration, "logged in to Vault with AppRole");
                 Ok(())
             }
         }
@@ -352,13 +325,7 @@ impl Client {
             }
         };
         let resp = self
-            .raw(
-                Method::GET,
-                "auth/token/lookup-self",
-                None,
-                Some(&token),
-                true,
-            )
+            .raw(Method::GET, "auth/token/lookup-self", None, Some(&token), true)
             .await?;
         if !resp.status.is_success() {
             return Err(status_error("token lookup", resp.status, Some(&resp.body)));
@@ -383,13 +350,7 @@ impl Client {
     async fn renew(&self) -> Result<(), SecretError> {
         let (token, _) = self.token().await?;
         let resp = self
-            .raw(
-                Method::POST,
-                "auth/token/renew-self",
-                Some(b"{}"),
-                Some(&token),
-                true,
-            )
+            .raw(Method::POST, "auth/token/renew-self", Some(b"{}"), Some(&token), true)
             .await?;
         if !resp.status.is_success() {
             return Err(status_error("token renewal", resp.status, Some(&resp.body)));
@@ -397,13 +358,7 @@ impl Client {
         let auth = serde_json::from_slice::<AuthResponse>(&resp.body)
             .map_err(|_| SecretError::Unavailable("unexpected token renewal response".into()))?
             .auth;
-        let full_ttl = self
-            .state
-            .read()
-            .await
-            .lease
-            .map(|l| l.full_ttl)
-            .unwrap_or_default();
+        let full_ttl = self.state.read().await.lease.map(|l| l.full_ttl).unwrap_or_default();
         let ttl = Duration::from_secs(auth.lease_duration);
         self.set_lease(Lease {
             obtained: Instant::now(),
@@ -439,9 +394,7 @@ impl Client {
             501 => return Err(SecretError::Unavailable("Vault is not initialized".into())),
             _ => return Err(status_error("health", resp.status, None)),
         }
-        let resp = self
-            .request(Method::GET, "auth/token/lookup-self", None)
-            .await?;
+        let resp = self.request(Method::GET, "auth/token/lookup-self", None).await?;
         if resp.status.is_success() {
             Ok(())
         } else {
@@ -521,9 +474,7 @@ pub(super) async fn renew_loop(client: Arc<Client>) {
         match result {
             Ok(()) => retry = None,
             Err(e) => {
-                let next = retry.map_or(Duration::from_secs(1), |r| {
-                    (r * 2).min(Duration::from_secs(30))
-                });
+                let next = retry.map_or(Duration::from_secs(1), |r| (r * 2).min(Duration::from_secs(30)));
                 tracing::warn!(error = %e, retry_in_secs = next.as_secs(), "Vault token upkeep failed");
                 retry = Some(next);
             }
