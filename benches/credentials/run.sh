@@ -101,6 +101,9 @@ if [[ -z "${BENCH_SKIP_BUILD:-}" ]]; then
   (cd "$ROOT" && cargo build --release --bin tokenkeeper)
 fi
 [[ -x "$BIN" ]] || { echo "no $BIN" >&2; exit 2; }
+# A private copy: other builds in the tree must not swap the binary during the run.
+cp "$BIN" "$WORK/tokenkeeper"
+BIN="$WORK/tokenkeeper"
 
 # ---------------------------------------------------------------- one configuration
 # run_config <name> <cache true|false> <embedded|vault>
@@ -143,7 +146,7 @@ run_config() {
 
   # 1. stores: one PUT per user
   echo "   storing $USERS credentials" >&2
-  wrk -t"$THREADS" -c"$CONNS" -d600s -s "$HERE/users.lua" "$base" -- PUT "$USERS" "$SECRET" \
+  wrk -t"$THREADS" -c"$CONNS" -d600s -s "$HERE/users.lua" "$base" -- PUT "$USERS" "$SECRET" "$THREADS" "$WORK/$name/store.done" \
     >"$WORK/$name/store.txt" 2>"$WORK/$name/store.err"
   local stored store_rate
   stored="$(awk '/^USERS_OK/{print $2}' "$WORK/$name/store.txt")"
@@ -153,7 +156,7 @@ run_config() {
   fi
 
   # 2. one read of each credential (fills the cache when it is on), then resident memory
-  wrk -t"$THREADS" -c"$CONNS" -d600s -s "$HERE/users.lua" "$base" -- GET "$USERS" "$SECRET" \
+  wrk -t"$THREADS" -c"$CONNS" -d600s -s "$HERE/users.lua" "$base" -- GET "$USERS" "$SECRET" "$THREADS" "$WORK/$name/fill.done" \
     >"$WORK/$name/fill.txt" 2>"$WORK/$name/fill.err"
   local filled rss_kb
   filled="$(awk '/^USERS_OK/{print $2}' "$WORK/$name/fill.txt")"
