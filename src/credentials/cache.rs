@@ -1,23 +1,35 @@
-//! The read cache: secret token data in process memory only (never Redis, disk or logs), held in
-//! `SecretString`s that are zeroized when dropped.
+//! The read cache: a credential's reference row and its secret token data, in process memory only
+//! (never Redis, disk or logs); the token data is held as a `SecretString`, zeroized when dropped.
 //!
-//! Entries are keyed by the secret version the SQL reference names, so a replaced or refreshed
-//! credential can never be served from the cache: its reference names a new version. On top of that,
-//! every write and delete drops the entry here, and on PostgreSQL tells the other instances to drop
-//! theirs (`NOTIFY tokenkeeper_cache`), so no copy of a replaced or deleted secret lingers anywhere.
+//! A hit serves an `active`, unexpiring credential with no SQL and no secret-store round trip. It stays
+//! correct because every change drops the entry: writes, deletes, refreshes and status changes drop it
+//! here, and on PostgreSQL `NOTIFY tokenkeeper_cache` makes every other instance drop its copy too (after a
+//! lost listener connection, everything is dropped). Entries are also checked against the secret version a
+//! freshly read reference names, so a slow path never serves an older version.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::RwLock;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 
+use crate::db::Connection;
+
 /// Upper bound on cached credentials; beyond it the cache is cleared (simple and bounded).
 const MAX_ENTRIES: usize = 50_000;
 
+struct Entry {
+    row: Connection,
+    data: SecretString,
+}
+
 #[derive(Default)]
 pub struct ReadCache {
-    entries: Mutex<HashMap<String, (i64, SecretString)>>,
+    entries: RwLock<HashMap<String, Entry>>,
+    /// Bumped by every drop. A reader notes it before reading SQL and the secret store, and only
+    /// caches what it read if no drop happened meanwhile: otherwise a change announced while it was
+    /// reading could be overwritten by the older data it read.
+    epoch: std::sync::atomic::AtomicU64,
 }
 
 /// `{provider}:{user}`: provider ids never hold a `:`, and the key travels as PostgreSQL text (no NUL).
@@ -25,38 +37,60 @@ pub fn key(user_id: &str, provider: &str) -> String {
     format!("{provider}:{user_id}")
 }
 
+fn parse(data: &SecretString) -> Option<Map<String, Value>> {
+    match serde_json::from_str(data.expose_secret()) {
+        Ok(Value::Object(m)) => Some(m),
+        _ => None,
+    }
+}
+
 impl ReadCache {
-    pub fn get(&self, key: &str, version: i64) -> Option<Map<String, Value>> {
-        let entries = self.entries.lock().expect("cache poisoned");
-        let (v, data) = entries.get(key)?;
-        if *v != version {
-            return None;
-        }
-        match serde_json::from_str(data.expose_secret()) {
-            Ok(Value::Object(m)) => Some(m),
-            _ => None,
-        }
+    /// The cached row and token data, whatever their version.
+    pub fn entry(&self, key: &str) -> Option<(Connection, Map<String, Value>)> {
+        let entries = self.entries.read().expect("cache poisoned");
+        let e = entries.get(key)?;
+        Some((e.row.clone(), parse(&e.data)?))
     }
 
-    pub fn put(&self, key: &str, version: i64, data: &Map<String, Value>) {
-        let text = SecretString::from(Value::Object(data.clone()).to_string());
-        let mut entries = self.entries.lock().expect("cache poisoned");
+    /// The cached token data if it is the version `version`.
+    pub fn get(&self, key: &str, version: i64) -> Option<Map<String, Value>> {
+        let entries = self.entries.read().expect("cache poisoned");
+        let e = entries.get(key).filter(|e| e.row.secret_version == version)?;
+        parse(&e.data)
+    }
+
+    /// The epoch to pass to [`ReadCache::put`]; note it before reading.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Caches what was read since `epoch`, unless something was dropped meanwhile.
+    pub fn put(&self, key: &str, row: &Connection, data: &Map<String, Value>, epoch: u64) {
+        let data = SecretString::from(Value::Object(data.clone()).to_string());
+        let mut entries = self.entries.write().expect("cache poisoned");
+        if self.epoch() != epoch {
+            return;
+        }
         if entries.len() >= MAX_ENTRIES {
             entries.clear();
         }
-        entries.insert(key.to_string(), (version, text));
+        entries.insert(key.to_string(), Entry { row: row.clone(), data });
     }
 
     pub fn remove(&self, key: &str) {
-        self.entries.lock().expect("cache poisoned").remove(key);
+        let mut entries = self.entries.write().expect("cache poisoned");
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        entries.remove(key);
     }
 
     pub fn clear(&self) {
-        self.entries.lock().expect("cache poisoned").clear();
+        let mut entries = self.entries.write().expect("cache poisoned");
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        entries.clear();
     }
 
     pub fn len(&self) -> usize {
-        self.entries.lock().expect("cache poisoned").len()
+        self.entries.read().expect("cache poisoned").len()
     }
 
     pub fn is_empty(&self) -> bool {

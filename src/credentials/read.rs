@@ -56,6 +56,15 @@ impl CredentialService {
 
     async fn get_inner(&self, user_id: &str, provider: &str, addr: &str) -> Result<TokenData, CredentialError> {
         let spec = Self::spec(provider)?;
+        // Fast path: an active, unexpiring credential from the cache, with no SQL and no secret-store call.
+        if let Some(cache) = &self.cache
+            && let Some((row, data)) = cache.entry(&super::cache::key(user_id, provider))
+            && row.status == status::ACTIVE
+            && !self.refresh.as_ref().is_some_and(|e| e.is_expiring(&row, self.clock.now_secs()))
+        {
+            return Ok(TokenData(data));
+        }
+        let epoch = self.cache.as_ref().map(|c| c.epoch());
         let row = self.row(user_id, provider).await?;
         if row.status == status::NEEDS_REAUTH {
             return Err(needs_reauth(&row));
@@ -65,7 +74,11 @@ impl CredentialService {
         {
             return engine.refresh(self, spec, user_id, provider, Trigger::Read, addr).await;
         }
-        self.read_secret(&row).await
+        let data = self.read_secret(&row).await?;
+        if let (Some(cache), Some(epoch)) = (&self.cache, epoch) {
+            cache.put(&super::cache::key(user_id, provider), &row, &data.0, epoch);
+        }
+        Ok(data)
     }
 
     /// The secret version the reference names.
@@ -89,12 +102,7 @@ impl CredentialService {
                 CredentialError::Inconsistent(format!("secret {name} v{} is missing", row.secret_version))
             })?;
         match serde_json::from_str::<Value>(secrecy::ExposeSecret::expose_secret(&secret.value)) {
-            Ok(Value::Object(m)) => {
-                if let Some(c) = &self.cache {
-                    c.put(&key, row.secret_version, &m);
-                }
-                Ok(TokenData(m))
-            }
+            Ok(Value::Object(m)) => Ok(TokenData(m)),
             _ => Err(CredentialError::Inconsistent(format!(
                 "secret {name} is not a JSON object"
             ))),

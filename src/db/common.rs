@@ -218,23 +218,23 @@ macro_rules! impl_store {
             }
 
             async fn insert_audit_batch(&self, events: &[AuditRecord]) -> Result<(), DbError> {
-                let mut tx = self.pool.begin().await?;
-                for e in events {
-                    sqlx::query(
-                        "INSERT INTO audit_events (user_id, kind, provider, outcome, client_addr, detail, at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                    )
-                    .bind(&e.user_id)
-                    .bind(&e.kind)
-                    .bind(&e.provider)
-                    .bind(&e.outcome)
-                    .bind(&e.client_addr)
-                    .bind(&e.detail)
-                    .bind(e.at)
-                    .execute(&mut *tx)
-                    .await?;
+                if events.is_empty() {
+                    return Ok(());
                 }
-                tx.commit().await?;
+                // One multi-row INSERT: one statement and one commit for the whole batch.
+                let mut q = sqlx::QueryBuilder::new(
+                    "INSERT INTO audit_events (user_id, kind, provider, outcome, client_addr, detail, at) ",
+                );
+                q.push_values(events, |mut row, e| {
+                    row.push_bind(&e.user_id)
+                        .push_bind(&e.kind)
+                        .push_bind(&e.provider)
+                        .push_bind(&e.outcome)
+                        .push_bind(&e.client_addr)
+                        .push_bind(&e.detail)
+                        .push_bind(e.at);
+                });
+                q.build().execute(&self.pool).await?;
                 Ok(())
             }
 

@@ -175,6 +175,7 @@ impl RefreshEngine {
                     ..row.clone()
                 };
                 svc.store.upsert_connection(&updated).await?;
+                svc.changed(user_id, provider).await;
                 svc.audit(
                     user_id,
                     EventKind::CredentialRefresh,
@@ -198,6 +199,7 @@ impl RefreshEngine {
                     ..row.clone()
                 };
                 svc.store.upsert_connection(&updated).await?;
+                svc.changed(user_id, provider).await;
                 svc.audit(
                     user_id,
                     EventKind::CredentialRefresh,
