@@ -131,7 +131,8 @@ impl Services {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let refresher = self.settings.refresher_enabled.then(|| {
             let svc = self.credentials.clone();
-            tokio::spawn(scheduler::run(svc, SchedulerSettings::default(), stop_rx))
+            let every = SchedulerSettings { interval: self.settings.refresh_interval, ..SchedulerSettings::default() };
+            tokio::spawn(scheduler::run(svc, every, stop_rx))
         });
         let res = axum::serve(listener, app)
             .with_graceful_shutdown(async move {

@@ -78,6 +78,8 @@ enum Queued {
 
 /// Events written per transaction at most.
 const BATCH: usize = 256;
+/// Batches being written at once.
+const WRITERS: usize = 4;
 
 impl Auditor {
     /// Starts the writer task (on the current Tokio runtime).
@@ -136,9 +138,11 @@ impl Auditor {
 }
 
 async fn write_batches(store: SharedStore, failures: Arc<AtomicU64>, mut rx: tokio::sync::mpsc::Receiver<Queued>) {
-    let mut batch = Vec::with_capacity(BATCH);
-    let mut waiters = Vec::new();
+    // Several batches in flight: the database commits them together instead of one after another.
+    let mut in_flight = tokio::task::JoinSet::new();
     while let Some(first) = rx.recv().await {
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut waiters = Vec::new();
         let mut next = Some(first);
         while let Some(item) = next.take() {
             match item {
@@ -149,19 +153,29 @@ async fn write_batches(store: SharedStore, failures: Arc<AtomicU64>, mut rx: tok
                 next = rx.try_recv().ok();
             }
         }
-        if !batch.is_empty() {
-            if let Err(err) = store.insert_audit_batch(&batch).await {
-                failures.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                for rec in &batch {
-                    tracing::error!(kind = rec.kind, outcome = rec.outcome, user = ?rec.user_id, error = %err, "audit write failed");
-                }
-            }
-            batch.clear();
+        while in_flight.len() >= WRITERS {
+            in_flight.join_next().await;
         }
-        for done in waiters.drain(..) {
-            let _ = done.send(());
+        if !batch.is_empty() {
+            let (store, failures) = (store.clone(), failures.clone());
+            in_flight.spawn(async move {
+                if let Err(err) = store.insert_audit_batch(&batch).await {
+                    failures.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    for rec in &batch {
+                        tracing::error!(kind = rec.kind, outcome = rec.outcome, user = ?rec.user_id, error = %err, "audit write failed");
+                    }
+                }
+            });
+        }
+        if !waiters.is_empty() {
+            // A flush answers once everything queued before it is written.
+            while in_flight.join_next().await.is_some() {}
+            for done in waiters {
+                let _ = done.send(());
+            }
         }
     }
+    while in_flight.join_next().await.is_some() {}
 }
 
 impl Auditor {

@@ -75,6 +75,8 @@ pub struct Settings {
     pub outbound_timeout: Duration,
     /// Refresh credentials this long before they expire (default 5 minutes).
     pub refresh_margin: Duration,
+    /// How often the background refresher looks for due credentials (default 15 s).
+    pub refresh_interval: Duration,
     /// Keep recently read secrets in process memory (default true; `TOKENKEEPER_READ_CACHE=false`).
     pub read_cache: bool,
     /// Run the background refresher in this instance (default true).
@@ -221,6 +223,7 @@ impl Settings {
             trust_forwarded_for: flag(env, "TOKENKEEPER_TRUST_FORWARDED_FOR")?,
             outbound_timeout: Duration::from_secs(parsed(env, "TOKENKEEPER_OUTBOUND_TIMEOUT_SECS", 10u64)?),
             refresh_margin: Duration::from_secs(parsed(env, "TOKENKEEPER_REFRESH_MARGIN_SECS", 300u64)?),
+            refresh_interval: Duration::from_secs(parsed(env, "TOKENKEEPER_REFRESH_INTERVAL_SECS", 15u64)?.max(1)),
             read_cache: !matches!(
                 raw(env, "TOKENKEEPER_READ_CACHE").as_deref(),
                 Some("false" | "0" | "off" | "no")

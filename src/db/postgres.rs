@@ -14,6 +14,11 @@ const CHANNEL: &str = "tokenkeeper_cache";
 
 pub struct PgStore {
     pool: PgPool,
+    /// Connections that only hold refresh locks. A lock is held for a whole refresh while the work
+    /// under it uses `pool`; sharing one pool would let lock holders starve their own work (deadlock
+    /// once every connection holds a lock and waits for a second one).
+    lock_pool: PgPool,
+    url: String,
 }
 
 impl PgStore {
@@ -23,7 +28,11 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(5))
             .connect(url)
             .await?;
-        Ok(Self { pool })
+        let lock_pool = PgPoolOptions::new()
+            .max_connections(32)
+            .acquire_timeout(Duration::from_secs(60))
+            .connect_lazy(url)?;
+        Ok(Self { pool, lock_pool, url: url.to_string() })
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -51,7 +60,8 @@ impl_store!(PgStore, {
     }
 
     async fn subscribe_changes(&self) -> Result<Option<tokio::sync::mpsc::Receiver<String>>, DbError> {
-        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+        // Its own connection, outside the pools: it is held for as long as the process runs.
+        let mut listener = sqlx::postgres::PgListener::connect(&self.url).await?;
         listener.listen(CHANNEL).await?;
         let (tx, rx) = tokio::sync::mpsc::channel(1024);
         tokio::spawn(async move {
@@ -78,7 +88,7 @@ impl_store!(PgStore, {
     async fn refresh_lock(&self, key: &str) -> Result<super::RefreshLock, DbError> {
         // Transaction-scoped: released when the guard drops and the transaction rolls back, even if the
         // holder panics; never leaks to the next user of the pooled connection.
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.lock_pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(super::lock_key(key))
             .execute(&mut *tx)

@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
 
 use rand::Rng as _;
 use serde_json::Value;
@@ -252,6 +251,3 @@ fn jitter(max: i64) -> i64 {
         rand::thread_rng().gen_range(0..=max)
     }
 }
-
-/// How often the scheduler looks for due credentials.
-pub const SCHEDULER_INTERVAL: Duration = Duration::from_secs(15);

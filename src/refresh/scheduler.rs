@@ -37,6 +37,8 @@ pub struct PassReport {
     pub claimed: usize,
     pub refreshed: usize,
     pub failed: usize,
+    /// Claimed but left for later because the service is stopping (their lease runs out).
+    pub skipped: usize,
 }
 
 /// Claims and refreshes due credentials until none are due (batch after batch), then returns.
@@ -61,20 +63,21 @@ pub async fn run_pass(svc: &CredentialService, s: &SchedulerSettings, stop: &wat
             break;
         }
         report.claimed += claimed.len();
-        let results: Vec<Result<(), CredentialError>> = futures::stream::iter(claimed)
+        // Ok(true): refreshed (or found fresh); Ok(false): skipped because the service is stopping.
+        let results: Vec<Result<bool, CredentialError>> = futures::stream::iter(claimed)
             .map(|(user, provider)| {
                 let engine = engine.clone();
                 let stop = stop.clone();
                 async move {
                     // Stop between credentials, never in the middle of one.
                     if *stop.borrow() {
-                        return Ok(());
+                        return Ok(false);
                     }
                     let spec = CredentialService::spec(&provider)?;
                     engine
                         .refresh(svc, spec, &user, &provider, Trigger::Scheduled, "refresher")
                         .await
-                        .map(|_| ())
+                        .map(|_| true)
                 }
             })
             .buffer_unordered(s.concurrency)
@@ -82,7 +85,8 @@ pub async fn run_pass(svc: &CredentialService, s: &SchedulerSettings, stop: &wat
             .await;
         for r in results {
             match r {
-                Ok(()) => report.refreshed += 1,
+                Ok(true) => report.refreshed += 1,
+                Ok(false) => report.skipped += 1,
                 Err(_) => report.failed += 1,
             }
         }

@@ -228,15 +228,16 @@ async fn outage_degrades_serves_valid_token_then_recovers(db: Db) {
 async fn scheduler_refreshes_exactly_the_due(db: Db) {
     let (p, url) = start_provider().await;
     let app = spawn_app(db, config(&url)).await.unwrap();
-    for i in 0..5 {
+    // More due credentials than the pass runs at once (16), so locks and database work overlap fully.
+    for i in 0..40 {
         let (_, token) = app.user(&format!("sched{i}@example.com")).await;
-        // Three due (inside the margin), two not.
-        store_gcp(&app, &p, &token, if i < 3 { 60 } else { 7200 }, &format!("rt-s{i}")).await;
+        // 35 due (inside the margin), 5 not.
+        store_gcp(&app, &p, &token, if i < 35 { 60 } else { 7200 }, &format!("rt-s{i}")).await;
     }
     let (_tx, stop) = tokio::sync::watch::channel(false);
     let report = run_pass(&app.services.credentials, &SchedulerSettings::default(), &stop).await;
-    assert_eq!((report.claimed, report.refreshed, report.failed), (3, 3, 0));
-    assert_eq!(p.calls.load(Ordering::SeqCst), 3);
+    assert_eq!((report.claimed, report.refreshed, report.failed, report.skipped), (35, 35, 0, 0));
+    assert_eq!(p.calls.load(Ordering::SeqCst), 35);
     let again = run_pass(&app.services.credentials, &SchedulerSettings::default(), &stop).await;
     assert_eq!(again.claimed, 0, "nothing due any more");
     assert_eq!(p.reused.load(Ordering::SeqCst), 0);
@@ -249,3 +250,49 @@ crate::on_both_backends!(
     outage_degrades_serves_valid_token_then_recovers,
     scheduler_refreshes_exactly_the_due,
 );
+
+/// SIGTERM-like shutdown while the background refresher is mid-pass: it stops between credentials and
+/// leaves no refresh half-done (every stored refresh token is still the live one at the provider).
+async fn shutdown_leaves_no_refresh_half_done(db: Db) {
+    let (p, url) = start_provider().await;
+    let cfg = config(&url)
+        .with("TOKENKEEPER_REFRESHER_DISABLED", "false")
+        .with("TOKENKEEPER_REFRESH_INTERVAL_SECS", "1");
+    let app = spawn_app(db, cfg).await.unwrap();
+    let mut users = Vec::new();
+    for i in 0..40 {
+        let (uid, token) = app.user(&format!("shut{i}@example.com")).await;
+        store_gcp(&app, &p, &token, 60, &format!("rt-shut{i}")).await;
+        users.push(uid);
+    }
+    // Wait until the refresher is at work (calls in flight), then shut down.
+    for _ in 0..100 {
+        if p.calls.load(Ordering::SeqCst) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let services = app.services.clone();
+    app.shutdown().await;
+    let calls = p.calls.load(Ordering::SeqCst);
+    assert!(calls > 0, "the refresher never started");
+    assert!(calls < 40, "it should stop between credentials, not finish the batch: {calls}");
+    // Every refresh the provider answered was stored: the stored refresh token is the live one.
+    let live = p.live.lock().await.clone();
+    for uid in &users {
+        let data = services.credentials.get_token_data(uid, "gcp", "test").await;
+        let data = match data {
+            Ok(d) => d.0,
+            // Due and the provider still up: a read may refresh again; that is fine too.
+            Err(e) => panic!("{uid}: {e}"),
+        };
+        let rt = data["refresh_token"].as_str().unwrap();
+        assert!(live.contains(rt) || p.live.lock().await.contains(rt), "{uid}: stored refresh token is dead");
+    }
+    assert_eq!(p.reused.load(Ordering::SeqCst), 0);
+}
+
+mod shutdown {
+    use super::shutdown_leaves_no_refresh_half_done;
+    crate::on_both_backends!(shutdown_leaves_no_refresh_half_done);
+}

@@ -23,6 +23,7 @@ pub struct TestApp {
     pub database_url: String,
     pub dir: tempfile::TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Settings for a test instance: defaults that keep tests fast, plus the test's own variables.
@@ -85,7 +86,7 @@ async fn spawn_with_database(database_url: Option<String>, cfg: TestConfig, cloc
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let s = services.clone();
-    tokio::spawn(async move {
+    let server = tokio::spawn(async move {
         s.serve(listener, async move {
             let _ = rx.await;
         })
@@ -100,6 +101,7 @@ async fn spawn_with_database(database_url: Option<String>, cfg: TestConfig, cloc
         database_url,
         dir,
         shutdown: Some(tx),
+        server: Some(server),
     }
 }
 
@@ -112,6 +114,16 @@ impl Drop for TestApp {
 }
 
 impl TestApp {
+    /// Graceful shutdown, as on SIGTERM: returns when the server and its refresher have stopped.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task");
+        }
+    }
+
     pub fn at(&self, path: &str) -> String {
         format!("{}{}", self.url, path)
     }

@@ -1,0 +1,244 @@
+#!/usr/bin/env python3
+"""Tokenkeeper from Python: every HTTP route in order, with the `requests` library.
+
+    pip install requests
+    TOKENKEEPER_URL=http://127.0.0.1:8080 python3 examples/python/tokenkeeper_example.py
+
+Each step checks the status code and the key fields of the answer and prints one line; on any mismatch it
+prints what it expected and what it got, and exits 1. CI runs it against a live service
+(scripts/examples.sh).
+"""
+
+import os
+import sys
+import uuid
+
+try:
+    import requests
+except ImportError:
+    sys.exit("this example needs the requests library: python3 -m pip install requests")
+
+B = os.environ.get("TOKENKEEPER_URL", "http://127.0.0.1:8080").rstrip("/")
+TIMEOUT = 30  # seconds, per request
+
+email = f"py-example-{uuid.uuid4().hex[:12]}@example.com"
+password = "correct horse battery"
+new_password = "another good one"
+api_key = "glsa_exampleExampleExample_0123abcd"
+base_url = "https://example.grafana.net"
+token = None  # the Bearer session token from login
+
+
+class Mismatch(Exception):
+    pass
+
+
+def check(cond, what):
+    if not cond:
+        raise Mismatch(what)
+
+
+def expect_json(r, status):
+    """The answer's JSON, once its status is the expected one."""
+    check(r.status_code == status, f"expected HTTP {status}, got {r.status_code}: {r.text[:500]}")
+    try:
+        return r.json()
+    except ValueError:
+        raise Mismatch(f"expected a JSON body, got: {r.text[:500]}") from None
+
+
+def expect_empty(r, status):
+    check(r.status_code == status, f"expected HTTP {status}, got {r.status_code}: {r.text[:500]}")
+    check(r.content == b"", f"expected an empty body, got: {r.text[:500]}")
+
+
+def check_connection(c):
+    check(c.get("provider") == "grafana", f'provider should be "grafana": {c}')
+    check(c.get("metadata", {}).get("base_url") == base_url, f"metadata.base_url should be {base_url}: {c}")
+    check(c.get("status") == "active", f'status should be "active": {c}')
+    check(api_key not in str(c), "the connection view must not contain the secret api_key")
+
+
+def register():
+    r = requests.post(f"{B}/api/auth/register",
+                      json={"email": email, "password": password, "name": "Ada"}, timeout=TIMEOUT)
+    user = expect_json(r, 201)
+    check(user.get("email") == email and user.get("name") == "Ada" and user.get("id"), f"unexpected user: {user}")
+    return f"user {user['id']}"
+
+
+def login():
+    global token
+    r = requests.post(f"{B}/api/auth/login", json={"email": email, "password": password}, timeout=TIMEOUT)
+    session = expect_json(r, 200)
+    check(str(session.get("token", "")).startswith("tks_"), f"token should start with tks_: {session}")
+    check(session.get("email") == email and session.get("expiresAt"), f"unexpected login answer: {session}")
+    token = session["token"]
+    return f"session until {session['expiresAt']}"
+
+
+def me():
+    r = requests.get(f"{B}/api/auth/me", headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT)
+    user = expect_json(r, 200)
+    check(user.get("email") == email, f"email should be {email}: {user}")
+    check(user.get("passwordChangedAt", "missing") is None, f"passwordChangedAt should be null: {user}")
+    return user["email"]
+
+
+def change_password():
+    r = requests.post(f"{B}/api/auth/change-password", headers={"Authorization": f"Bearer {token}"},
+                      json={"currentPassword": password, "newPassword": new_password}, timeout=TIMEOUT)
+    body = expect_json(r, 200)
+    check(body.get("message") == "Password changed successfully", f"unexpected answer: {body}")
+    return body["message"]
+
+
+def login_new_password():
+    global token
+    r = requests.post(f"{B}/api/auth/login", json={"email": email, "password": new_password}, timeout=TIMEOUT)
+    session = expect_json(r, 200)
+    check(str(session.get("token", "")).startswith("tks_"), f"token should start with tks_: {session}")
+    token = session["token"]
+    return "logged in with the new password"
+
+
+def providers():
+    r = requests.get(f"{B}/api/providers", timeout=TIMEOUT)
+    catalog = expect_json(r, 200)["providers"]
+    grafana = next((p for p in catalog if p["id"] == "grafana"), None)
+    check(grafana is not None, "grafana should be in the catalog")
+    check(grafana["refresh"] == "static", f'grafana should refresh "static": {grafana["refresh"]}')
+    key = next((f for f in grafana["fields"] if f["name"] == "api_key"), {})
+    check(key.get("secret") is True and key.get("required") is True, "grafana's api_key should be secret and required")
+    return f"{len(catalog)} providers"
+
+
+def store():
+    r = requests.put(f"{B}/api/tokens/grafana", headers={"Authorization": f"Bearer {token}"},
+                     json={"api_key": api_key, "base_url": base_url}, timeout=TIMEOUT)
+    conn = expect_json(r, 200)
+    check_connection(conn)
+    check(conn.get("secretVersion") == 1, f"secretVersion should be 1: {conn.get('secretVersion')}")
+    return f"stored at {conn['secretRef']}"
+
+
+def list_connections():
+    r = requests.get(f"{B}/api/tokens", headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT)
+    connections = expect_json(r, 200)["connections"]
+    check(len(connections) == 1, f"expected one connection: {connections}")
+    check_connection(connections[0])
+    return f"{len(connections)} connection"
+
+
+def connection():
+    r = requests.get(f"{B}/api/tokens/grafana", headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT)
+    conn = expect_json(r, 200)
+    check_connection(conn)
+    return f"status {conn['status']}"
+
+
+def credentials():
+    r = requests.get(f"{B}/api/tokens/grafana/credentials", headers={"Authorization": f"Bearer {token}"},
+                     timeout=TIMEOUT)
+    body = expect_json(r, 200)
+    check(r.headers.get("Cache-Control") == "no-store",
+          f"Cache-Control should be no-store, got {r.headers.get('Cache-Control')}")
+    check(body.get("provider") == "grafana", f"provider should be grafana: {body.get('provider')}")
+    token_data = body.get("tokenData") or {}
+    check(token_data.get("api_key") == api_key, "tokenData.api_key should be the stored key")
+    check(token_data.get("base_url") == base_url, f"tokenData.base_url should be {base_url}: {token_data.get('base_url')}")
+    return "api_key round-trips, Cache-Control: no-store"
+
+
+def refresh():
+    r = requests.post(f"{B}/api/tokens/grafana/refresh", headers={"Authorization": f"Bearer {token}"},
+                      timeout=TIMEOUT)
+    conn = expect_json(r, 200)
+    check_connection(conn)  # static provider: answered as it is
+    return f"status {conn['status']}"
+
+
+def audit():
+    r = requests.get(f"{B}/api/audit", params={"limit": 50}, headers={"Authorization": f"Bearer {token}"},
+                     timeout=TIMEOUT)
+    events = expect_json(r, 200)["events"]
+    kinds = [e["kind"] for e in events]
+    for kind in ["register", "login", "change_password", "credential_store", "credential_read"]:
+        check(kind in kinds, f"audit should hold a {kind} event: {', '.join(kinds)}")
+    ids = [e["id"] for e in events]
+    check(ids == sorted(ids, reverse=True) and len(set(ids)) == len(ids), "events should be newest first")
+    return f"{len(events)} events, newest {events[0]['kind']}"
+
+
+def delete():
+    r = requests.delete(f"{B}/api/tokens/grafana", headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT)
+    expect_empty(r, 204)
+    return "deleted"
+
+
+def connection_deleted():
+    r = requests.get(f"{B}/api/tokens/grafana", headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT)
+    body = expect_json(r, 404)
+    check(isinstance(body.get("error"), str) and body["error"], f'expected {{"error": ...}}: {body}')
+    return body["error"]
+
+
+def logout():
+    r = requests.post(f"{B}/api/auth/logout", headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT)
+    expect_empty(r, 204)
+    after = requests.get(f"{B}/api/auth/me", headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT)
+    expect_json(after, 401)
+    return "the session is refused afterwards"
+
+
+def healthz():
+    body = expect_json(requests.get(f"{B}/healthz", timeout=TIMEOUT), 200)
+    check(body.get("status") == "ok", f'status should be "ok": {body}')
+    return body["status"]
+
+
+def readyz():
+    body = expect_json(requests.get(f"{B}/readyz", timeout=TIMEOUT), 200)
+    check(body.get("status") == "ready", f'status should be "ready": {body}')
+    return body["status"]
+
+
+STEPS = [
+    ("POST /api/auth/register", register),
+    ("POST /api/auth/login", login),
+    ("GET /api/auth/me", me),
+    ("POST /api/auth/change-password", change_password),
+    ("POST /api/auth/login (new password)", login_new_password),
+    ("GET /api/providers", providers),
+    ("PUT /api/tokens/grafana", store),
+    ("GET /api/tokens", list_connections),
+    ("GET /api/tokens/grafana", connection),
+    ("GET /api/tokens/grafana/credentials", credentials),
+    ("POST /api/tokens/grafana/refresh", refresh),
+    ("GET /api/audit", audit),
+    ("DELETE /api/tokens/grafana", delete),
+    ("GET /api/tokens/grafana (deleted)", connection_deleted),
+    ("POST /api/auth/logout", logout),
+    ("GET /healthz", healthz),
+    ("GET /readyz", readyz),
+]
+
+
+def main():
+    print(f"Tokenkeeper Python example against {B}", flush=True)
+    for name, run in STEPS:
+        try:
+            note = run()
+        except Mismatch as e:
+            print(f"FAIL  {name}: {e}", file=sys.stderr)
+            return 1
+        except requests.RequestException as e:
+            print(f"FAIL  {name}: request failed: {e}", file=sys.stderr)
+            return 1
+        print(f"ok    {name}: {note}", flush=True)
+    print(f"all {len(STEPS)} steps passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
