@@ -84,11 +84,8 @@ impl Services {
             url_policy,
         )
         .with_refresh(RefreshEngine::new(settings.clone()));
-        let credentials = if settings.read_cache {
-            credentials.with_cache().await?
-        } else {
-            credentials
-        };
+        // Reference rows are always cached (they hold no secret); token data only with TOKENKEEPER_READ_CACHE.
+        let credentials = credentials.with_cache(settings.read_cache).await?;
         let metrics = Metrics::new();
         Ok(Self {
             settings,
@@ -131,7 +128,10 @@ impl Services {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let refresher = self.settings.refresher_enabled.then(|| {
             let svc = self.credentials.clone();
-            let every = SchedulerSettings { interval: self.settings.refresh_interval, ..SchedulerSettings::default() };
+            let every = SchedulerSettings {
+                interval: self.settings.refresh_interval,
+                ..SchedulerSettings::default()
+            };
             tokio::spawn(scheduler::run(svc, every, stop_rx))
         });
         let res = axum::serve(listener, app)

@@ -20,11 +20,15 @@ const MAX_ENTRIES: usize = 50_000;
 
 struct Entry {
     row: Connection,
-    data: SecretString,
+    /// `None` when secrets are not cached (`TOKENKEEPER_READ_CACHE=false`): the row alone still saves
+    /// the SQL lookup, and the secret comes from the secret store on every read.
+    data: Option<SecretString>,
 }
 
 #[derive(Default)]
 pub struct ReadCache {
+    /// Whether token data is kept too, or only the (non-secret) reference rows.
+    pub(crate) secrets: bool,
     entries: RwLock<HashMap<String, Entry>>,
     /// Bumped by every drop. A reader notes it before reading SQL and the secret store, and only
     /// caches what it read if no drop happened meanwhile: otherwise a change announced while it was
@@ -45,18 +49,26 @@ fn parse(data: &SecretString) -> Option<Map<String, Value>> {
 }
 
 impl ReadCache {
-    /// The cached row and token data, whatever their version.
-    pub fn entry(&self, key: &str) -> Option<(Connection, Map<String, Value>)> {
+    /// Caches reference rows, and token data only when `secrets`.
+    pub fn new(secrets: bool) -> Self {
+        Self {
+            secrets,
+            ..Self::default()
+        }
+    }
+
+    /// The cached row, and its token data when secrets are cached.
+    pub fn entry(&self, key: &str) -> Option<(Connection, Option<Map<String, Value>>)> {
         let entries = self.entries.read().expect("cache poisoned");
         let e = entries.get(key)?;
-        Some((e.row.clone(), parse(&e.data)?))
+        Some((e.row.clone(), e.data.as_ref().and_then(parse)))
     }
 
     /// The cached token data if it is the version `version`.
     pub fn get(&self, key: &str, version: i64) -> Option<Map<String, Value>> {
         let entries = self.entries.read().expect("cache poisoned");
         let e = entries.get(key).filter(|e| e.row.secret_version == version)?;
-        parse(&e.data)
+        parse(e.data.as_ref()?)
     }
 
     /// The epoch to pass to [`ReadCache::put`]; note it before reading.
@@ -66,7 +78,9 @@ impl ReadCache {
 
     /// Caches what was read since `epoch`, unless something was dropped meanwhile.
     pub fn put(&self, key: &str, row: &Connection, data: &Map<String, Value>, epoch: u64) {
-        let data = SecretString::from(Value::Object(data.clone()).to_string());
+        let data = self
+            .secrets
+            .then(|| SecretString::from(Value::Object(data.clone()).to_string()));
         let mut entries = self.entries.write().expect("cache poisoned");
         if self.epoch() != epoch {
             return;

@@ -1,23 +1,14 @@
 //! Deleting: the reference first, then every version of the secret. If the secret store refuses,
 //! the reference is put back so nothing is left half-deleted, and the caller is told to retry.
 
-use super::{CredentialError, CredentialService, failure_reason};
+use super::{CredentialError, CredentialService};
 use crate::audit::EventKind;
 
 impl CredentialService {
     pub async fn delete(&self, user_id: &str, provider: &str, client_addr: &str) -> Result<(), CredentialError> {
         let res = self.delete_inner(user_id, provider).await;
-        let reason = res.as_ref().err().map(failure_reason);
-        self.audit(
-            user_id,
-            EventKind::CredentialDelete,
-            provider,
-            res.is_ok(),
-            client_addr,
-            reason,
-        )
-        .await;
-        res
+        self.audited(user_id, EventKind::CredentialDelete, provider, client_addr, res)
+            .await
     }
 
     async fn delete_inner(&self, user_id: &str, provider: &str) -> Result<(), CredentialError> {

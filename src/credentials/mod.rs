@@ -123,9 +123,10 @@ impl CredentialService {
         }
     }
 
-    /// Turns on the in-memory read cache, and on PostgreSQL starts listening for other instances' changes.
-    pub async fn with_cache(mut self) -> Result<Self, CredentialError> {
-        let cache = Arc::new(cache::ReadCache::default());
+    /// Turns on the in-memory read cache (reference rows always; token data when `secrets`), and on
+    /// PostgreSQL starts listening for other instances' changes.
+    pub async fn with_cache(mut self, secrets: bool) -> Result<Self, CredentialError> {
+        let cache = Arc::new(cache::ReadCache::new(secrets));
         if let Some(mut changes) = self.store.subscribe_changes().await? {
             let weak = Arc::downgrade(&cache);
             tokio::spawn(async move {
@@ -170,6 +171,20 @@ impl CredentialService {
 
     pub(crate) fn spec(provider: &str) -> Result<&'static ProviderSpec, CredentialError> {
         crate::providers::find(provider).ok_or_else(|| CredentialError::UnknownProvider(provider.to_string()))
+    }
+
+    /// Audits the outcome of an operation (with a short reason on failure) and passes it through.
+    pub(crate) async fn audited<T>(
+        &self,
+        user: &str,
+        kind: EventKind,
+        provider: &str,
+        addr: &str,
+        res: Result<T, CredentialError>,
+    ) -> Result<T, CredentialError> {
+        let reason = res.as_ref().err().map(failure_reason);
+        self.audit(user, kind, provider, res.is_ok(), addr, reason).await;
+        res
     }
 
     pub(crate) async fn audit(

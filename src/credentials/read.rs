@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::{ConnectionView, CredentialError, CredentialService, TokenData, failure_reason, status};
+use super::{ConnectionView, CredentialError, CredentialService, TokenData, status};
 use crate::audit::EventKind;
 use crate::db::Connection;
 use crate::refresh::engine::Trigger;
@@ -41,28 +41,26 @@ impl CredentialService {
         client_addr: &str,
     ) -> Result<TokenData, CredentialError> {
         let res = self.get_inner(user_id, provider, client_addr).await;
-        let reason = res.as_ref().err().map(failure_reason);
-        self.audit(
-            user_id,
-            EventKind::CredentialRead,
-            provider,
-            res.is_ok(),
-            client_addr,
-            reason,
-        )
-        .await;
-        res
+        self.audited(user_id, EventKind::CredentialRead, provider, client_addr, res)
+            .await
     }
 
     async fn get_inner(&self, user_id: &str, provider: &str, addr: &str) -> Result<TokenData, CredentialError> {
         let spec = Self::spec(provider)?;
-        // Fast path: an active, unexpiring credential from the cache, with no SQL and no secret-store call.
+        // Fast path: an active, unexpiring credential whose reference row is cached: no SQL, and with
+        // cached token data no secret-store call either.
         if let Some(cache) = &self.cache
             && let Some((row, data)) = cache.entry(&super::cache::key(user_id, provider))
             && row.status == status::ACTIVE
-            && !self.refresh.as_ref().is_some_and(|e| e.is_expiring(&row, self.clock.now_secs()))
+            && !self
+                .refresh
+                .as_ref()
+                .is_some_and(|e| e.is_expiring(&row, self.clock.now_secs()))
         {
-            return Ok(TokenData(data));
+            return match data {
+                Some(data) => Ok(TokenData(data)),
+                None => self.read_secret(&row).await,
+            };
         }
         let epoch = self.cache.as_ref().map(|c| c.epoch());
         let row = self.row(user_id, provider).await?;

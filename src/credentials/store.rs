@@ -3,7 +3,7 @@
 use rand::RngCore;
 use serde_json::Value;
 
-use super::{CredentialError, CredentialService, Stored, failure_reason, status};
+use super::{CredentialError, CredentialService, Stored, status};
 use crate::audit::EventKind;
 use crate::db::Connection;
 use crate::secrets::SecretError;
@@ -26,17 +26,8 @@ impl CredentialService {
         client_addr: &str,
     ) -> Result<Stored, CredentialError> {
         let res = self.store_inner(user_id, body, provider).await;
-        let reason = res.as_ref().err().map(failure_reason);
-        self.audit(
-            user_id,
-            EventKind::CredentialStore,
-            provider,
-            res.is_ok(),
-            client_addr,
-            reason,
-        )
-        .await;
-        res
+        self.audited(user_id, EventKind::CredentialStore, provider, client_addr, res)
+            .await
     }
 
     async fn store_inner(&self, user_id: &str, body: &Value, provider: &str) -> Result<Stored, CredentialError> {

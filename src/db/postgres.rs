@@ -32,7 +32,11 @@ impl PgStore {
             .max_connections(32)
             .acquire_timeout(Duration::from_secs(60))
             .connect_lazy(url)?;
-        Ok(Self { pool, lock_pool, url: url.to_string() })
+        Ok(Self {
+            pool,
+            lock_pool,
+            url: url.to_string(),
+        })
     }
 
     pub fn pool(&self) -> &PgPool {

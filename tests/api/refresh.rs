@@ -236,7 +236,10 @@ async fn scheduler_refreshes_exactly_the_due(db: Db) {
     }
     let (_tx, stop) = tokio::sync::watch::channel(false);
     let report = run_pass(&app.services.credentials, &SchedulerSettings::default(), &stop).await;
-    assert_eq!((report.claimed, report.refreshed, report.failed, report.skipped), (35, 35, 0, 0));
+    assert_eq!(
+        (report.claimed, report.refreshed, report.failed, report.skipped),
+        (35, 35, 0, 0)
+    );
     assert_eq!(p.calls.load(Ordering::SeqCst), 35);
     let again = run_pass(&app.services.credentials, &SchedulerSettings::default(), &stop).await;
     assert_eq!(again.claimed, 0, "nothing due any more");
@@ -276,7 +279,10 @@ async fn shutdown_leaves_no_refresh_half_done(db: Db) {
     app.shutdown().await;
     let calls = p.calls.load(Ordering::SeqCst);
     assert!(calls > 0, "the refresher never started");
-    assert!(calls < 40, "it should stop between credentials, not finish the batch: {calls}");
+    assert!(
+        calls < 40,
+        "it should stop between credentials, not finish the batch: {calls}"
+    );
     // Every refresh the provider answered was stored: the stored refresh token is the live one.
     let live = p.live.lock().await.clone();
     for uid in &users {
@@ -287,7 +293,10 @@ async fn shutdown_leaves_no_refresh_half_done(db: Db) {
             Err(e) => panic!("{uid}: {e}"),
         };
         let rt = data["refresh_token"].as_str().unwrap();
-        assert!(live.contains(rt) || p.live.lock().await.contains(rt), "{uid}: stored refresh token is dead");
+        assert!(
+            live.contains(rt) || p.live.lock().await.contains(rt),
+            "{uid}: stored refresh token is dead"
+        );
     }
     assert_eq!(p.reused.load(Ordering::SeqCst), 0);
 }
