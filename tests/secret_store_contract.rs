@@ -510,3 +510,77 @@ async fn vault_policy_file_is_what_the_harness_applies() {
         .await;
     assert_eq!(status, 403);
 }
+
+/// `VAULT_CACERT`: a Vault served over TLS with a private CA is trusted with that CA, and refused
+/// (503-class `Unavailable`, never a silent success) without it.
+#[tokio::test]
+async fn vault_over_tls_needs_its_ca() {
+    let Some(binary) = support::openbao::find_binary() else {
+        assert!(std::env::var("TOKENKEEPER_SKIP_OPENBAO").is_ok(), "bao not installed");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = support::openbao::free_port_pair();
+    let mut child = tokio::process::Command::new(binary)
+        .args(["server", "-dev", "-dev-tls", "-dev-root-token-id=root"])
+        .arg(format!("-dev-tls-cert-dir={}", dir.path().display()))
+        .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
+        .env("HOME", dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let addr = format!("https://127.0.0.1:{port}");
+    let ca_path = dir.path().join("vault-ca.pem");
+    // Wait for the CA file and the TLS listener.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let client = loop {
+        assert!(Instant::now() < deadline, "OpenBao with TLS did not start");
+        if let Ok(pem) = std::fs::read(&ca_path)
+            && let Ok(cert) = reqwest::Certificate::from_pem(&pem)
+        {
+            let c = reqwest::Client::builder().tls_certs_only([cert]).build().unwrap();
+            if c.get(format!("{addr}/v1/sys/health"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+            {
+                break c;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let r = client
+        .post(format!("{addr}/v1/sys/mounts/{MOUNT}"))
+        .header("X-Vault-Token", "root")
+        .json(&json!({"type": "kv", "options": {"version": "2"}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "mount: {}", r.status());
+
+    let config = |ca: Option<Vec<u8>>| {
+        let mut c = VaultConfig::new(addr.clone(), VaultAuth::Token(SecretString::from("root".to_string())));
+        c.base_path = BASE_PATH.into();
+        c.ca_cert_pem = ca;
+        c.timeout = Duration::from_secs(3);
+        c
+    };
+    let trusted = VaultStore::connect(config(Some(std::fs::read(&ca_path).unwrap())))
+        .await
+        .unwrap();
+    let v = trusted
+        .write("tls-secret", &SecretString::from(r#"{"k":"v"}"#.to_string()), Some(0))
+        .await
+        .unwrap();
+    let read = trusted.read("tls-secret", None).await.unwrap().unwrap();
+    assert_eq!((read.version, read.value.expose_secret()), (v, r#"{"k":"v"}"#));
+
+    let untrusted = VaultStore::connect(config(None)).await.unwrap();
+    assert!(matches!(
+        untrusted.read("tls-secret", None).await,
+        Err(SecretError::Unavailable(_))
+    ));
+    let _ = child.kill().await;
+}

@@ -89,7 +89,7 @@ fn binary_or_skip() -> Option<PathBuf> {
 }
 
 /// A free port whose successor (OpenBao's cluster port) is free too.
-fn free_port_pair() -> u16 {
+pub fn free_port_pair() -> u16 {
     for _ in 0..200 {
         let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
         let port = l.local_addr().unwrap().port();
