@@ -559,7 +559,11 @@ async fn bench(db_url: String) -> bool {
         pass(exact)
     );
     println!("  passes (concurrency {})  {}", sched.concurrency, list(&passes));
-    println!("  bare grants (conc. {})   {}   (the endpoint alone, for scale)", sched.concurrency, list(&direct16));
+    println!(
+        "  bare grants (conc. {})   {}   (the endpoint alone, for scale)",
+        sched.concurrency,
+        list(&direct16)
+    );
     println!("  engine direct (conc. {}) {}", sched.concurrency, list(&engine16));
     println!(
         "  claim queries in a pass  ~{:.1} ms ({:.2} % of pass 1)",

@@ -118,14 +118,29 @@ async fn single_flight_in_one_process(db: Db) {
     }
     assert_eq!(p.calls.load(Ordering::SeqCst), 1, "exactly one token-endpoint call");
     assert_eq!(p.reused.load(Ordering::SeqCst), 0);
-    let audit: Value = app.get_auth("/api/audit?limit=200", &token).await.json().await.unwrap();
-    let ok_refreshes = audit["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == "credential_refresh" && e["outcome"] == "ok")
-        .count();
-    assert_eq!(ok_refreshes, 1, "one refresh, one audit event");
+    // One refresh, one audit event (and 200 reads): walk every page of the trail.
+    let (mut events, mut before) = (Vec::new(), None::<i64>);
+    loop {
+        let q = before.map_or(String::new(), |b| format!("&before={b}"));
+        let page: Value = app
+            .get_auth(&format!("/api/audit?limit=100{q}"), &token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        events.extend(page["events"].as_array().unwrap().iter().cloned());
+        match page["nextBefore"].as_i64() {
+            Some(b) => before = Some(b),
+            None => break,
+        }
+    }
+    let count = |kind: &str| {
+        events
+            .iter()
+            .filter(|e| e["kind"] == kind && e["outcome"] == "ok")
+            .count()
+    };
+    assert_eq!((count("credential_refresh"), count("credential_read")), (1, 200));
     // The rotated refresh token was stored: the next refresh presents it and succeeds.
     let view: Value = app
         .post_auth("/api/tokens/gcp/refresh", &token, json!({}))
@@ -195,10 +210,17 @@ async fn invalid_grant_needs_reauth_and_stops_calling(db: Db) {
     assert_eq!(p.calls.load(Ordering::SeqCst), calls, "no calls after needs_reauth");
     // The refresh failure is in the user's audit trail, with its reason.
     let audit: Value = app.get_auth("/api/audit", &token).await.json().await.unwrap();
-    let refresh_events: Vec<&Value> =
-        audit["events"].as_array().unwrap().iter().filter(|e| e["kind"] == "credential_refresh").collect();
+    let refresh_events: Vec<&Value> = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "credential_refresh")
+        .collect();
     assert_eq!(refresh_events.len(), 1);
-    assert_eq!((&refresh_events[0]["outcome"], &refresh_events[0]["detail"]), (&json!("failed"), &json!("invalid_grant")));
+    assert_eq!(
+        (&refresh_events[0]["outcome"], &refresh_events[0]["detail"]),
+        (&json!("failed"), &json!("invalid_grant"))
+    );
     // Storing a new credential makes it active again.
     *p.mode.lock().await = "ok";
     store_gcp(&app, &p, &token, 3600, "rt-new").await;
