@@ -317,3 +317,56 @@ async fn read(app: &TestApp, token: &str) -> (u16, Value) {
     let status = r.status().as_u16();
     (status, r.json::<Value>().await.unwrap()["tokenData"]["api_key"].clone())
 }
+
+/// The storage contract, read directly: the SQL row holds exactly the reference (and no secret), and the
+/// raw OpenBao entry at `{mount}/data/{base}/{name}` is exactly `{"value": "<token data as JSON text>"}`.
+async fn storage_contract_read_directly(db: Db, secrets: Secrets) {
+    let Some(app) = app(db, secrets).await else { return };
+    let (uid, token) = app.user("contract@example.com").await;
+    let body =
+        json!({"api_key": "dd-contract-api-key-0001", "app_key": "dd-contract-app-key-0001", "site": "datadoghq.eu"});
+    assert_eq!(app.put_auth("/api/tokens/datadog", &token, body).await.status(), 200);
+    let name = format!("aurora-dev-{uid}-datadog-token");
+    let prefix = if secrets == Secrets::OpenBao { "vault" } else { "local" };
+
+    let (secret_ref, version, metadata): (String, i64, String) = {
+        use sqlx::Connection as _;
+        let q =
+            "SELECT secret_ref, secret_version, metadata FROM connections WHERE user_id = $1 AND provider = 'datadog'";
+        if app.database_url.starts_with("postgres") {
+            let mut c = sqlx::PgConnection::connect(&app.database_url).await.unwrap();
+            sqlx::query_as(q).bind(&uid).fetch_one(&mut c).await.unwrap()
+        } else {
+            let mut c = sqlx::SqliteConnection::connect(&app.database_url).await.unwrap();
+            sqlx::query_as(q).bind(&uid).fetch_one(&mut c).await.unwrap()
+        }
+    };
+    assert_eq!(secret_ref, format!("{prefix}:kv/data/aurora/users/{name}"));
+    assert_eq!(version, 1);
+    assert_eq!(
+        serde_json::from_str::<Value>(&metadata).unwrap(),
+        json!({"site": "datadoghq.eu"})
+    );
+
+    if secrets == Secrets::OpenBao {
+        let bao = crate::support::openbao::OpenBao::shared().await.unwrap();
+        let (status, raw) = bao.root("GET", &format!("aurora/data/users/{name}"), None).await;
+        assert_eq!(status, 200);
+        let payload = raw["data"]["data"].as_object().unwrap();
+        assert_eq!(
+            payload.keys().collect::<Vec<_>>(),
+            ["value"],
+            "the payload is exactly {{\"value\": ...}}"
+        );
+        let inner: Value = serde_json::from_str(payload["value"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            inner,
+            json!({"api_key": "dd-contract-api-key-0001", "app_key": "dd-contract-app-key-0001", "site": "datadoghq.eu"})
+        );
+    }
+}
+
+mod contract {
+    use super::storage_contract_read_directly;
+    crate::on_all_stores!(storage_contract_read_directly);
+}
