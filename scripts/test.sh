@@ -53,7 +53,8 @@ if [ ${#skipped[@]} -gt 0 ]; then
 fi
 
 say "cargo test"
-cargo test --all-targets "$@"
+# Every test target, unit tests and binaries; not the benchmarks (they print figures, see benches/README.md).
+cargo test --lib --bins --tests "$@"
 
 if [ ${#skipped[@]} -gt 0 ]; then
   say "SKIPPED suites, see above:"; printf '  - %s\n' "${skipped[@]}"
