@@ -80,6 +80,8 @@ enum Queued {
 const BATCH: usize = 256;
 /// Batches being written at once.
 const WRITERS: usize = 4;
+/// How long a busy writer waits to fill a batch.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(5);
 
 impl Auditor {
     /// Starts the writer task (on the current Tokio runtime).
@@ -144,14 +146,25 @@ async fn write_batches(store: SharedStore, failures: Arc<AtomicU64>, mut rx: tok
         let mut batch = Vec::with_capacity(BATCH);
         let mut waiters = Vec::new();
         let mut next = Some(first);
-        while let Some(item) = next.take() {
-            match item {
-                Queued::Event(rec) => batch.push(rec),
-                Queued::Flush(done) => waiters.push(done),
+        let mut gathered = false;
+        loop {
+            while let Some(item) = next.take() {
+                match item {
+                    Queued::Event(rec) => batch.push(rec),
+                    Queued::Flush(done) => waiters.push(done),
+                }
+                if batch.len() < BATCH {
+                    next = rx.try_recv().ok();
+                }
             }
-            if batch.len() < BATCH {
-                next = rx.try_recv().ok();
+            // Under load, a short pause gathers many events into one statement and one commit (each
+            // commit costs the database far more than a row); a flush is answered without waiting.
+            if gathered || batch.len() >= BATCH || !waiters.is_empty() || in_flight.is_empty() {
+                break;
             }
+            gathered = true;
+            tokio::time::sleep(GATHER).await;
+            next = rx.try_recv().ok();
         }
         while in_flight.len() >= WRITERS {
             in_flight.join_next().await;
