@@ -266,7 +266,8 @@ macro_rules! impl_store {
                      secret_version = excluded.secret_version, metadata = excluded.metadata, \
                      status = excluded.status, status_reason = excluded.status_reason, \
                      expires_at = excluded.expires_at, next_refresh_at = excluded.next_refresh_at, \
-                     refresh_failures = excluded.refresh_failures, updated_at = excluded.updated_at",
+                     refresh_failures = excluded.refresh_failures, updated_at = excluded.updated_at \
+                     WHERE connections.secret_version <= excluded.secret_version",
                 )
                 .bind(&c.user_id)
                 .bind(&c.provider)

@@ -133,6 +133,9 @@ pub trait Store: Send + Sync + 'static {
     async fn list_audit(&self, user_id: &str, before: Option<i64>, limit: i64) -> Result<Vec<AuditRecord>, DbError>;
 
     // Connections.
+    /// Inserts or updates the reference, unless the stored one already names a newer secret version:
+    /// two writers racing between the secret store and SQL can finish in either order, and the
+    /// reference must end on the newest version.
     async fn upsert_connection(&self, c: &Connection) -> Result<(), DbError>;
     async fn get_connection(&self, user_id: &str, provider: &str) -> Result<Option<Connection>, DbError>;
     async fn list_connections(&self, user_id: &str) -> Result<Vec<Connection>, DbError>;

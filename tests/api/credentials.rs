@@ -199,26 +199,38 @@ async fn replace_keeps_versions_and_delete_destroys(db: Db, secrets: Secrets) {
 async fn concurrent_writers_lose_nothing(db: Db, secrets: Secrets) {
     let Some(app) = app(db, secrets).await else { return };
     let (uid, token) = app.user("race@example.com").await;
-    let writes = (0..8).map(|i| {
-        let body =
-            json!({"api_key": format!("dd-api-key-{i:04}-abcdef"), "app_key": format!("dd-app-key-{i:04}-abcdef")});
-        app.put_auth("/api/tokens/datadog", &token, body)
-    });
-    let statuses: Vec<u16> = futures::future::join_all(writes)
-        .await
-        .iter()
-        .map(|r| r.status().as_u16())
-        .collect();
-    assert!(statuses.iter().all(|s| *s == 200 || *s == 409), "{statuses:?}");
-    let winners = statuses.iter().filter(|s| **s == 200).count();
-    assert!(winners >= 1);
-    // Every success made its own version: none was silently overwritten.
     let name = format!("aurora-dev-{uid}-datadog-token");
-    let latest = app.services.secrets.read(&name, None).await.unwrap().unwrap();
-    assert_eq!(latest.version as usize, winners, "versions {statuses:?}");
-    // The reference names the newest version, and reads give it.
-    let view: Value = app.get_auth("/api/tokens/datadog", &token).await.json().await.unwrap();
-    assert_eq!(view["secretVersion"], latest.version);
+    let mut total = 0;
+    // Several rounds: the writers race between the secret store and SQL, and finish in any order.
+    for round in 0..4 {
+        let writes = (0..8).map(|i| {
+            let body = json!({"api_key": format!("dd-api-key-{round}-{i:04}-abcdef"), "app_key": format!("dd-app-key-{i:04}-abcdef")});
+            app.put_auth("/api/tokens/datadog", &token, body)
+        });
+        let statuses: Vec<u16> = futures::future::join_all(writes)
+            .await
+            .iter()
+            .map(|r| r.status().as_u16())
+            .collect();
+        assert!(statuses.iter().all(|s| *s == 200 || *s == 409), "{statuses:?}");
+        let winners = statuses.iter().filter(|s| **s == 200).count();
+        assert!(winners >= 1);
+        total += winners;
+        // Every success made its own version: none was silently overwritten.
+        let latest = app.services.secrets.read(&name, None).await.unwrap().unwrap();
+        assert_eq!(latest.version as usize, total, "versions {statuses:?}");
+        // The reference names the newest version whatever order the writers finished in, and reads give it.
+        let view: Value = app.get_auth("/api/tokens/datadog", &token).await.json().await.unwrap();
+        assert_eq!(view["secretVersion"], latest.version, "round {round}");
+        let newest = serde_json::from_str::<Value>(secrecy::ExposeSecret::expose_secret(&latest.value)).unwrap();
+        let data: Value = app
+            .get_auth("/api/tokens/datadog/credentials", &token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(data["tokenData"]["api_key"], newest["api_key"]);
+    }
 }
 
 async fn cookie_sessions_get_no_secrets(db: Db, secrets: Secrets) {
@@ -369,4 +381,61 @@ async fn storage_contract_read_directly(db: Db, secrets: Secrets) {
 mod contract {
     use super::storage_contract_read_directly;
     crate::on_all_stores!(storage_contract_read_directly);
+}
+
+/// A writer that finishes its reference update last with an older secret version (it lost the race to
+/// the secret store) does not move the reference back.
+async fn a_late_stale_reference_write_does_not_win(db: Db, secrets: Secrets) {
+    let Some(app) = app(db, secrets).await else { return };
+    let (uid, token) = app.user("stale@example.com").await;
+    let body = |k: &str| json!({"api_token": k, "base_url": "https://s.example.com"});
+    assert_eq!(
+        app.put_auth("/api/tokens/splunk", &token, body("splunk-first-token"))
+            .await
+            .status(),
+        200
+    );
+    let stale = app
+        .services
+        .store
+        .get_connection(&uid, "splunk")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        app.put_auth("/api/tokens/splunk", &token, body("splunk-second-token"))
+            .await
+            .status(),
+        200
+    );
+    app.services.store.upsert_connection(&stale).await.unwrap();
+    let row = app
+        .services
+        .store
+        .get_connection(&uid, "splunk")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.secret_version, 2);
+    // A status change on the same version still applies.
+    let degraded = tokenkeeper::db::Connection {
+        status: "degraded".into(),
+        ..row
+    };
+    app.services.store.upsert_connection(&degraded).await.unwrap();
+    assert_eq!(
+        app.services
+            .store
+            .get_connection(&uid, "splunk")
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        "degraded"
+    );
+}
+
+mod stale {
+    use super::a_late_stale_reference_write_does_not_win;
+    crate::on_all_stores!(a_late_stale_reference_write_does_not_win);
 }
