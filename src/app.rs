@@ -12,7 +12,7 @@ use crate::clock::SharedClock;
 use crate::config::{SecretBackend, Settings};
 use crate::credentials::{CredentialService, NamingSettings};
 use crate::db::{self, SharedStore};
-use crate::http::{self, AppState};
+use crate::http::{self, AppServices, AppState};
 use crate::identity::{Authenticator, Sessions};
 use crate::metrics::Metrics;
 use crate::passwords::{Hasher, PasswordService, RateLimiter};
@@ -101,7 +101,7 @@ impl Services {
     }
 
     pub fn router(&self) -> axum::Router {
-        let state = AppState {
+        let state = AppState::new(AppServices {
             passwords: self.passwords.clone(),
             authenticator: self.authenticator.clone(),
             trust_forwarded_for: self.settings.trust_forwarded_for,
@@ -112,7 +112,7 @@ impl Services {
                 secrets: self.secrets.clone(),
             },
             metrics: self.metrics.clone(),
-        };
+        });
         http::router(state, self.settings.max_body_bytes)
     }
 

@@ -25,9 +25,26 @@ use crate::identity::Authenticator;
 use crate::passwords::PasswordService;
 pub use error::ApiError;
 
-/// What handlers can reach: services, never storage.
+/// What handlers can reach: services, never storage; behind one `Arc`, since every request clones the
+/// state (one reference-count increment rather than a copy of each service handle).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(std::sync::Arc<AppServices>);
+
+impl AppState {
+    pub fn new(services: AppServices) -> Self {
+        Self(std::sync::Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppServices;
+
+    fn deref(&self) -> &AppServices {
+        &self.0
+    }
+}
+
+pub struct AppServices {
     pub passwords: PasswordService,
     pub authenticator: Authenticator,
     pub credentials: CredentialService,
