@@ -166,57 +166,62 @@ impl RefreshEngine {
             }
             Err(GrantError::NotRefreshable) => self.serve_current(svc, &row, now).await,
             Err(GrantError::NeedsReauth { reason }) => {
-                crate::metrics::refresh_outcome(provider, "needs_reauth");
                 let updated = Connection {
                     status: status::NEEDS_REAUTH.into(),
-                    status_reason: Some(reason.clone()),
+                    status_reason: Some(reason),
                     next_refresh_at: None,
-                    ..row.clone()
+                    ..row
                 };
-                svc.store.upsert_connection(&updated).await?;
-                svc.changed(user_id, provider).await;
-                svc.audit(
-                    user_id,
-                    EventKind::CredentialRefresh,
-                    provider,
-                    false,
-                    client_addr,
-                    Some(&reason),
-                )
-                .await;
-                tracing::warn!(provider, reason = %reason, "credential needs re-authorization");
+                self.record_failure(svc, &updated, client_addr).await?;
                 Err(crate::credentials::read::needs_reauth(&updated))
             }
             Err(GrantError::Transient { reason }) => {
-                crate::metrics::refresh_outcome(provider, "degraded");
                 let failures = row.refresh_failures + 1;
                 let updated = Connection {
                     status: status::DEGRADED.into(),
-                    status_reason: Some(reason.clone()),
+                    status_reason: Some(reason),
                     refresh_failures: failures,
                     next_refresh_at: Some(now + backoff_secs(failures)),
-                    ..row.clone()
+                    ..row
                 };
-                svc.store.upsert_connection(&updated).await?;
-                svc.changed(user_id, provider).await;
-                svc.audit(
-                    user_id,
-                    EventKind::CredentialRefresh,
-                    provider,
-                    false,
-                    client_addr,
-                    Some(&reason),
-                )
-                .await;
-                tracing::warn!(provider, reason = %reason, failures, "refresh failed; will retry");
-                self.serve_current(svc, &updated, now)
-                    .await
-                    .map_err(|_| CredentialError::RefreshUnavailable {
-                        provider: provider.to_string(),
-                        reason,
-                    })
+                self.record_failure(svc, &updated, client_addr).await?;
+                // Still-valid tokens keep being served; an expired one answers 503 (serve_current).
+                self.serve_current(svc, &updated, now).await
             }
         }
+    }
+
+    /// A failed refresh: the new status in SQL (dropping cached copies everywhere), a metric, an audit
+    /// event with the reason, a log line.
+    async fn record_failure(
+        &self,
+        svc: &CredentialService,
+        updated: &Connection,
+        client_addr: &str,
+    ) -> Result<(), CredentialError> {
+        let (provider, reason) = (
+            updated.provider.as_str(),
+            updated.status_reason.as_deref().unwrap_or(""),
+        );
+        let outcome = if updated.status == status::NEEDS_REAUTH {
+            "needs_reauth"
+        } else {
+            "degraded"
+        };
+        crate::metrics::refresh_outcome(provider, outcome);
+        svc.store.upsert_connection(updated).await?;
+        svc.changed(&updated.user_id, provider).await;
+        let kind = EventKind::CredentialRefresh;
+        svc.audit(&updated.user_id, kind, provider, false, client_addr, Some(reason))
+            .await;
+        tracing::warn!(
+            provider,
+            reason,
+            outcome,
+            failures = updated.refresh_failures,
+            "refresh failed"
+        );
+        Ok(())
     }
 
     /// The stored credential, as long as its token has not expired (or it has no expiry).
