@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-say() { printf '\n== %s\n' "$*"; }
+. scripts/lib/service.sh
 
 if ! command -v schemathesis >/dev/null; then
   say "installing schemathesis"
@@ -18,47 +18,17 @@ if ! command -v schemathesis >/dev/null; then
 fi
 schemathesis --version
 
-say "cargo build"
-cargo build --quiet --bin tokenkeeper
-
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
-base="http://127.0.0.1:$port"
-data=$(mktemp -d)
-log="$data/tokenkeeper.log"
-pid=""
-cleanup() {
-  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
-  rm -rf "$data"
-}
-trap cleanup EXIT
-
-say "starting tokenkeeper on $base"
-(
-  export TOKENKEEPER_DATA_DIR="$data"
-  export TOKENKEEPER_LISTEN="127.0.0.1:$port"
-  export TOKENKEEPER_BCRYPT_COST=10
-  export TOKENKEEPER_INTERNAL_SECRET="schemathesis-internal-secret-$RANDOM$RANDOM"
-  # Fuzzed logins fail on purpose: the limiter must not turn the run into 429s (429 is documented anyway).
-  export TOKENKEEPER_RATE_LIMIT_MAX_FAILURES=1000000
-  export TOKENKEEPER_REFRESHER_DISABLED=true
-  export TOKENKEEPER_LOG_FORMAT=json
-  # Provider endpoints point at a closed local port: the fuzzer never reaches a real provider.
-  for id in $(grep -o 'id: "[a-z0-9_]*"' src/providers/catalog.rs | cut -d'"' -f2); do
-    export "TOKENKEEPER_$(echo "$id" | tr '[:lower:]' '[:upper:]')_TOKEN_URL=http://127.0.0.1:9/token"
-  done
-  export AZURE_AUTHORITY_HOST=http://127.0.0.1:9 AWS_ENDPOINT_URL_STS=http://127.0.0.1:9
-  export AWS_ACCESS_KEY_ID=AKIDEXAMPLETESTONLY AWS_SECRET_ACCESS_KEY=schemathesis-only
-  unset DATABASE_URL VAULT_ADDR VAULT_TOKEN
-  exec target/debug/tokenkeeper serve
-) >"$log" 2>&1 &
-pid=$!
-
-for _ in $(seq 100); do
-  curl -fsS "$base/healthz" >/dev/null 2>&1 && break
-  if ! kill -0 "$pid" 2>/dev/null; then cat "$log" >&2; echo "tokenkeeper exited" >&2; exit 1; fi
-  sleep 0.2
+# Fuzzed logins fail on purpose: the limiter must not turn the run into 429s (429 is documented anyway).
+# Provider endpoints point at a closed local port: the fuzzer never reaches a real provider.
+closed=()
+for id in $(grep -o 'id: "[a-z0-9_]*"' src/providers/catalog.rs | cut -d'"' -f2); do
+  closed+=("TOKENKEEPER_$(echo "$id" | tr '[:lower:]' '[:upper:]')_TOKEN_URL=http://127.0.0.1:9/token")
 done
-curl -fsS "$base/healthz" >/dev/null
+start_service \
+  "TOKENKEEPER_INTERNAL_SECRET=schemathesis-internal-secret-$RANDOM$RANDOM" \
+  TOKENKEEPER_RATE_LIMIT_MAX_FAILURES=1000000 TOKENKEEPER_LOG_FORMAT=json \
+  "${closed[@]}" AZURE_AUTHORITY_HOST=http://127.0.0.1:9 AWS_ENDPOINT_URL_STS=http://127.0.0.1:9 \
+  AWS_ACCESS_KEY_ID=AKIDEXAMPLETESTONLY AWS_SECRET_ACCESS_KEY=schemathesis-only
 
 say "registering a user"
 email="fuzz-$RANDOM$RANDOM@example.com"
