@@ -277,10 +277,9 @@ crate::on_all_stores!(
 
 /// The read cache never serves a replaced or deleted secret, on this instance or another, and the
 /// other instances drop their copies (PostgreSQL NOTIFY).
-async fn cache_is_dropped_everywhere_on_write_and_delete(db: Db, secrets: Secrets) {
-    if db == Db::Sqlite || secrets == Secrets::Embedded {
-        return; // Several instances: PostgreSQL and a shared Vault.
-    }
+/// Several instances: PostgreSQL and a shared Vault (OpenBao).
+async fn cache_is_dropped_everywhere_on_write_and_delete(db: Db) {
+    let secrets = Secrets::OpenBao;
     let Some(cfg) = TestConfig::default().secrets(secrets).await else {
         return;
     };
@@ -321,7 +320,7 @@ async fn cache_is_dropped_everywhere_on_write_and_delete(db: Db, secrets: Secret
 
 mod cache {
     use super::cache_is_dropped_everywhere_on_write_and_delete;
-    crate::on_all_stores!(cache_is_dropped_everywhere_on_write_and_delete);
+    crate::on_postgres!(cache_is_dropped_everywhere_on_write_and_delete);
 }
 
 async fn read(app: &TestApp, token: &str) -> (u16, Value) {

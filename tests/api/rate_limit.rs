@@ -93,9 +93,6 @@ async fn change_password_locks_after_five_failures(db: Db) {
 }
 
 async fn instances_share_the_count(db: Db) {
-    if db == Db::Sqlite {
-        return; // Two instances on one database: the PostgreSQL deployment shape.
-    }
     let a = spawn_app(db, TestConfig::default()).await.unwrap();
     let b = spawn_sibling(&a, TestConfig::default()).await;
     a.register("shared@example.com", "correct-horse").await;
@@ -126,5 +123,6 @@ crate::on_both_backends!(
     login_locks_after_five_failures_until_window_passes,
     login_limits_per_address,
     change_password_locks_after_five_failures,
-    instances_share_the_count,
 );
+// Two instances on one database: the PostgreSQL deployment shape.
+crate::on_postgres!(instances_share_the_count);

@@ -157,9 +157,6 @@ async fn single_flight_in_one_process(db: Db) {
 }
 
 async fn single_flight_across_instances(db: Db) {
-    if db == Db::Sqlite {
-        return; // Several instances share PostgreSQL, not a SQLite file.
-    }
     let (p, url) = start_provider().await;
     // Instances share the database and the secret store (OpenBao), as in production.
     let Some(cfg) = config(&url).secrets(Secrets::OpenBao).await else {
@@ -284,7 +281,6 @@ async fn scheduler_refreshes_exactly_the_due(db: Db) {
 
 crate::on_both_backends!(
     single_flight_in_one_process,
-    single_flight_across_instances,
     invalid_grant_needs_reauth_and_stops_calling,
     outage_degrades_serves_valid_token_then_recovers,
     scheduler_refreshes_exactly_the_due,
@@ -336,6 +332,9 @@ async fn shutdown_leaves_no_refresh_half_done(db: Db) {
     }
     assert_eq!(p.reused.load(Ordering::SeqCst), 0);
 }
+
+// Several instances share PostgreSQL, not a SQLite file.
+crate::on_postgres!(single_flight_across_instances);
 
 mod shutdown {
     use super::shutdown_leaves_no_refresh_half_done;

@@ -277,3 +277,18 @@ macro_rules! on_all_stores {
         }
     };
 }
+
+/// One `#[tokio::test]` per listed function, on PostgreSQL only: for the multi-instance deployment shape
+/// (several instances share PostgreSQL, never a SQLite file). Each function takes the [`Db`].
+#[macro_export]
+macro_rules! on_postgres {
+    ($($name:ident),* $(,)?) => {
+        mod postgres_only {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() {
+                   if $crate::support::postgres::admin_url(stringify!($name)).is_none() { return; }
+                   super::$name($crate::support::app::Db::Postgres).await
+               } )*
+        }
+    };
+}
