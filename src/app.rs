@@ -134,6 +134,12 @@ impl Services {
             };
             tokio::spawn(scheduler::run(svc, every, stop_rx))
         });
+        // Responses are written whole: Nagle's algorithm would only hold back the last segment.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+            if let Err(err) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %err, "could not set TCP_NODELAY");
+            }
+        });
         let res = axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 shutdown.await;

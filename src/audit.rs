@@ -77,7 +77,7 @@ enum Queued {
 }
 
 /// Events written per transaction at most.
-const BATCH: usize = 256;
+const BATCH: usize = 1024;
 /// Batches being written at once.
 const WRITERS: usize = 4;
 /// How long a busy writer waits to fill a batch.

@@ -217,27 +217,6 @@ macro_rules! impl_store {
                 Ok(r.rows_affected())
             }
 
-            async fn insert_audit_batch(&self, events: &[AuditRecord]) -> Result<(), DbError> {
-                if events.is_empty() {
-                    return Ok(());
-                }
-                // One multi-row INSERT: one statement and one commit for the whole batch.
-                let mut q = sqlx::QueryBuilder::new(
-                    "INSERT INTO audit_events (user_id, kind, provider, outcome, client_addr, detail, at) ",
-                );
-                q.push_values(events, |mut row, e| {
-                    row.push_bind(&e.user_id)
-                        .push_bind(&e.kind)
-                        .push_bind(&e.provider)
-                        .push_bind(&e.outcome)
-                        .push_bind(&e.client_addr)
-                        .push_bind(&e.detail)
-                        .push_bind(e.at);
-                });
-                q.build().execute(&self.pool).await?;
-                Ok(())
-            }
-
             async fn insert_audit(&self, e: &AuditRecord) -> Result<(), DbError> {
                 self.insert_audit_batch(std::slice::from_ref(e)).await
             }

@@ -54,6 +54,31 @@ impl_store!(PgStore, {
         Ok(())
     }
 
+    async fn insert_audit_batch(&self, events: &[AuditRecord]) -> Result<(), DbError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        // One array per column: the same statement text for any batch size, so it is parsed and
+        // planned once per connection (a multi-row VALUES list is a new statement for every size).
+        fn col<'a>(events: &'a [AuditRecord], f: impl Fn(&'a AuditRecord) -> Option<&'a str>) -> Vec<Option<&'a str>> {
+            events.iter().map(f).collect()
+        }
+        sqlx::query(
+            "INSERT INTO audit_events (user_id, kind, provider, outcome, client_addr, detail, at) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[])",
+        )
+        .bind(col(events, |e| e.user_id.as_deref()))
+        .bind(col(events, |e| Some(e.kind.as_str())))
+        .bind(col(events, |e| e.provider.as_deref()))
+        .bind(col(events, |e| Some(e.outcome.as_str())))
+        .bind(col(events, |e| e.client_addr.as_deref()))
+        .bind(col(events, |e| e.detail.as_deref()))
+        .bind(events.iter().map(|e| e.at).collect::<Vec<i64>>())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     async fn notify_changed(&self, key: &str) -> Result<(), DbError> {
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(CHANNEL)

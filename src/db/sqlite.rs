@@ -41,6 +41,40 @@ impl_store!(SqliteStore, {
         Ok(())
     }
 
+    async fn insert_audit_batch(&self, events: &[AuditRecord]) -> Result<(), DbError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        // The batch travels as one JSON array of rows: the statement text is the same for any batch size,
+        // so it is prepared once per connection. (A multi-row VALUES list is a new statement for every
+        // size, and the statement cache kept up to 100 of them, megabytes each, per connection.)
+        let rows: Vec<_> = events
+            .iter()
+            .map(|e| {
+                (
+                    &e.user_id,
+                    &e.kind,
+                    &e.provider,
+                    &e.outcome,
+                    &e.client_addr,
+                    &e.detail,
+                    e.at,
+                )
+            })
+            .collect();
+        let rows = serde_json::to_string(&rows).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        sqlx::query(
+            "INSERT INTO audit_events (user_id, kind, provider, outcome, client_addr, detail, at) \
+             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), \
+             json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'), \
+             json_extract(value, '$[6]') FROM json_each($1) ORDER BY key",
+        )
+        .bind(rows)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     async fn notify_changed(&self, _key: &str) -> Result<(), DbError> {
         Ok(())
     }

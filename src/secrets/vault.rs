@@ -342,6 +342,27 @@ mod tests {
     }
 
     #[test]
+    fn request_urls_keep_the_address_prefix_and_query() {
+        let url = |addr: &str, path: &str| {
+            let cfg = VaultConfig::new(addr, VaultAuth::Token("t".into()));
+            client::Client::new(&cfg).unwrap().url(path).to_string()
+        };
+        assert_eq!(
+            url("http://127.0.0.1:8200", "aurora/data/users/n?version=3"),
+            "http://127.0.0.1:8200/v1/aurora/data/users/n?version=3"
+        );
+        assert_eq!(
+            url("https://vault.example.com:8200/", "sys/health"),
+            "https://vault.example.com:8200/v1/sys/health"
+        );
+        assert_eq!(
+            url(" https://proxy.example.com/vault/ ", "auth/approle/login"),
+            "https://proxy.example.com/vault/v1/auth/approle/login"
+        );
+        assert!(client::Client::new(&VaultConfig::new("vault:8200", VaultAuth::Token("t".into()))).is_err());
+    }
+
+    #[test]
     fn debug_hides_credentials() {
         let mut cfg = VaultConfig::new(
             "http://127.0.0.1:8200",

@@ -72,4 +72,71 @@ async fn events_are_recorded_per_user_and_paged(db: Db) {
     assert_eq!(app.get_auth("/api/audit?limit=0", &token).await.status(), 400);
 }
 
-crate::on_both_backends!(events_are_recorded_per_user_and_paged);
+/// A burst larger than one writer batch (1,024 events) lands whole: every event once, absent fields kept
+/// absent (PostgreSQL writes batches from per-column arrays, SQLite from a multi-row VALUES list).
+async fn a_burst_of_events_lands_whole(db: Db) {
+    use tokenkeeper::audit::{Event, EventKind, Outcome};
+    let app = spawn_app(db, TestConfig::default()).await.unwrap();
+    const N: usize = 2_500;
+    let details: Vec<String> = (0..N).map(|i| format!("n{i}")).collect();
+    let recording = (0..N).map(|i| {
+        let audit = app.services.audit.clone();
+        let detail = details[i].clone();
+        async move {
+            let e = Event {
+                user_id: Some("burst-user"),
+                kind: EventKind::CredentialRead,
+                provider: (!i.is_multiple_of(3)).then_some("datadog"),
+                outcome: if i.is_multiple_of(5) {
+                    Outcome::Failed
+                } else {
+                    Outcome::Ok
+                },
+                client_addr: (i.is_multiple_of(2)).then_some("10.0.0.7"),
+                detail: Some(detail.as_str()),
+            };
+            audit.record(e).await.unwrap();
+        }
+    });
+    futures::future::join_all(recording).await;
+    app.services.audit.flush().await;
+    app.services.store.insert_audit_batch(&[]).await.unwrap();
+
+    let mut seen = std::collections::HashMap::new();
+    let mut before = None;
+    loop {
+        let page = app
+            .services
+            .store
+            .list_audit("burst-user", before, 1_000)
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        before = Some(last.id);
+        for r in page {
+            let i: usize = r.detail.as_deref().unwrap()[1..].parse().unwrap();
+            assert_eq!(r.kind, "credential_read");
+            assert_eq!(
+                r.provider.as_deref(),
+                (!i.is_multiple_of(3)).then_some("datadog"),
+                "event {i}"
+            );
+            assert_eq!(
+                r.outcome,
+                if i.is_multiple_of(5) { "failed" } else { "ok" },
+                "event {i}"
+            );
+            assert_eq!(
+                r.client_addr.as_deref(),
+                (i.is_multiple_of(2)).then_some("10.0.0.7"),
+                "event {i}"
+            );
+            assert!(r.at > 0);
+            assert!(seen.insert(i, r.id).is_none(), "event {i} written twice");
+        }
+    }
+    assert_eq!(seen.len(), N, "every event of the burst is in the trail");
+    assert_eq!(app.services.audit.failed_writes(), 0);
+}
+
+crate::on_both_backends!(events_are_recorded_per_user_and_paged, a_burst_of_events_lands_whole);

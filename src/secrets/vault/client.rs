@@ -40,12 +40,17 @@ struct TokenState {
 
 pub(super) struct Response {
     pub status: StatusCode,
-    pub body: Vec<u8>,
+    /// As received (no copy): for KV reads it holds the secret, so it is dropped as soon as it is parsed.
+    pub body: bytes::Bytes,
 }
 
 pub(super) struct Client {
     http: reqwest::Client,
     pub addr: String,
+    /// `VAULT_ADDR` parsed once; each request only sets the path (after `api_prefix`) and the query.
+    base: url::Url,
+    /// `VAULT_ADDR`'s own path (if Vault sits under a prefix) followed by `/v1/`.
+    api_prefix: String,
     namespace: Option<String>,
     auth: VaultAuth,
     state: RwLock<TokenState>,
@@ -158,9 +163,12 @@ impl Client {
             VaultAuth::Token(t) => Some(t.clone()),
             _ => None,
         };
+        let api_prefix = format!("{}/v1/", parsed.path().trim_end_matches('/'));
         Ok(Self {
             http,
             addr,
+            base: parsed,
+            api_prefix,
             namespace: cfg.namespace.clone().filter(|n| !n.trim().is_empty()),
             auth: cfg.auth.clone(),
             state: RwLock::new(TokenState {
@@ -182,7 +190,7 @@ impl Client {
         token: Option<&SecretString>,
         namespace: bool,
     ) -> Result<Response, SecretError> {
-        let mut req = self.http.request(method, format!("{}/v1/{path}", self.addr));
+        let mut req = self.http.request(method, self.url(path));
         if let Some(t) = token {
             let mut value = reqwest::header::HeaderValue::from_str(t.expose_secret())
                 .map_err(|_| SecretError::Unavailable("vault token is not a valid header".into()))?;
@@ -199,8 +207,21 @@ impl Client {
         }
         let resp = req.send().await.map_err(|e| transport_error(path, &e))?;
         let status = resp.status();
-        let body = resp.bytes().await.map_err(|e| transport_error(path, &e))?.to_vec();
+        let body = resp.bytes().await.map_err(|e| transport_error(path, &e))?;
         Ok(Response { status, body })
+    }
+
+    /// `{VAULT_ADDR}/v1/{path}`, `path` possibly with a query. Cheaper than parsing the whole URL again
+    /// (scheme, host, IDNA) on every request.
+    pub(super) fn url(&self, path: &str) -> url::Url {
+        let (path, query) = match path.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (path, None),
+        };
+        let mut url = self.base.clone();
+        url.set_path(&format!("{}{path}", self.api_prefix));
+        url.set_query(query);
+        url
     }
 
     /// The current token and its generation, logging in first if there is none yet.
