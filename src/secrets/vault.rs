@@ -12,6 +12,7 @@
 //! are never logged, and no error message quotes a KV read response.
 
 mod client;
+mod token;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -186,7 +187,7 @@ impl VaultStore {
                 "Vault is not usable yet; continuing, will retry by itself"
             );
         }
-        let renewer = tokio::spawn(client::renew_loop(client.clone()));
+        let renewer = tokio::spawn(token::renew_loop(client.clone()));
         Ok(Self {
             client,
             mount,

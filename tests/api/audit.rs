@@ -136,6 +136,24 @@ async fn a_burst_of_events_lands_whole(db: Db) {
         }
     }
     assert_eq!(seen.len(), N, "every event of the burst is in the trail");
+
+    // Text that needs escaping on its way through a batch comes back as it went in.
+    let odd = "quote \" backslash \\ newline \n tab \t nul-free unicode é 🔑 [1,{\"a\":null}]";
+    let e = Event {
+        user_id: Some("odd-user"),
+        kind: EventKind::Login,
+        provider: None,
+        outcome: Outcome::Failed,
+        client_addr: Some("::1"),
+        detail: Some(odd),
+    };
+    app.services.audit.record(e).await.unwrap();
+    app.services.audit.flush().await;
+    let got = app.services.store.list_audit("odd-user", None, 10).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].detail.as_deref(), Some(odd));
+    assert_eq!(got[0].provider, None);
+    assert_eq!(got[0].client_addr.as_deref(), Some("::1"));
     assert_eq!(app.services.audit.failed_writes(), 0);
 }
 
