@@ -28,7 +28,12 @@ struct Entry {
 #[derive(Default)]
 pub struct ReadCache {
     /// Whether token data is kept too, or only the (non-secret) reference rows.
-    pub(crate) secrets: bool,
+    secrets: bool,
+    /// Whether every change made by any process reaches this cache (PostgreSQL `NOTIFY`). Without
+    /// it (SQLite: the CLI is another process writing the same file), cached rows are not trusted
+    /// on their own: each read looks the reference up in SQL, and a cached secret is only served if
+    /// it is the version that reference names.
+    notified: bool,
     entries: RwLock<HashMap<String, Entry>>,
     /// Bumped by every drop. A reader notes it before reading SQL and the secret store, and only
     /// caches what it read if no drop happened meanwhile: otherwise a change announced while it was
@@ -49,25 +54,32 @@ fn parse(data: &SecretString) -> Option<Map<String, Value>> {
 }
 
 impl ReadCache {
-    /// Caches reference rows, and token data only when `secrets`.
-    pub fn new(secrets: bool) -> Self {
+    /// Caches reference rows, and token data only when `secrets`; `notified`: every change by any
+    /// process is announced to this cache.
+    pub fn new(secrets: bool, notified: bool) -> Self {
         Self {
             secrets,
+            notified,
             ..Self::default()
         }
     }
 
-    /// The cached row, and its token data when secrets are cached.
+    /// The cached row, and its token data when secrets are cached; only when changes by every process
+    /// are announced here (otherwise `None`: read the reference from SQL and use [`ReadCache::get`]).
     pub fn entry(&self, key: &str) -> Option<(Connection, Option<Map<String, Value>>)> {
+        if !self.notified {
+            return None;
+        }
         let entries = self.entries.read().expect("cache poisoned");
         let e = entries.get(key)?;
         Some((e.row.clone(), e.data.as_ref().and_then(parse)))
     }
 
-    /// The cached token data if it is the version `version`.
-    pub fn get(&self, key: &str, version: i64) -> Option<Map<String, Value>> {
+    /// The cached token data if it was cached with exactly the reference row `row` (same secret version,
+    /// and not a deleted and stored-again credential whose new secret restarted at the same version).
+    pub fn get(&self, key: &str, row: &Connection) -> Option<Map<String, Value>> {
         let entries = self.entries.read().expect("cache poisoned");
-        let e = entries.get(key).filter(|e| e.row.secret_version == version)?;
+        let e = entries.get(key).filter(|e| e.row == *row)?;
         parse(e.data.as_ref()?)
     }
 

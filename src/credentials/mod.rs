@@ -126,8 +126,9 @@ impl CredentialService {
     /// Turns on the in-memory read cache (reference rows always; token data when `secrets`), and on
     /// PostgreSQL starts listening for other instances' changes.
     pub async fn with_cache(mut self, secrets: bool) -> Result<Self, CredentialError> {
-        let cache = Arc::new(cache::ReadCache::new(secrets));
-        if let Some(mut changes) = self.store.subscribe_changes().await? {
+        let changes = self.store.subscribe_changes().await?;
+        let cache = Arc::new(cache::ReadCache::new(secrets, changes.is_some()));
+        if let Some(mut changes) = changes {
             let weak = Arc::downgrade(&cache);
             tokio::spawn(async move {
                 while let Some(key) = changes.recv().await {

@@ -47,8 +47,9 @@ impl CredentialService {
 
     async fn get_inner(&self, user_id: &str, provider: &str, addr: &str) -> Result<TokenData, CredentialError> {
         let spec = Self::spec(provider)?;
-        // Fast path: an active, unexpiring credential whose reference row is cached: no SQL, and with
-        // cached token data no secret-store call either.
+        // Fast path (where every process's changes are announced, i.e. PostgreSQL): an active, unexpiring
+        // credential whose reference row is cached: no SQL, and with cached token data no secret-store
+        // call either. Elsewhere the reference comes from SQL and the cache only spares the secret read.
         if let Some(cache) = &self.cache
             && let Some((row, data)) = cache.entry(&super::cache::key(user_id, provider))
             && row.status == status::ACTIVE
@@ -82,7 +83,7 @@ impl CredentialService {
     /// The secret version the reference names.
     pub(crate) async fn read_secret(&self, row: &Connection) -> Result<TokenData, CredentialError> {
         let key = super::cache::key(&row.user_id, &row.provider);
-        if let Some(hit) = self.cache.as_ref().and_then(|c| c.get(&key, row.secret_version)) {
+        if let Some(hit) = self.cache.as_ref().and_then(|c| c.get(&key, row)) {
             return Ok(TokenData(hit));
         }
         let name = self.secret_name(&row.user_id, &row.provider);

@@ -95,14 +95,22 @@ impl_store!(PgStore, {
         let (tx, rx) = tokio::sync::mpsc::channel(1024);
         tokio::spawn(async move {
             loop {
-                // `try_recv` yields `None` after a lost connection (it reconnects): notifications may
-                // have been missed meanwhile, so everything is treated as changed.
+                // `try_recv` yields `None` after a lost connection, once it has connected and listened
+                // again: notifications may have been missed meanwhile, so everything counts as changed.
                 let key = match listener.try_recv().await {
                     Ok(Some(n)) => n.payload().to_string(),
                     Ok(None) => super::CHANGED_ALL.to_string(),
                     Err(e) => {
+                        // Reconnecting failed: listen again before dropping everything, so that no
+                        // change falls between the drop and the moment notifications arrive again.
                         tracing::warn!(error = %e, "cache invalidation listener failed; retrying");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        loop {
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            match listener.listen(CHANNEL).await {
+                                Ok(()) => break,
+                                Err(e) => tracing::warn!(error = %e, "cache invalidation listener: still down"),
+                            }
+                        }
                         super::CHANGED_ALL.to_string()
                     }
                 };

@@ -281,17 +281,10 @@ impl SecretStore for VaultStore {
             .client
             .request(Method::POST, &self.data_path(name), Some(&body))
             .await?;
-        match resp.status {
-            s if s.is_success() => {
-                let parsed: KvWriteResponse = serde_json::from_slice(&resp.body)
-                    .map_err(|_| SecretError::Unavailable("unexpected KV v2 write response".into()))?;
-                Ok(parsed.data.version)
-            }
-            StatusCode::BAD_REQUEST if client::errors_mention(&resp.body, "check-and-set") => {
-                Err(SecretError::CasMismatch)
-            }
-            s => Err(client::status_error("write", s, Some(&resp.body))),
+        if resp.status == StatusCode::BAD_REQUEST && client::errors_mention(&resp.body, "check-and-set") {
+            return Err(SecretError::CasMismatch);
         }
+        Ok(resp.json::<KvWriteResponse>("KV v2 write")?.data.version)
     }
 
     async fn delete(&self, name: &str) -> Result<(), SecretError> {

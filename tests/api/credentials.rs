@@ -141,12 +141,7 @@ async fn users_cannot_reach_each_other(db: Db, secrets: Secrets) {
     assert_eq!(app.delete_auth("/api/tokens/grafana", &alice).await.status(), 404);
     let list: Value = app.get_auth("/api/tokens", &alice).await.json().await.unwrap();
     assert_eq!(list["connections"], json!([]));
-    let data: Value = app
-        .get_auth("/api/tokens/grafana/credentials", &bob)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let data = app.credentials("grafana", &bob).await;
     assert_eq!(data["tokenData"]["api_key"], "glsa_bob_secret_key_123456");
 }
 
@@ -173,12 +168,7 @@ async fn replace_keeps_versions_and_delete_destroys(db: Db, secrets: Secrets) {
     app.clock.advance_secs(30);
     let view: Value = app.get_auth("/api/tokens/splunk", &token).await.json().await.unwrap();
     assert_eq!(view["ageSeconds"], 30);
-    let data: Value = app
-        .get_auth("/api/tokens/splunk/credentials", &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let data = app.credentials("splunk", &token).await;
     assert_eq!(data["tokenData"]["api_token"], "splunk-token-two-0002");
     // The previous version is kept in the secret store (rotation).
     let name = format!("aurora-dev-{uid}-splunk-token");
@@ -223,12 +213,7 @@ async fn concurrent_writers_lose_nothing(db: Db, secrets: Secrets) {
         let view: Value = app.get_auth("/api/tokens/datadog", &token).await.json().await.unwrap();
         assert_eq!(view["secretVersion"], latest.version, "round {round}");
         let newest = serde_json::from_str::<Value>(secrecy::ExposeSecret::expose_secret(&latest.value)).unwrap();
-        let data: Value = app
-            .get_auth("/api/tokens/datadog/credentials", &token)
-            .await
-            .json()
-            .await
-            .unwrap();
+        let data = app.credentials("datadog", &token).await;
         assert_eq!(data["tokenData"]["api_key"], newest["api_key"]);
     }
 }
@@ -321,6 +306,50 @@ async fn cache_is_dropped_everywhere_on_write_and_delete(db: Db) {
 mod cache {
     use super::cache_is_dropped_everywhere_on_write_and_delete;
     crate::on_postgres!(cache_is_dropped_everywhere_on_write_and_delete);
+
+    /// SQLite announces no changes: another process writing the same file (the CLI, here a second
+    /// instance) replaces or deletes a credential, and the next read already sees it, without waiting.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_reads_see_another_process_changes_at_once() {
+        use crate::support::app::{Db, Secrets, TestConfig, spawn_app, spawn_sibling};
+        use serde_json::json;
+        let Some(cfg) = TestConfig::default().secrets(Secrets::OpenBao).await else {
+            return;
+        };
+        let a = spawn_app(Db::Sqlite, cfg).await.unwrap();
+        let b = spawn_sibling(&a, TestConfig::default().secrets(Secrets::OpenBao).await.unwrap()).await;
+        let (_, token) = a.user("sqlite-cache@example.com").await;
+        let body = |key: &str| json!({"api_key": key, "base_url": "https://g.example.com"});
+        assert_eq!(
+            a.put_auth("/api/tokens/grafana", &token, body("glsa_sqlite_one"))
+                .await
+                .status(),
+            200
+        );
+        assert_eq!(super::read(&a, &token).await, (200, json!("glsa_sqlite_one")));
+        assert_eq!(a.services.credentials.cached_entries(), 1);
+
+        // Deleted by the other process: 404 at once.
+        assert_eq!(b.delete_auth("/api/tokens/grafana", &token).await.status(), 204);
+        assert_eq!(super::read(&a, &token).await.0, 404);
+        // Stored again from scratch: its secret restarts at version 1, like the copy A still holds.
+        a.clock.advance_secs(1);
+        assert_eq!(
+            b.put_auth("/api/tokens/grafana", &token, body("glsa_sqlite_two"))
+                .await
+                .status(),
+            200
+        );
+        assert_eq!(super::read(&a, &token).await, (200, json!("glsa_sqlite_two")));
+        // Replaced by the other process (version 2): the new version at once.
+        assert_eq!(
+            b.put_auth("/api/tokens/grafana", &token, body("glsa_sqlite_three"))
+                .await
+                .status(),
+            200
+        );
+        assert_eq!(super::read(&a, &token).await, (200, json!("glsa_sqlite_three")));
+    }
 }
 
 async fn read(app: &TestApp, token: &str) -> (u16, Value) {

@@ -69,12 +69,7 @@ async fn database_failure_after_secret_write_leaves_nothing_behind(db: Db, secre
             .status(),
         500
     );
-    let data: Value = app
-        .get_auth("/api/tokens/thousandeyes/credentials", &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let data = app.credentials("thousandeyes", &token).await;
     assert_eq!(data["tokenData"]["api_token"], "thousandeyes-token-v1");
     let latest = app.services.secrets.read(&name, None).await.unwrap().unwrap();
     assert!(secrecy::ExposeSecret::expose_secret(&latest.value).contains("thousandeyes-token-v1"));
@@ -82,12 +77,7 @@ async fn database_failure_after_secret_write_leaves_nothing_behind(db: Db, secre
     // Repaired: the same request now works.
     break_reference_writes(&app, false).await;
     assert_eq!(app.put_auth("/api/tokens/thousandeyes", &token, v2).await.status(), 200);
-    let data: Value = app
-        .get_auth("/api/tokens/thousandeyes/credentials", &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let data = app.credentials("thousandeyes", &token).await;
     assert_eq!(data["tokenData"]["api_token"], "thousandeyes-token-v2");
 }
 
@@ -134,12 +124,7 @@ async fn vault_down_gives_503_and_recovers(db: Db) {
     assert_eq!(app.client.get(app.at("/readyz")).send().await.unwrap().status(), 200);
     let r = app.put_auth("/api/tokens/splunk", &token, splunk).await;
     assert_eq!(r.status(), 200, "recovered without a restart");
-    let data: Value = app
-        .get_auth("/api/tokens/splunk/credentials", &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let data = app.credentials("splunk", &token).await;
     assert_eq!(data["tokenData"]["api_token"], "splunk-during-outage");
 }
 

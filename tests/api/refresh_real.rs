@@ -40,21 +40,11 @@ async fn aws_assume_role_and_reassume_before_expiration(db: Db) {
     assert_eq!(data["role_arn"], moto.role_arn.as_str());
     let expires_at = data["expires_at"].as_i64().unwrap();
     // Not due yet: the same keys are served without a new AssumeRole.
-    let again: Value = app
-        .get_auth("/api/tokens/aws/credentials", &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let again = app.credentials("aws", &token).await;
     assert_eq!(again["tokenData"]["access_key_id"], data["access_key_id"]);
     // Shortly before Expiration (inside the margin): re-assumed.
     app.clock.set_ms((expires_at - 120) * 1000);
-    let later: Value = app
-        .get_auth("/api/tokens/aws/credentials", &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let later = app.credentials("aws", &token).await;
     assert_ne!(
         later["tokenData"]["access_key_id"], data["access_key_id"],
         "re-assumed before Expiration"

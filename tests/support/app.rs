@@ -146,6 +146,17 @@ impl TestApp {
         self.client.get(self.at(path)).bearer_auth(token).send().await.unwrap()
     }
 
+    /// `GET /api/tokens/{provider}/credentials` as the holder of `token`; must answer 200. The JSON body.
+    pub async fn credentials(&self, provider: &str, token: &str) -> Value {
+        let r = self
+            .get_auth(&format!("/api/tokens/{provider}/credentials"), token)
+            .await;
+        let status = r.status();
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(status, 200, "credentials of {provider}: {body}");
+        body
+    }
+
     pub async fn put_auth(&self, path: &str, token: &str, body: Value) -> Response {
         self.client
             .put(self.at(path))
