@@ -78,8 +78,9 @@ enum Queued {
 
 /// Events written per transaction at most.
 const BATCH: usize = 1024;
-/// Batches being written at once.
-const WRITERS: usize = 4;
+/// Batches being written at once on PostgreSQL (it commits them together). SQLite has one writer at a
+/// time: more would only hold pooled connections while they wait for its lock.
+const PG_WRITERS: usize = 4;
 /// How long a busy writer waits to fill a batch.
 const GATHER: std::time::Duration = std::time::Duration::from_millis(5);
 
@@ -88,7 +89,11 @@ impl Auditor {
     pub fn new(store: SharedStore, clock: SharedClock) -> Self {
         let (queue, rx) = tokio::sync::mpsc::channel(8192);
         let failures = Arc::new(AtomicU64::new(0));
-        tokio::spawn(write_batches(store.clone(), failures.clone(), rx));
+        let writers = match store.backend() {
+            crate::db::Backend::Postgres => PG_WRITERS,
+            crate::db::Backend::Sqlite => 1,
+        };
+        tokio::spawn(write_batches(store.clone(), failures.clone(), rx, writers));
         Self {
             store,
             clock,
@@ -139,10 +144,20 @@ impl Auditor {
     }
 }
 
-async fn write_batches(store: SharedStore, failures: Arc<AtomicU64>, mut rx: tokio::sync::mpsc::Receiver<Queued>) {
+async fn write_batches(
+    store: SharedStore,
+    failures: Arc<AtomicU64>,
+    mut rx: tokio::sync::mpsc::Receiver<Queued>,
+    writers: usize,
+) {
     // Several batches in flight: the database commits them together instead of one after another.
     let mut in_flight = tokio::task::JoinSet::new();
     while let Some(first) = rx.recv().await {
+        // Finished writes leave the set here, so that "nothing in flight" (no pause to gather) holds
+        // whenever the database is idle.
+        while let Some(done) = in_flight.try_join_next() {
+            log_join(done);
+        }
         let mut batch = Vec::with_capacity(BATCH);
         let mut waiters = Vec::new();
         let mut next = Some(first);
@@ -166,8 +181,10 @@ async fn write_batches(store: SharedStore, failures: Arc<AtomicU64>, mut rx: tok
             tokio::time::sleep(GATHER).await;
             next = rx.try_recv().ok();
         }
-        while in_flight.len() >= WRITERS {
-            in_flight.join_next().await;
+        while in_flight.len() >= writers {
+            if let Some(done) = in_flight.join_next().await {
+                log_join(done);
+            }
         }
         if !batch.is_empty() {
             let (store, failures) = (store.clone(), failures.clone());
@@ -182,13 +199,24 @@ async fn write_batches(store: SharedStore, failures: Arc<AtomicU64>, mut rx: tok
         }
         if !waiters.is_empty() {
             // A flush answers once everything queued before it is written.
-            while in_flight.join_next().await.is_some() {}
+            while let Some(done) = in_flight.join_next().await {
+                log_join(done);
+            }
             for done in waiters {
                 let _ = done.send(());
             }
         }
     }
-    while in_flight.join_next().await.is_some() {}
+    while let Some(done) = in_flight.join_next().await {
+        log_join(done);
+    }
+}
+
+/// A batch writer that panicked lost its events without counting them; say so.
+fn log_join(done: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = done {
+        tracing::error!(error = %e, "audit batch writer failed; its events were not written");
+    }
 }
 
 impl Auditor {
