@@ -10,7 +10,7 @@
 # Settings (environment): BENCH_USERS (10000), BENCH_CONNS (64), BENCH_THREADS (2), BENCH_DURATION (10s),
 # BENCH_ROUNDS (3: read figures are the median round; OpenBao's raw rate is measured between the rounds),
 # BENCH_CONFIGS ("a b c d"), BENCH_PG_URL (postgres://postgres@127.0.0.1:5432/postgres),
-# BENCH_SKIP_BUILD=1 (use the existing target/release/tokenkeeper), BAO_BIN, BENCH_STRICT.
+# BENCH_SKIP_BUILD=1 (use the existing target/release/tokenkeeper), BAO_BIN, BENCH_STRICT, BENCH_KEEP=1 (keep the work dir).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -44,6 +44,8 @@ cleanup() {
   local rc=$?
   set +e
   for pid in "${PIDS[@]}"; do
+    # CONT first: a process paused for an OpenBao round would keep SIGTERM pending and never exit.
+    kill -CONT "$pid" 2>/dev/null
     kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
   done
   for db in "${DBS[@]}"; do
@@ -58,6 +60,7 @@ trap 'exit 130' INT TERM
 
 stop_pid() { # pid: stop one process we started and forget it
   local pid="$1" keep=()
+  kill -CONT "$pid" 2>/dev/null || true
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   for p in "${PIDS[@]}"; do [[ "$p" == "$pid" ]] || keep+=("$p"); done
@@ -78,7 +81,7 @@ wait_http() { # url [header]: up to 60 s for a 200
   return 1
 }
 
-# wrk_rate <output file>: requests/s, p50 ms, p99 ms, non-2xx count
+# wrk_parse <output file>: requests/s, p50 ms, p99 ms, non-2xx count
 wrk_parse() {
   python3 - "$1" <<'PY'
 import re, sys
@@ -92,21 +95,23 @@ p50 = ms(re.search(r"^\s+50%\s+(\S+)", t, re.M).group(1))
 p99 = ms(re.search(r"^\s+99%\s+(\S+)", t, re.M).group(1))
 m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", t)
 err = int(m.group(1)) if m else 0
-m = re.search(r"Socket errors:.*", t)
 print(f"{rps:.1f}\t{p50:.3f}\t{p99:.3f}\t{err}")
 PY
 }
 
-# wrk_median <output files...>: the median round's requests/s, p50, p99, and all rounds' non-2xx count
+# wrk_median <output files...>: the median round's requests/s, p50, p99 (the lower middle one for an even
+# count), and all rounds' non-2xx count. Fails unless every round's output parsed.
 wrk_median() {
   local f lines=()
   for f in "$@"; do lines+=("$(wrk_parse "$f")"); done
   printf '%s\n' "${lines[@]}" | python3 -c '
 import sys
 rows = [l.split("\t") for l in sys.stdin.read().split("\n") if l]
+if len(rows) != int(sys.argv[1]):
+    sys.exit(f"only {len(rows)} of {sys.argv[1]} wrk rounds could be read")
 rows.sort(key=lambda r: float(r[0]))
-m = rows[len(rows) // 2]
-print("\t".join(m[:3] + [str(sum(int(r[3]) for r in rows))]))'
+m = rows[(len(rows) - 1) // 2]
+print("\t".join(m[:3] + [str(sum(int(r[3]) for r in rows))]))' "$#"
 }
 
 # ---------------------------------------------------------------- build
@@ -202,7 +207,7 @@ run_config() {
   stop_pid "$tk_pid"
   [[ -n "$bao_pid" ]] && stop_pid "$bao_pid"
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$kind" "$cache" "$stored" "$store_rate" \
-    "$read_fig" "$raw" "$rss_kb" "$rss_after_kb" | tr -s '\t' '\t' >>"$RESULTS"
+    "$read_fig" "$raw" "$rss_kb" "$rss_after_kb" >>"$RESULTS"
   echo "   $(tail -1 "$RESULTS")" >&2
 }
 
@@ -218,7 +223,7 @@ done
 
 # ---------------------------------------------------------------- table
 set +e
-python3 - "$RESULTS" "$USERS" "$CONNS" "$THREADS" "$DURATION" <<'PY'
+python3 - "$RESULTS" "$USERS" "$CONNS" "$THREADS" "$DURATION" "$ROUNDS" <<'PY'
 import sys
 rows = {}
 for line in open(sys.argv[1]):
@@ -227,7 +232,7 @@ for line in open(sys.argv[1]):
     rows[name] = dict(kind=kind, cache=cache == "true", stored=int(stored or 0), store=float(store_rate or 0),
                       rps=float(rps), p50=float(p50), p99=float(p99), non2xx=int(non2xx),
                       raw=None if raw == "-" else float(raw), rss=int(rss) / 1024, rss_after=int(rss_after) / 1024)
-users, conns, threads, dur = sys.argv[2:6]
+users, conns, threads, dur, rounds = sys.argv[2:7]
 label = {"a": "a embedded, cache on", "b": "b embedded, cache off",
          "c": "c postgres+openbao, cache on", "d": "d postgres+openbao, cache off"}
 raws = [r["raw"] for r in rows.values() if r["raw"]]
@@ -237,7 +242,6 @@ def verdict(ok):
     global fails
     fails += 0 if ok else 1
     return "PASS" if ok else "FAIL"
-rounds = __import__("os").environ.get("BENCH_ROUNDS", "3")
 print(f"\nCredential reads: {users} users, wrk -t{threads} -c{conns} -d{dur}, median of {rounds} rounds, wrk and the servers share the same cores\n")
 hdr = f"{'config':<31}{'store/s':>9}{'read/s':>10}{'p50 ms':>8}{'p99 ms':>8}{'raw bao/s':>11}  {'off/raw >=70%':<17}{'on/off >=5x':<15}{'RSS MB <100':<15}{'after reads':<12}"
 print(hdr); print("-" * len(hdr))
