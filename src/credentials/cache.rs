@@ -46,7 +46,9 @@ pub fn key(user_id: &str, provider: &str) -> String {
     format!("{provider}:{user_id}")
 }
 
-fn parse(data: &SecretString) -> Option<Map<String, Value>> {
+/// Token data as stored (a JSON object's text); `None` for anything else. Every reader of stored
+/// token data goes through this.
+pub(crate) fn parse(data: &SecretString) -> Option<Map<String, Value>> {
     match serde_json::from_str(data.expose_secret()) {
         Ok(Value::Object(m)) => Some(m),
         _ => None,

@@ -1,7 +1,5 @@
 //! Reading: listings and metadata (no secret), and the secret token data itself (refreshed first if due).
 
-use serde_json::Value;
-
 use super::{ConnectionView, CredentialError, CredentialService, TokenData, status};
 use crate::audit::EventKind;
 use crate::db::Connection;
@@ -100,12 +98,9 @@ impl CredentialService {
             .ok_or_else(|| {
                 CredentialError::Inconsistent(format!("secret {name} v{} is missing", row.secret_version))
             })?;
-        match serde_json::from_str::<Value>(secrecy::ExposeSecret::expose_secret(&secret.value)) {
-            Ok(Value::Object(m)) => Ok(TokenData(m)),
-            _ => Err(CredentialError::Inconsistent(format!(
-                "secret {name} is not a JSON object"
-            ))),
-        }
+        super::cache::parse(&secret.value)
+            .map(TokenData)
+            .ok_or_else(|| CredentialError::Inconsistent(format!("secret {name} is not a JSON object")))
     }
 }
 

@@ -116,14 +116,8 @@ impl RefreshEngine {
             .read(&name, None)
             .await?
             .ok_or_else(|| CredentialError::Inconsistent(format!("secret {name} is missing")))?;
-        let current = match serde_json::from_str::<Value>(secrecy::ExposeSecret::expose_secret(&latest.value)) {
-            Ok(Value::Object(m)) => m,
-            _ => {
-                return Err(CredentialError::Inconsistent(format!(
-                    "secret {name} is not a JSON object"
-                )));
-            }
-        };
+        let current = crate::credentials::cache::parse(&latest.value)
+            .ok_or_else(|| CredentialError::Inconsistent(format!("secret {name} is not a JSON object")))?;
         let ctx = GrantContext {
             http: &self.inner.http,
             settings: &self.inner.settings,
