@@ -60,7 +60,11 @@ cli() {
 }
 
 setup_with_cli() {
-  if ! cli auth list -format=json | grep -q '"approle/"'; then
+  # The list is captured before it is searched: in a pipeline, `grep -q` stops reading at the first match,
+  # the CLI can then die of SIGPIPE, and pipefail would take that for "not enabled".
+  local methods
+  methods="$(cli auth list -format=json)" || die "cannot list the auth methods at $VAULT_ADDR"
+  if ! grep -q '"approle/"' <<<"$methods"; then
     echo "enabling the AppRole auth method at auth/approle" >&2
     cli auth enable approle >/dev/null
   fi
@@ -97,7 +101,8 @@ json_string() {
 
 # The string value of "key" in the last response (compact JSON; ids hold no quotes or backslashes).
 field() {
-  sed -n "s/.*\"$1\":[[:space:]]*\"\([^\"]*\)\".*/\1/p" "$body_file" | head -n 1
+  # sed stops at the first match itself (no `| head`, whose early exit would be an error under pipefail).
+  sed -n "s/.*\"$1\":[[:space:]]*\"\([^\"]*\)\".*/\1/p;T;q" "$body_file"
 }
 
 setup_with_curl() {
