@@ -33,32 +33,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A free port (and, for OpenBao's cluster listener, a free successor).
-free_port() {
-  python3 - "$@" <<'EOF'
-import socket, sys
-pair = len(sys.argv) > 1
-for _ in range(200):
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
-    if not pair:
-        s.close(); print(port); break
-    t = socket.socket()
-    try:
-        t.bind(("127.0.0.1", port + 1)); t.close(); s.close(); print(port); break
-    except OSError:
-        s.close(); t.close()
-EOF
-}
-
-wait_for() { # URL SECONDS PID
-  local url="$1" secs="$2" pid="$3"
-  for _ in $(seq $((secs * 10))); do
-    kill -0 "$pid" 2>/dev/null || fail "process for $url exited"
-    [ "$(curl -s -o /dev/null -w '%{http_code}' "$url")" = 200 ] && return 0
-    sleep 0.1
-  done
-  fail "$url did not answer 200 within ${secs}s"
-}
+. scripts/lib/net.sh
 
 say "building tokenkeeper"
 cargo build --quiet --bin tokenkeeper
@@ -73,7 +48,7 @@ HOME="$work" env -u VAULT_TOKEN -u BAO_TOKEN -u BAO_ADDR \
   bao server -dev -dev-root-token-id="$root_token" -dev-listen-address="127.0.0.1:$bao_port" \
   >"$work/bao.log" 2>&1 &
 bao_pid=$!
-wait_for "$VAULT_ADDR/v1/sys/health" 30 "$bao_pid"
+wait_http "$VAULT_ADDR/v1/sys/health" 30 "$bao_pid" || fail "OpenBao did not start"
 
 root() { # METHOD PATH [JSON] -> body on stdout; fails unless 2xx
   local args=(-sS --fail-with-body -X "$1" -H "X-Vault-Token: $root_token")
@@ -128,8 +103,8 @@ say "starting tokenkeeper at $tk with the AppRole (no Vault token)"
     "$tk_bin" serve
 ) >"$work/tokenkeeper.log" 2>&1 &
 tk_pid=$!
-wait_for "$tk/healthz" 60 "$tk_pid"
-wait_for "$tk/readyz" 30 "$tk_pid"
+wait_http "$tk/healthz" 60 "$tk_pid" || fail "tokenkeeper did not start"
+wait_http "$tk/readyz" 30 "$tk_pid" || fail "tokenkeeper is not ready"
 
 call() { # METHOD PATH EXPECTED_STATUS [JSON] [TOKEN] -> body on stdout
   local args=(-sS -o "$work/body" -w '%{http_code}' -X "$1")

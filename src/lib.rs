@@ -3,6 +3,9 @@
 //! Secrets live in a [`secrets::SecretStore`] (HashiCorp Vault KV v2, or the embedded AES-256-GCM store);
 //! SQL ([`db::Store`]) holds only references and non-secret metadata. See `docs/ARCHITECTURE.md`.
 
+// The one exception is the shared change counter's memory mapping (`db::generation`), allowed there.
+#![deny(unsafe_code)]
+
 pub mod app;
 pub mod audit;
 pub mod cli;

@@ -73,18 +73,22 @@ fn operator_commands_work_end_to_end() {
         stdout(&run(d, &["tokens", "list", "--user", &user_id], None)).trim(),
         "[]"
     );
+    // A running service (the library, as `serve` builds it) on the same database file.
     let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
+    let svc = rt.block_on(async {
         let env = std::collections::HashMap::from([("TOKENKEEPER_DATA_DIR".to_string(), d.display().to_string())]);
         let settings = tokenkeeper::config::Settings::from_lookup(&|k| env.get(k).cloned()).unwrap();
         let clock = std::sync::Arc::new(tokenkeeper::clock::SystemClock);
-        let svc = tokenkeeper::app::Services::build(settings, clock).await.unwrap();
-        let body = serde_json::json!({"api_token": "cli-splunk-token-123", "base_url": "https://splunk.example.com"});
-        svc.credentials
-            .store_tokens_in_db(&user_id, &body, "splunk", "test")
-            .await
-            .unwrap();
+        tokenkeeper::app::Services::build(settings, clock).await.unwrap()
     });
+    let creds = &svc.credentials;
+    let read = |creds: &tokenkeeper::credentials::CredentialService| {
+        rt.block_on(creds.get_token_data(&user_id, "splunk", "test"))
+            .map(|d| d.0["api_token"].clone())
+    };
+    let body = serde_json::json!({"api_token": "cli-splunk-token-123", "base_url": "https://splunk.example.com"});
+    rt.block_on(creds.store_tokens_in_db(&user_id, &body, "splunk", "test"))
+        .unwrap();
     let list = stdout(&run(d, &["tokens", "list", "--user", &user_id], None));
     assert!(list.contains("\"splunk\"") && !list.contains("cli-splunk-token-123"));
     let got = stdout(&run(
@@ -93,11 +97,24 @@ fn operator_commands_work_end_to_end() {
         None,
     ));
     assert!(got.contains("cli-splunk-token-123"));
+    // The service has it in its read cache (hits need no SQL)...
+    assert_eq!(read(creds).unwrap(), "cli-splunk-token-123");
+    assert_eq!(creds.cached_entries(), 1);
+    // ...and the CLI, another process, deletes it: the service's very next read no longer finds it.
     stdout(&run(
         d,
         &["tokens", "delete", "--user", &user_id, "--provider", "splunk"],
         None,
     ));
+    assert!(matches!(
+        read(creds),
+        Err(tokenkeeper::credentials::CredentialError::NotConnected(_))
+    ));
     let o = run(d, &["tokens", "get", "--user", &user_id, "--provider", "splunk"], None);
     assert!(!o.status.success());
+    // Stored again in the service: the next read caches it again.
+    rt.block_on(creds.store_tokens_in_db(&user_id, &body, "splunk", "test"))
+        .unwrap();
+    assert_eq!(read(creds).unwrap(), "cli-splunk-token-123");
+    assert_eq!(creds.cached_entries(), 1);
 }

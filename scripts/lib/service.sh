@@ -3,6 +3,9 @@
 #
 #   start_service [VAR=value ...]   sets $base (http://127.0.0.1:PORT), $pid, $log; extra settings as arguments
 
+# shellcheck source=scripts/lib/net.sh
+. "$(dirname "${BASH_SOURCE[0]}")/net.sh"
+
 say() { printf '\n== %s\n' "$*"; }
 
 stop_service() {
@@ -14,7 +17,7 @@ start_service() {
   say "cargo build"
   cargo build --quiet --bin tokenkeeper
   local port
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+  port=$(free_port)
   base="http://127.0.0.1:$port"
   data=$(mktemp -d)
   log="$data/tokenkeeper.log"
@@ -29,11 +32,7 @@ start_service() {
     exec target/debug/tokenkeeper serve
   ) >"$log" 2>&1 &
   pid=$!
-  for _ in $(seq 100); do
-    curl -fsS "$base/healthz" >/dev/null 2>&1 && return 0
-    if ! kill -0 "$pid" 2>/dev/null; then cat "$log" >&2; echo "tokenkeeper exited" >&2; exit 1; fi
-    sleep 0.2
-  done
+  wait_http "$base/healthz" 20 "$pid" && return 0
   tail -40 "$log" >&2
   echo "tokenkeeper did not answer /healthz" >&2
   exit 1

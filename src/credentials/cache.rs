@@ -3,17 +3,23 @@
 //!
 //! A hit serves an `active`, unexpiring credential with no SQL and no secret-store round trip. It stays
 //! correct because every change drops the entry: writes, deletes, refreshes and status changes drop it
-//! here, and on PostgreSQL `NOTIFY tokenkeeper_cache` makes every other instance drop its copy too (after a
-//! lost listener connection, everything is dropped). Entries are also checked against the secret version a
+//! here, and other processes' changes reach it too. On PostgreSQL, `NOTIFY tokenkeeper_cache` drops the
+//! changed key (after a lost listener connection, everything). On SQLite, whose file the CLI or another
+//! server writes from another process, every process bumps a shared counter after a change
+//! ([`crate::db::generation`]); a hit is only served while the counter still has the value the entries
+//! reflect, and a foreign change drops everything. Entries are also checked against the secret version a
 //! freshly read reference names, so a slow path never serves an older version.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::{Arc, RwLock};
 
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 
 use crate::db::Connection;
+use crate::db::generation::ChangeGeneration;
 
 /// Upper bound on cached credentials; beyond it the cache is cleared (simple and bounded).
 const MAX_ENTRIES: usize = 50_000;
@@ -29,16 +35,22 @@ struct Entry {
 pub struct ReadCache {
     /// Whether token data is kept too, or only the (non-secret) reference rows.
     secrets: bool,
-    /// Whether every change made by any process reaches this cache (PostgreSQL `NOTIFY`). Without
-    /// it (SQLite: the CLI is another process writing the same file), cached rows are not trusted
-    /// on their own: each read looks the reference up in SQL, and a cached secret is only served if
-    /// it is the version that reference names.
-    notified: bool,
+    /// SQLite: the change counter shared by every process on the database; the entries reflect the
+    /// value `seen`. `None` on PostgreSQL, where changes arrive as notifications and drop entries.
+    shared: Option<Arc<ChangeGeneration>>,
+    seen: AtomicU64,
     entries: RwLock<HashMap<String, Entry>>,
     /// Bumped by every drop. A reader notes it before reading SQL and the secret store, and only
     /// caches what it read if no drop happened meanwhile: otherwise a change announced while it was
     /// reading could be overwritten by the older data it read.
-    epoch: std::sync::atomic::AtomicU64,
+    epoch: AtomicU64,
+}
+
+/// What a reader notes before it reads SQL and the secret store; see [`ReadCache::put`].
+#[derive(Debug, Clone, Copy)]
+pub struct Ticket {
+    epoch: u64,
+    seen: u64,
 }
 
 /// `{provider}:{user}`: provider ids never hold a `:`, and the key travels as PostgreSQL text (no NUL).
@@ -56,25 +68,54 @@ pub(crate) fn parse(data: &SecretString) -> Option<Map<String, Value>> {
 }
 
 impl ReadCache {
-    /// Caches reference rows, and token data only when `secrets`; `notified`: every change by any
-    /// process is announced to this cache.
-    pub fn new(secrets: bool, notified: bool) -> Self {
+    /// Caches reference rows, and token data only when `secrets`. `shared`: the change counter of a
+    /// SQLite database (`None` where changes are announced instead).
+    pub fn new(secrets: bool, shared: Option<Arc<ChangeGeneration>>) -> Self {
+        let seen = AtomicU64::new(shared.as_ref().map_or(0, |g| g.current()));
         Self {
             secrets,
-            notified,
+            shared,
+            seen,
             ..Self::default()
         }
     }
 
-    /// The cached row, and its token data when secrets are cached; only when changes by every process
-    /// are announced here (otherwise `None`: read the reference from SQL and use [`ReadCache::get`]).
+    /// The shared counter's value (0 where there is none).
+    fn shared_now(&self) -> u64 {
+        self.shared.as_ref().map_or(0, |g| g.current())
+    }
+
+    /// The cached row, and its token data when secrets are cached. `None` also when another process
+    /// changed a credential since the entries were cached: they are all dropped then.
     pub fn entry(&self, key: &str) -> Option<(Connection, Option<Map<String, Value>>)> {
-        if !self.notified {
-            return None;
+        {
+            let entries = self.entries.read().expect("cache poisoned");
+            if self.shared_now() == self.seen.load(SeqCst) {
+                let e = entries.get(key)?;
+                return Some((e.row.clone(), e.data.as_ref().and_then(parse)));
+            }
         }
-        let entries = self.entries.read().expect("cache poisoned");
-        let e = entries.get(key)?;
-        Some((e.row.clone(), e.data.as_ref().and_then(parse)))
+        self.catch_up();
+        None
+    }
+
+    /// Drops everything after another process's change, and notes the counter's value.
+    fn catch_up(&self) {
+        let mut entries = self.entries.write().expect("cache poisoned");
+        let now = self.shared_now();
+        if self.seen.load(SeqCst) != now {
+            self.epoch.fetch_add(1, SeqCst);
+            entries.clear();
+            self.seen.store(now, SeqCst);
+        }
+    }
+
+    /// This process changed a credential (its entry already dropped) and the shared counter went to
+    /// `counted`: if that was the only change since the entries were cached, they stay valid.
+    pub fn changed_here(&self, counted: u64) {
+        let _ = self
+            .seen
+            .compare_exchange(counted.wrapping_sub(1), counted, SeqCst, SeqCst);
     }
 
     /// The cached token data if it was cached with exactly the reference row `row` (same secret version,
@@ -85,18 +126,25 @@ impl ReadCache {
         parse(e.data.as_ref()?)
     }
 
-    /// The epoch to pass to [`ReadCache::put`]; note it before reading.
-    pub fn epoch(&self) -> u64 {
-        self.epoch.load(std::sync::atomic::Ordering::SeqCst)
+    /// The ticket to pass to [`ReadCache::put`]; take it before reading.
+    pub fn ticket(&self) -> Ticket {
+        Ticket {
+            epoch: self.epoch.load(SeqCst),
+            seen: self.seen.load(SeqCst),
+        }
     }
 
-    /// Caches what was read since `epoch`, unless something was dropped meanwhile.
-    pub fn put(&self, key: &str, row: &Connection, data: &Map<String, Value>, epoch: u64) {
+    /// Caches what was read since `ticket` was taken, unless anything was dropped or changed meanwhile
+    /// (here or in another process).
+    pub fn put(&self, key: &str, row: &Connection, data: &Map<String, Value>, ticket: Ticket) {
         let data = self
             .secrets
             .then(|| SecretString::from(Value::Object(data.clone()).to_string()));
         let mut entries = self.entries.write().expect("cache poisoned");
-        if self.epoch() != epoch {
+        let current = self.epoch.load(SeqCst) == ticket.epoch
+            && self.seen.load(SeqCst) == ticket.seen
+            && self.shared_now() == ticket.seen;
+        if !current {
             return;
         }
         if entries.len() >= MAX_ENTRIES {
@@ -107,13 +155,13 @@ impl ReadCache {
 
     pub fn remove(&self, key: &str) {
         let mut entries = self.entries.write().expect("cache poisoned");
-        self.epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.epoch.fetch_add(1, SeqCst);
         entries.remove(key);
     }
 
     pub fn clear(&self) {
         let mut entries = self.entries.write().expect("cache poisoned");
-        self.epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.epoch.fetch_add(1, SeqCst);
         entries.clear();
     }
 
@@ -123,5 +171,85 @@ impl ReadCache {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(version: i64) -> Connection {
+        Connection {
+            user_id: "u".into(),
+            provider: "grafana".into(),
+            secret_ref: "local:x".into(),
+            secret_version: version,
+            metadata: "{}".into(),
+            status: "active".into(),
+            status_reason: None,
+            expires_at: None,
+            next_refresh_at: None,
+            refresh_failures: 0,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    fn data(v: &str) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("api_key".into(), Value::from(v));
+        m
+    }
+
+    fn cached_key(c: &ReadCache, key: &str) -> Option<Value> {
+        c.entry(key).and_then(|(_, d)| d).map(|d| d["api_key"].clone())
+    }
+
+    #[test]
+    fn another_processes_change_drops_every_entry() {
+        let shared = Arc::new(ChangeGeneration::private());
+        let c = ReadCache::new(true, Some(shared.clone()));
+        c.put("a", &row(1), &data("one"), c.ticket());
+        c.put("b", &row(1), &data("two"), c.ticket());
+        assert_eq!(cached_key(&c, "a"), Some(Value::from("one")));
+        shared.bump(); // another process changed something
+        assert_eq!(cached_key(&c, "b"), None);
+        assert!(c.is_empty());
+        // In step again: new entries are served.
+        c.put("a", &row(2), &data("new"), c.ticket());
+        assert_eq!(cached_key(&c, "a"), Some(Value::from("new")));
+    }
+
+    #[test]
+    fn own_change_keeps_the_other_entries() {
+        let shared = Arc::new(ChangeGeneration::private());
+        let c = ReadCache::new(true, Some(shared.clone()));
+        c.put("a", &row(1), &data("one"), c.ticket());
+        c.put("b", &row(1), &data("two"), c.ticket());
+        c.remove("a");
+        c.changed_here(shared.bump());
+        assert_eq!(cached_key(&c, "a"), None);
+        assert_eq!(cached_key(&c, "b"), Some(Value::from("two")));
+        // Another process's change in between: this process cannot tell which key, so all go.
+        c.remove("b");
+        shared.bump();
+        c.changed_here(shared.bump());
+        c.put("c", &row(1), &data("three"), c.ticket());
+        assert_eq!(cached_key(&c, "c"), None);
+        assert!(c.is_empty());
+    }
+
+    #[test]
+    fn a_read_that_raced_a_change_is_not_cached() {
+        let shared = Arc::new(ChangeGeneration::private());
+        let c = ReadCache::new(true, Some(shared.clone()));
+        let ticket = c.ticket();
+        shared.bump(); // committed by another process while this reader was reading
+        c.put("a", &row(1), &data("old"), ticket);
+        assert_eq!(cached_key(&c, "a"), None);
+        let ticket = c.ticket();
+        c.remove("a"); // and by this one
+        c.put("a", &row(1), &data("old"), ticket);
+        assert_eq!(cached_key(&c, "a"), None);
     }
 }

@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 
 use crate::audit::{Auditor, Event, EventKind, Outcome};
 use crate::clock::SharedClock;
-use crate::db::{DbError, SharedStore};
+use crate::db::{ChangeFeed, DbError, SharedStore};
 use crate::providers::{FieldError, ProviderSpec, UrlPolicy};
 use crate::secrets::{SecretError, SecretStore};
 pub use view::ConnectionView;
@@ -123,24 +123,27 @@ impl CredentialService {
         }
     }
 
-    /// Turns on the in-memory read cache (reference rows always; token data when `secrets`), and on
-    /// PostgreSQL starts listening for other instances' changes.
+    /// Turns on the in-memory read cache (reference rows always; token data when `secrets`), kept in step
+    /// with the other processes' changes (PostgreSQL: by listening for them; SQLite: a shared counter).
     pub async fn with_cache(mut self, secrets: bool) -> Result<Self, CredentialError> {
-        let changes = self.store.subscribe_changes().await?;
-        let cache = Arc::new(cache::ReadCache::new(secrets, changes.is_some()));
-        if let Some(mut changes) = changes {
-            let weak = Arc::downgrade(&cache);
-            tokio::spawn(async move {
-                while let Some(key) = changes.recv().await {
-                    let Some(cache) = weak.upgrade() else { break };
-                    if key == crate::db::CHANGED_ALL {
-                        cache.clear()
-                    } else {
-                        cache.remove(&key)
+        let cache = match self.store.subscribe_changes().await? {
+            ChangeFeed::Counted(counter) => Arc::new(cache::ReadCache::new(secrets, Some(counter))),
+            ChangeFeed::Announced(mut changes) => {
+                let cache = Arc::new(cache::ReadCache::new(secrets, None));
+                let weak = Arc::downgrade(&cache);
+                tokio::spawn(async move {
+                    while let Some(key) = changes.recv().await {
+                        let Some(cache) = weak.upgrade() else { break };
+                        if key == crate::db::CHANGED_ALL {
+                            cache.clear()
+                        } else {
+                            cache.remove(&key)
+                        }
                     }
-                }
-            });
-        }
+                });
+                cache
+            }
+        };
         self.cache = Some(cache);
         Ok(self)
     }
@@ -150,13 +153,23 @@ impl CredentialService {
         self.cache.as_ref().map_or(0, |c| c.len())
     }
 
-    /// A credential was written or deleted: drop cached copies here and on every other instance.
+    /// A credential was written or deleted (and committed): drop cached copies here and in every other
+    /// process. Other processes are told even when this one keeps no cache (a library caller, say).
     pub(crate) async fn changed(&self, user_id: &str, provider: &str) {
         let key = cache::key(user_id, provider);
         if let Some(c) = &self.cache {
             c.remove(&key);
-            if let Err(e) = self.store.notify_changed(&key).await {
-                tracing::warn!(error = %e, "could not notify other instances of a changed credential");
+        }
+        match self.store.notify_changed(&key).await {
+            Ok(Some(counted)) => {
+                if let Some(c) = &self.cache {
+                    c.changed_here(counted)
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "could not notify other processes of a changed credential; retrying");
+                tokio::spawn(notify_until_done(self.store.clone(), key));
             }
         }
     }
@@ -209,6 +222,23 @@ impl CredentialService {
         // Failures are logged and counted by the auditor; they never fail the user's request.
         let _ = self.audit.record(e).await;
     }
+}
+
+/// Retries a failed change notification (the change itself is committed) with backoff, for up to about
+/// a minute: until it gets through, other processes may still serve their cached copy. (A PostgreSQL
+/// listener that lost its connection drops its whole cache when it is back, so an outage long enough to
+/// exhaust these retries is covered there too.)
+async fn notify_until_done(store: SharedStore, key: String) {
+    let mut delay = std::time::Duration::from_millis(250);
+    for _ in 0..8 {
+        tokio::time::sleep(delay).await;
+        match store.notify_changed(&key).await {
+            Ok(_) => return tracing::info!("change notification sent after a retry"),
+            Err(e) => tracing::warn!(error = %e, "change notification failed again"),
+        }
+        delay = (delay * 2).min(std::time::Duration::from_secs(16));
+    }
+    tracing::error!("gave up notifying other processes of a changed credential");
 }
 
 /// A short, non-secret reason for the audit trail.

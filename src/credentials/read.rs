@@ -45,9 +45,8 @@ impl CredentialService {
 
     async fn get_inner(&self, user_id: &str, provider: &str, addr: &str) -> Result<TokenData, CredentialError> {
         let spec = Self::spec(provider)?;
-        // Fast path (where every process's changes are announced, i.e. PostgreSQL): an active, unexpiring
-        // credential whose reference row is cached: no SQL, and with cached token data no secret-store
-        // call either. Elsewhere the reference comes from SQL and the cache only spares the secret read.
+        // Fast path: an active, unexpiring credential whose reference row is cached: no SQL, and with
+        // cached token data no secret-store call either.
         if let Some(cache) = &self.cache
             && let Some((row, data)) = cache.entry(&super::cache::key(user_id, provider))
             && row.status == status::ACTIVE
@@ -61,7 +60,7 @@ impl CredentialService {
                 None => self.read_secret(&row).await,
             };
         }
-        let epoch = self.cache.as_ref().map(|c| c.epoch());
+        let ticket = self.cache.as_ref().map(|c| c.ticket());
         let row = self.row(user_id, provider).await?;
         if row.status == status::NEEDS_REAUTH {
             return Err(needs_reauth(&row));
@@ -72,8 +71,8 @@ impl CredentialService {
             return engine.refresh(self, spec, user_id, provider, Trigger::Read, addr).await;
         }
         let data = self.read_secret(&row).await?;
-        if let (Some(cache), Some(epoch)) = (&self.cache, epoch) {
-            cache.put(&super::cache::key(user_id, provider), &row, &data.0, epoch);
+        if let (Some(cache), Some(ticket)) = (&self.cache, ticket) {
+            cache.put(&super::cache::key(user_id, provider), &row, &data.0, ticket);
         }
         Ok(data)
     }

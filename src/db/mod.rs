@@ -5,6 +5,7 @@
 //! Only references and non-secret metadata live here; secret values never do.
 
 mod common;
+pub mod generation;
 pub mod postgres;
 pub mod sqlite;
 
@@ -154,12 +155,21 @@ pub trait Store: Send + Sync + 'static {
     /// dies, the lease runs out and another picks them up. Oldest due first.
     async fn claim_due(&self, now: i64, lease_until: i64, limit: i64) -> Result<Vec<(String, String)>, DbError>;
 
-    // Cross-instance cache invalidation.
-    /// Tells every instance that a credential changed (PostgreSQL `NOTIFY`; SQLite: a single node, nothing).
-    async fn notify_changed(&self, key: &str) -> Result<(), DbError>;
-    /// Keys changed by any instance; [`CHANGED_ALL`] when notifications may have been missed.
-    /// `None` where there are no other instances (SQLite).
-    async fn subscribe_changes(&self) -> Result<Option<tokio::sync::mpsc::Receiver<String>>, DbError>;
+    // Cross-process cache invalidation.
+    /// Tells every other process that a credential changed; call it after the change is committed.
+    /// PostgreSQL: `NOTIFY`, returns `None`. SQLite: bumps the shared change counter and returns its new
+    /// value (so that this process's cache can tell its own change from another process's).
+    async fn notify_changed(&self, key: &str) -> Result<Option<u64>, DbError>;
+    /// How this process learns of changes made by the others.
+    async fn subscribe_changes(&self) -> Result<ChangeFeed, DbError>;
+}
+
+/// How a process learns that other processes changed credentials.
+pub enum ChangeFeed {
+    /// PostgreSQL: the changed keys, announced with `NOTIFY`; [`CHANGED_ALL`] when some may have been missed.
+    Announced(tokio::sync::mpsc::Receiver<String>),
+    /// SQLite: a counter that every process opening the database bumps after each change.
+    Counted(Arc<generation::ChangeGeneration>),
 }
 
 /// Sent by [`Store::subscribe_changes`] after a reconnect: anything may have changed.

@@ -79,16 +79,16 @@ impl_store!(PgStore, {
         Ok(())
     }
 
-    async fn notify_changed(&self, key: &str) -> Result<(), DbError> {
+    async fn notify_changed(&self, key: &str) -> Result<Option<u64>, DbError> {
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(CHANNEL)
             .bind(key)
             .execute(&self.pool)
             .await?;
-        Ok(())
+        Ok(None)
     }
 
-    async fn subscribe_changes(&self) -> Result<Option<tokio::sync::mpsc::Receiver<String>>, DbError> {
+    async fn subscribe_changes(&self) -> Result<super::ChangeFeed, DbError> {
         // Its own connection, outside the pools: it is held for as long as the process runs.
         let mut listener = sqlx::postgres::PgListener::connect(&self.url).await?;
         listener.listen(CHANNEL).await?;
@@ -119,7 +119,7 @@ impl_store!(PgStore, {
                 }
             }
         });
-        Ok(Some(rx))
+        Ok(super::ChangeFeed::Announced(rx))
     }
 
     async fn refresh_lock(&self, key: &str) -> Result<super::RefreshLock, DbError> {

@@ -1,6 +1,7 @@
 //! SQLite: the embedded default (a file in the data dir), and the backend of single-node installs.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
@@ -8,10 +9,13 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use super::common::{
     audit_columns, audit_from_row, connection_columns, connection_from_row, impl_store, user_columns, user_from_row,
 };
+use super::generation::ChangeGeneration;
 use super::{AuditRecord, Backend, Connection, DbError, NewSession, User};
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Bumped after every credential change, by this and every other process on the same file.
+    changes: Arc<ChangeGeneration>,
 }
 
 impl SqliteStore {
@@ -22,8 +26,25 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
+        let file = opts.get_filename().to_owned();
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts).await?;
-        Ok(Self { pool })
+        // Connecting created the file, unless the database lives in memory (private to this process).
+        // The real path: every process must map the same counter, however it names the database.
+        let changes = if let Ok(file) = std::fs::canonicalize(&file)
+            && file.is_file()
+        {
+            ChangeGeneration::beside(&file).map_err(|e| {
+                DbError::Sql(sqlx::Error::Configuration(
+                    format!("cannot open the change counter beside {}: {e}", file.display()).into(),
+                ))
+            })?
+        } else {
+            ChangeGeneration::private()
+        };
+        Ok(Self {
+            pool,
+            changes: Arc::new(changes),
+        })
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -75,12 +96,12 @@ impl_store!(SqliteStore, {
         Ok(())
     }
 
-    async fn notify_changed(&self, _key: &str) -> Result<(), DbError> {
-        Ok(())
+    async fn notify_changed(&self, _key: &str) -> Result<Option<u64>, DbError> {
+        Ok(Some(self.changes.bump()))
     }
 
-    async fn subscribe_changes(&self) -> Result<Option<tokio::sync::mpsc::Receiver<String>>, DbError> {
-        Ok(None)
+    async fn subscribe_changes(&self) -> Result<super::ChangeFeed, DbError> {
+        Ok(super::ChangeFeed::Counted(self.changes.clone()))
     }
 
     async fn refresh_lock(&self, _key: &str) -> Result<super::RefreshLock, DbError> {

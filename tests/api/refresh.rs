@@ -295,11 +295,16 @@ async fn shutdown_leaves_no_refresh_half_done(db: Db) {
         .with("TOKENKEEPER_REFRESH_INTERVAL_SECS", "1");
     let app = spawn_app(db, cfg).await.unwrap();
     let mut users = Vec::new();
+    // Stored outside the margin, so that the refresher cannot take them one by one while they are
+    // being stored (it could then finish them all before the shutdown)...
     for i in 0..40 {
         let (uid, token) = app.user(&format!("shut{i}@example.com")).await;
-        store_gcp(&app, &p, &token, 60, &format!("rt-shut{i}")).await;
+        store_gcp(&app, &p, &token, 7200, &format!("rt-shut{i}")).await;
         users.push(uid);
     }
+    assert_eq!(p.calls.load(Ordering::SeqCst), 0, "nothing was due yet");
+    // ...then all due at once: one pass, 16 at a time, 150 ms per call at the provider.
+    app.clock.advance_secs(7200 - 60);
     // Wait until the refresher is at work (calls in flight), then shut down.
     for _ in 0..100 {
         if p.calls.load(Ordering::SeqCst) > 0 {
