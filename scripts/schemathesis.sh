@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzes the running service against its own OpenAPI document with schemathesis (PyPI): every route,
-# authenticated as a freshly registered user; fails on any 5xx or any response that does not match the
-# documented schema. Builds the debug binary, runs it on a temporary SQLite + embedded store, stops it.
+# authenticated as a freshly registered user; fails on any 5xx, any status code the route does not
+# document, any response whose content type or body does not match the documented one. Builds the debug
+# binary, runs it on a temporary SQLite + embedded store, stops it.
 #
 #   scripts/schemathesis.sh [extra schemathesis run options]
 #
@@ -65,7 +66,7 @@ PY
 # From the temporary directory: schemathesis keeps caches (.schemathesis/) in the working directory.
 run() {
   (cd "$data" && schemathesis run "$base/openapi.json" \
-    --checks not_a_server_error,response_schema_conformance \
+    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
     --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-25}" \
     --seed "${SCHEMATHESIS_SEED:-1}" \
     --no-color \

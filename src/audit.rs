@@ -114,6 +114,11 @@ impl Auditor {
             detail: e.detail.map(str::to_string),
             at: self.clock.now_ms(),
         };
+        let _ = COUNTED.try_with(|c| {
+            if c.kind == e.kind {
+                c.n.set(c.n.get() + 1)
+            }
+        });
         if let Err(lost) = self.queue.send(Queued::Event(rec)).await {
             // Only when the writer is gone (runtime shutting down): write it here rather than lose it.
             if let Queued::Event(rec) = lost.0 {
@@ -187,13 +192,12 @@ async fn write_batches(
             }
         }
         if !batch.is_empty() {
-            let (store, failures) = (store.clone(), failures.clone());
+            let store = store.clone();
+            let mut pending = Pending::new(batch, failures.clone());
             in_flight.spawn(async move {
-                if let Err(err) = store.insert_audit_batch(&batch).await {
-                    failures.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                    for rec in &batch {
-                        tracing::error!(kind = rec.kind, outcome = rec.outcome, user = ?rec.user_id, error = %err, "audit write failed");
-                    }
+                match store.insert_audit_batch(&pending.records).await {
+                    Ok(()) => pending.written(),
+                    Err(err) => pending.failed(&err),
                 }
             });
         }
@@ -212,11 +216,77 @@ async fn write_batches(
     }
 }
 
-/// A batch writer that panicked lost its events without counting them; say so.
+/// A batch writer that panicked: its events were counted and logged by its [`Pending`]; this logs why.
 fn log_join(done: Result<(), tokio::task::JoinError>) {
     if let Err(e) = done {
         tracing::error!(error = %e, "audit batch writer failed; its events were not written");
     }
+}
+
+/// A batch on its way to the database. Unless it is marked written, dropping it counts every event as a
+/// failed write and logs it: after a database error, and also when the writer task panicked (or was
+/// cancelled) mid-write, whose events would otherwise be lost uncounted.
+struct Pending {
+    records: Vec<AuditRecord>,
+    failures: Arc<AtomicU64>,
+    /// Why the batch was not written (replaced by the database's error when there is one).
+    error: String,
+}
+
+impl Pending {
+    fn new(records: Vec<AuditRecord>, failures: Arc<AtomicU64>) -> Self {
+        Self {
+            records,
+            failures,
+            error: "the audit writer panicked or was cancelled".into(),
+        }
+    }
+
+    fn written(&mut self) {
+        self.records.clear();
+    }
+
+    fn failed(&mut self, err: &DbError) {
+        self.error = err.to_string();
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if self.records.is_empty() {
+            return;
+        }
+        self.failures.fetch_add(self.records.len() as u64, Ordering::Relaxed);
+        for rec in &self.records {
+            tracing::error!(kind = rec.kind, outcome = rec.outcome, user = ?rec.user_id, error = %self.error, "audit write failed");
+        }
+    }
+}
+
+tokio::task_local! {
+    /// The events of one kind recorded inside a [`count_recorded`] scope.
+    static COUNTED: Counted;
+}
+
+struct Counted {
+    kind: EventKind,
+    n: std::cell::Cell<u32>,
+}
+
+/// Runs `f` and returns, with its output, how many events of `kind` it recorded through any [`Auditor`]
+/// (on this task: not in tasks it spawned). For an operation that audits its outcome itself unless a
+/// step it calls already did, so that it is recorded exactly once.
+pub async fn count_recorded<F: Future>(kind: EventKind, f: F) -> (F::Output, u32) {
+    let counted = Counted {
+        kind,
+        n: std::cell::Cell::new(0),
+    };
+    COUNTED
+        .scope(counted, async {
+            let out = f.await;
+            (out, COUNTED.with(|c| c.n.get()))
+        })
+        .await
 }
 
 impl Auditor {
@@ -225,5 +295,82 @@ impl Auditor {
         // The caller's own recent events are in the batch writer's queue until flushed.
         self.flush().await;
         self.store.list_audit(user_id, before, limit.clamp(1, 200)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records(n: usize) -> Vec<AuditRecord> {
+        let rec = AuditRecord {
+            id: 0,
+            user_id: Some("u".into()),
+            kind: EventKind::CredentialRead.as_str().into(),
+            provider: None,
+            outcome: Outcome::Ok.as_str().into(),
+            client_addr: None,
+            detail: None,
+            at: 1,
+        };
+        vec![rec; n]
+    }
+
+    #[tokio::test]
+    async fn a_batch_lost_to_a_panicking_writer_is_counted_as_failed() {
+        let failures = Arc::new(AtomicU64::new(0));
+        let mut set = tokio::task::JoinSet::new();
+        let pending = Pending::new(records(3), failures.clone());
+        set.spawn(async move {
+            let pending = pending;
+            tokio::task::yield_now().await;
+            if !pending.records.is_empty() {
+                panic!("injected writer panic");
+            }
+        });
+        let done = set.join_next().await.unwrap();
+        assert!(done.as_ref().is_err_and(|e| e.is_panic()));
+        log_join(done);
+        assert_eq!(failures.load(Ordering::Relaxed), 3);
+
+        // Written: nothing counted.
+        let mut pending = Pending::new(records(2), failures.clone());
+        pending.written();
+        drop(pending);
+        assert_eq!(failures.load(Ordering::Relaxed), 3);
+    }
+
+    #[tokio::test]
+    async fn count_recorded_counts_the_events_of_one_kind_recorded_inside() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("audit.db").display());
+        let store = crate::db::connect(&url).await.unwrap();
+        let audit = Auditor::new(store, Arc::new(crate::clock::SystemClock));
+        let event = |kind| Event {
+            user_id: Some("u"),
+            kind,
+            provider: Some("gcp"),
+            outcome: Outcome::Ok,
+            client_addr: None,
+            detail: None,
+        };
+        let ((), n) = count_recorded(EventKind::CredentialRefresh, async {
+            audit.record(event(EventKind::CredentialRead)).await.unwrap();
+            audit.record(event(EventKind::CredentialRefresh)).await.unwrap();
+            // Outside the scope (another task): not counted.
+            let a = audit.clone();
+            tokio::spawn(async move { a.record(event(EventKind::CredentialRefresh)).await })
+                .await
+                .unwrap()
+                .unwrap();
+        })
+        .await;
+        assert_eq!(n, 1);
+        let ((), none) = count_recorded(EventKind::CredentialRefresh, async {}).await;
+        assert_eq!(none, 0);
+        // Outside any scope, recording works as ever.
+        audit.record(event(EventKind::CredentialRefresh)).await.unwrap();
+        assert_eq!(audit.list("u", None, 10).await.unwrap().len(), 4);
+        assert_eq!(audit.failed_writes(), 0);
     }
 }

@@ -95,7 +95,8 @@ fn raw(env: Env, var: &str) -> Option<String> {
     env(var).filter(|v| !v.trim().is_empty())
 }
 
-/// A secret from `VAR`, or from the file named by `VAR_FILE`.
+/// A secret from `VAR`, or from the file named by `VAR_FILE`. Empty (or blank) counts as unset, from
+/// the file as from the variable.
 fn secret(env: Env, var: &str) -> Result<Option<SecretString>, ConfigError> {
     if let Some(v) = raw(env, var) {
         return Ok(Some(SecretString::from(v)));
@@ -104,7 +105,11 @@ fn secret(env: Env, var: &str) -> Result<Option<SecretString>, ConfigError> {
     match raw(env, &file_var) {
         None => Ok(None),
         Some(path) => std::fs::read_to_string(&path)
-            .map(|s| Some(SecretString::from(s.trim().to_string())))
+            .map(|s| {
+                Some(s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .map(SecretString::from)
+            })
             .map_err(|e| ConfigError {
                 var: file_var,
                 reason: format!("cannot read {path}: {e}"),
@@ -125,16 +130,35 @@ where
     }
 }
 
-fn flag(env: Env, var: &str) -> Result<bool, ConfigError> {
+/// A boolean setting; unset (or empty): `default`. Anything but the listed spellings is an error.
+fn flag_or(env: Env, var: &str, default: bool) -> Result<bool, ConfigError> {
     match raw(env, var).as_deref().map(str::trim) {
-        None | Some("0") | Some("false") | Some("no") => Ok(false),
-        Some("1") | Some("true") | Some("yes") => Ok(true),
+        None => Ok(default),
+        Some("0" | "false" | "no" | "off") => Ok(false),
+        Some("1" | "true" | "yes" | "on") => Ok(true),
         Some(v) => Err(ConfigError {
             var: var.into(),
             reason: format!("{v:?} is not a boolean (true/false)"),
         }),
     }
 }
+
+/// A boolean setting that is off unless set.
+fn flag(env: Env, var: &str) -> Result<bool, ConfigError> {
+    flag_or(env, var, false)
+}
+
+/// A whole number of seconds within `min..=max` (`max` keeps millisecond arithmetic from overflowing).
+fn secs(env: Env, var: &str, default: u64, min: u64, max: u64) -> Result<Duration, ConfigError> {
+    let v = parsed(env, var, default)?;
+    if !(min..=max).contains(&v) {
+        return Err(err(var, format!("{v} is outside {min}..={max}")));
+    }
+    Ok(Duration::from_secs(v))
+}
+
+/// Ten years: the upper bound of durations kept as epoch-millisecond arithmetic.
+const MAX_SECS: u64 = 10 * 365 * 24 * 3600;
 
 fn err(var: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError {
@@ -221,15 +245,15 @@ impl Settings {
             internal_secret: secret(env, "TOKENKEEPER_INTERNAL_SECRET")?,
             passwords,
             trust_forwarded_for: flag(env, "TOKENKEEPER_TRUST_FORWARDED_FOR")?,
-            outbound_timeout: Duration::from_secs(parsed(env, "TOKENKEEPER_OUTBOUND_TIMEOUT_SECS", 10u64)?),
+            outbound_timeout: secs(env, "TOKENKEEPER_OUTBOUND_TIMEOUT_SECS", 10, 1, MAX_SECS)?,
             refresh_margin: Duration::from_secs(parsed(env, "TOKENKEEPER_REFRESH_MARGIN_SECS", 300u64)?),
             refresh_interval: Duration::from_secs(parsed(env, "TOKENKEEPER_REFRESH_INTERVAL_SECS", 15u64)?.max(1)),
-            read_cache: !matches!(
-                raw(env, "TOKENKEEPER_READ_CACHE").as_deref(),
-                Some("false" | "0" | "off" | "no")
-            ),
+            read_cache: flag_or(env, "TOKENKEEPER_READ_CACHE", true)?,
             refresher_enabled: !flag(env, "TOKENKEEPER_REFRESHER_DISABLED")?,
-            max_body_bytes: parsed(env, "TOKENKEEPER_MAX_BODY_BYTES", 64 * 1024usize)?,
+            max_body_bytes: match parsed(env, "TOKENKEEPER_MAX_BODY_BYTES", 64 * 1024usize)? {
+                0 => return Err(err("TOKENKEEPER_MAX_BODY_BYTES", "must be at least 1")),
+                n => n,
+            },
             allow_private_urls: flag(env, "TOKENKEEPER_ALLOW_PRIVATE_URLS")?,
             extra: collect_extra(env)?,
         })
@@ -265,13 +289,18 @@ fn password_settings(env: Env) -> Result<PasswordSettings, ConfigError> {
     if max_concurrent_hashes == 0 {
         return Err(err("TOKENKEEPER_MAX_CONCURRENT_HASHES", "must be at least 1"));
     }
+    // 0 would refuse every login and change-password before the first try.
+    let max_failures = parsed(env, "TOKENKEEPER_RATE_LIMIT_MAX_FAILURES", 5u32)?;
+    if max_failures == 0 {
+        return Err(err("TOKENKEEPER_RATE_LIMIT_MAX_FAILURES", "must be at least 1"));
+    }
     Ok(PasswordSettings {
         hash,
         bcrypt_cost,
         max_concurrent_hashes,
-        session_ttl: Duration::from_secs(parsed(env, "TOKENKEEPER_SESSION_TTL_SECS", 7 * 24 * 3600u64)?),
-        max_failures: parsed(env, "TOKENKEEPER_RATE_LIMIT_MAX_FAILURES", 5u32)?,
-        failure_window: Duration::from_secs(parsed(env, "TOKENKEEPER_RATE_LIMIT_WINDOW_SECS", 15 * 60u64)?),
+        session_ttl: secs(env, "TOKENKEEPER_SESSION_TTL_SECS", 7 * 24 * 3600, 1, MAX_SECS)?,
+        max_failures,
+        failure_window: secs(env, "TOKENKEEPER_RATE_LIMIT_WINDOW_SECS", 15 * 60, 1, MAX_SECS)?,
     })
 }
 
@@ -291,10 +320,8 @@ fn collect_extra(env: Env) -> Result<HashMap<String, SecretString>, ConfigError>
     .map(|s| s.to_string())
     .collect();
     for p in crate::providers::catalog() {
-        let up = p.id.to_ascii_uppercase();
-        for suffix in ["TOKEN_URL", "CLIENT_ID", "CLIENT_SECRET"] {
-            names.push(format!("TOKENKEEPER_{up}_{suffix}"));
-        }
+        // The names the refresh grants look up.
+        names.extend([p.token_url_env_var(), p.client_id_env_var(), p.client_secret_env_var()]);
     }
     let mut out = HashMap::new();
     for n in names {
@@ -302,7 +329,63 @@ fn collect_extra(env: Env) -> Result<HashMap<String, SecretString>, ConfigError>
             out.insert(n, v);
         }
     }
+    check_extra(&out)?;
     Ok(out)
+}
+
+/// The variables of [`collect_extra`] are used by other modules only when a credential is refreshed;
+/// their values are checked here so that a typo stops start-up instead of failing every refresh later.
+fn check_extra(extra: &HashMap<String, SecretString>) -> Result<(), ConfigError> {
+    use secrecy::ExposeSecret;
+    let get = |var: &str| extra.get(var).map(|v| v.expose_secret().trim());
+    // Endpoints: the per-provider token URL overrides, each catalog authority host override
+    // (AZURE_AUTHORITY_HOST) and the STS endpoints.
+    let mut endpoints: Vec<String> = vec!["AWS_ENDPOINT_URL_STS".into(), "AWS_ENDPOINT_URL".into()];
+    for p in crate::providers::catalog() {
+        endpoints.push(p.token_url_env_var());
+        if let Some(var) = p.endpoints.authority_host_env {
+            endpoints.push(var.to_string());
+        }
+    }
+    for var in &endpoints {
+        if let Some(url) = get(var) {
+            check_endpoint_url(url).map_err(|reason| err(var, reason))?;
+        }
+    }
+    if let Some(v) = get("TOKENKEEPER_AWS_SESSION_DURATION_SECS") {
+        // Whole seconds; the STS grant clamps them to AssumeRole's 900..=43200.
+        v.parse::<u64>().map_err(|e| {
+            err(
+                "TOKENKEEPER_AWS_SESSION_DURATION_SECS",
+                format!("{v:?}: {e} (expected whole seconds)"),
+            )
+        })?;
+    }
+    if let Some(region) = get("AWS_REGION")
+        && !region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err(err("AWS_REGION", format!("{region:?} is not a region name")));
+    }
+    Ok(())
+}
+
+/// An endpoint from configuration: an absolute http(s) URL with a host and without credentials
+/// (the same rule the refresh grants apply when they use it). The value is not echoed: it might hold
+/// credentials.
+fn check_endpoint_url(url: &str) -> Result<(), String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("not an absolute URL ({e})"))?;
+    if !matches!(parsed.scheme(), "https" | "http") {
+        return Err(format!("scheme {:?}: expected http:// or https://", parsed.scheme()));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err("the URL has no host".into());
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err("the URL must not contain credentials".into());
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -351,6 +434,108 @@ mod tests {
     }
 
     #[test]
+    fn read_cache_uses_the_boolean_parser() {
+        assert!(settings(&[]).unwrap().read_cache, "on by default");
+        for (value, expected) in [
+            ("false", false),
+            ("0", false),
+            ("off", false),
+            ("true", true),
+            ("yes", true),
+        ] {
+            let s = settings(&[("TOKENKEEPER_READ_CACHE", value)]).unwrap();
+            assert_eq!(s.read_cache, expected, "{value}");
+        }
+        let err = settings(&[("TOKENKEEPER_READ_CACHE", "garbage")]).unwrap_err();
+        assert_eq!(err.var, "TOKENKEEPER_READ_CACHE");
+        assert!(err.to_string().contains("not a boolean"), "{err}");
+    }
+
+    #[test]
+    fn limits_that_would_lock_everyone_out_are_refused() {
+        for (var, value) in [
+            ("TOKENKEEPER_RATE_LIMIT_MAX_FAILURES", "0"),
+            ("TOKENKEEPER_RATE_LIMIT_MAX_FAILURES", "-1"),
+            ("TOKENKEEPER_RATE_LIMIT_WINDOW_SECS", "0"),
+            ("TOKENKEEPER_SESSION_TTL_SECS", "0"),
+            ("TOKENKEEPER_SESSION_TTL_SECS", "18446744073709551615"),
+            ("TOKENKEEPER_OUTBOUND_TIMEOUT_SECS", "0"),
+            ("TOKENKEEPER_MAX_BODY_BYTES", "0"),
+            ("TOKENKEEPER_MAX_CONCURRENT_HASHES", "0"),
+        ] {
+            let err = settings(&[(var, value)]).unwrap_err();
+            assert_eq!(err.var, var, "{var}={value}: {err}");
+        }
+        let s = settings(&[
+            ("TOKENKEEPER_RATE_LIMIT_MAX_FAILURES", "1"),
+            ("TOKENKEEPER_SESSION_TTL_SECS", "60"),
+        ])
+        .unwrap();
+        assert_eq!(s.passwords.max_failures, 1);
+        assert_eq!(s.passwords.session_ttl, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn aws_session_duration_must_be_whole_seconds() {
+        for value in ["abc", "-5", "1.5", "3600s"] {
+            let err = settings(&[("TOKENKEEPER_AWS_SESSION_DURATION_SECS", value)]).unwrap_err();
+            assert_eq!(err.var, "TOKENKEEPER_AWS_SESSION_DURATION_SECS", "{value}: {err}");
+        }
+        // In range or not: the STS grant clamps it to 900..=43200.
+        for value in ["3600", "60", "999999", " 7200 "] {
+            let s = settings(&[("TOKENKEEPER_AWS_SESSION_DURATION_SECS", value)]).unwrap();
+            assert!(s.var("TOKENKEEPER_AWS_SESSION_DURATION_SECS").is_some());
+        }
+        let err = settings(&[("AWS_REGION", "US East 1")]).unwrap_err();
+        assert_eq!(err.var, "AWS_REGION");
+        assert!(settings(&[("AWS_REGION", "eu-west-3")]).is_ok());
+    }
+
+    #[test]
+    fn endpoint_overrides_must_be_absolute_http_urls() {
+        let mut vars: Vec<String> = vec![
+            "AZURE_AUTHORITY_HOST".into(),
+            "AWS_ENDPOINT_URL_STS".into(),
+            "AWS_ENDPOINT_URL".into(),
+        ];
+        vars.extend(crate::providers::catalog().iter().map(|p| p.token_url_env_var()));
+        for var in &vars {
+            for bad in [
+                "not a url",
+                "/relative/token",
+                "oauth2.googleapis.com/token",
+                "ftp://example.com/token",
+                "file:///etc/passwd",
+                "https://user:hunter2@example.com/token",
+            ] {
+                let err = settings(&[(var.as_str(), bad)]).unwrap_err();
+                assert_eq!(&err.var, var, "{var}={bad}: {err}");
+                assert!(!err.to_string().contains("hunter2"), "the value is not echoed: {err}");
+            }
+            for good in [
+                "https://login.example.com",
+                "http://127.0.0.1:9/token",
+                "https://example.com/base/",
+            ] {
+                let s = settings(&[(var.as_str(), good)]).unwrap_or_else(|e| panic!("{var}={good}: {e}"));
+                assert_eq!(s.var(var), Some(good));
+            }
+        }
+        // Azure's override may carry the catalog's `{tenant_id}` placeholder.
+        let s = settings(&[(
+            "TOKENKEEPER_AZURE_TOKEN_URL",
+            "https://login.example.com/{tenant_id}/oauth2/v2.0/token",
+        )]);
+        assert!(s.is_ok(), "{:?}", s.err());
+        // Read from a *_FILE like the other variables, and checked the same way.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("url");
+        std::fs::write(&file, "nonsense\n").unwrap();
+        let err = settings(&[("TOKENKEEPER_GCP_TOKEN_URL_FILE", file.to_str().unwrap())]).unwrap_err();
+        assert_eq!(err.var, "TOKENKEEPER_GCP_TOKEN_URL");
+    }
+
+    #[test]
     fn secrets_come_from_files_and_never_show_in_debug() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("auth");
@@ -378,5 +563,20 @@ mod tests {
         }
         let missing = settings(&[("AUTH_SECRET_FILE", "/nonexistent/file")]).unwrap_err();
         assert_eq!(missing.var, "AUTH_SECRET_FILE");
+    }
+
+    #[test]
+    fn empty_internal_secret_means_unset() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, " \n").unwrap();
+        for vars in [
+            vec![("TOKENKEEPER_INTERNAL_SECRET", "")],
+            vec![("TOKENKEEPER_INTERNAL_SECRET", "   ")],
+            vec![("TOKENKEEPER_INTERNAL_SECRET_FILE", empty.to_str().unwrap())],
+        ] {
+            let s = settings(&vars).unwrap();
+            assert!(s.internal_secret.is_none(), "{vars:?}");
+        }
     }
 }

@@ -40,6 +40,33 @@ fn operator_commands_work_end_to_end() {
         Some("first-password\n"),
     ));
     let user_id = out.split_whitespace().nth(2).unwrap().to_string();
+    // The library on the same database file, to check what set-password did: a session from before it,
+    // and which password logs in after it.
+    let pw_rt = tokio::runtime::Runtime::new().unwrap();
+    let pw_svc = pw_rt.block_on(async {
+        let env = std::collections::HashMap::from([("TOKENKEEPER_DATA_DIR".to_string(), d.display().to_string())]);
+        let settings = tokenkeeper::config::Settings::from_lookup(&|k| env.get(k).cloned()).unwrap();
+        let clock = std::sync::Arc::new(tokenkeeper::clock::SystemClock);
+        tokenkeeper::app::Services::build(settings, clock).await.unwrap()
+    });
+    let login = |password: &str| {
+        let caller = tokenkeeper::passwords::Caller {
+            client_addr: "cli-test",
+        };
+        let password = secrecy::SecretString::from(password.to_string());
+        pw_rt.block_on(pw_svc.passwords.login("op@example.com", password, &caller))
+    };
+    let session_live = |token_hash: &str| {
+        use tokenkeeper::clock::Clock as _;
+        let now = tokenkeeper::clock::SystemClock.now_ms();
+        pw_rt
+            .block_on(pw_svc.store.session_user(token_hash, now))
+            .unwrap()
+            .is_some()
+    };
+    let before = login("first-password").expect("the first password logs in");
+    assert_eq!(before.user.id, user_id);
+    assert!(session_live(&before.session.token_hash));
     // No password on stdin: a clear failure, nothing created.
     let o = run(d, &["user", "create", "--email", "nopw@example.com"], Some(""));
     assert!(!o.status.success());
@@ -52,11 +79,26 @@ fn operator_commands_work_end_to_end() {
     );
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("at least 8"));
+    // Refused attempts changed nothing.
+    assert!(login("first-password").is_ok());
     stdout(&run(
         d,
         &["user", "set-password", "--email", "op@example.com"],
         Some("second-password\n"),
     ));
+    // The new password logs in, the old one no longer does, and the session from before is revoked.
+    assert!(matches!(
+        login("first-password"),
+        Err(tokenkeeper::passwords::PasswordError::InvalidCredentials)
+    ));
+    let after = login("second-password").expect("the new password logs in");
+    assert_eq!(after.user.id, user_id);
+    assert!(after.user.password_changed_at.is_some());
+    assert!(
+        !session_live(&before.session.token_hash),
+        "sessions from before are revoked"
+    );
+    assert!(session_live(&after.session.token_hash));
     let o = run(
         d,
         &["user", "set-password", "--email", "ghost@example.com"],

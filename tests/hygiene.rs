@@ -119,7 +119,10 @@ async fn traffic(db: Db, secrets: Secrets) -> Option<(Vec<String>, String)> {
             let r = app
                 .get_auth(&format!("/api/tokens/{}/credentials", spec.id), &token)
                 .await;
-            assert_eq!(r.status(), 200, "{}", spec.id);
+            // Credentials that must be minted first answer 503 here (the token endpoints point at a closed
+            // port); that failure path is part of the traffic whose logs are scanned.
+            let mints = example.get("access_token").is_none() && spec.refreshes();
+            assert_eq!(r.status(), if mints { 503 } else { 200 }, "{}", spec.id);
             for f in spec.fields.iter().filter(|f| f.secret) {
                 match example.get(f.name) {
                     Some(Value::String(v)) if f.name == "service_account_json" => {

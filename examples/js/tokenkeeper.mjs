@@ -219,6 +219,22 @@ const steps = [
     check(body.status === "ready", `status should be "ready": ${JSON.stringify(body)}`);
     return body.status;
   }],
+
+  ["GET /metrics", async () => {
+    const res = await fetch(`${B}/metrics`);
+    check(res.status === 200, `expected 200, got ${res.status}`);
+    const metrics = await res.text();
+    const line = metrics.split("\n").find((l) => l.startsWith("tokenkeeper_http_requests_total{"));
+    check(line !== undefined, "no tokenkeeper_http_requests_total series");
+    return "Prometheus text with request counters";
+  }],
+
+  ["GET /openapi.json", async () => {
+    const doc = await expectJson(await fetch(`${B}/openapi.json`), 200);
+    const paths = Object.keys(doc.paths);
+    check(paths.includes("/api/tokens/{provider}/credentials"), `paths: ${paths}`);
+    return `OpenAPI ${doc.openapi}, ${paths.length} paths`;
+  }],
 ];
 
 console.log(`Tokenkeeper JavaScript example against ${B}`);

@@ -209,6 +209,21 @@ def readyz():
     return body["status"]
 
 
+def metrics():
+    r = requests.get(f"{B}/metrics", timeout=TIMEOUT)
+    check(r.status_code == 200, f"expected 200, got {r.status_code}")
+    lines = [l for l in r.text.splitlines() if l.startswith("tokenkeeper_http_requests_total{")]
+    check(lines, "no tokenkeeper_http_requests_total series")
+    return "Prometheus text with request counters"
+
+
+def openapi():
+    doc = expect_json(requests.get(f"{B}/openapi.json", timeout=TIMEOUT), 200)
+    paths = list(doc["paths"])
+    check("/api/tokens/{provider}/credentials" in paths, f"paths: {paths}")
+    return f"OpenAPI {doc['openapi']}, {len(paths)} paths"
+
+
 STEPS = [
     ("POST /api/auth/register", register),
     ("POST /api/auth/login", login),
@@ -227,6 +242,8 @@ STEPS = [
     ("POST /api/auth/logout", logout),
     ("GET /healthz", healthz),
     ("GET /readyz", readyz),
+    ("GET /metrics", metrics),
+    ("GET /openapi.json", openapi),
 ]
 
 

@@ -3,17 +3,21 @@
 //!
 //! A hit serves an `active`, unexpiring credential with no SQL and no secret-store round trip. It stays
 //! correct because every change drops the entry: writes, deletes, refreshes and status changes drop it
-//! here, and other processes' changes reach it too. On PostgreSQL, `NOTIFY tokenkeeper_cache` drops the
-//! changed key (after a lost listener connection, everything). On SQLite, whose file the CLI or another
+//! here, and other processes' changes reach it too. On PostgreSQL, `NOTIFY tokenkeeper_cache`, sent by a
+//! trigger in the transaction of every change to a connection row, drops the changed key (after a lost
+//! listener connection, everything). On SQLite, whose file the CLI or another
 //! server writes from another process, every process bumps a shared counter after a change
 //! ([`crate::db::generation`]); a hit is only served while the counter still has the value the entries
 //! reflect, and a foreign change drops everything. Entries are also checked against the secret version a
-//! freshly read reference names, so a slow path never serves an older version.
+//! freshly read reference names, so a slow path never serves an older version. As a last resort against
+//! an announcement that never came (a process killed between its commit and its counter bump), no entry
+//! is served past [`MAX_AGE`].
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
@@ -24,7 +28,11 @@ use crate::db::generation::ChangeGeneration;
 /// Upper bound on cached credentials; beyond it the cache is cleared (simple and bounded).
 const MAX_ENTRIES: usize = 50_000;
 
+/// How long an entry may serve hits; then the next read goes to SQL (and the secret store) again.
+pub const MAX_AGE: Duration = Duration::from_secs(60);
+
 struct Entry {
+    cached_at: Instant,
     row: Connection,
     /// `None` when secrets are not cached (`TOKENKEEPER_READ_CACHE=false`): the row alone still saves
     /// the SQL lookup, and the secret comes from the secret store on every read.
@@ -91,7 +99,7 @@ impl ReadCache {
         {
             let entries = self.entries.read().expect("cache poisoned");
             if self.shared_now() == self.seen.load(SeqCst) {
-                let e = entries.get(key)?;
+                let e = entries.get(key).filter(|e| e.cached_at.elapsed() < MAX_AGE)?;
                 return Some((e.row.clone(), e.data.as_ref().and_then(parse)));
             }
         }
@@ -122,7 +130,9 @@ impl ReadCache {
     /// and not a deleted and stored-again credential whose new secret restarted at the same version).
     pub fn get(&self, key: &str, row: &Connection) -> Option<Map<String, Value>> {
         let entries = self.entries.read().expect("cache poisoned");
-        let e = entries.get(key).filter(|e| e.row == *row)?;
+        let e = entries
+            .get(key)
+            .filter(|e| e.row == *row && e.cached_at.elapsed() < MAX_AGE)?;
         parse(e.data.as_ref()?)
     }
 
@@ -150,7 +160,15 @@ impl ReadCache {
         if entries.len() >= MAX_ENTRIES {
             entries.clear();
         }
-        entries.insert(key.to_string(), Entry { row: row.clone(), data });
+        let cached_at = Instant::now();
+        entries.insert(
+            key.to_string(),
+            Entry {
+                cached_at,
+                row: row.clone(),
+                data,
+            },
+        );
     }
 
     pub fn remove(&self, key: &str) {
@@ -237,6 +255,20 @@ mod tests {
         c.put("c", &row(1), &data("three"), c.ticket());
         assert_eq!(cached_key(&c, "c"), None);
         assert!(c.is_empty());
+    }
+
+    #[test]
+    fn entries_expire() {
+        let c = ReadCache::new(true, None);
+        c.put("a", &row(1), &data("one"), c.ticket());
+        assert_eq!(cached_key(&c, "a"), Some(Value::from("one")));
+        {
+            let mut entries = c.entries.write().unwrap();
+            let e = entries.get_mut("a").unwrap();
+            e.cached_at = e.cached_at.checked_sub(MAX_AGE).expect("up for over a minute");
+        }
+        assert_eq!(cached_key(&c, "a"), None);
+        assert_eq!(c.get("a", &row(1)), None);
     }
 
     #[test]

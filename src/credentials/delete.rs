@@ -13,6 +13,7 @@ impl CredentialService {
 
     async fn delete_inner(&self, user_id: &str, provider: &str) -> Result<(), CredentialError> {
         Self::spec(provider)?;
+        let _lock = self.lock(user_id, provider).await?;
         let row = self.row(user_id, provider).await?;
         // Fail early, before touching anything, when the secret store is down.
         self.secrets.check().await?;

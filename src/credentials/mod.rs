@@ -167,10 +167,20 @@ impl CredentialService {
                 }
             }
             Ok(None) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "could not notify other processes of a changed credential; retrying");
-                tokio::spawn(notify_until_done(self.store.clone(), key));
-            }
+            Err(e) => tracing::warn!(error = %e, "could not notify other processes of a changed credential"),
+        }
+    }
+
+    /// The credential's lock, held by stores, deletes and refreshes so that they never overlap (`None`
+    /// without a refresh engine: a library caller that never refreshes).
+    pub(crate) async fn lock(
+        &self,
+        user_id: &str,
+        provider: &str,
+    ) -> Result<Option<crate::refresh::engine::CredentialLock>, CredentialError> {
+        match &self.refresh {
+            Some(engine) => Ok(Some(engine.lock(self, user_id, provider).await?)),
+            None => Ok(None),
         }
     }
 
@@ -222,23 +232,6 @@ impl CredentialService {
         // Failures are logged and counted by the auditor; they never fail the user's request.
         let _ = self.audit.record(e).await;
     }
-}
-
-/// Retries a failed change notification (the change itself is committed) with backoff, for up to about
-/// a minute: until it gets through, other processes may still serve their cached copy. (A PostgreSQL
-/// listener that lost its connection drops its whole cache when it is back, so an outage long enough to
-/// exhaust these retries is covered there too.)
-async fn notify_until_done(store: SharedStore, key: String) {
-    let mut delay = std::time::Duration::from_millis(250);
-    for _ in 0..8 {
-        tokio::time::sleep(delay).await;
-        match store.notify_changed(&key).await {
-            Ok(_) => return tracing::info!("change notification sent after a retry"),
-            Err(e) => tracing::warn!(error = %e, "change notification failed again"),
-        }
-        delay = (delay * 2).min(std::time::Duration::from_secs(16));
-    }
-    tracing::error!("gave up notifying other processes of a changed credential");
 }
 
 /// A short, non-secret reason for the audit trail.

@@ -8,6 +8,19 @@ pub fn sanitize_user_id(user_id: &str) -> String {
         .collect()
 }
 
+/// Only ids that the reduction leaves unchanged may own secrets: otherwise `a.b` and `ab` (or any two ids
+/// of other characters only) would share one secret name, and one user could read, refresh over or
+/// destroy the other's secret. Every id this service issues (UUIDs) qualifies.
+pub fn check_user_id(user_id: &str) -> Result<(), crate::providers::FieldError> {
+    if user_id.is_empty() || sanitize_user_id(user_id) != user_id {
+        return Err(crate::providers::FieldError::new(
+            "userId",
+            "must consist only of letters, digits, '-' and '_' to own credentials (it names the user's secrets)",
+        ));
+    }
+    Ok(())
+}
+
 pub fn secret_name(prefix: &str, env: &str, user_id: &str, provider: &str) -> String {
     format!("{prefix}-{env}-{}-{provider}-token", sanitize_user_id(user_id))
 }
@@ -27,5 +40,13 @@ mod tests {
             "acme-prod-abcde-aws-token"
         );
         assert_eq!(sanitize_user_id("0b7e-4a_Z"), "0b7e-4a_Z");
+    }
+
+    #[test]
+    fn only_ids_the_reduction_keeps_may_own_secrets() {
+        assert!(check_user_id("0b7e-4a_Z").is_ok());
+        for bad in ["a.b", "a b", "", "é", "auth0|123", "a/../b"] {
+            assert!(check_user_id(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -113,23 +113,37 @@ pub(crate) fn needs_reauth(row: &Connection) -> CredentialError {
 impl CredentialService {
     /// `POST /api/tokens/{provider}/refresh`: refresh now (single flight still applies: a refresh that
     /// completed while this request waited for the lock counts).
+    ///
+    /// Audited exactly once, ok or failed. The engine records the refreshes it takes to the provider
+    /// (ok once stored, failed with the provider's reason) but nothing for what ends before or around
+    /// them: unknown provider, not connected, `needs_reauth`, a provider whose credentials do not
+    /// refresh, a refresh another request just did, a secret-store or database error. Those are
+    /// recorded here, when the engine recorded nothing.
     pub async fn refresh_now(
         &self,
         user_id: &str,
         provider: &str,
         client_addr: &str,
     ) -> Result<ConnectionView, CredentialError> {
-        let spec = Self::spec(provider)?;
-        let row = self.row(user_id, provider).await?;
-        if row.status == status::NEEDS_REAUTH {
-            return Err(needs_reauth(&row));
+        let attempt = async {
+            let spec = Self::spec(provider)?;
+            let row = self.row(user_id, provider).await?;
+            if row.status == status::NEEDS_REAUTH {
+                return Err(needs_reauth(&row));
+            }
+            if let Some(engine) = self.refresh.as_ref().filter(|_| spec.refreshes()) {
+                let since_ms = self.clock.now_ms();
+                engine
+                    .refresh(self, spec, user_id, provider, Trigger::Forced { since_ms }, client_addr)
+                    .await?;
+            }
+            self.connection(user_id, provider).await
+        };
+        let kind = EventKind::CredentialRefresh;
+        let (res, recorded) = crate::audit::count_recorded(kind, attempt).await;
+        if recorded > 0 {
+            return res;
         }
-        if let Some(engine) = self.refresh.as_ref().filter(|_| spec.refreshes()) {
-            let since_ms = self.clock.now_ms();
-            engine
-                .refresh(self, spec, user_id, provider, Trigger::Forced { since_ms }, client_addr)
-                .await?;
-        }
-        self.connection(user_id, provider).await
+        self.audited(user_id, kind, provider, client_addr, res).await
     }
 }

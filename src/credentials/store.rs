@@ -32,6 +32,7 @@ impl CredentialService {
 
     async fn store_inner(&self, user_id: &str, body: &Value, provider: &str) -> Result<Stored, CredentialError> {
         let spec = Self::spec(provider)?;
+        super::naming::check_user_id(user_id)?;
         let mut valid = spec.validate(body, &self.url_policy)?;
         let mut generated_external_id = None;
         for field in spec.fields.iter().filter(|f| f.generated_if_absent) {
@@ -45,6 +46,7 @@ impl CredentialService {
         }
         let metadata = spec.metadata_of(&valid.token_data);
         let name = self.secret_name(user_id, provider);
+        let _lock = self.lock(user_id, provider).await?;
         let previous = self.store.get_connection(user_id, provider).await?;
 
         // Check-and-set against the secret store's current version: a concurrent writer loses cleanly.

@@ -188,27 +188,66 @@ macro_rules! impl_store {
                 Ok(())
             }
 
-            async fn record_failure(&self, key: &str, at: i64) -> Result<(), DbError> {
-                sqlx::query("INSERT INTO auth_failures (key, at) VALUES ($1, $2)")
+            async fn prune_sessions(&self, user_id: &str, now: i64, revoked_before: i64) -> Result<u64, DbError> {
+                let r = sqlx::query(
+                    "DELETE FROM sessions WHERE user_id = $1 AND (expires_at <= $2 OR revoked_at <= $3)",
+                )
+                .bind(user_id)
+                .bind(now)
+                .bind(revoked_before)
+                .execute(&self.pool)
+                .await?;
+                Ok(r.rows_affected())
+            }
+
+            async fn reserve_attempt(&self, key: &str, at: i64) -> Result<i64, DbError> {
+                let id: i64 = sqlx::query_scalar("INSERT INTO auth_failures (key, at, pending) VALUES ($1, $2, 1) RETURNING id")
                     .bind(key)
                     .bind(at)
-                    .execute(&self.pool)
+                    .fetch_one(&self.pool)
                     .await?;
+                Ok(id)
+            }
+
+            async fn confirm_failures(&self, ids: &[i64]) -> Result<(), DbError> {
+                for id in ids {
+                    sqlx::query("UPDATE auth_failures SET pending = 0 WHERE id = $1").bind(id).execute(&self.pool).await?;
+                }
                 Ok(())
             }
 
-            async fn failures_since(&self, key: &str, since: i64) -> Result<(i64, Option<i64>), DbError> {
+            async fn delete_failures(&self, ids: &[i64]) -> Result<(), DbError> {
+                for id in ids {
+                    sqlx::query("DELETE FROM auth_failures WHERE id = $1").bind(id).execute(&self.pool).await?;
+                }
+                Ok(())
+            }
+
+            async fn failures_since(&self, key: &str, since: i64, pending_since: i64, attempt_id: i64) -> Result<$crate::db::AttemptCounts, DbError> {
                 use sqlx::Row;
-                let row = sqlx::query("SELECT COUNT(*) AS n, MIN(at) AS oldest FROM auth_failures WHERE key = $1 AND at >= $2")
-                    .bind(key)
-                    .bind(since)
-                    .fetch_one(&self.pool)
-                    .await?;
-                Ok((row.try_get("n")?, row.try_get("oldest")?))
+                let row = sqlx::query(
+                    "SELECT COUNT(*) AS n, MIN(at) AS oldest, \
+                     COALESCE(SUM(CASE WHEN pending = 1 AND at >= $3 THEN 1 ELSE 0 END), 0) AS pending, \
+                     COALESCE(SUM(CASE WHEN id < $4 THEN 1 ELSE 0 END), 0) AS ahead \
+                     FROM auth_failures WHERE key = $1 AND at >= $2",
+                )
+                .bind(key)
+                .bind(since)
+                .bind(pending_since)
+                .bind(attempt_id)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok($crate::db::AttemptCounts {
+                    all: row.try_get("n")?,
+                    oldest: row.try_get("oldest")?,
+                    pending: row.try_get("pending")?,
+                    ahead: row.try_get("ahead")?,
+                })
             }
 
             async fn clear_failures(&self, key: &str) -> Result<(), DbError> {
-                sqlx::query("DELETE FROM auth_failures WHERE key = $1").bind(key).execute(&self.pool).await?;
+                // Only settled failures: attempts still being checked (pending) keep counting.
+                sqlx::query("DELETE FROM auth_failures WHERE key = $1 AND pending = 0").bind(key).execute(&self.pool).await?;
                 Ok(())
             }
 
@@ -234,6 +273,28 @@ macro_rules! impl_store {
                     out.push(audit_from_row!(r));
                 }
                 Ok(out)
+            }
+
+            async fn update_connection(&self, c: &Connection) -> Result<bool, DbError> {
+                let r = sqlx::query(
+                    "UPDATE connections SET secret_ref = $3, secret_version = $4, metadata = $5, status = $6, \
+                     status_reason = $7, expires_at = $8, next_refresh_at = $9, refresh_failures = $10, \
+                     updated_at = $11 WHERE user_id = $1 AND provider = $2 AND secret_version <= $4",
+                )
+                .bind(&c.user_id)
+                .bind(&c.provider)
+                .bind(&c.secret_ref)
+                .bind(c.secret_version)
+                .bind(&c.metadata)
+                .bind(&c.status)
+                .bind(&c.status_reason)
+                .bind(c.expires_at)
+                .bind(c.next_refresh_at)
+                .bind(c.refresh_failures)
+                .bind(c.updated_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(r.rows_affected() == 1)
             }
 
             async fn upsert_connection(&self, c: &Connection) -> Result<(), DbError> {

@@ -118,11 +118,25 @@ pub trait Store: Send + Sync + 'static {
     /// The user of a live (unexpired, unrevoked) session.
     async fn session_user(&self, token_hash: &str, now: i64) -> Result<Option<String>, DbError>;
     async fn revoke_session(&self, token_hash: &str, now: i64) -> Result<(), DbError>;
+    /// Deletes the user's dead sessions: expired at `now`, or revoked at or before `revoked_before`.
+    /// One user's rows only (through the `user_id` index), so it stays cheap. Returns how many went.
+    async fn prune_sessions(&self, user_id: &str, now: i64, revoked_before: i64) -> Result<u64, DbError>;
 
     // Rate limiting.
-    async fn record_failure(&self, key: &str, at: i64) -> Result<(), DbError>;
-    /// Count and oldest time of the failures for `key` at or after `since`.
-    async fn failures_since(&self, key: &str, since: i64) -> Result<(i64, Option<i64>), DbError>;
+    /// Records an attempt whose password is not checked yet (a pending failure); returns its id.
+    async fn reserve_attempt(&self, key: &str, at: i64) -> Result<i64, DbError>;
+    /// The password was wrong: the reserved attempts become failures.
+    async fn confirm_failures(&self, ids: &[i64]) -> Result<(), DbError>;
+    /// Removes reserved attempts by id (the password was right, or the attempt ended in an error).
+    async fn delete_failures(&self, ids: &[i64]) -> Result<(), DbError>;
+    /// For `key`, from `since` on, see [`AttemptCounts`].
+    async fn failures_since(
+        &self,
+        key: &str,
+        since: i64,
+        pending_since: i64,
+        attempt_id: i64,
+    ) -> Result<AttemptCounts, DbError>;
     async fn clear_failures(&self, key: &str) -> Result<(), DbError>;
     async fn prune_failures(&self, before: i64) -> Result<u64, DbError>;
 
@@ -138,6 +152,9 @@ pub trait Store: Send + Sync + 'static {
     /// two writers racing between the secret store and SQL can finish in either order, and the
     /// reference must end on the newest version.
     async fn upsert_connection(&self, c: &Connection) -> Result<(), DbError>;
+    /// Updates an existing row only (a refresh landing): `false` when the row is gone (deleted meanwhile)
+    /// or names a newer secret version (the user stored a new credential meanwhile).
+    async fn update_connection(&self, c: &Connection) -> Result<bool, DbError>;
     async fn get_connection(&self, user_id: &str, provider: &str) -> Result<Option<Connection>, DbError>;
     async fn list_connections(&self, user_id: &str) -> Result<Vec<Connection>, DbError>;
     /// Connections per status, for metrics.
@@ -146,9 +163,12 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_connection(&self, user_id: &str, provider: &str) -> Result<bool, DbError>;
 
     // Refresh coordination across instances.
-    /// Holds the cross-instance refresh lock of one credential until the guard is dropped
-    /// (PostgreSQL: a transaction-scoped advisory lock; SQLite, a single node: nothing beyond the
-    /// in-process lock the refresh engine already holds).
+    /// Holds the cross-process refresh lock of one credential until the guard is dropped, waiting while
+    /// another process or instance holds it. Not reentrant: the same caller must not take it twice.
+    /// PostgreSQL: a transaction-scoped advisory lock. SQLite (several processes may share the file:
+    /// `serve`, a second `serve`, `tokenkeeper tokens get`): a lease row in `refresh_locks`, renewed
+    /// while held and deleted just after the guard drops; if its holder vanished, it is taken over once
+    /// the lease runs out. Waiting gives up with an error after 45 s.
     async fn refresh_lock(&self, key: &str) -> Result<RefreshLock, DbError>;
     /// Claims up to `limit` connections due at `now` (`next_refresh_at <= now`), moving their
     /// `next_refresh_at` to `lease_until` so that no other instance claims them meanwhile; if this one
@@ -157,8 +177,9 @@ pub trait Store: Send + Sync + 'static {
 
     // Cross-process cache invalidation.
     /// Tells every other process that a credential changed; call it after the change is committed.
-    /// PostgreSQL: `NOTIFY`, returns `None`. SQLite: bumps the shared change counter and returns its new
-    /// value (so that this process's cache can tell its own change from another process's).
+    /// PostgreSQL: nothing to do, returns `None` (a trigger on `connections` sends the `NOTIFY` in the
+    /// transaction of the change). SQLite: bumps the shared change counter and returns its new value (so
+    /// that this process's cache can tell its own change from another process's).
     async fn notify_changed(&self, key: &str) -> Result<Option<u64>, DbError>;
     /// How this process learns of changes made by the others.
     async fn subscribe_changes(&self) -> Result<ChangeFeed, DbError>;
@@ -170,6 +191,20 @@ pub enum ChangeFeed {
     Announced(tokio::sync::mpsc::Receiver<String>),
     /// SQLite: a counter that every process opening the database bumps after each change.
     Counted(Arc<generation::ChangeGeneration>),
+}
+
+/// What the rate limiter sees of one key's recorded attempts inside its window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptCounts {
+    /// Every recorded attempt: failures and attempts still being checked.
+    pub all: i64,
+    /// When the oldest of them was recorded.
+    pub oldest: Option<i64>,
+    /// Those still being checked, recorded at or after `pending_since` (older ones were left by a
+    /// process that died mid-check, and count as failures).
+    pub pending: i64,
+    /// Those recorded before the attempt `attempt_id` (by id: arrival order).
+    pub ahead: i64,
 }
 
 /// Sent by [`Store::subscribe_changes`] after a reconnect: anything may have changed.

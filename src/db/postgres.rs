@@ -9,7 +9,7 @@ use super::common::{
 };
 use super::{AuditRecord, Backend, Connection, DbError, NewSession, User};
 
-/// The `LISTEN/NOTIFY` channel on which instances announce changed credentials.
+/// The `LISTEN/NOTIFY` channel on which changed credentials are announced (by a trigger on `connections`).
 const CHANNEL: &str = "tokenkeeper_cache";
 
 pub struct PgStore {
@@ -79,12 +79,9 @@ impl_store!(PgStore, {
         Ok(())
     }
 
-    async fn notify_changed(&self, key: &str) -> Result<Option<u64>, DbError> {
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANNEL)
-            .bind(key)
-            .execute(&self.pool)
-            .await?;
+    async fn notify_changed(&self, _key: &str) -> Result<Option<u64>, DbError> {
+        // Nothing to do: a trigger on `connections` announces every change in the transaction that makes
+        // it (migrations/postgres/0002_announce_connection_changes.sql).
         Ok(None)
     }
 

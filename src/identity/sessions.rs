@@ -1,5 +1,6 @@
 //! Tokenkeeper's own Bearer sessions: 256 random bits, handed out once; only their SHA-256 is stored,
-//! with an expiry, and they can be revoked (logout, password change).
+//! with an expiry, and they can be revoked (logout, password change). Dead rows of a user are deleted
+//! when that user logs in again.
 
 use std::time::Duration;
 
@@ -53,6 +54,7 @@ impl Sessions {
                 expires_at: expires_at_ms,
             })
             .await?;
+        self.prune(user_id, now).await;
         Ok(IssuedSession {
             token,
             token_hash,
@@ -69,5 +71,17 @@ impl Sessions {
 
     pub async fn revoke(&self, token_hash: &str) -> Result<(), DbError> {
         self.store.revoke_session(token_hash, self.clock.now_ms()).await
+    }
+
+    /// Housekeeping at each login: deletes the user's sessions that expired, and those revoked at least
+    /// a session lifetime ago (a revoked row is kept that long as a record of when it was ended).
+    /// Only this user's rows, through the `user_id` index. A failure here does not fail the login.
+    async fn prune(&self, user_id: &str, now: i64) {
+        let revoked_before = now.saturating_sub(self.ttl.as_millis() as i64);
+        match self.store.prune_sessions(user_id, now, revoked_before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(deleted = n, "dead sessions pruned"),
+            Err(e) => tracing::warn!(error = %e, "pruning dead sessions failed"),
+        }
     }
 }

@@ -12,7 +12,7 @@ use crate::identity::Sessions;
 use crate::identity::sessions::IssuedSession;
 pub use hashing::Hasher;
 use hashing::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
-pub use rate_limit::{RateLimiter, RetryAfter};
+pub use rate_limit::{Admission, Attempt, RateLimiter, RetryAfter};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {
@@ -156,31 +156,39 @@ impl PasswordService {
         let email = email.trim().to_lowercase();
         let account = rate_limit::account_key("login", &email);
         let keys = [account.clone(), rate_limit::address_key("login", caller.client_addr)];
-        if let Some(wait) = self.limiter.check(&keys).await? {
-            return Err(PasswordError::TooManyAttempts(wait));
-        }
-        let user = self.store.user_by_email(&email).await?;
-        let matched = match user.as_ref().and_then(|u| u.password_hash.clone()) {
-            Some(hash) => self.hasher.verify(password, hash).await?,
-            None => self.hasher.verify_dummy(password).await?,
-        };
-        let user = match (matched, user) {
-            (true, Some(user)) => user,
-            (_, user) => {
-                self.limiter.record_failure(&keys).await?;
-                let uid = user.as_ref().map(|u| u.id.as_str());
-                let e = self.event(
-                    uid,
-                    EventKind::Login,
-                    Outcome::Failed,
-                    caller,
-                    Some("invalid credentials"),
-                );
-                let _ = self.audit.record(e).await;
-                return Err(PasswordError::InvalidCredentials);
+        let attempt = match self.limiter.begin(&keys).await? {
+            Admission::Go(attempt) => attempt,
+            Admission::Refused(wait) => {
+                // The targeted account, if there is one, sees the refused attempt in its own trail.
+                let uid = self.store.user_by_email(&email).await.ok().flatten().map(|u| u.id);
+                self.audit_failed(uid.as_deref(), EventKind::Login, caller, "too many attempts")
+                    .await;
+                return Err(PasswordError::TooManyAttempts(wait));
             }
         };
-        self.limiter.record_success(&account).await?;
+        let checked = async {
+            let user = self.store.user_by_email(&email).await?;
+            let matched = match user.as_ref().and_then(|u| u.password_hash.clone()) {
+                Some(hash) => self.hasher.verify(password, hash).await?,
+                None => self.hasher.verify_dummy(password).await?,
+            };
+            Ok::<_, PasswordError>((matched, user))
+        };
+        let user = match checked.await {
+            Ok((true, Some(user))) => user,
+            Ok((_, user)) => {
+                self.limiter.failed(attempt).await?;
+                let uid = user.as_ref().map(|u| u.id.as_str());
+                self.audit_failed(uid, EventKind::Login, caller, "invalid credentials")
+                    .await;
+                return Err(PasswordError::InvalidCredentials);
+            }
+            Err(e) => {
+                self.limiter.abandon(attempt).await;
+                return Err(e);
+            }
+        };
+        self.limiter.succeeded(attempt, &account).await?;
         let session = self.sessions.issue(&user.id).await?;
         let _ = self
             .audit
@@ -209,29 +217,43 @@ impl PasswordService {
             account.clone(),
             rate_limit::address_key("change-password", caller.client_addr),
         ];
-        if let Some(wait) = self.limiter.check(&keys).await? {
-            return Err(PasswordError::TooManyAttempts(wait));
-        }
-        let user = self
-            .store
-            .user_by_id(user_id)
-            .await?
-            .ok_or(PasswordError::UserNotFound)?;
-        let matched = match user.password_hash.clone() {
-            Some(hash) => self.hasher.verify(current, hash).await?,
-            None => self.hasher.verify_dummy(current).await?,
+        let attempt = match self.limiter.begin(&keys).await? {
+            Admission::Go(attempt) => attempt,
+            Admission::Refused(wait) => {
+                self.audit_failed(Some(user_id), EventKind::ChangePassword, caller, "too many attempts")
+                    .await;
+                return Err(PasswordError::TooManyAttempts(wait));
+            }
         };
-        if !matched {
-            self.limiter.record_failure(&keys).await?;
-            let e = self.event(
-                Some(user_id),
-                EventKind::ChangePassword,
-                Outcome::Failed,
-                caller,
-                Some("wrong current password"),
-            );
-            let _ = self.audit.record(e).await;
-            return Err(PasswordError::WrongCurrentPassword);
+        let checked = async {
+            let user = self
+                .store
+                .user_by_id(user_id)
+                .await?
+                .ok_or(PasswordError::UserNotFound)?;
+            let matched = match user.password_hash.clone() {
+                Some(hash) => self.hasher.verify(current, hash).await?,
+                None => self.hasher.verify_dummy(current).await?,
+            };
+            Ok::<_, PasswordError>(matched)
+        };
+        match checked.await {
+            Ok(true) => self.limiter.succeeded(attempt, &account).await?,
+            Ok(false) => {
+                self.limiter.failed(attempt).await?;
+                self.audit_failed(
+                    Some(user_id),
+                    EventKind::ChangePassword,
+                    caller,
+                    "wrong current password",
+                )
+                .await;
+                return Err(PasswordError::WrongCurrentPassword);
+            }
+            Err(e) => {
+                self.limiter.abandon(attempt).await;
+                return Err(e);
+            }
         }
         let hash = self.hasher.hash(new).await?;
         if !self
@@ -241,7 +263,6 @@ impl PasswordService {
         {
             return Err(PasswordError::UserNotFound);
         }
-        self.limiter.record_success(&account).await?;
         self.audit
             .record(self.event(Some(user_id), EventKind::ChangePassword, Outcome::Ok, caller, None))
             .await?;
@@ -281,6 +302,12 @@ impl PasswordService {
             self.sessions.revoke(h).await?;
         }
         Ok(())
+    }
+
+    /// Records a failed attempt; an audit failure is logged and counted by the auditor, never the caller's.
+    async fn audit_failed(&self, user_id: Option<&str>, kind: EventKind, caller: &Caller<'_>, detail: &str) {
+        let e = self.event(user_id, kind, Outcome::Failed, caller, Some(detail));
+        let _ = self.audit.record(e).await;
     }
 
     fn event<'a>(

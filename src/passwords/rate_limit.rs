@@ -2,6 +2,14 @@
 //!
 //! A key is an account or a client address. After `max_failures` failures inside `window`, tries
 //! are refused until the oldest failure in the window ages out; the answer says when (`Retry-After`).
+//!
+//! An attempt is recorded *before* its password is checked ([`RateLimiter::begin`]), as pending:
+//! checking the count first and recording a failure after the (slow, on purpose) hash would let every
+//! guess sent at the same moment pass the check. Attempts go to the password check in arrival order
+//! while fewer than `max_failures` attempts are ahead of them; the others wait for those ahead to
+//! settle (a right password removes its record, a wrong one confirms it as a failure) and are refused
+//! once the settled failures reach the limit. So at most `max_failures` wrong guesses are ever checked,
+//! and concurrent logins with the right password still all get in.
 
 use std::time::Duration;
 
@@ -14,6 +22,18 @@ pub struct RateLimiter {
     clock: SharedClock,
     max_failures: i64,
     window_ms: i64,
+}
+
+/// How long an attempt waits for the attempts ahead of it to settle before it is refused.
+const SETTLE_WAIT: Duration = Duration::from_secs(10);
+/// Records older than this that are still pending were left by a process that died mid-check: they
+/// count as failures.
+const PENDING_STALE_MS: i64 = 60_000;
+
+enum Verdict {
+    Go,
+    Refuse(RetryAfter),
+    Settling,
 }
 
 /// Refused: try again after this many seconds.
@@ -30,35 +50,108 @@ impl RateLimiter {
         }
     }
 
-    /// Refuses when any key is over its limit; the longest wait wins.
-    pub async fn check(&self, keys: &[String]) -> Result<Option<RetryAfter>, DbError> {
+    /// Records the attempt on every key, then admits it, refuses it (its record taken back; the longest
+    /// wait wins), or waits for the attempts ahead of it to settle.
+    pub async fn begin(&self, keys: &[String]) -> Result<Admission, DbError> {
         let now = self.clock.now_ms();
-        let mut wait_ms = 0i64;
+        let mut ids = Vec::with_capacity(keys.len());
         for key in keys {
-            let (count, oldest) = self.store.failures_since(key, now - self.window_ms).await?;
-            if count >= self.max_failures {
-                let until = oldest.unwrap_or(now) + self.window_ms;
-                wait_ms = wait_ms.max(until - now);
+            match self.store.reserve_attempt(key, now).await {
+                Ok(id) => ids.push(id),
+                Err(e) => {
+                    let _ = self.store.delete_failures(&ids).await;
+                    return Err(e);
+                }
             }
         }
-        Ok((wait_ms > 0).then(|| RetryAfter(((wait_ms + 999) / 1000) as u64)))
+        let attempt = Attempt { ids };
+        let started = tokio::time::Instant::now();
+        loop {
+            let verdict = match self.verdict(keys, &attempt, now).await {
+                Ok(v) => v,
+                Err(e) => {
+                    self.abandon(attempt).await;
+                    return Err(e);
+                }
+            };
+            let wait = match verdict {
+                Verdict::Go => return Ok(Admission::Go(attempt)),
+                Verdict::Refuse(wait) => wait,
+                Verdict::Settling if started.elapsed() < SETTLE_WAIT => {
+                    let ms = 20 + rand::random::<u64>() % 30;
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    continue;
+                }
+                Verdict::Settling => RetryAfter(1),
+            };
+            self.abandon(attempt).await;
+            return Ok(Admission::Refused(wait));
+        }
     }
 
-    pub async fn record_failure(&self, keys: &[String]) -> Result<(), DbError> {
-        let now = self.clock.now_ms();
-        for key in keys {
-            self.store.record_failure(key, now).await?;
+    async fn verdict(&self, keys: &[String], attempt: &Attempt, now: i64) -> Result<Verdict, DbError> {
+        let (mut wait_ms, mut settling) = (0i64, false);
+        for (key, id) in keys.iter().zip(&attempt.ids) {
+            let c = self
+                .store
+                .failures_since(key, now - self.window_ms, now - PENDING_STALE_MS, *id)
+                .await?;
+            if c.ahead < self.max_failures {
+                continue;
+            }
+            // Settled failures (this attempt is among the pending ones, so never one of them).
+            if c.all - c.pending >= self.max_failures {
+                let until = c.oldest.unwrap_or(now) + self.window_ms;
+                wait_ms = wait_ms.max(until - now).max(1);
+            } else {
+                settling = true;
+            }
         }
+        Ok(if wait_ms > 0 {
+            Verdict::Refuse(RetryAfter(((wait_ms + 999) / 1000) as u64))
+        } else if settling {
+            Verdict::Settling
+        } else {
+            Verdict::Go
+        })
+    }
+
+    /// The password was wrong: the attempt's record becomes a failure.
+    pub async fn failed(&self, attempt: Attempt) -> Result<(), DbError> {
+        self.store.confirm_failures(&attempt.ids).await?;
         // Housekeeping: drop what no window can see any more.
-        self.store.prune_failures(now - self.window_ms).await?;
+        self.store.prune_failures(self.clock.now_ms() - self.window_ms).await?;
         Ok(())
     }
 
-    /// A success clears the account's count (not the address's: one good password must not
-    /// reopen an address that is guessing at other accounts).
-    pub async fn record_success(&self, account_key: &str) -> Result<(), DbError> {
+    /// The attempt ended without a verdict on the password (a server error): it does not count.
+    pub async fn abandon(&self, attempt: Attempt) {
+        if let Err(e) = self.store.delete_failures(&attempt.ids).await {
+            tracing::warn!(error = %e, "could not take back a rate-limit reservation");
+        }
+    }
+
+    /// The password was right: the reservation is taken back, and the account's count is cleared (not
+    /// the address's: one good password must not reopen an address that is guessing at other accounts).
+    pub async fn succeeded(&self, attempt: Attempt, account_key: &str) -> Result<(), DbError> {
+        self.store.delete_failures(&attempt.ids).await?;
         self.store.clear_failures(account_key).await
     }
+}
+
+/// The answer of [`RateLimiter::begin`].
+#[derive(Debug)]
+pub enum Admission {
+    /// Check the password, then report with `failed`, `succeeded` or `abandon`.
+    Go(Attempt),
+    Refused(RetryAfter),
+}
+
+/// A reserved attempt: the failure rows recorded for it, one per key.
+#[derive(Debug)]
+#[must_use = "report the attempt's outcome to the rate limiter"]
+pub struct Attempt {
+    ids: Vec<i64>,
 }
 
 pub fn account_key(action: &str, account: &str) -> String {

@@ -6,8 +6,10 @@
 //! so are `localhost`, `*.localhost`, `*.local`, `*.internal` (e.g. `metadata.google.internal`), `metadata` and
 //! other single-label names. [`UrlPolicy`] relaxes this for tests and private deployments.
 //!
-//! A hostname that *resolves* to a private address passes [`check_url`]; the HTTP client layer must also call
-//! [`check_resolved_ip`] on every address it connects to (custom resolver), which closes DNS rebinding.
+//! A hostname that *resolves* to a private address passes [`check_url`]: only the text is checked at store
+//! time. Tokenkeeper itself never connects to a user-given URL (it stores them for the platform); a caller
+//! that does should check every address it connects to with [`check_resolved_ip`] (in a custom resolver),
+//! which also closes DNS rebinding.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 

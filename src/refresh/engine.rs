@@ -5,28 +5,36 @@
 //! ([`crate::db::Store::refresh_lock`]). Under both, the row is read again: another caller or instance
 //! may have refreshed already, and then its result is served instead of calling the provider again
 //! (rotating refresh tokens are single-use: a second call would revoke the grant).
+//!
+//! Each refresh runs in a task of its own ([`super::detach`]): a caller that goes away does not cut a
+//! refresh between the provider call and the secret write.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
-use rand::Rng as _;
 use serde_json::Value;
 
-use super::grants::{self, GrantContext, GrantError};
-use crate::audit::EventKind;
+use super::detach::{AuditNote, CallerGuard, Handoff};
+use super::grants::{self, GrantContext, GrantError, Refreshed};
+use super::persist::{self, Landing};
+use super::timing;
 use crate::config::Settings;
+use crate::credentials::read::needs_reauth;
 use crate::credentials::{CredentialError, CredentialService, TokenData, status};
 use crate::db::Connection;
 use crate::providers::ProviderSpec;
 use crate::secrets::SecretError;
+
+pub use super::timing::backoff_secs;
 
 /// Why a refresh is attempted; it decides what "due" means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
     /// A read: refresh when expiring, unless a failing provider is in backoff.
     Read,
-    /// The background scheduler, which claimed the row when its backoff (if any) was over.
-    Scheduled,
+    /// The background scheduler, which claimed the row at `since_ms` because it was due (its backoff, if
+    /// any, over): refresh unless someone did, or stored a new credential, since the claim.
+    Scheduled { since_ms: i64 },
     /// `POST /api/tokens/{provider}/refresh`: refresh unless someone did since the request began.
     Forced { since_ms: i64 },
 }
@@ -41,6 +49,29 @@ struct Inner {
     settings: Arc<Settings>,
     margin_secs: i64,
     locks: Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
+}
+
+/// One refresh, owned by its task.
+struct Job {
+    spec: &'static ProviderSpec,
+    user_id: String,
+    provider: String,
+    trigger: Trigger,
+    client_addr: String,
+    /// The refresh's audit event, once its outcome is in the row.
+    note: Option<AuditNote>,
+}
+
+impl Job {
+    fn audit(&self, ok: bool, detail: Option<String>) -> AuditNote {
+        AuditNote {
+            user_id: self.user_id.clone(),
+            provider: self.provider.clone(),
+            client_addr: self.client_addr.clone(),
+            ok,
+            detail,
+        }
+    }
 }
 
 impl RefreshEngine {
@@ -61,9 +92,11 @@ impl RefreshEngine {
         self.inner.margin_secs
     }
 
-    /// Whether a credential's access token expires within the margin (or is unknown: none minted yet).
+    /// Whether a credential is due for a refresh at `now`: within the margin of its expiry (a margin
+    /// capped by the lifetime of tokens this engine obtained), expired, or none minted yet
+    /// ([`timing::is_expiring`]).
     pub fn is_expiring(&self, row: &Connection, now_secs: i64) -> bool {
-        row.next_refresh_at.is_some() && row.expires_at.is_none_or(|e| e - self.inner.margin_secs <= now_secs)
+        timing::is_expiring(self.inner.margin_secs, row.expires_at, row.next_refresh_at, now_secs)
     }
 
     fn local_lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -77,7 +110,29 @@ impl RefreshEngine {
         l
     }
 
+    /// Holds one credential's lock until dropped: first in this process, then across processes
+    /// ([`crate::db::Store::refresh_lock`]). Refreshes, stores and deletes of a credential take it, so they
+    /// never overlap: a delete cannot fall between a store's secret write and its reference, and a
+    /// refresh never works on a credential being replaced or deleted.
+    pub(crate) async fn lock(
+        &self,
+        svc: &CredentialService,
+        user_id: &str,
+        provider: &str,
+    ) -> Result<CredentialLock, CredentialError> {
+        let key = format!("{user_id}\u{0}{provider}");
+        let local = self.local_lock(&key).lock_owned().await;
+        let cross = svc.store.refresh_lock(&key).await?;
+        Ok(CredentialLock {
+            _cross: cross,
+            _local: local,
+        })
+    }
+
     /// Refreshes the credential if `trigger` says it is due, and returns the token data to serve.
+    ///
+    /// The work runs in a spawned task that this call awaits: dropping this future (a client that
+    /// disconnects) leaves the refresh running to the end, so a rotated refresh token is always stored.
     pub async fn refresh(
         &self,
         svc: &CredentialService,
@@ -87,20 +142,48 @@ impl RefreshEngine {
         trigger: Trigger,
         client_addr: &str,
     ) -> Result<TokenData, CredentialError> {
-        let key = format!("{user_id}\u{0}{provider}");
-        let local = self.local_lock(&key);
-        let _local = local.lock().await;
-        let _cross = svc.store.refresh_lock(&key).await?;
+        let handoff = Handoff::new();
+        let mut job = Job {
+            spec,
+            user_id: user_id.to_string(),
+            provider: provider.to_string(),
+            trigger,
+            client_addr: client_addr.to_string(),
+            note: None,
+        };
+        let (engine, task_svc, task_handoff) = (self.clone(), svc.clone(), handoff.clone());
+        let task = tokio::spawn(async move {
+            let res = engine.refresh_in_task(&task_svc, &mut job).await;
+            if let Some(note) = task_handoff.finish(job.note.take()) {
+                note.record(&task_svc).await;
+            }
+            res
+        });
+        let guard = CallerGuard::new(handoff, svc.clone());
+        let res = match task.await {
+            Ok(res) => res,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // Cancelled: only when the runtime shuts down.
+            Err(_) => Err(CredentialError::RefreshUnavailable {
+                provider: provider.to_string(),
+                reason: "cancelled".into(),
+            }),
+        };
+        guard.record_note().await;
+        res
+    }
 
-        let row = svc.row(user_id, provider).await?;
+    async fn refresh_in_task(&self, svc: &CredentialService, job: &mut Job) -> Result<TokenData, CredentialError> {
+        let (user_id, provider) = (job.user_id.clone(), job.provider.clone());
+        let _lock = self.lock(svc, &user_id, &provider).await?;
+
+        let row = svc.row(&user_id, &provider).await?;
         if row.status == status::NEEDS_REAUTH {
-            return Err(crate::credentials::read::needs_reauth(&row));
+            return Err(needs_reauth(&row));
         }
         let now = svc.clock.now_secs();
-        let due = match trigger {
-            Trigger::Forced { since_ms } => row.updated_at <= since_ms,
-            // The scheduler plans refreshes up to a fifth of the margin early (jitter spreads them).
-            Trigger::Scheduled => self.is_expiring(&row, now + self.inner.margin_secs / 5),
+        let due = match job.trigger {
+            Trigger::Forced { since_ms } | Trigger::Scheduled { since_ms } => row.updated_at <= since_ms,
             Trigger::Read => {
                 let backing_off = row.status == status::DEGRADED && row.next_refresh_at.is_some_and(|n| n > now);
                 self.is_expiring(&row, now) && !backing_off
@@ -110,7 +193,7 @@ impl RefreshEngine {
             return self.serve_current(svc, &row, now).await;
         }
         // The newest version: after a rotation whose reference update failed, it holds the live refresh token.
-        let name = svc.secret_name(user_id, provider);
+        let name = svc.secret_name(&user_id, &provider);
         let latest = svc
             .secrets
             .read(&name, None)
@@ -122,131 +205,147 @@ impl RefreshEngine {
             http: &self.inner.http,
             settings: &self.inner.settings,
             now,
-            user_id,
+            user_id: &user_id,
         };
-        let outcome = grants::refresh(spec, &current, &ctx).await;
-        match outcome {
-            Ok(fresh) => {
-                crate::metrics::refresh_outcome(provider, "ok");
-                let payload = secrecy::SecretString::from(Value::Object(fresh.token_data.clone()).to_string());
-                // Stored before it is served: a rotated refresh token must never be lost.
-                let version = match svc.secrets.write(&name, &payload, Some(latest.version)).await {
-                    Ok(v) => v,
-                    Err(SecretError::CasMismatch) => {
-                        // The user stored a new credential meanwhile: theirs wins.
-                        let row = svc.row(user_id, provider).await?;
-                        return svc.read_secret(&row).await;
-                    }
-                    Err(e) => return Err(e.into()),
-                };
-                let updated = Connection {
-                    secret_version: version as i64,
-                    metadata: Value::Object(spec.metadata_of(&fresh.token_data)).to_string(),
-                    status: status::ACTIVE.into(),
-                    status_reason: None,
-                    expires_at: fresh.expires_at,
-                    next_refresh_at: fresh
-                        .expires_at
-                        .map(|e| e - self.inner.margin_secs - jitter(self.inner.margin_secs / 5)),
-                    refresh_failures: 0,
-                    updated_at: svc.clock.now_ms(),
-                    ..row
-                };
-                svc.store.upsert_connection(&updated).await?;
-                svc.changed(user_id, provider).await;
-                svc.audit(user_id, EventKind::CredentialRefresh, provider, true, client_addr, None)
-                    .await;
-                Ok(TokenData(fresh.token_data))
-            }
+        match grants::refresh(job.spec, &current, &ctx).await {
+            Ok(fresh) => self.store_refreshed(svc, job, row, latest.version, fresh, now).await,
             Err(GrantError::NotRefreshable) => self.serve_current(svc, &row, now).await,
-            Err(GrantError::NeedsReauth { reason }) => {
-                let updated = Connection {
-                    status: status::NEEDS_REAUTH.into(),
-                    status_reason: Some(reason),
-                    next_refresh_at: None,
-                    ..row
-                };
-                self.record_failure(svc, &updated, client_addr).await?;
-                Err(crate::credentials::read::needs_reauth(&updated))
-            }
-            Err(GrantError::Transient { reason }) => {
-                let failures = row.refresh_failures + 1;
-                let updated = Connection {
-                    status: status::DEGRADED.into(),
-                    status_reason: Some(reason),
-                    refresh_failures: failures,
-                    next_refresh_at: Some(now + backoff_secs(failures)),
-                    ..row
-                };
-                self.record_failure(svc, &updated, client_addr).await?;
-                // Still-valid tokens keep being served; an expired one answers 503 (serve_current).
-                self.serve_current(svc, &updated, now).await
-            }
+            Err(e) => self.store_failure(svc, job, row, &e, now).await,
         }
     }
 
-    /// A failed refresh: the new status in SQL (dropping cached copies everywhere), a metric, an audit
-    /// event with the reason, a log line.
-    async fn record_failure(
+    /// A successful refresh: the secret first (a rotated refresh token must never be lost), then the row.
+    async fn store_refreshed(
         &self,
         svc: &CredentialService,
-        updated: &Connection,
-        client_addr: &str,
-    ) -> Result<(), CredentialError> {
-        let (provider, reason) = (
-            updated.provider.as_str(),
-            updated.status_reason.as_deref().unwrap_or(""),
-        );
-        let outcome = if updated.status == status::NEEDS_REAUTH {
-            "needs_reauth"
-        } else {
-            "degraded"
+        job: &mut Job,
+        row: Connection,
+        cas: u64,
+        fresh: Refreshed,
+        now: i64,
+    ) -> Result<TokenData, CredentialError> {
+        crate::metrics::refresh_outcome(&job.provider, "ok");
+        let name = svc.secret_name(&job.user_id, &job.provider);
+        let payload = secrecy::SecretString::from(Value::Object(fresh.token_data.clone()).to_string());
+        let version = match persist::write_secret(svc.secrets.as_ref(), &name, &payload, cas).await {
+            Ok(v) => v,
+            Err(SecretError::CasMismatch) => {
+                // The user stored a new credential meanwhile (or deleted it): theirs wins.
+                let row = svc.row(&job.user_id, &job.provider).await?;
+                return svc.read_secret(&row).await;
+            }
+            Err(e) => {
+                tracing::error!(provider = job.provider, error = %e,
+                    "a refreshed credential could not be stored; a rotated refresh token is lost");
+                return Err(e.into());
+            }
         };
-        crate::metrics::refresh_outcome(provider, outcome);
-        svc.store.upsert_connection(updated).await?;
-        svc.changed(&updated.user_id, provider).await;
-        let kind = EventKind::CredentialRefresh;
-        svc.audit(&updated.user_id, kind, provider, false, client_addr, Some(reason))
-            .await;
-        tracing::warn!(
-            provider,
-            reason,
-            outcome,
-            failures = updated.refresh_failures,
-            "refresh failed"
-        );
-        Ok(())
+        let updated = Connection {
+            secret_version: version as i64,
+            metadata: Value::Object(job.spec.metadata_of(&fresh.token_data)).to_string(),
+            status: status::ACTIVE.into(),
+            status_reason: None,
+            expires_at: fresh.expires_at,
+            next_refresh_at: fresh
+                .expires_at
+                .map(|e| timing::planned_refresh(self.inner.margin_secs, e, now)),
+            refresh_failures: 0,
+            updated_at: svc.clock.now_ms(),
+            ..row
+        };
+        match persist::land_row(svc, &updated).await? {
+            Landing::Recorded => {
+                job.note = Some(job.audit(true, None));
+                Ok(TokenData(fresh.token_data))
+            }
+            Landing::Gone => Err(CredentialError::NotConnected(job.provider.clone())),
+            Landing::Superseded(current) => svc.read_secret(&current).await,
+        }
     }
 
-    /// The stored credential, as long as its token has not expired (or it has no expiry).
+    /// A failed refresh: the new status in the row (dropping cached copies everywhere), a metric, an
+    /// audit event with the reason, a log line; then what the caller gets.
+    async fn store_failure(
+        &self,
+        svc: &CredentialService,
+        job: &mut Job,
+        row: Connection,
+        err: &GrantError,
+        now: i64,
+    ) -> Result<TokenData, CredentialError> {
+        let reason = err.reason().to_string();
+        let (updated, outcome) = if err.needs_reauth() {
+            let updated = Connection {
+                status: status::NEEDS_REAUTH.into(),
+                status_reason: Some(reason.clone()),
+                next_refresh_at: None,
+                ..row
+            };
+            (updated, "needs_reauth")
+        } else {
+            let failures = row.refresh_failures.saturating_add(1);
+            let updated = Connection {
+                status: status::DEGRADED.into(),
+                status_reason: Some(reason.clone()),
+                refresh_failures: failures,
+                next_refresh_at: Some(now + timing::backoff_secs(failures)),
+                ..row
+            };
+            (updated, "degraded")
+        };
+        crate::metrics::refresh_outcome(&job.provider, outcome);
+        let failures = updated.refresh_failures;
+        tracing::warn!(provider = job.provider, reason, outcome, failures, "refresh failed");
+        match persist::land_row(svc, &updated).await? {
+            Landing::Recorded => {}
+            // Deleted while the provider was called: nothing to record, nothing to serve.
+            Landing::Gone => return Err(CredentialError::NotConnected(job.provider.clone())),
+            // A new credential was stored meanwhile: the old one's failure is not its failure.
+            Landing::Superseded(current) => return svc.read_secret(&current).await,
+        }
+        job.note = Some(job.audit(false, Some(reason)));
+        if updated.status == status::NEEDS_REAUTH {
+            return Err(needs_reauth(&updated));
+        }
+        // Still-valid tokens keep being served; otherwise 503 (serve_current).
+        self.serve_current(svc, &updated, now).await
+    }
+
+    /// The stored credential, unless the last refresh failed and it holds no usable token: then
+    /// [`CredentialError::RefreshUnavailable`] (503).
+    ///
+    /// Usable means unexpired; with no known expiry, holding an access token at all. A credential never
+    /// minted (azure, tailscale, aws before their first token) has neither: serving its stored fields
+    /// would answer 200 with no token in it.
     async fn serve_current(
         &self,
         svc: &CredentialService,
         row: &Connection,
         now: i64,
     ) -> Result<TokenData, CredentialError> {
-        if row.expires_at.is_some_and(|e| e <= now) && row.status == status::DEGRADED {
-            return Err(CredentialError::RefreshUnavailable {
-                provider: row.provider.clone(),
-                reason: row.status_reason.clone().unwrap_or_default(),
-            });
+        let unavailable = || CredentialError::RefreshUnavailable {
+            provider: row.provider.clone(),
+            reason: row.status_reason.clone().unwrap_or_default(),
+        };
+        if row.status != status::DEGRADED {
+            return svc.read_secret(row).await;
         }
-        svc.read_secret(row).await
+        match row.expires_at {
+            Some(e) if e <= now => Err(unavailable()),
+            Some(_) => svc.read_secret(row).await,
+            None => {
+                let data = svc.read_secret(row).await?;
+                match grants::str_field(&data.0, "access_token") {
+                    Some(_) => Ok(data),
+                    None => Err(unavailable()),
+                }
+            }
+        }
     }
 }
 
-/// Exponential backoff with jitter: 30 s, 60 s, 120 s ... capped at one hour, each +-20 %.
-pub fn backoff_secs(failures: i32) -> i64 {
-    let base = 30i64
-        .saturating_mul(1 << failures.clamp(1, 8).saturating_sub(1))
-        .min(3600);
-    base - base / 5 + jitter(2 * base / 5)
-}
-
-fn jitter(max: i64) -> i64 {
-    if max <= 0 {
-        0
-    } else {
-        rand::thread_rng().gen_range(0..=max)
-    }
+/// A held credential lock ([`RefreshEngine::lock`]); the cross-process part is released first.
+pub(crate) struct CredentialLock {
+    _cross: crate::db::RefreshLock,
+    _local: tokio::sync::OwnedMutexGuard<()>,
 }

@@ -2,10 +2,15 @@
 //!
 //! [`grants`] is the stateless layer: given a provider spec and a credential's token data, it performs the one
 //! outbound call that yields a fresh credential and sorts failures into [`grants::GrantError`]. Single flight,
-//! locking, scheduling and persistence build on it.
+//! locking, scheduling and persistence build on it: [`engine`] (one refresh, in a task of its own:
+//! `detach`; its writes: `persist`), [`scheduler`] (the background refresher), [`timing`] (margins,
+//! planned refreshes, backoff).
 
+mod detach;
 pub mod engine;
 pub mod grants;
+mod persist;
 pub mod scheduler;
+pub mod timing;
 
 pub use grants::{GrantContext, GrantError, Refreshed, http_client, refresh, refresh_kind_for};

@@ -52,6 +52,8 @@ pub async fn run_pass(svc: &CredentialService, s: &SchedulerSettings, stop: &wat
             break;
         }
         let now = svc.clock.now_secs();
+        // The claim's time: a credential refreshed (or stored anew) after it is not refreshed again.
+        let since_ms = svc.clock.now_ms();
         let claimed = match svc.store.claim_due(now, now + s.lease.as_secs() as i64, s.batch).await {
             Ok(c) => c,
             Err(e) => {
@@ -75,7 +77,14 @@ pub async fn run_pass(svc: &CredentialService, s: &SchedulerSettings, stop: &wat
                     }
                     let spec = CredentialService::spec(&provider)?;
                     engine
-                        .refresh(svc, spec, &user, &provider, Trigger::Scheduled, "refresher")
+                        .refresh(
+                            svc,
+                            spec,
+                            &user,
+                            &provider,
+                            Trigger::Scheduled { since_ms },
+                            "refresher",
+                        )
                         .await
                         .map(|_| true)
                 }

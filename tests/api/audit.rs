@@ -1,8 +1,13 @@
 //! `GET /api/audit`: each event kind lands for its own user only, newest first, paged.
 
+use std::io::Write;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
 use serde_json::{Value, json};
 
-use crate::support::app::{Db, TestConfig, spawn_app};
+use crate::ops::{alone, store_gcp, token_endpoint, with_gcp_endpoint};
+use crate::support::app::{Db, TestApp, TestConfig, spawn_app, sql};
 
 async fn events_are_recorded_per_user_and_paged(db: Db) {
     let app = spawn_app(db, TestConfig::default()).await.unwrap();
@@ -155,4 +160,232 @@ async fn a_burst_of_events_lands_whole(db: Db) {
     assert_eq!(app.services.audit.failed_writes(), 0);
 }
 
-crate::on_both_backends!(events_are_recorded_per_user_and_paged, a_burst_of_events_lands_whole);
+/// The user's `credential_refresh` events, newest first: (provider, outcome, detail).
+async fn refresh_events(app: &TestApp, token: &str) -> Vec<(String, String, Option<String>)> {
+    let page: Value = app.get_auth("/api/audit?limit=200", token).await.json().await.unwrap();
+    page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "credential_refresh")
+        .map(|e| {
+            (
+                e["provider"].as_str().unwrap().to_string(),
+                e["outcome"].as_str().unwrap().to_string(),
+                e["detail"].as_str().map(str::to_string),
+            )
+        })
+        .collect()
+}
+
+/// `POST /api/tokens/{provider}/refresh` leaves exactly one `credential_refresh` event per request, ok or
+/// failed: also when it fails before the refresh engine runs, and never two when the engine ran.
+async fn every_forced_refresh_is_audited_once(db: Db) {
+    let endpoint = token_endpoint().await;
+    let app = spawn_app(db, with_gcp_endpoint(TestConfig::default(), &endpoint))
+        .await
+        .unwrap();
+    let (uid, token) = app.user("forced@example.com").await;
+    let (_, other) = app.user("bystander@example.com").await;
+    let refresh = async |provider: &str| {
+        app.post_auth(&format!("/api/tokens/{provider}/refresh"), &token, json!({}))
+            .await
+    };
+    let ev = |provider: &str, outcome: &str, detail: Option<&str>| {
+        (provider.to_string(), outcome.to_string(), detail.map(str::to_string))
+    };
+
+    // Before the engine: nothing stored, an unknown provider.
+    assert_eq!(refresh("gcp").await.status(), 404);
+    assert_eq!(refresh("no-such-provider").await.status(), 404);
+    // A provider whose credentials do not refresh: answered as it is.
+    let splunk = json!({"api_token": "forced-splunk-token", "base_url": "https://s.example.com"});
+    assert_eq!(app.put_auth("/api/tokens/splunk", &token, splunk).await.status(), 200);
+    assert_eq!(refresh("splunk").await.status(), 200);
+    // The engine: a refresh the provider grants, then one it refuses for now (503; the still-valid
+    // token is served, the connection is degraded). The engine records these itself.
+    store_gcp(&app, &token).await;
+    assert_eq!(refresh("gcp").await.status(), 200);
+    endpoint.failing.store(true, Ordering::SeqCst);
+    let r = refresh("gcp").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], "degraded");
+    assert_eq!(endpoint.calls.load(Ordering::SeqCst), 2);
+    // A connection that needs re-authorization: refused (409) before the engine.
+    let row = app.services.store.get_connection(&uid, "gcp").await.unwrap().unwrap();
+    let reauth = tokenkeeper::db::Connection {
+        status: "needs_reauth".into(),
+        status_reason: Some("invalid_grant".into()),
+        next_refresh_at: None,
+        ..row
+    };
+    app.services.store.upsert_connection(&reauth).await.unwrap();
+    assert_eq!(refresh("gcp").await.status(), 409);
+    assert_eq!(endpoint.calls.load(Ordering::SeqCst), 2);
+
+    let events = refresh_events(&app, &token).await;
+    assert_eq!(events.len(), 6, "one event per forced refresh: {events:?}");
+    assert_eq!(events[0], ev("gcp", "failed", Some("needs_reauth")));
+    assert_eq!((events[1].0.as_str(), events[1].1.as_str()), ("gcp", "failed"));
+    assert!(events[1].2.is_some(), "the provider's reason: {events:?}");
+    assert_eq!(events[2], ev("gcp", "ok", None));
+    assert_eq!(events[3], ev("splunk", "ok", None));
+    assert_eq!(events[4], ev("no-such-provider", "failed", Some("unknown provider")));
+    assert_eq!(events[5], ev("gcp", "failed", Some("not connected")));
+    assert!(
+        refresh_events(&app, &other).await.is_empty(),
+        "the user's own events only"
+    );
+}
+
+/// Makes every insert into `audit_events` fail (or stops doing so).
+async fn break_audit_writes(app: &TestApp, on: bool) {
+    let pg = app.database_url.starts_with("postgres");
+    let stmt = match (pg, on) {
+        (true, true) => {
+            "CREATE FUNCTION tk_fail_audit() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$ \
+             LANGUAGE plpgsql; CREATE TRIGGER tk_fail_audit BEFORE INSERT ON audit_events \
+             FOR EACH ROW EXECUTE FUNCTION tk_fail_audit();"
+        }
+        (true, false) => "DROP TRIGGER tk_fail_audit ON audit_events; DROP FUNCTION tk_fail_audit();",
+        (false, true) => {
+            "CREATE TRIGGER tk_fail_audit BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'injected'); END;"
+        }
+        (false, false) => "DROP TRIGGER tk_fail_audit;",
+    };
+    sql(app, stmt).await;
+}
+
+/// Every log line of the process (installed globally: run this test alone, see [`alone`]).
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Capture {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+async fn audit_write_failures(app: &TestApp) -> f64 {
+    let text = app
+        .client
+        .get(app.at("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("tokenkeeper_audit_write_failures_total "))
+        .expect("tokenkeeper_audit_write_failures_total is exposed");
+    line.rsplit_once(' ').unwrap().1.parse().unwrap()
+}
+
+/// An audit write that fails is logged and counted, and the read it was for still answers.
+async fn a_failed_audit_write_is_logged_counted_and_does_not_fail_a_read(db: Db) {
+    if !alone(
+        module_path!(),
+        db,
+        "a_failed_audit_write_is_logged_counted_and_does_not_fail_a_read",
+    )
+    .await
+    {
+        return;
+    }
+    let logs = Capture::default();
+    let writer = logs.clone();
+    tracing_subscriber::fmt()
+        .with_env_filter("tokenkeeper=warn")
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .init();
+    let app = spawn_app(db, TestConfig::default()).await.unwrap();
+    let (_, token) = app.user("unaudited@example.com").await;
+    let creds = json!({"api_token": "unaudited-splunk-token", "base_url": "https://s.example.com"});
+    assert_eq!(app.put_auth("/api/tokens/splunk", &token, creds).await.status(), 200);
+    // Everything so far is written before the failure is injected.
+    app.services.audit.flush().await;
+    assert_eq!(audit_write_failures(&app).await, 0.0);
+
+    break_audit_writes(&app, true).await;
+    let data = app.credentials("splunk", &token).await;
+    assert_eq!(data["tokenData"]["api_token"], "unaudited-splunk-token");
+    app.services.audit.flush().await;
+    assert_eq!(audit_write_failures(&app).await, 1.0);
+    assert_eq!(app.services.audit.failed_writes(), 1);
+    let log = logs.text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("audit write failed"))
+        .unwrap_or_else(|| panic!("the failed write is logged:\n{log}"));
+    assert!(line.contains("credential_read") && line.contains("injected"), "{line}");
+    assert!(!log.contains("unaudited-splunk-token"), "no secret in the log");
+
+    // Repaired: writes land again and nothing more is counted.
+    break_audit_writes(&app, false).await;
+    app.credentials("splunk", &token).await;
+    let page: Value = app.get_auth("/api/audit", &token).await.json().await.unwrap();
+    let reads = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "credential_read")
+        .count();
+    assert_eq!(
+        reads, 1,
+        "the read while writes failed is not in the trail, the one after is"
+    );
+    assert_eq!(audit_write_failures(&app).await, 1.0);
+}
+
+/// Attempts refused by the brute-force limit (429) land in the targeted user's trail as failures.
+async fn refused_attempts_are_audited(db: Db) {
+    let cfg = TestConfig::default().with("TOKENKEEPER_RATE_LIMIT_MAX_FAILURES", "1");
+    let app = spawn_app(db, cfg).await.unwrap();
+    let (_, token) = app.user("limited@example.com").await;
+    let login = json!({"email": "limited@example.com", "password": "wrong-password"});
+    assert_eq!(app.post("/api/auth/login", login.clone()).await.status(), 401);
+    assert_eq!(app.post("/api/auth/login", login).await.status(), 429);
+    let change = json!({"currentPassword": "wrong-password", "newPassword": "brand-new-password"});
+    assert_eq!(
+        app.post_auth("/api/auth/change-password", &token, change.clone())
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        app.post_auth("/api/auth/change-password", &token, change)
+            .await
+            .status(),
+        429
+    );
+    let page: Value = app.get_auth("/api/audit?limit=50", &token).await.json().await.unwrap();
+    let refused: Vec<&str> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["detail"] == "too many attempts" && e["outcome"] == "failed")
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(refused, ["change_password", "login"], "{page}");
+}
+
+crate::on_both_backends!(
+    refused_attempts_are_audited,
+    events_are_recorded_per_user_and_paged,
+    a_burst_of_events_lands_whole,
+    every_forced_refresh_is_audited_once,
+    a_failed_audit_write_is_logged_counted_and_does_not_fail_a_read
+);

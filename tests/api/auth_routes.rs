@@ -1,8 +1,25 @@
 //! Register, login, change-password, me, logout: success and every error code SPEC section 3 names.
 
 use serde_json::{Value, json};
+use tokenkeeper::clock::Clock as _;
+use tokenkeeper::identity::sessions::hash_token;
 
-use crate::support::app::{Db, TestConfig, error_of, spawn_app};
+use crate::support::app::{Db, TestApp, TestConfig, error_of, spawn_app};
+
+/// Whether the `sessions` table still holds a row for `token` (read directly from the app's database).
+async fn session_row_exists(app: &TestApp, token: &str) -> bool {
+    use sqlx::Connection as _;
+    let sql = "SELECT COUNT(*) FROM sessions WHERE token_hash = $1";
+    let hash = hash_token(token);
+    let n: i64 = if app.database_url.starts_with("postgres") {
+        let mut c = sqlx::PgConnection::connect(&app.database_url).await.unwrap();
+        sqlx::query_scalar(sql).bind(&hash).fetch_one(&mut c).await.unwrap()
+    } else {
+        let mut c = sqlx::SqliteConnection::connect(&app.database_url).await.unwrap();
+        sqlx::query_scalar(sql).bind(&hash).fetch_one(&mut c).await.unwrap()
+    };
+    n > 0
+}
 
 async fn register_login_me_logout(db: Db) {
     let app = spawn_app(db, TestConfig::default()).await.unwrap();
@@ -166,6 +183,128 @@ async fn me_for_unknown_user_is_404(db: Db) {
     assert_eq!(error_of(r).await, "User not found");
 }
 
+async fn change_password_for_unknown_user_is_404(db: Db) {
+    let cfg = TestConfig::default().with("TOKENKEEPER_INTERNAL_SECRET", "internal-test-secret");
+    let app = spawn_app(db, cfg).await.unwrap();
+    let r = app
+        .client
+        .post(app.at("/api/auth/change-password"))
+        .header("X-User-ID", "no-such-user")
+        .header("X-Internal-Secret", "internal-test-secret")
+        .json(&json!({"currentPassword": "whatever-it-was", "newPassword": "new-password-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(error_of(r).await, "User not found");
+}
+
+async fn logout_needs_a_session(db: Db) {
+    let app = spawn_app(db, TestConfig::default()).await.unwrap();
+    let (_, token) = app.user("logout@example.com").await;
+    // No credentials at all.
+    let r = app.client.post(app.at("/api/auth/logout")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(error_of(r).await, "Authentication required");
+    // A token that is no session, one that is not even shaped like one, and the real one once it is logged out.
+    for bad in ["tks_not-a-real-session", "garbage"] {
+        let r = app.post_auth("/api/auth/logout", bad, json!({})).await;
+        assert_eq!(r.status(), 401, "{bad}");
+        assert_eq!(error_of(r).await, "Authentication required");
+    }
+    assert_eq!(app.post_auth("/api/auth/logout", &token, json!({})).await.status(), 204);
+    let r = app.post_auth("/api/auth/logout", &token, json!({})).await;
+    assert_eq!(r.status(), 401, "logged out twice");
+    assert_eq!(error_of(r).await, "Authentication required");
+}
+
+async fn login_refuses_malformed_requests(db: Db) {
+    let app = spawn_app(db, TestConfig::default()).await.unwrap();
+    app.register("shape@example.com", "correct-horse").await;
+    let post = |body: String, ct: Option<&'static str>| {
+        let mut req = app.client.post(app.at("/api/auth/login")).body(body);
+        if let Some(ct) = ct {
+            req = req.header("content-type", ct);
+        }
+        req.send()
+    };
+    // Over the maximum any hash format takes (1024 bytes): 400, not a failed login.
+    let long = json!({"email": "shape@example.com", "password": "p".repeat(1025)}).to_string();
+    let r = post(long, Some("application/json")).await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(error_of(r).await.contains("at most"));
+    // Not JSON.
+    let r = post("{not json".into(), Some("application/json")).await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(error_of(r).await.contains("not valid JSON"));
+    // JSON, but not labelled as JSON: 415, with or without a content type.
+    let body = json!({"email": "shape@example.com", "password": "correct-horse"}).to_string();
+    for ct in [Some("text/plain"), Some("application/x-www-form-urlencoded"), None] {
+        let r = post(body.clone(), ct).await.unwrap();
+        assert_eq!(r.status(), 415, "{ct:?}");
+        assert!(!error_of(r).await.is_empty());
+    }
+    // None of these counted as a failed attempt, and the account still logs in.
+    app.login("shape@example.com", "correct-horse").await;
+}
+
+/// A Bearer session works until `TOKENKEEPER_SESSION_TTL_SECS` has passed, then 401. Dead rows (expired,
+/// or revoked a session lifetime ago) are deleted when the user logs in again.
+async fn sessions_expire_and_dead_ones_are_deleted(db: Db) {
+    let app = spawn_app(db, TestConfig::default().with("TOKENKEEPER_SESSION_TTL_SECS", "3600"))
+        .await
+        .unwrap();
+    app.register("ttl@example.com", "correct-horse").await;
+    let issued_at = app.clock.now_ms();
+    let r = app
+        .post(
+            "/api/auth/login",
+            json!({"email": "ttl@example.com", "password": "correct-horse"}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let login: Value = r.json().await.unwrap();
+    assert_eq!(
+        login["expiresAt"],
+        tokenkeeper::clock::rfc3339(issued_at + 3_600_000).as_str()
+    );
+    let first = login["token"].as_str().unwrap().to_string();
+
+    app.clock.advance_secs(3599);
+    assert_eq!(
+        app.get_auth("/api/auth/me", &first).await.status(),
+        200,
+        "before the TTL"
+    );
+    // A second session, logged out at once: revoked, not yet expired.
+    let revoked = app.login("ttl@example.com", "correct-horse").await;
+    assert_eq!(
+        app.post_auth("/api/auth/logout", &revoked, json!({})).await.status(),
+        204
+    );
+
+    app.clock.advance_secs(1);
+    let r = app.get_auth("/api/auth/me", &first).await;
+    assert_eq!(r.status(), 401, "after the TTL");
+    assert_eq!(error_of(r).await, "Authentication required");
+    assert_eq!(app.post_auth("/api/auth/logout", &first, json!({})).await.status(), 401);
+    assert!(session_row_exists(&app, &first).await, "nothing deleted yet");
+
+    // The next login deletes the expired row; the revoked one stays for a session lifetime.
+    let second = app.login("ttl@example.com", "correct-horse").await;
+    assert!(!session_row_exists(&app, &first).await, "expired session deleted");
+    assert!(session_row_exists(&app, &revoked).await);
+    assert!(session_row_exists(&app, &second).await);
+    assert_eq!(app.get_auth("/api/auth/me", &second).await.status(), 200);
+
+    app.clock.advance_secs(3600);
+    let third = app.login("ttl@example.com", "correct-horse").await;
+    assert!(!session_row_exists(&app, &revoked).await, "revoked session deleted");
+    assert!(!session_row_exists(&app, &second).await, "expired session deleted");
+    assert_eq!(app.get_auth("/api/auth/me", &third).await.status(), 200);
+    assert_eq!(app.get_auth("/api/auth/me", &second).await.status(), 401);
+}
+
 async fn argon2id_accepts_long_passwords(db: Db) {
     let cfg = TestConfig::default().with("TOKENKEEPER_PASSWORD_HASH", "argon2id");
     let app = spawn_app(db, cfg).await.unwrap();
@@ -188,5 +327,9 @@ crate::on_both_backends!(
     login_errors_answer_alike,
     change_password_flow,
     me_for_unknown_user_is_404,
+    change_password_for_unknown_user_is_404,
+    logout_needs_a_session,
+    login_refuses_malformed_requests,
+    sessions_expire_and_dead_ones_are_deleted,
     argon2id_accepts_long_passwords,
 );

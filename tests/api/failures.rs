@@ -3,21 +3,8 @@
 
 use serde_json::{Value, json};
 
-use crate::support::app::{Db, Secrets, TestApp, TestConfig, error_of, spawn_app};
+use crate::support::app::{Db, Secrets, TestApp, TestConfig, error_of, spawn_app, sql};
 use crate::support::openbao::OpenBao;
-
-/// Runs one statement on the app's database directly (to inject failures).
-async fn sql(app: &TestApp, stmt: &str) {
-    use sqlx::Connection as _;
-    let stmt = sqlx::AssertSqlSafe(stmt.to_string());
-    if app.database_url.starts_with("postgres") {
-        let mut c = sqlx::PgConnection::connect(&app.database_url).await.unwrap();
-        sqlx::raw_sql(stmt).execute(&mut c).await.unwrap();
-    } else {
-        let mut c = sqlx::SqliteConnection::connect(&app.database_url).await.unwrap();
-        sqlx::raw_sql(stmt).execute(&mut c).await.unwrap();
-    }
-}
 
 /// Makes every insert or update of `connections` fail.
 async fn break_reference_writes(app: &TestApp, on: bool) {

@@ -40,6 +40,56 @@ async fn x_user_id_needs_the_internal_secret(db: Db) {
     assert_eq!(me(Some("s3cret-internal")).await.unwrap().status(), 200);
 }
 
+/// `TOKENKEEPER_INTERNAL_SECRET` set but empty (or blank, or an empty `_FILE`) is no secret: `X-User-ID` is
+/// refused whatever `X-Internal-Secret` says, including the empty string that would "match" it.
+async fn x_user_id_refused_when_the_internal_secret_is_empty(db: Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let empty_file = dir.path().join("internal-secret");
+    std::fs::write(&empty_file, "\n").unwrap();
+    let configs = [
+        TestConfig::default().with("TOKENKEEPER_INTERNAL_SECRET", ""),
+        TestConfig::default().with("TOKENKEEPER_INTERNAL_SECRET", "  "),
+        TestConfig::default().with("TOKENKEEPER_INTERNAL_SECRET_FILE", empty_file.to_str().unwrap()),
+    ];
+    for (i, cfg) in configs.into_iter().enumerate() {
+        let app = spawn_app(db, cfg).await.unwrap();
+        let (uid, token) = app.user("empty-secret@example.com").await;
+        for secret in [None, Some(""), Some("  "), Some("anything")] {
+            let mut req = app.client.get(app.at("/api/auth/me")).header("X-User-ID", &uid);
+            if let Some(s) = secret {
+                req = req.header("X-Internal-Secret", s);
+            }
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status(), 401, "config {i}, secret {secret:?}");
+            assert_eq!(crate::support::app::error_of(r).await, "Authentication required");
+        }
+        // Nor does the header take over another route, or a valid session (the Bearer token wins).
+        let r = app
+            .client
+            .post(app.at("/api/auth/change-password"))
+            .header("X-User-ID", &uid)
+            .header("X-Internal-Secret", "")
+            .json(&serde_json::json!({"currentPassword": "correct-horse-battery", "newPassword": "new-password-1"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "config {i}: change-password");
+        let me: serde_json::Value = app
+            .client
+            .get(app.at("/api/auth/me"))
+            .bearer_auth(&token)
+            .header("X-User-ID", "someone-else")
+            .header("X-Internal-Secret", "")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(me["id"], uid.as_str());
+    }
+}
+
 async fn garbage_credentials_are_401(db: Db) {
     let app = spawn_app(db, TestConfig::default().with("AUTH_SECRET", "some-auth-secret"))
         .await
@@ -249,6 +299,7 @@ async fn authjs_password_change_refuses_earlier_sessions(db: Db) {
 
 crate::on_both_backends!(
     x_user_id_needs_the_internal_secret,
+    x_user_id_refused_when_the_internal_secret_is_empty,
     garbage_credentials_are_401,
     authjs_fixtures_through_http,
     authjs_refused_without_auth_secret,

@@ -1,12 +1,20 @@
 //! Operating surface: `/metrics` counters move by exactly what a scripted sequence of calls did, labels
 //! are route templates (never raw paths), and every response carries an `X-Request-Id` (the caller's,
 //! when it sent one).
+//!
+//! The process-wide counters (refreshes, secret-store errors) are shared by every test of this binary,
+//! which run in parallel: their exact deltas are checked in a child process running that one test alone.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use serde_json::json;
+use axum::extract::State;
+use axum::{Form, Json, Router, routing};
+use serde_json::{Value, json};
 
 use crate::support::app::{Db, TestApp, TestConfig, spawn_app};
+use crate::support::openbao::OpenBao;
 
 /// One scrape: `series` (name and labels, exactly as exposed) -> value.
 async fn scrape(app: &TestApp) -> HashMap<String, f64> {
@@ -161,18 +169,204 @@ async fn metrics_counters_move_by_the_scripted_calls(db: Db) {
     // Nothing failed to reach the audit trail; nothing is in flight but the scrape itself.
     assert_eq!(get(&after, "tokenkeeper_audit_write_failures_total"), 0.0);
     assert_eq!(get(&after, "tokenkeeper_http_requests_in_flight"), 1.0);
-    // The process-wide families are exposed (their values are shared by every test in this binary).
-    assert!(after.contains_key("tokenkeeper_refreshes_total{provider=\"grafana\",outcome=\"ok\"}"));
-    assert!(after.contains_key("tokenkeeper_refreshes_total{provider=\"gcp\",outcome=\"needs_reauth\"}"));
-    assert!(after.contains_key("tokenkeeper_secret_store_errors_total"));
     assert_eq!(after.get("tokenkeeper_build_info{version=\"0.1.0\"}"), Some(&1.0));
 
-    // Connections by status, counted in SQL at scrape time.
+    // Connections by status, counted in SQL (this test's own database) at scrape time: a store adds
+    // exactly one active connection, its delete takes it away again.
+    let active = "tokenkeeper_connections{status=\"active\"}";
     let (_, token) = app.user("gauge@example.com").await;
-    let creds = serde_json::json!({"api_token": "gauge-splunk-token", "base_url": "https://s.example.com"});
+    let creds = json!({"api_token": "gauge-splunk-token", "base_url": "https://s.example.com"});
+    let before = scrape(&app).await;
     assert_eq!(app.put_auth("/api/tokens/splunk", &token, creds).await.status(), 200);
-    let now = scrape(&app).await;
-    assert_eq!(get(&now, "tokenkeeper_connections{status=\"active\"}"), 1.0);
+    let stored = scrape(&app).await;
+    assert_eq!(get(&stored, active) - get(&before, active), 1.0);
+    assert_eq!(app.delete_auth("/api/tokens/splunk", &token).await.status(), 204);
+    let deleted = scrape(&app).await;
+    assert_eq!(get(&deleted, active), get(&before, active));
+    for status in ["active", "degraded", "needs_reauth"] {
+        let series = format!("tokenkeeper_connections{{status=\"{status}\"}}");
+        assert_eq!(get(&deleted, &series), get(&before, &series), "{series}");
+    }
+}
+
+// ---- process-wide counters --------------------------------------------------------------------------
+
+/// A minimal OAuth2 token endpoint for `gcp` (client `platform-client`): every refresh gets fresh tokens,
+/// or a 503 while `failing` is set.
+pub(crate) struct TokenEndpoint {
+    pub url: String,
+    pub calls: Arc<AtomicU64>,
+    pub failing: Arc<AtomicBool>,
+}
+
+#[derive(Clone)]
+struct EndpointState {
+    calls: Arc<AtomicU64>,
+    failing: Arc<AtomicBool>,
+}
+
+async fn token(
+    State(s): State<EndpointState>,
+    Form(f): Form<HashMap<String, String>>,
+) -> (axum::http::StatusCode, Json<Value>) {
+    let n = s.calls.fetch_add(1, Ordering::SeqCst) + 1;
+    if s.failing.load(Ordering::SeqCst) {
+        let body = json!({"error": "temporarily_unavailable"});
+        return (axum::http::StatusCode::SERVICE_UNAVAILABLE, Json(body));
+    }
+    let grant = f.get("grant_type").map(String::as_str);
+    let client = f.get("client_id").map(String::as_str);
+    if grant != Some("refresh_token") || client != Some("platform-client") || !f.contains_key("refresh_token") {
+        return (
+            axum::http::StatusCode::BAD_REQUEST,
+            Json(json!({"error": "invalid_request"})),
+        );
+    }
+    let body = json!({
+        "access_token": format!("access-{n}"),
+        "expires_in": 3600,
+        "refresh_token": format!("rt-{n}"),
+        "token_type": "Bearer",
+    });
+    (axum::http::StatusCode::OK, Json(body))
+}
+
+pub(crate) async fn token_endpoint() -> TokenEndpoint {
+    let state = EndpointState {
+        calls: Arc::new(AtomicU64::new(0)),
+        failing: Arc::new(AtomicBool::new(false)),
+    };
+    let router = Router::new()
+        .route("/token", routing::post(token))
+        .with_state(state.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/token", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    TokenEndpoint {
+        url,
+        calls: state.calls,
+        failing: state.failing,
+    }
+}
+
+/// `cfg` with `gcp` refreshing against `endpoint`.
+pub(crate) fn with_gcp_endpoint(cfg: TestConfig, endpoint: &TokenEndpoint) -> TestConfig {
+    cfg.with("TOKENKEEPER_GCP_TOKEN_URL", &endpoint.url)
+        .with("TOKENKEEPER_GCP_CLIENT_ID", "platform-client")
+        .with("TOKENKEEPER_GCP_CLIENT_SECRET", "platform-client-secret")
+}
+
+/// Stores a `gcp` OAuth credential with a refresh token, its access token valid for another hour.
+pub(crate) async fn store_gcp(app: &TestApp, token: &str) {
+    let now = tokenkeeper::clock::Clock::now_secs(app.clock.as_ref());
+    let body = json!({"access_token": "access-0", "refresh_token": "rt-0", "expires_at": now + 3600, "email": "u@example.com"});
+    let r = app.put_auth("/api/tokens/gcp", token, body).await;
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+}
+
+/// Set in the child process that runs one test alone.
+const ALONE: &str = "TOKENKEEPER_TEST_ALONE";
+
+/// `true` in a child process running only the test `name` of `module` (a `module_path!()`) on `db`; in
+/// the parent, runs that child, asserts that the test ran there and passed, and returns `false`. For
+/// tests that read or install process-wide state (the process-wide counters, a global log subscriber).
+pub(crate) async fn alone(module: &str, db: Db, name: &str) -> bool {
+    if std::env::var_os(ALONE).is_some() {
+        return true;
+    }
+    // Test names leave out the crate (`api::`).
+    let module = module.split_once("::").map_or(module, |(_, m)| m);
+    let backend = match db {
+        Db::Sqlite => "sqlite",
+        Db::Postgres => "postgres",
+    };
+    let test = format!("{module}::{backend}::{name}");
+    let out = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args([test.as_str(), "--exact", "--test-threads=1", "--nocapture"])
+        .env(ALONE, "1")
+        .output()
+        .await
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success() && stdout.contains("test result: ok. 1 passed"),
+        "{test}, run alone in a child process: {}\n{stdout}\n{stderr}",
+        out.status
+    );
+    false
+}
+
+/// Refreshes by provider and outcome, and secret-store errors, move by exactly what was done.
+async fn process_wide_counters_move_by_exact_amounts(db: Db) {
+    if !alone(module_path!(), db, "process_wide_counters_move_by_exact_amounts").await {
+        return;
+    }
+    let refreshes = |outcome: &str| format!("tokenkeeper_refreshes_total{{provider=\"gcp\",outcome=\"{outcome}\"}}");
+    let errors = "tokenkeeper_secret_store_errors_total";
+
+    // Refreshes: one forced refresh that the provider grants, one it refuses for now (503).
+    let endpoint = token_endpoint().await;
+    let app = spawn_app(db, with_gcp_endpoint(TestConfig::default(), &endpoint))
+        .await
+        .unwrap();
+    let (_, token) = app.user("ops-refresh@example.com").await;
+    store_gcp(&app, &token).await;
+    let before = scrape(&app).await;
+    let r = app.post_auth("/api/tokens/gcp/refresh", &token, json!({})).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], "active");
+    let refreshed = scrape(&app).await;
+    let delta = |m: &HashMap<String, f64>, series: &str| get(m, series) - get(&before, series);
+    assert_eq!(endpoint.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(delta(&refreshed, &refreshes("ok")), 1.0);
+    assert_eq!(delta(&refreshed, &refreshes("degraded")), 0.0);
+    assert_eq!(delta(&refreshed, &refreshes("needs_reauth")), 0.0);
+
+    endpoint.failing.store(true, Ordering::SeqCst);
+    let r = app.post_auth("/api/tokens/gcp/refresh", &token, json!({})).await;
+    assert_eq!(r.status(), 200, "the access token is still valid: served as it is");
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], "degraded");
+    let failed = scrape(&app).await;
+    assert_eq!(endpoint.calls.load(Ordering::SeqCst), 2);
+    assert_eq!(delta(&failed, &refreshes("ok")), 1.0);
+    assert_eq!(delta(&failed, &refreshes("degraded")), 1.0);
+    assert_eq!(delta(&failed, &refreshes("needs_reauth")), 0.0);
+    assert_eq!(get(&failed, "tokenkeeper_connections{status=\"degraded\"}"), 1.0);
+    assert_eq!(get(&failed, "tokenkeeper_connections{status=\"active\"}"), 0.0);
+    assert_eq!(delta(&failed, errors), 0.0);
+
+    // Secret-store errors: an instance on its own OpenBao, stopped.
+    let Some(mut bao) = OpenBao::start().await else { return };
+    let cfg = TestConfig::default()
+        .with("VAULT_ADDR", &bao.addr)
+        .with("VAULT_TOKEN", &bao.limited_token)
+        .with("TOKENKEEPER_OUTBOUND_TIMEOUT_SECS", "2");
+    let vault_app = spawn_app(db, cfg).await.unwrap();
+    let (_, token) = vault_app.user("ops-vault@example.com").await;
+    let grafana = json!({"api_key": "glsa_ops_secret_store_err", "base_url": "https://g.example.com"});
+    assert_eq!(
+        vault_app
+            .put_auth("/api/tokens/grafana", &token, grafana)
+            .await
+            .status(),
+        200
+    );
+    let up = scrape(&vault_app).await;
+    bao.stop();
+    let r = vault_app.get_auth("/api/tokens/grafana/credentials", &token).await;
+    assert_eq!(r.status(), 503);
+    let splunk = json!({"api_token": "splunk-ops-outage", "base_url": "https://s.example.com"});
+    assert_eq!(
+        vault_app.put_auth("/api/tokens/splunk", &token, splunk).await.status(),
+        503
+    );
+    let after = scrape(&vault_app).await;
+    assert_eq!(get(&after, errors) - get(&up, errors), 2.0, "one per failed request");
+    // Both instances show the same process-wide value.
+    assert_eq!(get(&scrape(&app).await, errors), get(&after, errors));
 }
 
 async fn every_response_carries_a_request_id(db: Db) {
@@ -212,5 +406,6 @@ async fn every_response_carries_a_request_id(db: Db) {
 
 crate::on_both_backends!(
     metrics_counters_move_by_the_scripted_calls,
-    every_response_carries_a_request_id
+    every_response_carries_a_request_id,
+    process_wide_counters_move_by_exact_amounts
 );

@@ -119,10 +119,71 @@ async fn instances_share_the_count(db: Db) {
     );
 }
 
+/// 30 wrong guesses sent at once, from 30 addresses, spread over `apps`: each attempt is recorded before
+/// its password is checked and waits for the five ahead of it, so five reach the check (401) and the rest
+/// are refused (429) once those five failed. Checking first and recording after the hash would let all 30
+/// through. (On PostgreSQL one more may slip through if an earlier attempt's record commits after a later
+/// one has counted: ids are handed out before commit.)
+async fn burst(apps: &[&TestApp], email: &str) -> (usize, usize) {
+    let guesses = (0..30).map(|i| async move {
+        let app = apps[i % apps.len()];
+        login_from(app, email, "bad-guess", &format!("198.18.0.{i}")).await
+    });
+    let statuses: Vec<u16> = futures::future::join_all(guesses)
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(checked + refused, 30, "only 401 and 429 expected: {statuses:?}");
+    (checked, refused)
+}
+
+async fn concurrent_guesses_cannot_pass_the_check(db: Db) {
+    let app = spawn_app(db, TestConfig::default()).await.unwrap();
+    app.register("burst@example.com", "correct-horse").await;
+    let (checked, _) = burst(&[&app], "burst@example.com").await;
+    assert!(
+        (5..=6).contains(&checked),
+        "{checked} guesses reached the password check"
+    );
+}
+
+async fn concurrent_guesses_across_instances(db: Db) {
+    let a = spawn_app(db, TestConfig::default()).await.unwrap();
+    let b = spawn_sibling(&a, TestConfig::default()).await;
+    a.register("burst2@example.com", "correct-horse").await;
+    let (checked, _) = burst(&[&a, &b], "burst2@example.com").await;
+    assert!(
+        (5..=6).contains(&checked),
+        "{checked} guesses reached the password check"
+    );
+}
+
+/// Concurrent logins with the right password all get in: an attempt that would be the sixth in flight
+/// waits for those ahead of it to settle instead of being refused.
+async fn concurrent_right_passwords_all_get_in(db: Db) {
+    let app = spawn_app(db, TestConfig::default()).await.unwrap();
+    app.register("many@example.com", "correct-horse").await;
+    let logins = (0..12).map(|i| {
+        let app = &app;
+        async move { login_from(app, "many@example.com", "correct-horse", &format!("198.19.0.{i}")).await }
+    });
+    let statuses: Vec<u16> = futures::future::join_all(logins)
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+}
+
 crate::on_both_backends!(
+    concurrent_right_passwords_all_get_in,
     login_locks_after_five_failures_until_window_passes,
     login_limits_per_address,
     change_password_locks_after_five_failures,
+    concurrent_guesses_cannot_pass_the_check,
 );
 // Two instances on one database: the PostgreSQL deployment shape.
-crate::on_postgres!(instances_share_the_count);
+crate::on_postgres!(instances_share_the_count, concurrent_guesses_across_instances);

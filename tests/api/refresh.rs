@@ -2,7 +2,7 @@
 //! single-use rotating refresh tokens that counts its calls and notices any reuse.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -21,6 +21,8 @@ struct Provider {
     /// The one refresh token currently valid per grant family (single use, like Slack or DOT).
     live: Mutex<std::collections::HashSet<String>>,
     reused: AtomicU64,
+    /// `expires_in` of the tokens it issues (0: an hour).
+    lifetime: AtomicI64,
 }
 
 async fn token(
@@ -56,10 +58,14 @@ async fn token(
     }
     let next = format!("{presented}-r{n}");
     live.insert(next.clone());
+    let expires_in = match p.lifetime.load(Ordering::SeqCst) {
+        0 => 3600,
+        s => s,
+    };
     (
         axum::http::StatusCode::OK,
         Json(
-            json!({"access_token": format!("access-{n}"), "expires_in": 3600, "refresh_token": next, "token_type": "Bearer"}),
+            json!({"access_token": format!("access-{n}"), "expires_in": expires_in, "refresh_token": next, "token_type": "Bearer"}),
         ),
     )
 }
@@ -205,18 +211,22 @@ async fn invalid_grant_needs_reauth_and_stops_calling(db: Db) {
     let list: Value = app.get_auth("/api/tokens", &token).await.json().await.unwrap();
     assert_eq!(list["connections"][0]["status"], "needs_reauth");
     assert_eq!(p.calls.load(Ordering::SeqCst), calls, "no calls after needs_reauth");
-    // The refresh failure is in the user's audit trail, with its reason.
+    // The refresh failure is in the user's audit trail, with its reason (newest first: the forced
+    // refresh refused before the engine, then the read's refresh the provider refused).
     let audit: Value = app.get_auth("/api/audit", &token).await.json().await.unwrap();
-    let refresh_events: Vec<&Value> = audit["events"]
+    let refresh_events: Vec<(&Value, &Value)> = audit["events"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|e| e["kind"] == "credential_refresh")
+        .map(|e| (&e["outcome"], &e["detail"]))
         .collect();
-    assert_eq!(refresh_events.len(), 1);
     assert_eq!(
-        (&refresh_events[0]["outcome"], &refresh_events[0]["detail"]),
-        (&json!("failed"), &json!("invalid_grant"))
+        refresh_events,
+        [
+            (&json!("failed"), &json!("needs_reauth")),
+            (&json!("failed"), &json!("invalid_grant"))
+        ]
     );
     // Storing a new credential makes it active again.
     *p.mode.lock().await = "ok";
@@ -279,11 +289,164 @@ async fn scheduler_refreshes_exactly_the_due(db: Db) {
     assert_eq!(p.reused.load(Ordering::SeqCst), 0);
 }
 
+/// Tokens living less than the refresh margin (200 s against 300 s): a fresh one is not due again at
+/// once, so 200 concurrent readers still make exactly one call, and neither later readers nor the
+/// refresher call again until half its lifetime has passed.
+async fn short_lived_tokens_single_flight(db: Db) {
+    let (p, url) = start_provider().await;
+    p.lifetime.store(200, Ordering::SeqCst);
+    let app = spawn_app(db, config(&url)).await.unwrap();
+    let (uid, token) = app.user("short@example.com").await;
+    store_gcp(&app, &p, &token, 60, "rt-short").await;
+    let results = futures::future::join_all((0..200).map(|_| read(&app, &token))).await;
+    for (status, body) in &results {
+        assert_eq!(
+            (*status, &body["tokenData"]["access_token"]),
+            (200, &json!("access-1")),
+            "{body}"
+        );
+    }
+    assert_eq!(p.calls.load(Ordering::SeqCst), 1, "exactly one token-endpoint call");
+    // Not due again: more readers, and a refresher pass, at the same moment.
+    let again = futures::future::join_all((0..20).map(|_| read(&app, &token))).await;
+    assert!(again.iter().all(|(_, b)| b["tokenData"]["access_token"] == "access-1"));
+    let (_tx, stop) = tokio::sync::watch::channel(false);
+    let settings = SchedulerSettings::default();
+    assert_eq!(run_pass(&app.services.credentials, &settings, &stop).await.claimed, 0);
+    assert_eq!(p.calls.load(Ordering::SeqCst), 1);
+    // Planned at half the lifetime before expiry (up to a fifth of that earlier), not at expiry - 300 s.
+    let row = app.services.store.get_connection(&uid, "gcp").await.unwrap().unwrap();
+    let (now, e) = (app.clock.now_secs_for_test(), row.expires_at.unwrap());
+    assert_eq!(e, now + 200);
+    assert!((e - 120..=e - 100).contains(&row.next_refresh_at.unwrap()), "{row:?}");
+    // Half its lifetime later it is due: one more call, by readers...
+    app.clock.advance_secs(101);
+    let results = futures::future::join_all((0..50).map(|_| read(&app, &token))).await;
+    assert!(
+        results
+            .iter()
+            .all(|(s, b)| *s == 200 && b["tokenData"]["access_token"] == "access-2")
+    );
+    assert_eq!(p.calls.load(Ordering::SeqCst), 2);
+    // ...or by the refresher.
+    app.clock.advance_secs(101);
+    let report = run_pass(&app.services.credentials, &settings, &stop).await;
+    assert_eq!((report.claimed, report.refreshed), (1, 1));
+    assert_eq!(p.calls.load(Ordering::SeqCst), 3);
+    assert_eq!(run_pass(&app.services.credentials, &settings, &stop).await.claimed, 0);
+    assert_eq!(p.reused.load(Ordering::SeqCst), 0);
+}
+
+/// A credential with no token yet (azure: client credentials only) whose first refresh fails for now
+/// is not served as 200 with no token in it: 503, also while the provider is in backoff.
+async fn never_minted_credential_is_unavailable_when_its_first_refresh_fails(db: Db) {
+    // The default test configuration points azure at a closed local port: a connection error.
+    let app = spawn_app(db, TestConfig::default()).await.unwrap();
+    let (_, token) = app.user("unminted@example.com").await;
+    let azure = tokenkeeper::providers::find("azure").unwrap().example_credential();
+    assert_eq!(app.put_auth("/api/tokens/azure", &token, azure).await.status(), 200);
+    for _ in 0..2 {
+        let r = app.get_auth("/api/tokens/azure/credentials", &token).await;
+        assert_eq!(r.status(), 503, "{:?}", r.text().await);
+    }
+    let list: Value = app.get_auth("/api/tokens", &token).await.json().await.unwrap();
+    assert_eq!(list["connections"][0]["status"], "degraded");
+    assert_eq!(list["connections"][0]["statusReason"], "connect_error");
+}
+
+/// The user deletes the connection while its refresh is at the provider: whatever the provider
+/// answers, the deleted row does not come back (it would point at a destroyed secret). The delete waits
+/// for the refresh (both hold the credential's lock), so the read answers as it would have before the
+/// delete: the stored or fresh token (200), or 409 for `invalid_grant`.
+async fn delete_during_refresh_stays_deleted(db: Db) {
+    for mode in ["unavailable", "invalid_grant", "ok"] {
+        let (p, url) = start_provider().await;
+        *p.mode.lock().await = mode;
+        let app = spawn_app(db, config(&url)).await.unwrap();
+        let (uid, token) = app.user(&format!("del-{mode}@example.com")).await;
+        store_gcp(&app, &p, &token, 60, "rt-del").await;
+        let deleting = async {
+            // The provider takes 150 ms to answer: delete while it is being called.
+            while p.calls.load(Ordering::SeqCst) == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            app.delete_auth("/api/tokens/gcp", &token).await.status()
+        };
+        let ((status, body), deleted) = tokio::join!(read(&app, &token), deleting);
+        assert_eq!(deleted, 204, "{mode}");
+        let expected = if mode == "invalid_grant" { 409 } else { 200 };
+        assert_eq!(status, expected, "{mode}: {body}");
+        let row = app.services.store.get_connection(&uid, "gcp").await.unwrap();
+        assert!(row.is_none(), "{mode}: the deleted connection came back: {row:?}");
+        assert_eq!(read(&app, &token).await.0, 404, "{mode}");
+        let name = app.services.credentials.secret_name(&uid, "gcp");
+        assert!(
+            app.services.secrets.read(&name, None).await.unwrap().is_none(),
+            "{mode}"
+        );
+    }
+}
+
+/// A client that disconnects while its read refreshes the credential: the refresh runs to the end, the
+/// rotated refresh token is stored (the next refresh presents it), and the refresh is audited once.
+async fn client_disconnect_does_not_lose_the_rotated_token(db: Db) {
+    let (p, url) = start_provider().await;
+    let app = spawn_app(db, config(&url)).await.unwrap();
+    let (uid, token) = app.user("gone@example.com").await;
+    store_gcp(&app, &p, &token, 60, "rt-gone").await;
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let r = impatient
+        .get(app.at("/api/tokens/gcp/credentials"))
+        .bearer_auth(&token)
+        .send()
+        .await;
+    assert!(
+        r.is_err_and(|e| e.is_timeout()),
+        "the client gave up before the provider answered"
+    );
+    // The refresh finishes without its client: the reference moves to the refreshed version.
+    let mut landed = false;
+    for _ in 0..100 {
+        let row = app.services.store.get_connection(&uid, "gcp").await.unwrap().unwrap();
+        if row.secret_version == 2 {
+            landed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(landed, "the refresh was abandoned with its client");
+    let (status, body) = read(&app, &token).await;
+    assert_eq!((status, &body["tokenData"]["access_token"]), (200, &json!("access-1")));
+    assert_eq!(body["tokenData"]["refresh_token"], "rt-gone-r1");
+    assert_eq!(p.calls.load(Ordering::SeqCst), 1);
+    let audit: Value = app.get_auth("/api/audit", &token).await.json().await.unwrap();
+    let refreshes: Vec<&Value> = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "credential_refresh")
+        .collect();
+    assert_eq!(refreshes.len(), 1, "{refreshes:?}");
+    assert_eq!(refreshes[0]["outcome"], "ok");
+    // The stored refresh token is the live one: the next refresh succeeds with it.
+    let view = app.post_auth("/api/tokens/gcp/refresh", &token, json!({})).await;
+    assert_eq!(view.status(), 200);
+    assert_eq!(p.calls.load(Ordering::SeqCst), 2);
+    assert_eq!(p.reused.load(Ordering::SeqCst), 0, "a refresh token was used twice");
+}
+
 crate::on_both_backends!(
     single_flight_in_one_process,
     invalid_grant_needs_reauth_and_stops_calling,
     outage_degrades_serves_valid_token_then_recovers,
     scheduler_refreshes_exactly_the_due,
+    short_lived_tokens_single_flight,
+    never_minted_credential_is_unavailable_when_its_first_refresh_fails,
+    delete_during_refresh_stays_deleted,
+    client_disconnect_does_not_lose_the_rotated_token,
 );
 
 /// SIGTERM-like shutdown while the background refresher is mid-pass: it stops between credentials and

@@ -303,3 +303,16 @@ macro_rules! on_postgres {
         }
     };
 }
+
+/// Runs one statement on the app's database directly (to inject failures).
+pub async fn sql(app: &TestApp, stmt: &str) {
+    use sqlx::Connection as _;
+    let stmt = sqlx::AssertSqlSafe(stmt.to_string());
+    if app.database_url.starts_with("postgres") {
+        let mut c = sqlx::PgConnection::connect(&app.database_url).await.unwrap();
+        sqlx::raw_sql(stmt).execute(&mut c).await.unwrap();
+    } else {
+        let mut c = sqlx::SqliteConnection::connect(&app.database_url).await.unwrap();
+        sqlx::raw_sql(stmt).execute(&mut c).await.unwrap();
+    }
+}

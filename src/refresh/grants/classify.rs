@@ -63,6 +63,11 @@ const TRANSIENT_CODES: &[&str] = &[
     "IDPCommunicationError",
 ];
 
+/// The code the OAuth parser passes for an `ok: false` answer that names no error at all. Slack names one
+/// in every documented `ok: false`, so this is not a shape of a throttle or an outage either; it keeps
+/// its earlier meaning (re-authorization, rule 3), which the parser's own tests pin.
+pub const OK_FALSE: &str = "ok_false";
+
 /// The longest error code kept; longer ones are replaced by a generic reason.
 const MAX_CODE_LEN: usize = 64;
 
@@ -80,27 +85,42 @@ pub fn sanitize_code(code: &str) -> Option<String> {
 /// `status` is the HTTP status; `code` the provider's error code, if the body carried one (it is sanitized
 /// here). Rules, in order:
 /// 1. a known transient code (throttling, server errors) -> [`GrantError::Transient`];
-/// 2. a known re-authorization code -> [`GrantError::NeedsReauth`] with that code;
-/// 3. HTTP 429, 408 and 5xx -> [`GrantError::Transient`];
-/// 4. any other 4xx (400 and 401 from OAuth servers, STS and Azure included) -> [`GrantError::NeedsReauth`],
-///    with the code when there is one, else `http_<status>`;
-/// 5. a 2xx with an error code (Slack's `ok: false`) -> [`GrantError::NeedsReauth`] with the code;
-/// 6. anything else (1xx, 3xx: redirects are not followed; a 2xx without a usable answer) ->
-///    [`GrantError::Transient`].
+/// 2. HTTP 408, 429 and 5xx -> [`GrantError::Transient`], whatever the code: the server says "later";
+/// 3. a known re-authorization code -> [`GrantError::NeedsReauth`] with that code (OAuth's 400/401 bodies,
+///    STS's 403 `SignatureDoesNotMatch`, Slack's `ok: false` on a 200);
+/// 4. HTTP 400 and 401 with any other code or none -> [`GrantError::NeedsReauth`] (SPEC §5: 400/401 from
+///    STS and Azure; an OAuth server answers a refused grant or client with these), with the code, else
+///    `http_<status>`;
+/// 5. anything else -> [`GrantError::Transient`]: 403 without a known code, 404, 405 and other 4xx, a 2xx
+///    with an unknown code, 1xx/3xx (redirects are not followed).
+///
+/// Why rule 5 is transient: `needs_reauth` stops all calls until the user reconnects, so it is kept for
+/// answers that say *this credential* was refused. A 404/405 or a bare 403 comes from a wrong endpoint
+/// override, a proxy or a WAF, and hits every user of the provider at once: marking them all
+/// `needs_reauth` would lock every user out for good over a configuration error an operator can fix.
+/// Transient means `degraded` with backoff (at most an hour apart), so the connections recover by
+/// themselves once the endpoint answers properly again. The same goes for Slack error codes this table
+/// does not know: retrying with backoff is cheap, a wrong `needs_reauth` is not.
+/// The one exception is [`OK_FALSE`].
 pub fn classify(status: u16, code: Option<&str>) -> GrantError {
     let code = code.and_then(sanitize_code);
-    if let Some(c) = code.as_deref() {
-        if TRANSIENT_CODES.contains(&c) {
-            return GrantError::Transient { reason: c.to_string() };
-        }
-        if REAUTH_CODES.contains(&c) {
-            return GrantError::NeedsReauth { reason: c.to_string() };
-        }
+    if let Some(c) = code.as_deref()
+        && TRANSIENT_CODES.contains(&c)
+    {
+        return GrantError::Transient { reason: c.to_string() };
     }
-    let reason = code.unwrap_or_else(|| format!("http_{status}"));
+    let reason = code.clone().unwrap_or_else(|| format!("http_{status}"));
+    if matches!(status, 408 | 429 | 500..=599) {
+        return GrantError::Transient { reason };
+    }
+    if let Some(c) = code.as_deref()
+        && (REAUTH_CODES.contains(&c) || c == OK_FALSE)
+    {
+        return GrantError::NeedsReauth { reason: c.to_string() };
+    }
     match status {
-        429 | 408 | 500..=599 => GrantError::Transient { reason },
-        400..=499 | 200..=299 => GrantError::NeedsReauth { reason },
+        400 | 401 => GrantError::NeedsReauth { reason },
+        200..=299 | 402..=499 => GrantError::Transient { reason },
         _ => GrantError::Transient {
             reason: format!("unexpected_status_{status}"),
         },
@@ -160,7 +180,10 @@ mod tests {
             assert_eq!(classify(200, Some(c)), reauth(c));
         }
         assert_eq!(classify(200, Some("ratelimited")), transient("ratelimited"));
-        assert_eq!(classify(200, Some("something_new")), reauth("something_new"));
+        // An error this table does not know: retried with backoff, not a lock-out.
+        assert_eq!(classify(200, Some("something_new")), transient("something_new"));
+        // `ok: false` without any code keeps its meaning (see OK_FALSE).
+        assert_eq!(classify(200, Some(OK_FALSE)), reauth(OK_FALSE));
     }
 
     #[test]
@@ -168,12 +191,41 @@ mod tests {
         assert_eq!(classify(500, None), transient("http_500"));
         assert_eq!(classify(503, None), transient("http_503"));
         assert_eq!(classify(429, None), transient("http_429"));
+        assert_eq!(classify(408, None), transient("http_408"));
         assert_eq!(classify(401, None), reauth("http_401"));
-        assert_eq!(classify(404, None), reauth("http_404"));
+        assert_eq!(classify(400, None), reauth("http_400"));
         assert_eq!(classify(302, None), transient("unexpected_status_302"));
+        assert_eq!(classify(200, None), transient("http_200"));
         // A 5xx with an unknown code is still transient; a 400 with an unknown code is not.
         assert_eq!(classify(502, Some("weird")), transient("weird"));
         assert_eq!(classify(400, Some("invalid_request")), reauth("invalid_request"));
+        assert_eq!(classify(401, Some("weird")), reauth("weird"));
+    }
+
+    /// What a wrong endpoint override, a proxy or a WAF answers must not lock every user out.
+    #[test]
+    fn endpoint_and_proxy_errors_are_transient() {
+        for status in [403, 404, 405, 409, 410, 413, 415, 418, 451] {
+            assert_eq!(classify(status, None), transient(&format!("http_{status}")), "{status}");
+        }
+        assert_eq!(classify(404, Some("not_found")), transient("not_found"));
+        assert_eq!(classify(403, Some("Forbidden")), transient("Forbidden"));
+    }
+
+    /// "Later" statuses win over a code; the OAuth codes of SPEC §5 win over other statuses.
+    #[test]
+    fn precedence() {
+        assert_eq!(classify(429, Some("invalid_grant")), transient("invalid_grant"));
+        assert_eq!(classify(503, Some("invalid_client")), transient("invalid_client"));
+        for c in ["invalid_grant", "invalid_client", "unauthorized_client"] {
+            for status in [400, 401, 403, 404] {
+                assert_eq!(classify(status, Some(c)), reauth(c), "{status} {c}");
+            }
+        }
+        assert_eq!(
+            classify(401, Some("temporarily_unavailable")),
+            transient("temporarily_unavailable")
+        );
     }
 
     #[test]
