@@ -150,6 +150,11 @@ impl Services {
         if let Some(r) = refresher {
             let _ = r.await;
         }
+        // Refreshes whose caller disconnected run on: let them store what they got (bounded by the
+        // outbound timeout, plus the secret write's retries).
+        self.credentials
+            .finish_refreshes(self.settings.outbound_timeout + std::time::Duration::from_secs(5))
+            .await;
         // Events still queued for the audit writer go to the database before the process exits.
         self.audit.flush().await;
         res?;

@@ -184,6 +184,14 @@ impl CredentialService {
         }
     }
 
+    /// At shutdown, once no request is left: waits (up to `within`) for refreshes whose caller went
+    /// away, so that each stores the token it got from the provider.
+    pub async fn finish_refreshes(&self, within: std::time::Duration) {
+        if let Some(engine) = &self.refresh {
+            engine.finish(within).await
+        }
+    }
+
     pub fn with_refresh(mut self, engine: crate::refresh::engine::RefreshEngine) -> Self {
         self.refresh = Some(engine);
         self

@@ -49,6 +49,9 @@ struct Inner {
     settings: Arc<Settings>,
     margin_secs: i64,
     locks: Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
+    /// Refresh tasks still running, awaited at shutdown ([`RefreshEngine::finish`]): one whose caller
+    /// went away must still store the token it got.
+    tasks: tokio_util::task::TaskTracker,
 }
 
 /// One refresh, owned by its task.
@@ -84,6 +87,7 @@ impl RefreshEngine {
                 settings,
                 margin_secs,
                 locks: Mutex::new(HashMap::new()),
+                tasks: tokio_util::task::TaskTracker::new(),
             }),
         }
     }
@@ -129,6 +133,15 @@ impl RefreshEngine {
         })
     }
 
+    /// At shutdown, once no request is left: waits (up to `within`) for refreshes still running, those
+    /// whose caller went away, so that none is cut between the provider's answer and the secret write.
+    pub async fn finish(&self, within: std::time::Duration) {
+        self.inner.tasks.close();
+        if tokio::time::timeout(within, self.inner.tasks.wait()).await.is_err() {
+            tracing::warn!(left = self.inner.tasks.len(), "refreshes still running at shutdown");
+        }
+    }
+
     /// Refreshes the credential if `trigger` says it is due, and returns the token data to serve.
     ///
     /// The work runs in a spawned task that this call awaits: dropping this future (a client that
@@ -152,7 +165,7 @@ impl RefreshEngine {
             note: None,
         };
         let (engine, task_svc, task_handoff) = (self.clone(), svc.clone(), handoff.clone());
-        let task = tokio::spawn(async move {
+        let task = self.inner.tasks.spawn(async move {
             let res = engine.refresh_in_task(&task_svc, &mut job).await;
             if let Some(note) = task_handoff.finish(job.note.take()) {
                 note.record(&task_svc).await;

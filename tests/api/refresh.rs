@@ -387,6 +387,39 @@ async fn delete_during_refresh_stays_deleted(db: Db) {
     }
 }
 
+/// A caller dropped while its refresh is at the provider (here: the library call's task aborted), then
+/// shutdown: the refresh still stores the rotated token before the service is done.
+async fn shutdown_waits_for_refreshes_whose_caller_left(db: Db) {
+    let (p, url) = start_provider().await;
+    let app = spawn_app(db, config(&url)).await.unwrap();
+    let (uid, token) = app.user("left@example.com").await;
+    store_gcp(&app, &p, &token, 60, "rt-left").await;
+    let creds = app.services.credentials.clone();
+    let caller = {
+        let uid = uid.clone();
+        tokio::spawn(async move { creds.get_token_data(&uid, "gcp", "test").await })
+    };
+    while p.calls.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    caller.abort(); // the provider takes 150 ms to answer: the caller is gone before it does
+    app.services.credentials.finish_refreshes(Duration::from_secs(10)).await;
+    let row = app.services.store.get_connection(&uid, "gcp").await.unwrap().unwrap();
+    assert_eq!(
+        row.secret_version, 2,
+        "the refresh was not stored before finish returned"
+    );
+    let name = app.services.credentials.secret_name(&uid, "gcp");
+    let secret = app.services.secrets.read(&name, Some(2)).await.unwrap().unwrap();
+    let data: Value = serde_json::from_str(secrecy::ExposeSecret::expose_secret(&secret.value)).unwrap();
+    let stored = data["refresh_token"].as_str().unwrap().to_string();
+    assert!(
+        p.live.lock().await.contains(&stored),
+        "stored {stored} is not the live refresh token"
+    );
+    assert_eq!(p.calls.load(Ordering::SeqCst), 1);
+}
+
 /// A client that disconnects while its read refreshes the credential: the refresh runs to the end, the
 /// rotated refresh token is stored (the next refresh presents it), and the refresh is audited once.
 async fn client_disconnect_does_not_lose_the_rotated_token(db: Db) {
@@ -447,6 +480,7 @@ crate::on_both_backends!(
     never_minted_credential_is_unavailable_when_its_first_refresh_fails,
     delete_during_refresh_stays_deleted,
     client_disconnect_does_not_lose_the_rotated_token,
+    shutdown_waits_for_refreshes_whose_caller_left,
 );
 
 /// SIGTERM-like shutdown while the background refresher is mid-pass: it stops between credentials and
