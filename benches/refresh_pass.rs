@@ -761,7 +761,7 @@ async fn step_costs(services: &Services, users: &[String]) -> Vec<(&'static str,
             .await
             .unwrap();
     });
-    step!("notify_changed (pg_notify)", |u| {
+    step!("notify_changed (none: a trigger notifies)", |u| {
         store.notify_changed(&format!("gcp:{u}")).await.unwrap();
     });
     out
