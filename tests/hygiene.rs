@@ -4,36 +4,9 @@
 
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use serde_json::{Value, json};
 use support::app::{Db, Secrets, TestConfig, spawn_app};
 use tokenkeeper::providers::catalog;
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn capture_logs() -> Capture {
-    let cap = Capture::default();
-    let writer = cap.clone();
-    tracing_subscriber::fmt()
-        .with_env_filter("trace")
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .init();
-    cap
-}
 
 async fn dump_sql(database_url: &str) -> String {
     use sqlx::{Connection as _, Row as _};
@@ -155,7 +128,7 @@ async fn traffic(db: Db, secrets: Secrets) -> Option<(Vec<String>, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_in_logs_or_sql() {
-    let logs = capture_logs();
+    let logs = support::logs::Capture::install("trace");
     let mut runs = vec![(Db::Sqlite, Secrets::Embedded), (Db::Sqlite, Secrets::OpenBao)];
     if support::postgres::admin_url("no_secret_in_logs_or_sql").is_some() {
         runs.push((Db::Postgres, Secrets::OpenBao));
@@ -177,7 +150,7 @@ async fn no_secret_in_logs_or_sql() {
             "the dump is real: it holds the account"
         );
         checked += used.len();
-        let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).to_string();
+        let text = logs.text();
         assert!(text.contains("response"), "logs were captured");
         for v in &used {
             assert!(

@@ -1,8 +1,6 @@
 //! `GET /api/audit`: each event kind lands for its own user only, newest first, paged.
 
-use std::io::Write;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 
@@ -256,26 +254,6 @@ async fn break_audit_writes(app: &TestApp, on: bool) {
     sql(app, stmt).await;
 }
 
-/// Every log line of the process (installed globally: run this test alone, see [`alone`]).
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Capture {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
 async fn audit_write_failures(app: &TestApp) -> f64 {
     let text = app
         .client
@@ -304,13 +282,8 @@ async fn a_failed_audit_write_is_logged_counted_and_does_not_fail_a_read(db: Db)
     {
         return;
     }
-    let logs = Capture::default();
-    let writer = logs.clone();
-    tracing_subscriber::fmt()
-        .with_env_filter("tokenkeeper=warn")
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .init();
+    // Installed globally: this test runs alone (see `alone`).
+    let logs = crate::support::logs::Capture::install("tokenkeeper=warn");
     let app = spawn_app(db, TestConfig::default()).await.unwrap();
     let (_, token) = app.user("unaudited@example.com").await;
     let creds = json!({"api_token": "unaudited-splunk-token", "base_url": "https://s.example.com"});

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod fake_provider;
+pub mod logs;
 pub mod oauth_server;
 pub mod openbao;
 pub mod postgres;
