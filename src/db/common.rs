@@ -200,15 +200,6 @@ macro_rules! impl_store {
                 Ok(r.rows_affected())
             }
 
-            async fn reserve_attempt(&self, key: &str, at: i64) -> Result<i64, DbError> {
-                let id: i64 = sqlx::query_scalar("INSERT INTO auth_failures (key, at, pending) VALUES ($1, $2, 1) RETURNING id")
-                    .bind(key)
-                    .bind(at)
-                    .fetch_one(&self.pool)
-                    .await?;
-                Ok(id)
-            }
-
             async fn confirm_failures(&self, ids: &[i64]) -> Result<(), DbError> {
                 for id in ids {
                     sqlx::query("UPDATE auth_failures SET pending = 0 WHERE id = $1").bind(id).execute(&self.pool).await?;

@@ -130,6 +130,26 @@ impl_store!(PgStore, {
         Ok(super::RefreshLock::holding(tx))
     }
 
+    async fn reserve_attempt(&self, key: &str, at: i64) -> Result<i64, DbError> {
+        // The rate limiter admits an attempt by counting the attempts with smaller ids. Ids come from a
+        // sequence when the row is inserted, not when it commits: without this lock an attempt could
+        // count before an earlier id became visible, and one guess too many reach the password check.
+        // Serialising reservations per key makes id order the commit order.
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(super::lock_key(&format!("rate-limit:{key}")))
+            .execute(&mut *tx)
+            .await?;
+        let id: i64 =
+            sqlx::query_scalar("INSERT INTO auth_failures (key, at, pending) VALUES ($1, $2, 1) RETURNING id")
+                .bind(key)
+                .bind(at)
+                .fetch_one(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
     async fn claim_due(&self, now: i64, lease_until: i64, limit: i64) -> Result<Vec<(String, String)>, DbError> {
         // SKIP LOCKED: instances claiming at the same moment take disjoint rows.
         let rows: Vec<(String, String)> = sqlx::query_as(

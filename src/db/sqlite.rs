@@ -119,6 +119,18 @@ impl_store!(SqliteStore, {
         self.acquire_refresh_lock(key).await
     }
 
+    async fn reserve_attempt(&self, key: &str, at: i64) -> Result<i64, DbError> {
+        // SQLite has one writer at a time, so ids are handed out in commit order (the rate limiter
+        // relies on it; PostgreSQL needs a lock for the same).
+        let id: i64 =
+            sqlx::query_scalar("INSERT INTO auth_failures (key, at, pending) VALUES ($1, $2, 1) RETURNING id")
+                .bind(key)
+                .bind(at)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(id)
+    }
+
     async fn claim_due(&self, now: i64, lease_until: i64, limit: i64) -> Result<Vec<(String, String)>, DbError> {
         // SQLite has one writer at a time, so the UPDATE itself is the claim.
         let rows: Vec<(String, String)> = sqlx::query_as(
