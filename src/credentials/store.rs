@@ -49,8 +49,9 @@ impl CredentialService {
         let _lock = self.lock(user_id, provider).await?;
         let previous = self.store.get_connection(user_id, provider).await?;
 
-        // Check-and-set against the secret store's current version: a concurrent writer loses cleanly.
-        let current = self.secrets.read(&name, None).await?.map(|s| s.version).unwrap_or(0);
+        // Check-and-set against the secret store's current version: a concurrent writer loses cleanly. The
+        // version comes from the metadata, not the data: a soft-deleted current version still counts.
+        let current = self.secrets.current_version(&name).await?;
         let payload = secrecy::SecretString::from(Value::Object(valid.token_data.clone()).to_string());
         let version = match self.secrets.write(&name, &payload, Some(current)).await {
             Ok(v) => v,

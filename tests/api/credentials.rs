@@ -584,3 +584,54 @@ mod stale {
     use super::a_late_stale_reference_write_does_not_win;
     crate::on_all_stores!(a_late_stale_reference_write_does_not_win);
 }
+
+/// KV v2 soft delete of the current version (`DELETE {mount}/data/{path}`, e.g. `vault kv delete`): its
+/// data is gone but the metadata and its version count stay, so storing again must check-and-set against
+/// the metadata's current version (a cas of 0 would conflict forever).
+async fn storing_after_a_soft_delete_in_vault_works(db: Db) {
+    use crate::support::openbao::{BASE_PATH, MOUNT, OpenBao};
+    let Some(app) = app(db, Secrets::OpenBao).await else {
+        return;
+    };
+    let bao = OpenBao::shared().await.unwrap();
+    let (uid, token) = app.user("soft-deleted@example.com").await;
+    let body = |k: &str| json!({"api_key": k, "base_url": "https://g.example.com"});
+    for i in 1..=2 {
+        let r = app
+            .put_auth(
+                "/api/tokens/grafana",
+                &token,
+                body(&format!("glsa_before_soft_delete_{i}")),
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+    }
+    let name = format!("aurora-dev-{uid}-grafana-token");
+    let (status, _) = bao
+        .root("DELETE", &format!("{MOUNT}/data/{BASE_PATH}/{name}"), None)
+        .await;
+    assert_eq!(status, 204);
+
+    let r = app
+        .put_auth("/api/tokens/grafana", &token, body("glsa_after_soft_delete"))
+        .await;
+    let status = r.status();
+    let view: Value = r.json().await.unwrap();
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["secretVersion"], 3);
+    let data = app.credentials("grafana", &token).await;
+    assert_eq!(data["tokenData"]["api_key"], "glsa_after_soft_delete");
+    let row = app
+        .services
+        .store
+        .get_connection(&uid, "grafana")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.secret_version, 3);
+}
+
+mod soft_deleted {
+    use super::storing_after_a_soft_delete_in_vault_works;
+    crate::on_both_backends!(storing_after_a_soft_delete_in_vault_works);
+}
