@@ -45,11 +45,13 @@ async fn contract(store: Arc<dyn SecretStore>, scheme: &str) {
     let name = unique("roundtrip");
     assert!(st.read(&name, None).await.unwrap().is_none());
     assert!(st.read(&name, Some(1)).await.unwrap().is_none());
+    assert_eq!(st.current_version(&name).await.unwrap(), 0);
 
     // Round trip, with JSON text and non-ASCII.
     let v1 = r#"{"access_token":"ya29.a\"b","expires_at":1700000000,"name":"Zoë ✓"}"#;
     assert_eq!(st.write(&name, &s(v1), None).await.unwrap(), 1);
     assert_eq!(value_of(st, &name, None).await, Some((v1.into(), 1)));
+    assert_eq!(st.current_version(&name).await.unwrap(), 1);
 
     // Versions increment; old versions stay readable by number.
     assert_eq!(st.write(&name, &s("second"), None).await.unwrap(), 2);
@@ -72,8 +74,14 @@ async fn contract(store: Arc<dyn SecretStore>, scheme: &str) {
         Err(SecretError::CasMismatch)
     ));
     assert_eq!(value_of(st, &name, None).await, Some(("second".into(), 2)));
+    assert_eq!(
+        st.current_version(&name).await.unwrap(),
+        2,
+        "failed writes make no version"
+    );
     assert_eq!(st.write(&name, &s("third"), Some(2)).await.unwrap(), 3);
     assert_eq!(value_of(st, &name, None).await, Some(("third".into(), 3)));
+    assert_eq!(st.current_version(&name).await.unwrap(), 3);
 
     // A cas other than 0 on a missing secret fails.
     let fresh = unique("fresh");
@@ -86,6 +94,7 @@ async fn contract(store: Arc<dyn SecretStore>, scheme: &str) {
     // Delete destroys every version; deleting a missing secret is fine.
     st.delete(&name).await.unwrap();
     assert!(st.read(&name, None).await.unwrap().is_none());
+    assert_eq!(st.current_version(&name).await.unwrap(), 0);
     for v in 1..=3 {
         assert!(st.read(&name, Some(v)).await.unwrap().is_none(), "version {v}");
     }
@@ -95,6 +104,7 @@ async fn contract(store: Arc<dyn SecretStore>, scheme: &str) {
     // After a delete the secret starts over: cas 0 works.
     assert_eq!(st.write(&name, &s("reborn"), Some(0)).await.unwrap(), 1);
     assert_eq!(value_of(st, &name, None).await, Some(("reborn".into(), 1)));
+    assert_eq!(st.current_version(&name).await.unwrap(), 1);
 
     // Like KV v2's default max_versions: the last 10 versions are kept.
     let many = unique("many");
@@ -105,11 +115,13 @@ async fn contract(store: Arc<dyn SecretStore>, scheme: &str) {
     assert!(st.read(&many, Some(2)).await.unwrap().is_none());
     assert_eq!(value_of(st, &many, Some(3)).await, Some(("v3".into(), 3)));
     assert_eq!(value_of(st, &many, None).await, Some(("v12".into(), 12)));
+    assert_eq!(st.current_version(&many).await.unwrap(), 12);
 
     // Names that would escape the base path are refused, and never read.
     assert!(st.write("../escape", &s("x"), None).await.is_err());
     assert!(st.write("a/b", &s("x"), None).await.is_err());
     assert!(st.read("../escape", None).await.unwrap().is_none());
+    assert_eq!(st.current_version("../escape").await.unwrap(), 0);
 
     // 20 concurrent writers with the same cas: exactly one wins (on create and on update).
     for cas in [0u64, 1] {
@@ -352,6 +364,10 @@ async fn vault_raw_entry_is_exactly_value_field() {
     assert_eq!(status, 204);
     assert!(store.read(&name, None).await.unwrap().is_none());
     assert_eq!(value_of(&store, &name, Some(1)).await, Some((text.into(), 1)));
+    // Its version still counts: a check-and-set write names it (the metadata's current version).
+    assert_eq!(store.current_version(&name).await.unwrap(), 2);
+    assert_eq!(store.write(&name, &s("after delete"), Some(2)).await.unwrap(), 3);
+    assert_eq!(value_of(&store, &name, None).await, Some(("after delete".into(), 3)));
 }
 
 #[tokio::test]
@@ -371,6 +387,10 @@ async fn vault_refusal_is_unavailable() {
     ));
     assert!(matches!(
         store.read(&name, None).await,
+        Err(SecretError::Unavailable(_))
+    ));
+    assert!(matches!(
+        store.current_version(&name).await,
         Err(SecretError::Unavailable(_))
     ));
     // A bogus token: check() reports it.
@@ -402,6 +422,10 @@ async fn vault_down_is_unavailable_and_recovers() {
     ));
     assert!(matches!(
         store.write(&name, &s("during"), None).await,
+        Err(SecretError::Unavailable(_))
+    ));
+    assert!(matches!(
+        store.current_version(&name).await,
         Err(SecretError::Unavailable(_))
     ));
     assert!(matches!(store.check().await, Err(SecretError::Unavailable(_))));

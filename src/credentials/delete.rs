@@ -22,7 +22,9 @@ impl CredentialService {
         }
         let name = self.secret_name(user_id, provider);
         if let Err(e) = self.secrets.delete(&name).await {
-            self.store.upsert_connection(&row).await?;
+            // Put the reference back only where there is none: a row stored meanwhile by a writer outside
+            // this lock is newer than ours and stays.
+            self.store.put_connection(&row, None).await?;
             return Err(e.into());
         }
         self.changed(user_id, provider).await;

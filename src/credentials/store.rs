@@ -1,4 +1,5 @@
-//! Storing a credential: validate against the catalog, write the secret (check-and-set), then the reference.
+//! Storing a credential: validate against the catalog, write the secret (check-and-set), then the reference
+//! (check-and-set as well, on the row read under the credential's lock).
 
 use rand::RngCore;
 use serde_json::Value;
@@ -49,8 +50,9 @@ impl CredentialService {
         let _lock = self.lock(user_id, provider).await?;
         let previous = self.store.get_connection(user_id, provider).await?;
 
-        // Check-and-set against the secret store's current version: a concurrent writer loses cleanly.
-        let current = self.secrets.read(&name, None).await?.map(|s| s.version).unwrap_or(0);
+        // Check-and-set against the secret store's current version: a concurrent writer loses cleanly. The
+        // version comes from the metadata, not the data: a soft-deleted current version still counts.
+        let current = self.secrets.current_version(&name).await?;
         let payload = secrecy::SecretString::from(Value::Object(valid.token_data.clone()).to_string());
         let version = match self.secrets.write(&name, &payload, Some(current)).await {
             Ok(v) => v,
@@ -75,9 +77,29 @@ impl CredentialService {
             created_at: previous.as_ref().map_or(now, |p| p.created_at),
             updated_at: now,
         };
-        if let Err(e) = self.store.upsert_connection(&row).await {
-            self.undo_secret_write(&name, version, previous.as_ref()).await;
-            return Err(e.into());
+        // Only over the row read above: the reference follows the secret even when its version went down
+        // (the secret was destroyed outside Tokenkeeper and started over), and a row changed meanwhile by a
+        // writer outside this lock is not overwritten.
+        match self
+            .store
+            .put_connection(&row, previous.as_ref().map(|p| p.secret_version))
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                // Theirs stands: the secret store is put back as their reference describes it.
+                match self.store.get_connection(user_id, provider).await {
+                    Ok(theirs) => self.undo_secret_write(&name, version, theirs.as_ref()).await,
+                    Err(e) => {
+                        tracing::error!(secret = name, error = %e, "could not undo a secret write after a conflict")
+                    }
+                }
+                return Err(CredentialError::Conflict(provider.to_string()));
+            }
+            Err(e) => {
+                self.undo_secret_write(&name, version, previous.as_ref()).await;
+                return Err(e.into());
+            }
         }
         self.changed(user_id, provider).await;
         let connection = super::ConnectionView::from_row(&row, now);
@@ -94,20 +116,27 @@ impl CredentialService {
         expires_at.map_or(self.clock.now_secs(), |e| e - margin)
     }
 
-    /// The reference could not be written: leave the secret store as the reference describes it.
-    /// A new credential's secret is destroyed; a replaced one gets its previous content back as the
-    /// current version (the reference still names the previous version, so reads never saw the new one).
-    async fn undo_secret_write(&self, name: &str, written: u64, previous: Option<&Connection>) {
-        let res = match previous {
-            None => self.secrets.delete(name).await,
-            Some(p) => match self.secrets.read(name, Some(p.secret_version as u64)).await {
-                Ok(Some(old)) => self.secrets.write(name, &old.value, Some(written)).await.map(|_| ()),
-                Ok(None) => Ok(()),
-                Err(e) => Err(e),
-            },
-        };
+    /// The reference could not be written: leave the secret store as the reference that stands (`standing`)
+    /// describes it. Without one the secret is destroyed; otherwise the version it names gets back on top
+    /// as the current version (reads never saw the new one, and Aurora reads the current version).
+    /// Nothing is undone once someone wrote after us: the current version is then theirs.
+    async fn undo_secret_write(&self, name: &str, written: u64, standing: Option<&Connection>) {
+        let res: Result<(), SecretError> = async {
+            if self.secrets.current_version(name).await? != written {
+                return Ok(());
+            }
+            match standing {
+                None => self.secrets.delete(name).await,
+                Some(s) => match self.secrets.read(name, Some(s.secret_version as u64)).await? {
+                    Some(old) => self.secrets.write(name, &old.value, Some(written)).await.map(|_| ()),
+                    // Gone (destroyed elsewhere): nothing to put back.
+                    None => Ok(()),
+                },
+            }
+        }
+        .await;
         if let Err(e) = res {
-            tracing::error!(secret = name, error = %e, "could not undo a secret write after the database failed");
+            tracing::error!(secret = name, error = %e, "could not undo a secret write whose reference was not written");
         }
     }
 }

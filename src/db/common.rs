@@ -288,6 +288,42 @@ macro_rules! impl_store {
                 Ok(r.rows_affected() == 1)
             }
 
+            async fn put_connection(&self, c: &Connection, expected: Option<i64>) -> Result<bool, DbError> {
+                // $1 to $11 as in update_connection; $12: the version the row must still name (update), or
+                // the new row's created_at (insert).
+                let (sql, last) = match expected {
+                    Some(version) => (
+                        "UPDATE connections SET secret_ref = $3, secret_version = $4, metadata = $5, status = $6, \
+                         status_reason = $7, expires_at = $8, next_refresh_at = $9, refresh_failures = $10, \
+                         updated_at = $11 WHERE user_id = $1 AND provider = $2 AND secret_version = $12",
+                        version,
+                    ),
+                    None => (
+                        "INSERT INTO connections (user_id, provider, secret_ref, secret_version, metadata, status, \
+                         status_reason, expires_at, next_refresh_at, refresh_failures, updated_at, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                         ON CONFLICT (user_id, provider) DO NOTHING",
+                        c.created_at,
+                    ),
+                };
+                let r = sqlx::query(sql)
+                    .bind(&c.user_id)
+                    .bind(&c.provider)
+                    .bind(&c.secret_ref)
+                    .bind(c.secret_version)
+                    .bind(&c.metadata)
+                    .bind(&c.status)
+                    .bind(&c.status_reason)
+                    .bind(c.expires_at)
+                    .bind(c.next_refresh_at)
+                    .bind(c.refresh_failures)
+                    .bind(c.updated_at)
+                    .bind(last)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
             async fn upsert_connection(&self, c: &Connection) -> Result<(), DbError> {
                 sqlx::query(
                     "INSERT INTO connections (user_id, provider, secret_ref, secret_version, metadata, status, \

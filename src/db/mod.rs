@@ -148,9 +148,15 @@ pub trait Store: Send + Sync + 'static {
     async fn list_audit(&self, user_id: &str, before: Option<i64>, limit: i64) -> Result<Vec<AuditRecord>, DbError>;
 
     // Connections.
-    /// Inserts or updates the reference, unless the stored one already names a newer secret version:
-    /// two writers racing between the secret store and SQL can finish in either order, and the
-    /// reference must end on the newest version.
+    /// Writes the reference of a credential being stored, as a check-and-set on the row read before it
+    /// (under the credential's lock): `expected` is the secret version that row named, `None` when there
+    /// was no row. Updates only a row that still names `expected`, inserts only where there still is no
+    /// row; `false`, nothing written, when the row changed meanwhile. The version may go down: a secret
+    /// destroyed outside Tokenkeeper starts over at version 1, and the reference must follow it.
+    async fn put_connection(&self, c: &Connection, expected: Option<i64>) -> Result<bool, DbError>;
+    /// Inserts the row, or updates it unless it names a newer secret version. Not a check-and-set, and
+    /// wrong once a secret started over at version 1: the credential paths use
+    /// [`Store::put_connection`]. This one sets a row directly (tests, benches).
     async fn upsert_connection(&self, c: &Connection) -> Result<(), DbError>;
     /// Updates an existing row only (a refresh landing): `false` when the row is gone (deleted meanwhile)
     /// or names a newer secret version (the user stored a new credential meanwhile).

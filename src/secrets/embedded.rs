@@ -330,6 +330,19 @@ impl SecretStore for EmbeddedStore {
         Ok(Some(SecretVersion { value, version }))
     }
 
+    /// No soft delete here: the current version is the newest one kept, the one a write's cas is checked against.
+    async fn current_version(&self, name: &str) -> Result<u64, SecretError> {
+        if !valid_name(name) {
+            return Ok(0);
+        }
+        let current: Option<i64> = sqlx::query_scalar("SELECT current_version FROM secret_current WHERE path = ?")
+            .bind(self.path(name))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        u64::try_from(current.unwrap_or(0)).map_err(|_| SecretError::Corrupt("stored version is negative".into()))
+    }
+
     async fn write(&self, name: &str, value: &SecretString, cas: Option<u64>) -> Result<u64, SecretError> {
         if !valid_name(name) {
             return Err(invalid_name());

@@ -49,6 +49,16 @@ pub trait SecretStore: Send + Sync + 'static {
     /// Reads a version (`None`: the current one). `Ok(None)` when there is no such secret or version.
     async fn read(&self, name: &str, version: Option<u64>) -> Result<Option<SecretVersion>, SecretError>;
 
+    /// The current version's number, 0 when there is no secret: what a check-and-set write must name.
+    /// Taken from the version metadata, not from the data: in KV v2 a soft-deleted current version
+    /// (`vault kv delete`: data gone, metadata kept) reads as missing, yet a write must still name it.
+    ///
+    /// This default reads the current data, which is right only for a store without soft delete; both
+    /// stores here answer from their metadata.
+    async fn current_version(&self, name: &str) -> Result<u64, SecretError> {
+        Ok(self.read(name, None).await?.map_or(0, |s| s.version))
+    }
+
     /// Writes a new version and returns its number. `cas`: `None` writes unconditionally,
     /// `Some(0)` only if the secret does not exist, `Some(v)` only if the current version is `v`.
     async fn write(&self, name: &str, value: &SecretString, cas: Option<u64>) -> Result<u64, SecretError>;

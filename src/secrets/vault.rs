@@ -163,6 +163,15 @@ struct KvMetadata {
     #[serde(default)]
     destroyed: bool,
 }
+/// `GET {mount}/metadata/{path}`: only what is needed; the answer holds no secret value.
+#[derive(Deserialize)]
+struct KvMetadataResponse {
+    data: KvMetadataData,
+}
+#[derive(Deserialize)]
+struct KvMetadataData {
+    current_version: u64,
+}
 #[derive(Deserialize)]
 struct KvWriteResponse {
     data: KvWriteData,
@@ -222,6 +231,10 @@ path "{mount}/metadata/{base}/*" {{
     fn data_path(&self, name: &str) -> String {
         format!("{}/data/{}/{}", self.mount, self.base_path, name)
     }
+
+    fn metadata_path(&self, name: &str) -> String {
+        format!("{}/metadata/{}/{}", self.mount, self.base_path, name)
+    }
 }
 
 fn invalid_name() -> SecretError {
@@ -264,6 +277,24 @@ impl SecretStore for VaultStore {
         }
     }
 
+    async fn current_version(&self, name: &str) -> Result<u64, SecretError> {
+        if !valid_name(name) {
+            return Ok(0);
+        }
+        let resp = self
+            .client
+            .request(Method::GET, &self.metadata_path(name), None)
+            .await?;
+        // No metadata: never written, or destroyed (`vault kv metadata delete`); a write then names 0.
+        if resp.status == StatusCode::NOT_FOUND {
+            return Ok(0);
+        }
+        Ok(resp
+            .json::<KvMetadataResponse>("KV v2 metadata read")?
+            .data
+            .current_version)
+    }
+
     async fn write(&self, name: &str, value: &SecretString, cas: Option<u64>) -> Result<u64, SecretError> {
         if !valid_name(name) {
             return Err(invalid_name());
@@ -291,8 +322,10 @@ impl SecretStore for VaultStore {
         if !valid_name(name) {
             return Ok(());
         }
-        let path = format!("{}/metadata/{}/{}", self.mount, self.base_path, name);
-        let resp = self.client.request(Method::DELETE, &path, None).await?;
+        let resp = self
+            .client
+            .request(Method::DELETE, &self.metadata_path(name), None)
+            .await?;
         match resp.status {
             s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
             s => Err(client::status_error("delete", s, Some(&resp.body))),

@@ -528,9 +528,9 @@ mod contract {
     crate::on_all_stores!(storage_contract_read_directly);
 }
 
-/// A writer that finishes its reference update last with an older secret version (it lost the race to
-/// the secret store) does not move the reference back.
-async fn a_late_stale_reference_write_does_not_win(db: Db, secrets: Secrets) {
+/// The reference write is a check-and-set on the row read before it: a writer whose read is outdated (the
+/// row moved on meanwhile) writes nothing, whether it expected that row or no row at all.
+async fn a_reference_write_on_an_outdated_read_does_not_land(db: Db, secrets: Secrets) {
     let Some(app) = app(db, secrets).await else { return };
     let (uid, token) = app.user("stale@example.com").await;
     let body = |k: &str| json!({"api_token": k, "base_url": "https://s.example.com"});
@@ -540,20 +540,70 @@ async fn a_late_stale_reference_write_does_not_win(db: Db, secrets: Secrets) {
             .status(),
         200
     );
-    let stale = app
-        .services
-        .store
-        .get_connection(&uid, "splunk")
-        .await
-        .unwrap()
-        .unwrap();
+    let store = &app.services.store;
+    let stale = store.get_connection(&uid, "splunk").await.unwrap().unwrap();
     assert_eq!(
         app.put_auth("/api/tokens/splunk", &token, body("splunk-second-token"))
             .await
             .status(),
         200
     );
-    app.services.store.upsert_connection(&stale).await.unwrap();
+    assert!(
+        !store.put_connection(&stale, Some(1)).await.unwrap(),
+        "the row moved on to version 2"
+    );
+    assert!(!store.put_connection(&stale, None).await.unwrap(), "there is a row");
+    let row = store.get_connection(&uid, "splunk").await.unwrap().unwrap();
+    assert_eq!(row.secret_version, 2);
+    // On the row as it is, it lands.
+    let degraded = tokenkeeper::db::Connection {
+        status: "degraded".into(),
+        ..row
+    };
+    assert!(store.put_connection(&degraded, Some(2)).await.unwrap());
+    assert_eq!(
+        store.get_connection(&uid, "splunk").await.unwrap().unwrap().status,
+        "degraded"
+    );
+    // Where there is no row, only a write expecting none lands.
+    store.delete_connection(&uid, "splunk").await.unwrap();
+    assert!(!store.put_connection(&degraded, Some(2)).await.unwrap());
+    assert!(store.get_connection(&uid, "splunk").await.unwrap().is_none());
+    assert!(store.put_connection(&degraded, None).await.unwrap());
+    assert_eq!(store.get_connection(&uid, "splunk").await.unwrap(), Some(degraded));
+}
+
+mod stale {
+    use super::a_reference_write_on_an_outdated_read_does_not_land;
+    crate::on_all_stores!(a_reference_write_on_an_outdated_read_does_not_land);
+}
+
+/// The secret destroyed outside Tokenkeeper (every version and the metadata, e.g. `vault kv metadata
+/// delete`) while its reference stayed: storing again starts the secret over at version 1, and the
+/// reference must follow it down instead of keeping a version that no longer exists.
+async fn storing_after_the_secret_was_destroyed_elsewhere_moves_the_reference(db: Db, secrets: Secrets) {
+    let Some(app) = app(db, secrets).await else { return };
+    let (uid, token) = app.user("destroyed@example.com").await;
+    let body = |k: &str| json!({"api_token": k, "base_url": "https://s.example.com"});
+    for i in 1..=3 {
+        let r = app
+            .put_auth(
+                "/api/tokens/splunk",
+                &token,
+                body(&format!("splunk-before-destroy-{i}")),
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+    }
+    let name = format!("aurora-dev-{uid}-splunk-token");
+    app.services.secrets.delete(&name).await.unwrap();
+
+    let r = app
+        .put_auth("/api/tokens/splunk", &token, body("splunk-after-destroy"))
+        .await;
+    assert_eq!(r.status(), 200);
+    let data = app.credentials("splunk", &token).await;
+    assert_eq!(data["tokenData"]["api_token"], "splunk-after-destroy");
     let row = app
         .services
         .store
@@ -561,26 +611,67 @@ async fn a_late_stale_reference_write_does_not_win(db: Db, secrets: Secrets) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(row.secret_version, 2);
-    // A status change on the same version still applies.
-    let degraded = tokenkeeper::db::Connection {
-        status: "degraded".into(),
-        ..row
-    };
-    app.services.store.upsert_connection(&degraded).await.unwrap();
-    assert_eq!(
-        app.services
-            .store
-            .get_connection(&uid, "splunk")
-            .await
-            .unwrap()
-            .unwrap()
-            .status,
-        "degraded"
-    );
+    assert_eq!(row.secret_version, 1, "the reference names the secret's only version");
+    // And it goes on from there.
+    let r = app.put_auth("/api/tokens/splunk", &token, body("splunk-next")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["secretVersion"], 2);
+    let data = app.credentials("splunk", &token).await;
+    assert_eq!(data["tokenData"]["api_token"], "splunk-next");
 }
 
-mod stale {
-    use super::a_late_stale_reference_write_does_not_win;
-    crate::on_all_stores!(a_late_stale_reference_write_does_not_win);
+mod destroyed_elsewhere {
+    use super::storing_after_the_secret_was_destroyed_elsewhere_moves_the_reference;
+    crate::on_all_stores!(storing_after_the_secret_was_destroyed_elsewhere_moves_the_reference);
+}
+
+/// KV v2 soft delete of the current version (`DELETE {mount}/data/{path}`, e.g. `vault kv delete`): its
+/// data is gone but the metadata and its version count stay, so storing again must check-and-set against
+/// the metadata's current version (a cas of 0 would conflict forever).
+async fn storing_after_a_soft_delete_in_vault_works(db: Db) {
+    use crate::support::openbao::{BASE_PATH, MOUNT, OpenBao};
+    let Some(app) = app(db, Secrets::OpenBao).await else {
+        return;
+    };
+    let bao = OpenBao::shared().await.unwrap();
+    let (uid, token) = app.user("soft-deleted@example.com").await;
+    let body = |k: &str| json!({"api_key": k, "base_url": "https://g.example.com"});
+    for i in 1..=2 {
+        let r = app
+            .put_auth(
+                "/api/tokens/grafana",
+                &token,
+                body(&format!("glsa_before_soft_delete_{i}")),
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+    }
+    let name = format!("aurora-dev-{uid}-grafana-token");
+    let (status, _) = bao
+        .root("DELETE", &format!("{MOUNT}/data/{BASE_PATH}/{name}"), None)
+        .await;
+    assert_eq!(status, 204);
+
+    let r = app
+        .put_auth("/api/tokens/grafana", &token, body("glsa_after_soft_delete"))
+        .await;
+    let status = r.status();
+    let view: Value = r.json().await.unwrap();
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["secretVersion"], 3);
+    let data = app.credentials("grafana", &token).await;
+    assert_eq!(data["tokenData"]["api_key"], "glsa_after_soft_delete");
+    let row = app
+        .services
+        .store
+        .get_connection(&uid, "grafana")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.secret_version, 3);
+}
+
+mod soft_deleted {
+    use super::storing_after_a_soft_delete_in_vault_works;
+    crate::on_both_backends!(storing_after_a_soft_delete_in_vault_works);
 }

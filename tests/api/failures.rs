@@ -1,7 +1,16 @@
 //! Failure paths of SPEC section 4: the secret store down, the database failing between the secret
-//! write and the reference write. Nothing half-written; recovery without a restart.
+//! write and the reference write, another writer's reference landing there. Nothing half-written;
+//! recovery without a restart.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{Value, json};
+use tokenkeeper::credentials::{CredentialError, CredentialService, NamingSettings};
+use tokenkeeper::db::{Connection, SharedStore};
+use tokenkeeper::providers::UrlPolicy;
+use tokenkeeper::secrets::{SecretError, SecretStore, SecretVersion};
 
 use crate::support::app::{Db, Secrets, TestApp, TestConfig, error_of, spawn_app, sql};
 use crate::support::openbao::OpenBao;
@@ -115,7 +124,141 @@ async fn vault_down_gives_503_and_recovers(db: Db) {
     assert_eq!(data["tokenData"]["api_token"], "splunk-during-outage");
 }
 
-crate::on_all_stores!(database_failure_after_secret_write_leaves_nothing_behind);
+/// Another writer of the same credential, outside this one's lock (a library caller without a refresh
+/// engine, say), cut into its steps through the secret store it calls: their secret lands before this
+/// store reads the current version (`theirs_first`) or right after this store's secret write, and their
+/// reference right after this store's secret write.
+struct Interloper {
+    inner: Arc<dyn SecretStore>,
+    store: SharedStore,
+    uid: String,
+    theirs: String,
+    theirs_first: bool,
+    secret_pending: AtomicBool,
+    reference_pending: AtomicBool,
+}
+
+impl Interloper {
+    async fn write_their_secret(&self, name: &str) -> u64 {
+        let value = json!({"api_token": self.theirs, "base_url": "https://s.example.com"}).to_string();
+        self.inner.write(name, &SecretString::from(value), None).await.unwrap()
+    }
+
+    async fn land_their_reference(&self, version: u64) {
+        let row = self.store.get_connection(&self.uid, "splunk").await.unwrap().unwrap();
+        let theirs = Connection {
+            secret_version: version as i64,
+            ..row.clone()
+        };
+        assert!(
+            self.store
+                .put_connection(&theirs, Some(row.secret_version))
+                .await
+                .unwrap()
+        );
+    }
+}
+
+#[async_trait::async_trait]
+impl SecretStore for Interloper {
+    fn reference(&self, name: &str) -> String {
+        self.inner.reference(name)
+    }
+    async fn read(&self, name: &str, version: Option<u64>) -> Result<Option<SecretVersion>, SecretError> {
+        self.inner.read(name, version).await
+    }
+    async fn current_version(&self, name: &str) -> Result<u64, SecretError> {
+        if self.secret_pending.swap(false, Ordering::SeqCst) {
+            self.write_their_secret(name).await;
+        }
+        self.inner.current_version(name).await
+    }
+    async fn write(&self, name: &str, value: &SecretString, cas: Option<u64>) -> Result<u64, SecretError> {
+        let ours = self.inner.write(name, value, cas).await?;
+        if self.reference_pending.swap(false, Ordering::SeqCst) {
+            let theirs = if self.theirs_first {
+                ours - 1
+            } else {
+                self.write_their_secret(name).await
+            };
+            self.land_their_reference(theirs).await;
+        }
+        Ok(ours)
+    }
+    async fn delete(&self, name: &str) -> Result<(), SecretError> {
+        self.inner.delete(name).await
+    }
+    async fn check(&self) -> Result<(), SecretError> {
+        self.inner.check().await
+    }
+}
+
+/// A reference changed by another writer between this store's secret write and its reference write: 409,
+/// theirs stands in SQL, and the secret store's current version (what Aurora reads) is theirs too, put back
+/// on top when this store's secret write came after theirs.
+async fn a_reference_changed_meanwhile_is_a_conflict(db: Db, secrets: Secrets) {
+    let Some(cfg) = TestConfig::default().secrets(secrets).await else {
+        return;
+    };
+    let app = spawn_app(db, cfg).await.unwrap();
+    let (uid, token) = app.user("interloper@example.com").await;
+    let body = |k: &str| json!({"api_token": k, "base_url": "https://s.example.com"});
+    assert_eq!(
+        app.put_auth("/api/tokens/splunk", &token, body("splunk-first"))
+            .await
+            .status(),
+        200
+    );
+    let name = format!("aurora-dev-{uid}-splunk-token");
+    for theirs_first in [false, true] {
+        let theirs = format!("splunk-theirs-first-{theirs_first}");
+        let other = Interloper {
+            inner: app.services.secrets.clone(),
+            store: app.services.store.clone(),
+            uid: uid.clone(),
+            theirs: theirs.clone(),
+            theirs_first,
+            secret_pending: AtomicBool::new(theirs_first),
+            reference_pending: AtomicBool::new(true),
+        };
+        // No refresh engine, hence no credential lock: a library caller.
+        let svc = CredentialService::new(
+            app.services.store.clone(),
+            Arc::new(other),
+            app.services.clock.clone(),
+            app.services.audit.clone(),
+            NamingSettings {
+                prefix: "aurora".into(),
+                env: "dev".into(),
+            },
+            UrlPolicy {
+                allow_private: false,
+                allow_http: false,
+            },
+        );
+        let err = svc
+            .store_tokens_in_db(&uid, &body("splunk-ours"), "splunk", "test")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, CredentialError::Conflict(_)),
+            "theirs first {theirs_first}: {err}"
+        );
+        let data = svc.get_token_data(&uid, "splunk", "test").await.unwrap();
+        assert_eq!(data.0["api_token"], theirs.as_str());
+        let current = app.services.secrets.read(&name, None).await.unwrap().unwrap();
+        assert!(
+            current.value.expose_secret().contains(&theirs),
+            "theirs first {theirs_first}: the current version (v{}) is not theirs",
+            current.version
+        );
+    }
+}
+
+crate::on_all_stores!(
+    database_failure_after_secret_write_leaves_nothing_behind,
+    a_reference_changed_meanwhile_is_a_conflict
+);
 
 mod outage {
     crate::on_both_backends!(vault_down_gives_503_and_recovers);

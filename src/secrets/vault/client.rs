@@ -19,7 +19,7 @@ pub(super) struct Response {
 
 impl Response {
     /// The JSON body of a successful answer to a request whose answer holds no KV secret (login, token
-    /// lookup and renewal); an error naming `op` otherwise.
+    /// lookup and renewal, KV metadata); an error naming `op` otherwise.
     pub(super) fn json<T: serde::de::DeserializeOwned>(&self, op: &str) -> Result<T, SecretError> {
         if !self.status.is_success() {
             return Err(status_error(op, self.status, Some(&self.body)));
