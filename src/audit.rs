@@ -114,11 +114,6 @@ impl Auditor {
             detail: e.detail.map(str::to_string),
             at: self.clock.now_ms(),
         };
-        let _ = COUNTED.try_with(|c| {
-            if c.kind == e.kind {
-                c.n.set(c.n.get() + 1)
-            }
-        });
         if let Err(lost) = self.queue.send(Queued::Event(rec)).await {
             // Only when the writer is gone (runtime shutting down): write it here rather than lose it.
             if let Queued::Event(rec) = lost.0 {
@@ -263,32 +258,6 @@ impl Drop for Pending {
     }
 }
 
-tokio::task_local! {
-    /// The events of one kind recorded inside a [`count_recorded`] scope.
-    static COUNTED: Counted;
-}
-
-struct Counted {
-    kind: EventKind,
-    n: std::cell::Cell<u32>,
-}
-
-/// Runs `f` and returns, with its output, how many events of `kind` it recorded through any [`Auditor`]
-/// (on this task: not in tasks it spawned). For an operation that audits its outcome itself unless a
-/// step it calls already did, so that it is recorded exactly once.
-pub async fn count_recorded<F: Future>(kind: EventKind, f: F) -> (F::Output, u32) {
-    let counted = Counted {
-        kind,
-        n: std::cell::Cell::new(0),
-    };
-    COUNTED
-        .scope(counted, async {
-            let out = f.await;
-            (out, COUNTED.with(|c| c.n.get()))
-        })
-        .await
-}
-
 impl Auditor {
     /// A user's own events, newest first; `before`: an event id from the previous page.
     pub async fn list(&self, user_id: &str, before: Option<i64>, limit: i64) -> Result<Vec<AuditRecord>, DbError> {
@@ -338,39 +307,5 @@ mod tests {
         pending.written();
         drop(pending);
         assert_eq!(failures.load(Ordering::Relaxed), 3);
-    }
-
-    #[tokio::test]
-    async fn count_recorded_counts_the_events_of_one_kind_recorded_inside() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("audit.db").display());
-        let store = crate::db::connect(&url).await.unwrap();
-        let audit = Auditor::new(store, Arc::new(crate::clock::SystemClock));
-        let event = |kind| Event {
-            user_id: Some("u"),
-            kind,
-            provider: Some("gcp"),
-            outcome: Outcome::Ok,
-            client_addr: None,
-            detail: None,
-        };
-        let ((), n) = count_recorded(EventKind::CredentialRefresh, async {
-            audit.record(event(EventKind::CredentialRead)).await.unwrap();
-            audit.record(event(EventKind::CredentialRefresh)).await.unwrap();
-            // Outside the scope (another task): not counted.
-            let a = audit.clone();
-            tokio::spawn(async move { a.record(event(EventKind::CredentialRefresh)).await })
-                .await
-                .unwrap()
-                .unwrap();
-        })
-        .await;
-        assert_eq!(n, 1);
-        let ((), none) = count_recorded(EventKind::CredentialRefresh, async {}).await;
-        assert_eq!(none, 0);
-        // Outside any scope, recording works as ever.
-        audit.record(event(EventKind::CredentialRefresh)).await.unwrap();
-        assert_eq!(audit.list("u", None, 10).await.unwrap().len(), 4);
-        assert_eq!(audit.failed_writes(), 0);
     }
 }

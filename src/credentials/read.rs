@@ -68,7 +68,8 @@ impl CredentialService {
         if let Some(engine) = &self.refresh
             && engine.is_expiring(&row, self.clock.now_secs())
         {
-            return engine.refresh(self, spec, user_id, provider, Trigger::Read, addr).await;
+            let outcome = engine.refresh(self, spec, user_id, provider, Trigger::Read, addr).await;
+            return outcome.data;
         }
         let data = self.read_secret(&row).await?;
         if let (Some(cache), Some(ticket)) = (&self.cache, ticket) {
@@ -114,18 +115,18 @@ impl CredentialService {
     /// `POST /api/tokens/{provider}/refresh`: refresh now (single flight still applies: a refresh that
     /// completed while this request waited for the lock counts).
     ///
-    /// Audited exactly once, ok or failed. The engine records the refreshes it takes to the provider
-    /// (ok once stored, failed with the provider's reason) but nothing for what ends before or around
-    /// them: unknown provider, not connected, `needs_reauth`, a provider whose credentials do not
-    /// refresh, a refresh another request just did, a secret-store or database error. Those are
-    /// recorded here, when the engine recorded nothing.
+    /// Audited exactly once, ok or failed. Once the request reaches the engine, the refresh's task
+    /// records the event (there a client that disconnects cannot stop it) and its outcome says so.
+    /// What ends before is recorded here: unknown provider, not connected, `needs_reauth`, a provider
+    /// whose credentials do not refresh.
     pub async fn refresh_now(
         &self,
         user_id: &str,
         provider: &str,
         client_addr: &str,
     ) -> Result<ConnectionView, CredentialError> {
-        let attempt = async {
+        let mut audited = false;
+        let res = async {
             let spec = Self::spec(provider)?;
             let row = self.row(user_id, provider).await?;
             if row.status == status::NEEDS_REAUTH {
@@ -133,17 +134,18 @@ impl CredentialService {
             }
             if let Some(engine) = self.refresh.as_ref().filter(|_| spec.refreshes()) {
                 let since_ms = self.clock.now_ms();
-                engine
-                    .refresh(self, spec, user_id, provider, Trigger::Forced { since_ms }, client_addr)
-                    .await?;
+                let forced = Trigger::Forced { since_ms };
+                let outcome = engine.refresh(self, spec, user_id, provider, forced, client_addr).await;
+                audited = outcome.audited;
+                outcome.data?;
             }
             self.connection(user_id, provider).await
-        };
-        let kind = EventKind::CredentialRefresh;
-        let (res, recorded) = crate::audit::count_recorded(kind, attempt).await;
-        if recorded > 0 {
+        }
+        .await;
+        if audited {
             return res;
         }
-        self.audited(user_id, kind, provider, client_addr, res).await
+        self.audited(user_id, EventKind::CredentialRefresh, provider, client_addr, res)
+            .await
     }
 }

@@ -7,172 +7,135 @@
 //! provider call, the secret write and the row update now run in a spawned task; the caller awaits its
 //! `JoinHandle`, and dropping the handle leaves the task running to the end.
 //!
-//! The audit event of the refresh is recorded in the *caller's* task when the caller is still there:
-//! `CredentialService::refresh_now` counts the `credential_refresh` events recorded in its task
-//! ([`crate::audit::count_recorded`]) so that each forced refresh is audited exactly once, and events
-//! recorded in another task are not counted. When the caller has gone, the task records the event
-//! itself; [`Handoff`] decides which of the two does, so that it is recorded once either way.
+//! The refresh's audit event is recorded by the task too, before it ends, for the same reason: the task
+//! runs to the end whether or not anyone awaits it, so the event is written exactly once with no
+//! hand-over between task and caller. The [`Outcome`] tells the caller whether it was
+//! (`POST .../refresh` audits what ends before the engine itself, and only that).
 
-use std::sync::{Arc, Mutex, MutexGuard};
-
+use super::engine::{RefreshEngine, Trigger};
 use crate::audit::EventKind;
-use crate::credentials::CredentialService;
+use crate::credentials::{CredentialError, CredentialService, TokenData, failure_reason};
+use crate::providers::ProviderSpec;
 
-/// The audit event of a refresh that was taken to the provider and recorded in the row.
-#[derive(Debug, Clone)]
-pub(super) struct AuditNote {
+/// What a refresh came to, as its caller gets it.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The token data to serve.
+    pub data: Result<TokenData, CredentialError>,
+    /// Whether the refresh recorded a `credential_refresh` event. Always, for a forced refresh whose
+    /// task ran; otherwise when the refresh was taken to the provider and its result is in the row.
+    pub audited: bool,
+}
+
+/// One refresh, owned by its task.
+pub(super) struct Job {
+    pub spec: &'static ProviderSpec,
     pub user_id: String,
     pub provider: String,
+    pub trigger: Trigger,
     pub client_addr: String,
+    /// The provider's answer, once it is in the row: what the audit event says.
+    pub note: Option<AuditNote>,
+}
+
+/// A refresh's audit event: ok, or failed with a short non-secret reason.
+pub(super) struct AuditNote {
     pub ok: bool,
-    /// The provider's reason code on failure.
     pub detail: Option<String>,
 }
 
 impl AuditNote {
-    pub(super) async fn record(&self, svc: &CredentialService) {
+    pub(super) fn ok() -> Self {
+        Self { ok: true, detail: None }
+    }
+
+    pub(super) fn failed(reason: String) -> Self {
+        Self {
+            ok: false,
+            detail: Some(reason),
+        }
+    }
+
+    fn of(data: &Result<TokenData, CredentialError>) -> Self {
+        Self {
+            ok: data.is_ok(),
+            detail: data.as_ref().err().map(|e| failure_reason(e).to_string()),
+        }
+    }
+}
+
+impl Job {
+    pub(super) fn new(
+        spec: &'static ProviderSpec,
+        user_id: &str,
+        provider: &str,
+        trigger: Trigger,
+        client_addr: &str,
+    ) -> Self {
+        Self {
+            spec,
+            user_id: user_id.to_string(),
+            provider: provider.to_string(),
+            trigger,
+            client_addr: client_addr.to_string(),
+            note: None,
+        }
+    }
+
+    /// Records the refresh's `credential_refresh` event, if it has one, and says whether it did.
+    ///
+    /// A refresh taken to the provider whose result is in the row has one, whatever its trigger (ok,
+    /// or failed with the provider's reason). A forced refresh always has one, so that each
+    /// `POST .../refresh` reaching the engine is audited here, where its client cannot stop it: its
+    /// outcome when the provider was not called or its result not kept (someone else refreshed first,
+    /// a provider with nothing to refresh, the credential deleted or replaced meanwhile, an error).
+    async fn record_audit(&mut self, svc: &CredentialService, data: &Result<TokenData, CredentialError>) -> bool {
+        let forced = matches!(self.trigger, Trigger::Forced { .. });
+        let Some(note) = self.note.take().or_else(|| forced.then(|| AuditNote::of(data))) else {
+            return false;
+        };
         let kind = EventKind::CredentialRefresh;
         let (user, provider, addr) = (&self.user_id, &self.provider, &self.client_addr);
-        svc.audit(user, kind, provider, self.ok, addr, self.detail.as_deref())
+        svc.audit(user, kind, provider, note.ok, addr, note.detail.as_deref())
             .await;
+        true
     }
 }
 
-enum State {
-    /// The task is still working.
-    Running,
-    /// The task finished; the caller records this note (if any).
-    Done(Option<AuditNote>),
-    /// The caller went away before the task finished: the task records its note itself.
-    CallerGone,
-}
+/// The refresh tasks still running: [`Tasks::finish`] awaits them at shutdown, since one whose caller
+/// went away must still store the token it got.
+#[derive(Default)]
+pub(super) struct Tasks(tokio_util::task::TaskTracker);
 
-/// Shared between a refresh task and its caller: who records the refresh's audit event.
-#[derive(Clone)]
-pub(super) struct Handoff(Arc<Mutex<State>>);
-
-impl Handoff {
-    pub(super) fn new() -> Self {
-        Self(Arc::new(Mutex::new(State::Running)))
-    }
-
-    fn state(&self) -> MutexGuard<'_, State> {
-        // The critical sections only move a value: a poisoned lock still holds a consistent state.
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Task side, at the end: hands `note` to the caller, or gives it back when the caller has gone
-    /// (then the task records it).
-    pub(super) fn finish(&self, note: Option<AuditNote>) -> Option<AuditNote> {
-        let mut s = self.state();
-        match *s {
-            State::CallerGone => note,
-            _ => {
-                *s = State::Done(note);
-                None
-            }
+impl Tasks {
+    /// Runs `job` in a task of its own and waits for its outcome.
+    pub(super) async fn run(&self, engine: &RefreshEngine, svc: &CredentialService, mut job: Job) -> Outcome {
+        let provider = job.provider.clone();
+        let (engine, svc) = (engine.clone(), svc.clone());
+        let task = self.0.spawn(async move {
+            let data = engine.refresh_in_task(&svc, &mut job).await;
+            let audited = job.record_audit(&svc, &data).await;
+            Outcome { data, audited }
+        });
+        match task.await {
+            Ok(outcome) => outcome,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // Cancelled: only when the runtime shuts down.
+            Err(_) => Outcome {
+                data: Err(CredentialError::RefreshUnavailable {
+                    provider,
+                    reason: "cancelled".into(),
+                }),
+                audited: false,
+            },
         }
     }
 
-    /// Caller side, once the task has ended: the note to record.
-    fn take(&self) -> Option<AuditNote> {
-        match &mut *self.state() {
-            State::Done(note) => note.take(),
-            _ => None,
+    /// Once no new refresh can start: waits (up to `within`) for those still running.
+    pub(super) async fn finish(&self, within: std::time::Duration) {
+        self.0.close();
+        if tokio::time::timeout(within, self.0.wait()).await.is_err() {
+            tracing::warn!(left = self.0.len(), "refreshes still running at shutdown");
         }
-    }
-
-    /// Caller side, when it is dropped early: the note if the task already finished, else the task is
-    /// told to record it itself.
-    fn abandon(&self) -> Option<AuditNote> {
-        match std::mem::replace(&mut *self.state(), State::CallerGone) {
-            State::Done(note) => note,
-            _ => None,
-        }
-    }
-}
-
-/// Held by the caller while it awaits the task; if the caller is dropped before it recorded the
-/// task's note, the note is recorded from a task of its own.
-pub(super) struct CallerGuard {
-    handoff: Handoff,
-    svc: CredentialService,
-    /// A note being recorded right now (until the record call returns).
-    recording: Option<AuditNote>,
-    done: bool,
-}
-
-impl CallerGuard {
-    pub(super) fn new(handoff: Handoff, svc: CredentialService) -> Self {
-        Self {
-            handoff,
-            svc,
-            recording: None,
-            done: false,
-        }
-    }
-
-    /// After the task ended: records its note in this (the caller's) task.
-    pub(super) async fn record_note(mut self) {
-        if let Some(note) = self.handoff.take() {
-            self.recording = Some(note.clone());
-            note.record(&self.svc).await;
-            self.recording = None;
-        }
-        self.done = true;
-    }
-}
-
-impl Drop for CallerGuard {
-    fn drop(&mut self) {
-        if self.done {
-            return;
-        }
-        // Dropped while recording: the queued write was cancelled with it (a Tokio channel send that
-        // is dropped sends nothing), so it is recorded again here, once.
-        let note = self.recording.take().or_else(|| self.handoff.abandon());
-        if let (Some(note), Ok(rt)) = (note, tokio::runtime::Handle::try_current()) {
-            let svc = self.svc.clone();
-            rt.spawn(async move { note.record(&svc).await });
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn note() -> AuditNote {
-        AuditNote {
-            user_id: "u".into(),
-            provider: "gcp".into(),
-            client_addr: "a".into(),
-            ok: true,
-            detail: None,
-        }
-    }
-
-    #[test]
-    fn the_caller_records_when_it_is_still_there() {
-        let h = Handoff::new();
-        assert!(h.finish(Some(note())).is_none(), "handed to the caller");
-        assert!(h.take().is_some());
-        assert!(h.take().is_none(), "taken once");
-        assert!(h.abandon().is_none(), "nothing left to record on drop");
-    }
-
-    #[test]
-    fn the_task_records_when_the_caller_has_gone() {
-        let h = Handoff::new();
-        assert!(h.abandon().is_none(), "task still running: nothing yet");
-        assert!(h.finish(Some(note())).is_some(), "given back to the task");
-    }
-
-    #[test]
-    fn a_caller_dropped_after_the_task_finished_records_it() {
-        let h = Handoff::new();
-        assert!(h.finish(Some(note())).is_none());
-        assert!(h.abandon().is_some());
-        assert!(h.take().is_none());
     }
 }

@@ -7,15 +7,15 @@
 //! (rotating refresh tokens are single-use: a second call would revoke the grant).
 //!
 //! Each refresh runs in a task of its own ([`super::detach`]): a caller that goes away does not cut a
-//! refresh between the provider call and the secret write.
+//! refresh between the provider call and the secret write, nor lose its audit event.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::detach::{AuditNote, CallerGuard, Handoff};
+use super::detach::{AuditNote, Job, Tasks};
 use super::grants::{self, GrantContext, GrantError, Refreshed};
+use super::lock::CredentialLocks;
 use super::persist::{self, Landing};
 use super::timing;
 use crate::config::Settings;
@@ -25,6 +25,8 @@ use crate::db::Connection;
 use crate::providers::ProviderSpec;
 use crate::secrets::SecretError;
 
+pub use super::detach::Outcome;
+pub(crate) use super::lock::CredentialLock;
 pub use super::timing::backoff_secs;
 
 /// Why a refresh is attempted; it decides what "due" means.
@@ -48,33 +50,8 @@ struct Inner {
     http: reqwest::Client,
     settings: Arc<Settings>,
     margin_secs: i64,
-    locks: Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
-    /// Refresh tasks still running, awaited at shutdown ([`RefreshEngine::finish`]): one whose caller
-    /// went away must still store the token it got.
-    tasks: tokio_util::task::TaskTracker,
-}
-
-/// One refresh, owned by its task.
-struct Job {
-    spec: &'static ProviderSpec,
-    user_id: String,
-    provider: String,
-    trigger: Trigger,
-    client_addr: String,
-    /// The refresh's audit event, once its outcome is in the row.
-    note: Option<AuditNote>,
-}
-
-impl Job {
-    fn audit(&self, ok: bool, detail: Option<String>) -> AuditNote {
-        AuditNote {
-            user_id: self.user_id.clone(),
-            provider: self.provider.clone(),
-            client_addr: self.client_addr.clone(),
-            ok,
-            detail,
-        }
-    }
+    locks: CredentialLocks,
+    tasks: Tasks,
 }
 
 impl RefreshEngine {
@@ -86,8 +63,8 @@ impl RefreshEngine {
                 http,
                 settings,
                 margin_secs,
-                locks: Mutex::new(HashMap::new()),
-                tasks: tokio_util::task::TaskTracker::new(),
+                locks: CredentialLocks::default(),
+                tasks: Tasks::default(),
             }),
         }
     }
@@ -103,17 +80,6 @@ impl RefreshEngine {
         timing::is_expiring(self.inner.margin_secs, row.expires_at, row.next_refresh_at, now_secs)
     }
 
-    fn local_lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.inner.locks.lock().expect("lock map poisoned");
-        if let Some(l) = locks.get(key).and_then(Weak::upgrade) {
-            return l;
-        }
-        locks.retain(|_, w| w.strong_count() > 0);
-        let l = Arc::new(tokio::sync::Mutex::new(()));
-        locks.insert(key.to_string(), Arc::downgrade(&l));
-        l
-    }
-
     /// Holds one credential's lock until dropped: first in this process, then across processes
     /// ([`crate::db::Store::refresh_lock`]). Refreshes, stores and deletes of a credential take it, so they
     /// never overlap: a delete cannot fall between a store's secret write and its reference, and a
@@ -124,25 +90,17 @@ impl RefreshEngine {
         user_id: &str,
         provider: &str,
     ) -> Result<CredentialLock, CredentialError> {
-        let key = format!("{user_id}\u{0}{provider}");
-        let local = self.local_lock(&key).lock_owned().await;
-        let cross = svc.store.refresh_lock(&key).await?;
-        Ok(CredentialLock {
-            _cross: cross,
-            _local: local,
-        })
+        self.inner.locks.lock(svc.store.as_ref(), user_id, provider).await
     }
 
     /// At shutdown, once no request is left: waits (up to `within`) for refreshes still running, those
     /// whose caller went away, so that none is cut between the provider's answer and the secret write.
     pub async fn finish(&self, within: std::time::Duration) {
-        self.inner.tasks.close();
-        if tokio::time::timeout(within, self.inner.tasks.wait()).await.is_err() {
-            tracing::warn!(left = self.inner.tasks.len(), "refreshes still running at shutdown");
-        }
+        self.inner.tasks.finish(within).await
     }
 
-    /// Refreshes the credential if `trigger` says it is due, and returns the token data to serve.
+    /// Refreshes the credential if `trigger` says it is due: the token data to serve, and whether the
+    /// refresh recorded its audit event ([`Outcome`]).
     ///
     /// The work runs in a spawned task that this call awaits: dropping this future (a client that
     /// disconnects) leaves the refresh running to the end, so a rotated refresh token is always stored.
@@ -154,39 +112,17 @@ impl RefreshEngine {
         provider: &str,
         trigger: Trigger,
         client_addr: &str,
-    ) -> Result<TokenData, CredentialError> {
-        let handoff = Handoff::new();
-        let mut job = Job {
-            spec,
-            user_id: user_id.to_string(),
-            provider: provider.to_string(),
-            trigger,
-            client_addr: client_addr.to_string(),
-            note: None,
-        };
-        let (engine, task_svc, task_handoff) = (self.clone(), svc.clone(), handoff.clone());
-        let task = self.inner.tasks.spawn(async move {
-            let res = engine.refresh_in_task(&task_svc, &mut job).await;
-            if let Some(note) = task_handoff.finish(job.note.take()) {
-                note.record(&task_svc).await;
-            }
-            res
-        });
-        let guard = CallerGuard::new(handoff, svc.clone());
-        let res = match task.await {
-            Ok(res) => res,
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            // Cancelled: only when the runtime shuts down.
-            Err(_) => Err(CredentialError::RefreshUnavailable {
-                provider: provider.to_string(),
-                reason: "cancelled".into(),
-            }),
-        };
-        guard.record_note().await;
-        res
+    ) -> Outcome {
+        let job = Job::new(spec, user_id, provider, trigger, client_addr);
+        self.inner.tasks.run(self, svc, job).await
     }
 
-    async fn refresh_in_task(&self, svc: &CredentialService, job: &mut Job) -> Result<TokenData, CredentialError> {
+    /// The refresh itself, in its task ([`Tasks::run`]); the provider's answer, once kept, goes in `job.note`.
+    pub(super) async fn refresh_in_task(
+        &self,
+        svc: &CredentialService,
+        job: &mut Job,
+    ) -> Result<TokenData, CredentialError> {
         let (user_id, provider) = (job.user_id.clone(), job.provider.clone());
         let _lock = self.lock(svc, &user_id, &provider).await?;
 
@@ -268,7 +204,7 @@ impl RefreshEngine {
         };
         match persist::land_row(svc, &updated).await? {
             Landing::Recorded => {
-                job.note = Some(job.audit(true, None));
+                job.note = Some(AuditNote::ok());
                 Ok(TokenData(fresh.token_data))
             }
             Landing::Gone => Err(CredentialError::NotConnected(job.provider.clone())),
@@ -316,7 +252,7 @@ impl RefreshEngine {
             // A new credential was stored meanwhile: the old one's failure is not its failure.
             Landing::Superseded(current) => return svc.read_secret(&current).await,
         }
-        job.note = Some(job.audit(false, Some(reason)));
+        job.note = Some(AuditNote::failed(reason));
         if updated.status == status::NEEDS_REAUTH {
             return Err(needs_reauth(&updated));
         }
@@ -355,10 +291,4 @@ impl RefreshEngine {
             }
         }
     }
-}
-
-/// A held credential lock ([`RefreshEngine::lock`]); the cross-process part is released first.
-pub(crate) struct CredentialLock {
-    _cross: crate::db::RefreshLock,
-    _local: tokio::sync::OwnedMutexGuard<()>,
 }

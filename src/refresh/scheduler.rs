@@ -86,6 +86,7 @@ pub async fn run_pass(svc: &CredentialService, s: &SchedulerSettings, stop: &wat
                             "refresher",
                         )
                         .await
+                        .data
                         .map(|_| true)
                 }
             })

@@ -471,6 +471,44 @@ async fn client_disconnect_does_not_lose_the_rotated_token(db: Db) {
     assert_eq!(p.reused.load(Ordering::SeqCst), 0, "a refresh token was used twice");
 }
 
+/// A forced refresh whose client disconnects while the provider is called: the refresh is stored and
+/// audited once, by its task (the request that would have audited it is gone).
+async fn a_forced_refresh_whose_client_leaves_is_audited_once(db: Db) {
+    let (p, url) = start_provider().await;
+    let app = spawn_app(db, config(&url)).await.unwrap();
+    let (uid, token) = app.user("forced-gone@example.com").await;
+    // Valid for an hour: only the forced refresh calls the provider.
+    store_gcp(&app, &p, &token, 3600, "rt-forced").await;
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let r = impatient
+        .post(app.at("/api/tokens/gcp/refresh"))
+        .bearer_auth(&token)
+        .json(&json!({}))
+        .send()
+        .await;
+    assert!(
+        r.is_err_and(|e| e.is_timeout()),
+        "the client gave up before the provider answered"
+    );
+    // Returns once every refresh task has ended, its audit event queued.
+    app.services.credentials.finish_refreshes(Duration::from_secs(10)).await;
+    let row = app.services.store.get_connection(&uid, "gcp").await.unwrap().unwrap();
+    assert_eq!(row.secret_version, 2, "the refresh was abandoned with its client");
+    assert_eq!(p.calls.load(Ordering::SeqCst), 1);
+    let audit: Value = app.get_auth("/api/audit", &token).await.json().await.unwrap();
+    let refreshes: Vec<&Value> = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "credential_refresh")
+        .collect();
+    assert_eq!(refreshes.len(), 1, "{refreshes:?}");
+    assert_eq!(refreshes[0]["outcome"], "ok");
+}
+
 crate::on_both_backends!(
     single_flight_in_one_process,
     invalid_grant_needs_reauth_and_stops_calling,
@@ -480,6 +518,7 @@ crate::on_both_backends!(
     never_minted_credential_is_unavailable_when_its_first_refresh_fails,
     delete_during_refresh_stays_deleted,
     client_disconnect_does_not_lose_the_rotated_token,
+    a_forced_refresh_whose_client_leaves_is_audited_once,
     shutdown_waits_for_refreshes_whose_caller_left,
 );
 
