@@ -52,6 +52,9 @@ pub struct ReadCache {
     /// caches what it read if no drop happened meanwhile: otherwise a change announced while it was
     /// reading could be overwritten by the older data it read.
     epoch: AtomicU64,
+    /// PostgreSQL: announcements applied so far (ours included). Announcements arrive in commit order,
+    /// so a count that reached n means every change up to the n-th is reflected (tests wait on it).
+    announcements: AtomicU64,
 }
 
 /// What a reader notes before it reads SQL and the secret store; see [`ReadCache::put`].
@@ -181,6 +184,21 @@ impl ReadCache {
         let mut entries = self.entries.write().expect("cache poisoned");
         self.epoch.fetch_add(1, SeqCst);
         entries.clear();
+    }
+
+    /// An announced change (another instance's, or this one's coming back): drops its entry, or all
+    /// of them for [`crate::db::CHANGED_ALL`].
+    pub fn announced(&self, key: &str) {
+        if key == crate::db::CHANGED_ALL {
+            self.clear()
+        } else {
+            self.remove(key)
+        }
+        self.announcements.fetch_add(1, SeqCst);
+    }
+
+    pub fn announcements(&self) -> u64 {
+        self.announcements.load(SeqCst)
     }
 
     pub fn len(&self) -> usize {

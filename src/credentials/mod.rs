@@ -134,11 +134,7 @@ impl CredentialService {
                 tokio::spawn(async move {
                     while let Some(key) = changes.recv().await {
                         let Some(cache) = weak.upgrade() else { break };
-                        if key == crate::db::CHANGED_ALL {
-                            cache.clear()
-                        } else {
-                            cache.remove(&key)
-                        }
+                        cache.announced(&key);
                     }
                 });
                 cache
@@ -151,6 +147,12 @@ impl CredentialService {
     /// How many credentials the read cache holds (0 when it is off).
     pub fn cached_entries(&self) -> usize {
         self.cache.as_ref().map_or(0, |c| c.len())
+    }
+
+    /// How many change announcements (PostgreSQL `NOTIFY`, this instance's own included) the read cache
+    /// has applied; they arrive in commit order. Always 0 on SQLite and without a cache.
+    pub fn cache_announcements(&self) -> u64 {
+        self.cache.as_ref().map_or(0, |c| c.announcements())
     }
 
     /// A credential was written or deleted (and committed): drop cached copies here and in every other

@@ -141,13 +141,8 @@ impl RefreshEngine {
         if !due {
             return self.serve_current(svc, &row, now).await;
         }
-        // The newest version: after a rotation whose reference update failed, it holds the live refresh token.
         let name = svc.secret_name(&user_id, &provider);
-        let latest = svc
-            .secrets
-            .read(&name, None)
-            .await?
-            .ok_or_else(|| CredentialError::Inconsistent(format!("secret {name} is missing")))?;
+        let latest = newest_secret(svc, &name, &row).await?;
         let current = crate::credentials::cache::parse(&latest.value)
             .ok_or_else(|| CredentialError::Inconsistent(format!("secret {name} is not a JSON object")))?;
         let ctx = GrantContext {
@@ -291,4 +286,28 @@ impl RefreshEngine {
             }
         }
     }
+}
+
+/// The secret a refresh starts from, and the version its write must check-and-set against: the newest
+/// version, since after a rotation whose reference update failed it holds the live refresh token. When
+/// the current version was soft-deleted in Vault (its number stays current), the version the row names.
+async fn newest_secret(
+    svc: &CredentialService,
+    name: &str,
+    row: &Connection,
+) -> Result<crate::secrets::SecretVersion, CredentialError> {
+    if let Some(latest) = svc.secrets.read(name, None).await? {
+        return Ok(latest);
+    }
+    let missing = || CredentialError::Inconsistent(format!("secret {name} is missing"));
+    let current = svc.secrets.current_version(name).await?;
+    let named = svc
+        .secrets
+        .read(name, Some(row.secret_version as u64))
+        .await?
+        .ok_or_else(missing)?;
+    Ok(crate::secrets::SecretVersion {
+        value: named.value,
+        version: current,
+    })
 }

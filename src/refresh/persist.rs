@@ -123,6 +123,9 @@ mod tests {
                     version: n,
                 }))
         }
+        async fn current_version(&self, _: &str) -> Result<u64, SecretError> {
+            Ok(self.versions.lock().unwrap().len() as u64)
+        }
         async fn write(&self, _: &str, value: &SecretString, cas: Option<u64>) -> Result<u64, SecretError> {
             *self.calls.lock().unwrap() += 1;
             if take(&self.refuse) {

@@ -360,6 +360,10 @@ async fn cache_is_dropped_everywhere_on_write_and_delete(db: Db) {
     let v1 = json!({"api_key": "glsa_cached_version_one", "base_url": "https://g.example.com"});
     let v2 = json!({"api_key": "glsa_cached_version_two", "base_url": "https://g.example.com"});
     assert_eq!(a.put_auth("/api/tokens/grafana", &token, v1).await.status(), 200);
+    // The store's own announcement reaches both instances (A too) and drops their entry: wait for it,
+    // or it could drop the entries cached below and the drop asserted later would prove nothing.
+    announced(&a, 1).await;
+    announced(&b, 1).await;
     assert_eq!(read(&a, &token).await, (200, json!("glsa_cached_version_one")));
     assert_eq!(read(&b, &token).await, (200, json!("glsa_cached_version_one")));
     assert_eq!(a.services.credentials.cached_entries(), 1);
@@ -367,26 +371,34 @@ async fn cache_is_dropped_everywhere_on_write_and_delete(db: Db) {
 
     // Replaced on B: A must not serve its cached copy, and drops it.
     assert_eq!(b.put_auth("/api/tokens/grafana", &token, v2).await.status(), 200);
-    let mut dropped = false;
-    for _ in 0..50 {
-        if a.services.credentials.cached_entries() == 0 {
-            dropped = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(dropped, "instance A kept a replaced secret in memory");
+    announced(&a, 2).await;
+    assert_eq!(
+        a.services.credentials.cached_entries(),
+        0,
+        "instance A kept a replaced secret in memory"
+    );
     assert_eq!(read(&a, &token).await, (200, json!("glsa_cached_version_two")));
     // Deleted on B: A answers 404 and drops its copy.
     assert_eq!(b.delete_auth("/api/tokens/grafana", &token).await.status(), 204);
+    // Announced, not yet applied: the window in which A may still serve its copy (milliseconds).
+    announced(&a, 3).await;
+    assert_eq!(
+        a.services.credentials.cached_entries(),
+        0,
+        "instance A kept a deleted secret in memory"
+    );
     assert_eq!(read(&a, &token).await.0, 404);
-    for _ in 0..50 {
-        if a.services.credentials.cached_entries() == 0 {
+}
+
+/// Waits until `app`'s read cache has applied `n` change announcements.
+async fn announced(app: &TestApp, n: u64) {
+    for _ in 0..100 {
+        if app.services.credentials.cache_announcements() >= n {
             return;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    panic!("instance A kept a deleted secret in memory");
+    panic!("fewer than {n} change announcements arrived in 5 s");
 }
 
 /// PostgreSQL announces every change to a connection row from a trigger, in the transaction that makes

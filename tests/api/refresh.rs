@@ -575,6 +575,47 @@ async fn shutdown_leaves_no_refresh_half_done(db: Db) {
     assert_eq!(p.reused.load(Ordering::SeqCst), 0);
 }
 
+/// A refresh whose newest secret version was soft-deleted in Vault (`vault kv delete`: the data is gone,
+/// the version number stays current) starts from the version the row names, and writes after the
+/// soft-deleted one. Here the newest version came from a rotation whose row update never landed.
+async fn refresh_after_the_newest_version_was_soft_deleted(db: Db) {
+    use crate::support::openbao::{BASE_PATH, MOUNT, OpenBao};
+    let (p, url) = start_provider().await;
+    let Some(cfg) = config(&url).secrets(Secrets::OpenBao).await else {
+        return;
+    };
+    let app = spawn_app(db, cfg).await.unwrap();
+    let (uid, token) = app.user("soft-refresh@example.com").await;
+    store_gcp(&app, &p, &token, 3600, "rt-soft").await;
+    let name = app.services.credentials.secret_name(&uid, "gcp");
+    let orphan =
+        secrecy::SecretString::from(json!({"access_token": "orphan", "refresh_token": "rt-orphan"}).to_string());
+    assert_eq!(app.services.secrets.write(&name, &orphan, Some(1)).await.unwrap(), 2);
+    let bao = OpenBao::shared().await.unwrap();
+    let (status, _) = bao
+        .root("DELETE", &format!("{MOUNT}/data/{BASE_PATH}/{name}"), None)
+        .await;
+    assert_eq!(status, 204);
+
+    let r = app.post_auth("/api/tokens/gcp/refresh", &token, json!({})).await;
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    let (status, body) = read(&app, &token).await;
+    assert_eq!(
+        (status, &body["tokenData"]["access_token"]),
+        (200, &json!("access-1")),
+        "{body}"
+    );
+    assert_eq!(body["tokenData"]["refresh_token"], "rt-soft-r1");
+    let row = app.services.store.get_connection(&uid, "gcp").await.unwrap().unwrap();
+    assert_eq!(row.secret_version, 3, "written after the soft-deleted version");
+    assert_eq!(p.reused.load(Ordering::SeqCst), 0);
+}
+
+mod soft_deleted {
+    use super::refresh_after_the_newest_version_was_soft_deleted;
+    crate::on_both_backends!(refresh_after_the_newest_version_was_soft_deleted);
+}
+
 // Several instances share PostgreSQL, not a SQLite file.
 crate::on_postgres!(single_flight_across_instances);
 
