@@ -1,17 +1,22 @@
 //! The OpenAPI 3 document (`GET /openapi.json`), generated from the handlers' `#[utoipa::path]` annotations
 //! and the request and response types, and Swagger UI at `/docs` (assets vendored into the binary).
 //!
-//! What the annotations cannot say is added here from the code too: the security schemes, and the
-//! provider ids (from the catalog) that `{provider}` takes, with each provider's example credential.
+//! What the annotations cannot say is added here from the code too: the security schemes, and from the
+//! catalog the provider ids that `{provider}` takes and each provider's PUT body schema and examples.
 
 use axum::Router;
-use utoipa::openapi::example::ExampleBuilder;
+use utoipa::openapi::example::{Example, ExampleBuilder};
+use utoipa::openapi::path::{HttpMethod, Operation};
+use utoipa::openapi::schema::AnyOfBuilder;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{ObjectBuilder, PathItem, RefOr, Type};
+use utoipa::openapi::{ObjectBuilder, PathItem, Ref, RefOr, Type};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::AppState;
+use crate::providers::ProviderSpec;
+
+mod provider_schemas;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -45,6 +50,7 @@ use super::AppState;
         (name = "auth", description = "Accounts and sessions"),
         (name = "providers", description = "The provider catalog"),
         (name = "tokens", description = "The caller's provider credentials"),
+        (name = "connect", description = "`PUT /api/tokens/{provider}` once per provider, with that provider's exact fields"),
         (name = "audit", description = "The caller's audit trail"),
         (name = "health", description = "Liveness and readiness"),
     ),
@@ -105,7 +111,12 @@ impl Modify for SecuritySchemes {
     }
 }
 
-/// `{provider}` takes the catalog's ids; the PUT body gets each provider's example credential.
+/// `{provider}` takes the catalog's ids, and the PUT body schemas come from the catalog too: one component
+/// `TokenBody_<id>` per provider ([`provider_schemas`]). OpenAPI cannot tie a body schema to a path parameter's
+/// value, so on `PUT /api/tokens/{provider}` the body can only be "one of the providers' bodies", and a client or
+/// fuzzer working from it would mostly send one provider's fields to another. Hence also one operation per
+/// provider, `PUT /api/tokens/<id>` (tag `connect`), whose body is exactly that provider's schema: the same
+/// route, described for each value of `{provider}`.
 struct Providers;
 
 impl Modify for Providers {
@@ -124,6 +135,13 @@ impl Modify for Providers {
                 }
             }
         }
+        let components = doc.components.get_or_insert_with(Default::default);
+        for spec in catalog {
+            let schema = provider_schemas::token_body(spec);
+            components
+                .schemas
+                .insert(provider_schemas::component_name(spec.id), RefOr::T(schema));
+        }
         let Some(put) = doc
             .paths
             .paths
@@ -139,20 +157,71 @@ impl Modify for Providers {
         else {
             return;
         };
+        // anyOf, not oneOf: bodies of different providers can be alike (bitbucket's is gcp's oauth shape, a
+        // splunk body is also a netdata one), and then it is the path, not the body, that decides.
+        let any_of = catalog.iter().fold(AnyOfBuilder::new(), |any_of, spec| {
+            any_of.item(Ref::from_schema_name(provider_schemas::component_name(spec.id)))
+        });
+        content.schema = Some(
+            any_of
+                .description(Some(
+                    "The fields of the provider named by `{provider}`: its `TokenBody_<provider>` schema.",
+                ))
+                .into(),
+        );
         content.example = None;
+        content.examples = catalog.iter().flat_map(examples).collect();
+        let template = put.clone();
         for spec in catalog {
-            for (n, example) in spec.example_credentials().into_iter().enumerate() {
-                let name = if n == 0 {
-                    spec.id.to_string()
-                } else {
-                    format!("{}_{}", spec.id, n + 1)
-                };
-                let summary = format!("{} (PUT /api/tokens/{})", spec.name, spec.id);
-                let example = ExampleBuilder::new().summary(summary).value(Some(example)).build();
-                content.examples.insert(name, RefOr::T(example));
-            }
+            let op = provider_operation(&template, spec);
+            doc.paths
+                .paths
+                .insert(format!("/api/tokens/{}", spec.id), PathItem::new(HttpMethod::Put, op));
         }
     }
+}
+
+/// `PUT /api/tokens/<id>`: the templated operation with `{provider}` fixed, so that its body schema is exact.
+fn provider_operation(template: &Operation, spec: &ProviderSpec) -> Operation {
+    let mut op = template.clone();
+    op.operation_id = Some(format!("storeCredential_{}", spec.id));
+    op.tags = Some(vec!["connect".into()]);
+    op.summary = Some(format!("Connect {}", spec.name));
+    op.description = Some(format!(
+        "{} The same route as `PUT /api/tokens/{{provider}}`, for `{}`.",
+        spec.docs, spec.id
+    ));
+    op.parameters = None;
+    // The provider exists: no 404 for an unknown one.
+    op.responses.responses.remove("404");
+    if let Some(body) = op.request_body.as_mut() {
+        body.description = Some(format!(
+            "The {} fields (Aurora's names; unknown fields are refused)",
+            spec.name
+        ));
+        if let Some(content) = body.content.get_mut("application/json") {
+            content.schema = Some(Ref::from_schema_name(provider_schemas::component_name(spec.id)).into());
+            content.examples = examples(spec).collect();
+        }
+    }
+    op
+}
+
+/// A provider's example credentials, named `<id>`, `<id>_2`, ...
+fn examples(spec: &ProviderSpec) -> impl Iterator<Item = (String, RefOr<Example>)> {
+    spec.example_credentials()
+        .into_iter()
+        .enumerate()
+        .map(move |(n, example)| {
+            let name = if n == 0 {
+                spec.id.to_string()
+            } else {
+                format!("{}_{}", spec.id, n + 1)
+            };
+            let summary = format!("{} (PUT /api/tokens/{})", spec.name, spec.id);
+            let example = ExampleBuilder::new().summary(summary).value(Some(example)).build();
+            (name, RefOr::T(example))
+        })
 }
 
 fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {

@@ -13,18 +13,6 @@ use super::error::{ApiError, ConflictBody, ErrorBody};
 use super::extract::{ApiJson, ApiPath as Path, Auth, ClientAddr};
 use crate::credentials::ConnectionView;
 
-/// The PUT body: the provider's credential fields, which depend on the provider.
-#[derive(ToSchema)]
-#[schema(
-    as = ProviderCredential,
-    value_type = Object,
-    description = "The provider's credential fields, in Aurora's names. Which fields a provider takes \
-                   (secret or not, required or not, their formats and alternative variants) is listed by \
-                   `GET /api/providers`; unknown fields are refused.",
-    example = json!({"api_token": "glpat-example", "base_url": "https://gitlab.example.com"})
-)]
-pub struct ProviderCredential(pub Map<String, Value>);
-
 /// A stored connection, as `PUT` answers it.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -70,7 +58,14 @@ pub fn routes() -> Router<AppState> {
     operation_id = "storeCredential",
     tag = "tokens",
     params(("provider" = String, Path, description = "A provider id from `GET /api/providers`")),
-    request_body(content = ProviderCredential, description = "The provider's fields; see `GET /api/providers`"),
+    // The body schema (anyOf the providers' `TokenBody_<id>`) is set from the catalog in `openapi.rs`.
+    request_body(
+        content = Value,
+        content_type = "application/json",
+        description = "The provider's fields (Aurora's names; unknown fields are refused): the \
+                       `TokenBody_<provider>` schema, also shown by the provider's own `PUT /api/tokens/<id>`, \
+                       and listed by `GET /api/providers`"
+    ),
     security(("bearer" = []), ("authjs_session_cookie" = []), ("internal_user_id" = [], "internal_secret" = [])),
     responses(
         (status = 200, description = "Stored", body = StoredConnection),

@@ -20,6 +20,8 @@ use serde::ser::{SerializeStruct, Serializer};
 use serde_json::{Map, Value};
 
 pub use url_policy::{UrlPolicy, UrlPolicyError, check_resolved_ip, check_url, normalize_base_url};
+/// Limits the validator checks, for the OpenAPI body schemas (`http::openapi`) that state them.
+pub use validate::{EPOCH_MAX, SERVICE_ACCOUNT_MAX};
 
 /// The whole catalog, in a stable order.
 pub fn catalog() -> &'static [ProviderSpec] {

@@ -6,9 +6,9 @@ use super::url_policy::{self, UrlPolicy};
 use super::{FieldError, FieldFormat, FieldSpec, ProviderSpec, ValidatedCredential, Variant};
 
 /// Largest accepted service-account key (JSON text).
-pub(super) const SERVICE_ACCOUNT_MAX: usize = 16 * 1024;
+pub const SERVICE_ACCOUNT_MAX: usize = 16 * 1024;
 /// Latest accepted epoch second (9999-12-31T23:59:59Z); larger values are most likely milliseconds.
-const EPOCH_MAX: i64 = 253_402_300_799;
+pub const EPOCH_MAX: i64 = 253_402_300_799;
 
 /// A value that counts as "not given": `null`, or a string that is empty or only whitespace.
 fn is_absent(v: &Value) -> bool {
@@ -301,6 +301,8 @@ fn as_str<'a>(field: &FieldSpec, v: &'a Value) -> Result<&'a str, FieldError> {
 }
 
 /// Check one (present) value against its field's format and return it normalized.
+/// The PUT body schemas of the OpenAPI document (`src/http/openapi/provider_schemas.rs`) state these checks:
+/// change them together.
 fn check_format(field: &FieldSpec, value: &Value, policy: &UrlPolicy) -> Result<Value, FieldError> {
     let name = field.name;
     let err = |what: &str| FieldError::new(name, what);
