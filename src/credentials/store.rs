@@ -97,8 +97,20 @@ impl CredentialService {
                 return Err(CredentialError::Conflict(provider.to_string()));
             }
             Err(e) => {
-                self.undo_secret_write(&name, version, previous.as_ref()).await;
-                return Err(e.into());
+                // The error may have come after the commit (its answer lost): look at the row that stands
+                // before undoing anything. It names our version only if our write landed (the secret store
+                // hands each version out once), and then there is nothing to undo.
+                match self.store.get_connection(user_id, provider).await {
+                    Ok(Some(s)) if s.secret_version == row.secret_version && s.secret_ref == row.secret_ref => {}
+                    Ok(standing) => {
+                        self.undo_secret_write(&name, version, standing.as_ref()).await;
+                        return Err(e.into());
+                    }
+                    Err(_) => {
+                        self.undo_secret_write(&name, version, previous.as_ref()).await;
+                        return Err(e.into());
+                    }
+                }
             }
         }
         self.changed(user_id, provider).await;

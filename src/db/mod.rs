@@ -123,8 +123,11 @@ pub trait Store: Send + Sync + 'static {
     async fn prune_sessions(&self, user_id: &str, now: i64, revoked_before: i64) -> Result<u64, DbError>;
 
     // Rate limiting.
-    /// Records an attempt whose password is not checked yet (a pending failure); returns its id.
-    async fn reserve_attempt(&self, key: &str, at: i64) -> Result<i64, DbError>;
+    /// Records an attempt whose password is not checked yet, as a pending failure under each key, in one
+    /// transaction; returns the ids in the order of `keys`. Attempts that share keys get their ids in one
+    /// order on every key they share (the limiter's "ahead of me" must not differ between keys, or two
+    /// attempts could each wait for the other), and in commit order (never counted before visible).
+    async fn reserve_attempts(&self, keys: &[String], at: i64) -> Result<Vec<i64>, DbError>;
     /// The password was wrong: the reserved attempts become failures.
     async fn confirm_failures(&self, ids: &[i64]) -> Result<(), DbError>;
     /// Removes reserved attempts by id (the password was right, or the attempt ended in an error).

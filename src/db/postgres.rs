@@ -18,6 +18,8 @@ pub struct PgStore {
     /// under it uses `pool`; sharing one pool would let lock holders starve their own work (deadlock
     /// once every connection holds a lock and waits for a second one).
     lock_pool: PgPool,
+    /// Held while reserving rate-limit attempts; see `reserve_attempts`.
+    reserving: tokio::sync::Mutex<()>,
     url: String,
 }
 
@@ -35,6 +37,7 @@ impl PgStore {
         Ok(Self {
             pool,
             lock_pool,
+            reserving: tokio::sync::Mutex::new(()),
             url: url.to_string(),
         })
     }
@@ -130,24 +133,35 @@ impl_store!(PgStore, {
         Ok(super::RefreshLock::holding(tx))
     }
 
-    async fn reserve_attempt(&self, key: &str, at: i64) -> Result<i64, DbError> {
-        // The rate limiter admits an attempt by counting the attempts with smaller ids. Ids come from a
-        // sequence when the row is inserted, not when it commits: without this lock an attempt could
-        // count before an earlier id became visible, and one guess too many reach the password check.
-        // Serialising reservations per key makes id order the commit order.
+    async fn reserve_attempts(&self, keys: &[String], at: i64) -> Result<Vec<i64>, DbError> {
+        // Ids come from a sequence when a row is inserted, not when it commits. Advisory locks on every key,
+        // taken in one (sorted) order and held to commit, make id order the commit order on each key and
+        // one order across keys. One reservation at a time per instance: waiting for a lock holds a pool
+        // connection, and a burst of logins from one address must not take every connection from the
+        // requests that need them (across instances, each then holds at most one).
+        let _one_at_a_time = self.reserving.lock().await;
         let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(super::lock_key(&format!("rate-limit:{key}")))
-            .execute(&mut *tx)
-            .await?;
-        let id: i64 =
-            sqlx::query_scalar("INSERT INTO auth_failures (key, at, pending) VALUES ($1, $2, 1) RETURNING id")
-                .bind(key)
-                .bind(at)
-                .fetch_one(&mut *tx)
+        let mut sorted: Vec<&String> = keys.iter().collect();
+        sorted.sort();
+        sorted.dedup();
+        for key in sorted {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(super::lock_key(&format!("rate-limit:{key}")))
+                .execute(&mut *tx)
                 .await?;
+        }
+        let mut ids = Vec::with_capacity(keys.len());
+        for key in keys {
+            let id: i64 =
+                sqlx::query_scalar("INSERT INTO auth_failures (key, at, pending) VALUES ($1, $2, 1) RETURNING id")
+                    .bind(key)
+                    .bind(at)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            ids.push(id);
+        }
         tx.commit().await?;
-        Ok(id)
+        Ok(ids)
     }
 
     async fn claim_due(&self, now: i64, lease_until: i64, limit: i64) -> Result<Vec<(String, String)>, DbError> {

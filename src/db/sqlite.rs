@@ -120,16 +120,22 @@ impl_store!(SqliteStore, {
         self.acquire_refresh_lock(key).await
     }
 
-    async fn reserve_attempt(&self, key: &str, at: i64) -> Result<i64, DbError> {
-        // SQLite has one writer at a time, so ids are handed out in commit order (the rate limiter
-        // relies on it; PostgreSQL needs a lock for the same).
-        let id: i64 =
-            sqlx::query_scalar("INSERT INTO auth_failures (key, at, pending) VALUES ($1, $2, 1) RETURNING id")
-                .bind(key)
-                .bind(at)
-                .fetch_one(&self.pool)
-                .await?;
-        Ok(id)
+    async fn reserve_attempts(&self, keys: &[String], at: i64) -> Result<Vec<i64>, DbError> {
+        // One transaction, and SQLite has one writer at a time: ids are handed out in commit order, and
+        // in one order across keys.
+        let mut tx = self.pool.begin().await?;
+        let mut ids = Vec::with_capacity(keys.len());
+        for key in keys {
+            let id: i64 =
+                sqlx::query_scalar("INSERT INTO auth_failures (key, at, pending) VALUES ($1, $2, 1) RETURNING id")
+                    .bind(key)
+                    .bind(at)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            ids.push(id);
+        }
+        tx.commit().await?;
+        Ok(ids)
     }
 
     async fn claim_due(&self, now: i64, lease_until: i64, limit: i64) -> Result<Vec<(String, String)>, DbError> {

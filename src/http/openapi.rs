@@ -6,7 +6,7 @@
 
 use axum::Router;
 use utoipa::openapi::example::{Example, ExampleBuilder};
-use utoipa::openapi::path::{HttpMethod, Operation};
+use utoipa::openapi::path::Operation;
 use utoipa::openapi::schema::AnyOfBuilder;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ObjectBuilder, PathItem, Ref, RefOr, Type};
@@ -171,14 +171,33 @@ impl Modify for Providers {
         );
         content.example = None;
         content.examples = catalog.iter().flat_map(examples).collect();
-        let template = put.clone();
+        let template = doc.paths.paths["/api/tokens/{provider}"].clone();
         for spec in catalog {
-            let op = provider_operation(&template, spec);
             doc.paths
                 .paths
-                .insert(format!("/api/tokens/{}", spec.id), PathItem::new(HttpMethod::Put, op));
+                .insert(format!("/api/tokens/{}", spec.id), provider_path(&template, spec));
         }
     }
+}
+
+/// `/api/tokens/<id>`: every operation of `/api/tokens/{provider}` with `{provider}` fixed. A concrete path
+/// matches before a templated one (OpenAPI 3.1, "Path Templating Matching"), so GET and DELETE must be here
+/// too, or tools that follow the rule would see them as undocumented for this provider.
+fn provider_path(template: &PathItem, spec: &ProviderSpec) -> PathItem {
+    let mut item = template.clone();
+    item.parameters = None;
+    if let Some(put) = item.put.as_mut() {
+        *put = provider_operation(put, spec);
+    }
+    for (op, verb) in [(&mut item.get, "get"), (&mut item.delete, "delete")] {
+        if let Some(op) = op.as_mut() {
+            let id = op.operation_id.take().unwrap_or_else(|| verb.to_string());
+            op.operation_id = Some(format!("{id}_{}", spec.id));
+            op.tags = Some(vec!["connect".into()]);
+            op.parameters = None;
+        }
+    }
+    item
 }
 
 /// `PUT /api/tokens/<id>`: the templated operation with `{provider}` fixed, so that its body schema is exact.

@@ -54,16 +54,7 @@ impl RateLimiter {
     /// wait wins), or waits for the attempts ahead of it to settle.
     pub async fn begin(&self, keys: &[String]) -> Result<Admission, DbError> {
         let now = self.clock.now_ms();
-        let mut ids = Vec::with_capacity(keys.len());
-        for key in keys {
-            match self.store.reserve_attempt(key, now).await {
-                Ok(id) => ids.push(id),
-                Err(e) => {
-                    let _ = self.store.delete_failures(&ids).await;
-                    return Err(e);
-                }
-            }
-        }
+        let ids = self.store.reserve_attempts(keys, now).await?;
         let attempt = Attempt { ids };
         let started = tokio::time::Instant::now();
         loop {

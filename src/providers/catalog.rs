@@ -216,7 +216,7 @@ const AZURE: ProviderSpec = ProviderSpec {
     },
     expires_at_field: None,
     examples: &[
-        r#"{"tenant_id":"72f988bf-86f1-41af-91ab-2d7cd011db47","client_id":"00000000-0000-4000-8000-000000000001","client_secret":"example~client.secret_value","subscription_id":"00000000-0000-4000-8000-000000000002","subscription_name":"Production"}"#,
+        r#"{"tenant_id":"00000000-0000-4000-8000-0000000000aa","client_id":"00000000-0000-4000-8000-000000000001","client_secret":"example~client.secret_value","subscription_id":"00000000-0000-4000-8000-000000000002","subscription_name":"Production"}"#,
     ],
 };
 

@@ -604,19 +604,19 @@ fn env_vars_and_token_urls() {
     let data = azure.validate(&azure.example_credential(), &STRICT).unwrap().token_data;
     assert_eq!(
         azure.token_url(&data, None, None).as_deref(),
-        Some("https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/oauth2/v2.0/token")
+        Some("https://login.microsoftonline.com/00000000-0000-4000-8000-0000000000aa/oauth2/v2.0/token")
     );
     assert_eq!(
         azure
             .token_url(&data, None, Some("https://login.microsoftonline.us/"))
             .as_deref(),
-        Some("https://login.microsoftonline.us/72f988bf-86f1-41af-91ab-2d7cd011db47/oauth2/v2.0/token")
+        Some("https://login.microsoftonline.us/00000000-0000-4000-8000-0000000000aa/oauth2/v2.0/token")
     );
     assert_eq!(
         azure
             .token_url(&data, Some("http://127.0.0.1:1/{tenant_id}/token"), None)
             .as_deref(),
-        Some("http://127.0.0.1:1/72f988bf-86f1-41af-91ab-2d7cd011db47/token")
+        Some("http://127.0.0.1:1/00000000-0000-4000-8000-0000000000aa/token")
     );
     assert_eq!(azure.token_url(&empty, None, None), None, "tenant missing");
     let odd = obj(json!({"tenant_id": "a/b?c"}));

@@ -52,8 +52,6 @@ pub trait SecretStore: Send + Sync + 'static {
     /// The current version's number, 0 when there is no secret: what a check-and-set write must name.
     /// Taken from the version metadata, not from the data: in KV v2 a soft-deleted current version
     /// (`vault kv delete`: data gone, metadata kept) reads as missing, yet a write must still name it.
-    /// Answered from the version metadata, not by reading the data: a soft-deleted current version
-    /// (Vault keeps its number) still counts, or a check-and-set against it could never succeed.
     async fn current_version(&self, name: &str) -> Result<u64, SecretError>;
 
     /// Writes a new version and returns its number. `cas`: `None` writes unconditionally,

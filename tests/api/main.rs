@@ -9,6 +9,7 @@ mod credentials;
 mod errors;
 mod failures;
 mod identity;
+mod lost_answer;
 mod openapi;
 mod ops;
 mod rate_limit;

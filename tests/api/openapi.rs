@@ -52,10 +52,11 @@ async fn document_covers_every_route(db: Db) {
                 .map(move |m| (m.to_string(), path.clone()))
         })
         .collect();
-    // Plus `PUT /api/tokens/{provider}` once more for each provider, with its exact body.
+    // Plus every operation of `/api/tokens/{provider}` once more for each provider (the PUT with its exact
+    // body): a concrete path matches before the template, so all three must be there.
     let per_provider = catalog()
         .iter()
-        .map(|p| ("put".to_string(), format!("/api/tokens/{}", p.id)));
+        .flat_map(|p| ["get", "put", "delete"].map(|m| (m.to_string(), format!("/api/tokens/{}", p.id))));
     let expected: BTreeSet<(String, String)> = ROUTES
         .iter()
         .map(|(m, p)| (m.to_string(), p.to_string()))

@@ -122,22 +122,33 @@ async fn instances_share_the_count(db: Db) {
 /// 30 wrong guesses sent at once, from 30 addresses, spread over `apps`: each attempt is recorded before
 /// its password is checked and waits for the five ahead of it, so five reach the check (401) and the rest
 /// are refused (429) once those five failed. Checking first and recording after the hash would let all 30
-/// through. (On PostgreSQL one more may slip through if an earlier attempt's record commits after a later
-/// one has counted: ids are handed out before commit.)
+/// through.
 async fn burst(apps: &[&TestApp], email: &str) -> (usize, usize) {
+    let (checked, retry_afters) = burst_from(apps, email, |i| format!("198.18.0.{i}")).await;
+    (checked, retry_afters.len())
+}
+
+/// The number of guesses checked (401), and the `Retry-After` of each refused one (429).
+async fn burst_from(apps: &[&TestApp], email: &str, addr: impl Fn(usize) -> String) -> (usize, Vec<u64>) {
+    let addr = &addr;
     let guesses = (0..30).map(|i| async move {
         let app = apps[i % apps.len()];
-        login_from(app, email, "bad-guess", &format!("198.18.0.{i}")).await
+        login_from(app, email, "bad-guess", &addr(i)).await
     });
-    let statuses: Vec<u16> = futures::future::join_all(guesses)
-        .await
-        .iter()
-        .map(|r| r.status().as_u16())
-        .collect();
+    let answers = futures::future::join_all(guesses).await;
+    let statuses: Vec<u16> = answers.iter().map(|r| r.status().as_u16()).collect();
     let checked = statuses.iter().filter(|s| **s == 401).count();
-    let refused = statuses.iter().filter(|s| **s == 429).count();
-    assert_eq!(checked + refused, 30, "only 401 and 429 expected: {statuses:?}");
-    (checked, refused)
+    let retry_afters: Vec<u64> = answers
+        .iter()
+        .filter(|r| r.status() == 429)
+        .map(|r| r.headers()["retry-after"].to_str().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(
+        checked + retry_afters.len(),
+        30,
+        "only 401 and 429 expected: {statuses:?}"
+    );
+    (checked, retry_afters)
 }
 
 async fn concurrent_guesses_cannot_pass_the_check(db: Db) {
@@ -145,6 +156,21 @@ async fn concurrent_guesses_cannot_pass_the_check(db: Db) {
     app.register("burst@example.com", "correct-horse").await;
     let (checked, _) = burst(&[&app], "burst@example.com").await;
     assert_eq!(checked, 5, "guesses that reached the password check");
+}
+
+/// The same burst from one address: every attempt is reserved under two keys (account and address), and
+/// attempts must be in one order on both, or two of them can each wait for the other until they give up
+/// (after 10 s, with `Retry-After: 1`) instead of being refused for the five failures (`Retry-After`: the
+/// rest of the 15-minute window).
+async fn concurrent_guesses_from_one_address(db: Db) {
+    let app = spawn_app(db, TestConfig::default()).await.unwrap();
+    app.register("burst3@example.com", "correct-horse").await;
+    let (checked, retry_afters) = burst_from(&[&app], "burst3@example.com", |_| "198.18.1.1".into()).await;
+    assert_eq!(checked, 5, "guesses that reached the password check");
+    assert!(
+        retry_afters.iter().all(|s| *s > 60),
+        "refused for waiting on each other, not for the failures: Retry-After {retry_afters:?}"
+    );
 }
 
 async fn concurrent_guesses_across_instances(db: Db) {
@@ -178,6 +204,7 @@ crate::on_both_backends!(
     login_limits_per_address,
     change_password_locks_after_five_failures,
     concurrent_guesses_cannot_pass_the_check,
+    concurrent_guesses_from_one_address,
 );
 // Two instances on one database: the PostgreSQL deployment shape.
 crate::on_postgres!(instances_share_the_count, concurrent_guesses_across_instances);

@@ -23,6 +23,8 @@ struct Provider {
     reused: AtomicU64,
     /// `expires_in` of the tokens it issues (0: an hour).
     lifetime: AtomicI64,
+    /// How long it takes to answer, in ms (0: 150).
+    delay_ms: AtomicU64,
 }
 
 async fn token(
@@ -31,7 +33,11 @@ async fn token(
 ) -> (axum::http::StatusCode, Json<Value>) {
     let n = p.calls.fetch_add(1, Ordering::SeqCst) + 1;
     // A slow endpoint widens any race window.
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    let delay = match p.delay_ms.load(Ordering::SeqCst) {
+        0 => 150,
+        ms => ms,
+    };
+    tokio::time::sleep(Duration::from_millis(delay)).await;
     match *p.mode.lock().await {
         "unavailable" => {
             return (
@@ -422,24 +428,37 @@ async fn shutdown_waits_for_refreshes_whose_caller_left(db: Db) {
 
 /// A client that disconnects while its read refreshes the credential: the refresh runs to the end, the
 /// rotated refresh token is stored (the next refresh presents it), and the refresh is audited once.
+/// Sends `request` and drops it (closing its connection) once the provider has been called, while the
+/// provider is still answering (slowed to a second here): the client leaves in the middle of the refresh.
+async fn leave_during_the_provider_call(request: reqwest::RequestBuilder, p: &Provider) {
+    p.delay_ms.store(1000, Ordering::SeqCst);
+    let before = p.calls.load(Ordering::SeqCst);
+    let client = tokio::spawn(request.send());
+    for _ in 0..500 {
+        if p.calls.load(Ordering::SeqCst) > before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(p.calls.load(Ordering::SeqCst) > before, "the provider was never called");
+    client.abort();
+    assert!(
+        client.await.is_err_and(|e| e.is_cancelled()),
+        "the client got its answer before leaving"
+    );
+    p.delay_ms.store(0, Ordering::SeqCst);
+}
+
 async fn client_disconnect_does_not_lose_the_rotated_token(db: Db) {
     let (p, url) = start_provider().await;
     let app = spawn_app(db, config(&url)).await.unwrap();
     let (uid, token) = app.user("gone@example.com").await;
     store_gcp(&app, &p, &token, 60, "rt-gone").await;
-    let impatient = reqwest::Client::builder()
-        .timeout(Duration::from_millis(50))
-        .build()
-        .unwrap();
-    let r = impatient
+    let request = app
+        .client
         .get(app.at("/api/tokens/gcp/credentials"))
-        .bearer_auth(&token)
-        .send()
-        .await;
-    assert!(
-        r.is_err_and(|e| e.is_timeout()),
-        "the client gave up before the provider answered"
-    );
+        .bearer_auth(&token);
+    leave_during_the_provider_call(request, &p).await;
     // The refresh finishes without its client: the reference moves to the refreshed version.
     let mut landed = false;
     for _ in 0..100 {
@@ -479,20 +498,12 @@ async fn a_forced_refresh_whose_client_leaves_is_audited_once(db: Db) {
     let (uid, token) = app.user("forced-gone@example.com").await;
     // Valid for an hour: only the forced refresh calls the provider.
     store_gcp(&app, &p, &token, 3600, "rt-forced").await;
-    let impatient = reqwest::Client::builder()
-        .timeout(Duration::from_millis(50))
-        .build()
-        .unwrap();
-    let r = impatient
+    let request = app
+        .client
         .post(app.at("/api/tokens/gcp/refresh"))
         .bearer_auth(&token)
-        .json(&json!({}))
-        .send()
-        .await;
-    assert!(
-        r.is_err_and(|e| e.is_timeout()),
-        "the client gave up before the provider answered"
-    );
+        .json(&json!({}));
+    leave_during_the_provider_call(request, &p).await;
     // Returns once every refresh task has ended, its audit event queued.
     app.services.credentials.finish_refreshes(Duration::from_secs(10)).await;
     let row = app.services.store.get_connection(&uid, "gcp").await.unwrap().unwrap();
