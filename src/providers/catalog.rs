@@ -125,7 +125,7 @@ const GCP: ProviderSpec = ProviderSpec {
     expires_at_field: Some("expires_at"),
     examples: &[
         r#"{"access_token":"ya29.example-access-token","refresh_token":"1//example-refresh-token","expires_at":1893456000,"email":"user@example.com"}"#,
-        r#"{"service_account_json":"{\"type\":\"service_account\",\"project_id\":\"example-project\",\"private_key_id\":\"0123456789abcdef\",\"private_key\":\"-----BEGIN PRIVATE KEY-----\\ndG9rZW5rZWVwZXIgZXhhbXBsZSBzZXJ2aWNlIGFjY291bnQga2V5IC0gbm90IGEgcmVhbCBrZXk=\\n-----END PRIVATE KEY-----\\n\",\"client_email\":\"tokenkeeper@example-project.iam.gserviceaccount.com\",\"client_id\":\"123456789012345678901\",\"token_uri\":\"https://oauth2.googleapis.com/token\"}"}"#,
+        r#"{"service_account_json":"{\"type\":\"service_account\",\"project_id\":\"example-project\",\"private_key_id\":\"0123456789abcdef\",\"private_key\":\"-----BEGIN PRIVATE KEY-----\\nRVhBTVBMRQ==\\n-----END PRIVATE KEY-----\\n\",\"client_email\":\"tokenkeeper@example-project.iam.gserviceaccount.com\",\"client_id\":\"123456789012345678901\",\"token_uri\":\"https://oauth2.googleapis.com/token\"}"}"#,
     ],
 };
 

@@ -258,7 +258,7 @@ fn bad_values(format: FieldFormat) -> Vec<Value> {
         FieldFormat::ScalewayAccessKey => {
             vec![
                 json!("SCW123"),
-                json!("AKIAABCDEFGHIJKLMNOP"),
+                json!("ASIAABCDEFGHIJKLMNOP"),
                 json!("SCWABCDEFGHJKMNPQRS!"),
             ]
         }

@@ -399,7 +399,7 @@ mod tests {
             },
         );
         assert!(!format!("{cfg:?}").contains("s3cr3t-id"));
-        cfg.auth = VaultAuth::Token("hvs.t0ken".into());
-        assert!(!format!("{cfg:?}").contains("hvs.t0ken"));
+        cfg.auth = VaultAuth::Token("example-vault-token".into());
+        assert!(!format!("{cfg:?}").contains("example-vault-token"));
     }
 }
