@@ -743,9 +743,9 @@ async fn step_costs(services: &Services, users: &[String]) -> Vec<(&'static str,
     };
     let t = Instant::now();
     for r in &rows {
-        store.upsert_connection(r).await.unwrap();
+        assert!(store.update_connection(r).await.unwrap());
     }
-    out.push(("upsert_connection", t.elapsed().as_secs_f64() * 1e3 / n));
+    out.push(("update_connection", t.elapsed().as_secs_f64() * 1e3 / n));
     step!("insert_audit", |u| {
         store
             .insert_audit(&AuditRecord {

@@ -200,6 +200,22 @@ macro_rules! impl_store {
                 Ok(r.rows_affected())
             }
 
+            async fn reserve_attempts(&self, keys: &[String], at: i64) -> Result<Vec<i64>, DbError> {
+                // One transaction for all the keys; what orders the ids is each backend's `begin_reservation`.
+                let (_held, mut tx) = self.begin_reservation(keys).await?;
+                let mut ids = Vec::with_capacity(keys.len());
+                for key in keys {
+                    let id: i64 = sqlx::query_scalar("INSERT INTO auth_failures (key, at, pending) VALUES ($1, $2, 1) RETURNING id")
+                        .bind(key)
+                        .bind(at)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    ids.push(id);
+                }
+                tx.commit().await?;
+                Ok(ids)
+            }
+
             async fn confirm_failures(&self, ids: &[i64]) -> Result<(), DbError> {
                 for id in ids {
                     sqlx::query("UPDATE auth_failures SET pending = 0 WHERE id = $1").bind(id).execute(&self.pool).await?;
@@ -322,35 +338,6 @@ macro_rules! impl_store {
                     .execute(&self.pool)
                     .await?;
                 Ok(r.rows_affected() == 1)
-            }
-
-            async fn upsert_connection(&self, c: &Connection) -> Result<(), DbError> {
-                sqlx::query(
-                    "INSERT INTO connections (user_id, provider, secret_ref, secret_version, metadata, status, \
-                     status_reason, expires_at, next_refresh_at, refresh_failures, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-                     ON CONFLICT (user_id, provider) DO UPDATE SET secret_ref = excluded.secret_ref, \
-                     secret_version = excluded.secret_version, metadata = excluded.metadata, \
-                     status = excluded.status, status_reason = excluded.status_reason, \
-                     expires_at = excluded.expires_at, next_refresh_at = excluded.next_refresh_at, \
-                     refresh_failures = excluded.refresh_failures, updated_at = excluded.updated_at \
-                     WHERE connections.secret_version <= excluded.secret_version",
-                )
-                .bind(&c.user_id)
-                .bind(&c.provider)
-                .bind(&c.secret_ref)
-                .bind(c.secret_version)
-                .bind(&c.metadata)
-                .bind(&c.status)
-                .bind(&c.status_reason)
-                .bind(c.expires_at)
-                .bind(c.next_refresh_at)
-                .bind(c.refresh_failures)
-                .bind(c.created_at)
-                .bind(c.updated_at)
-                .execute(&self.pool)
-                .await?;
-                Ok(())
             }
 
             async fn get_connection(&self, user_id: &str, provider: &str) -> Result<Option<Connection>, DbError> {

@@ -157,10 +157,6 @@ pub trait Store: Send + Sync + 'static {
     /// row; `false`, nothing written, when the row changed meanwhile. The version may go down: a secret
     /// destroyed outside Tokenkeeper starts over at version 1, and the reference must follow it.
     async fn put_connection(&self, c: &Connection, expected: Option<i64>) -> Result<bool, DbError>;
-    /// Inserts the row, or updates it unless it names a newer secret version. Not a check-and-set, and
-    /// wrong once a secret started over at version 1: the credential paths use
-    /// [`Store::put_connection`]. This one sets a row directly (tests, benches).
-    async fn upsert_connection(&self, c: &Connection) -> Result<(), DbError>;
     /// Updates an existing row only (a refresh landing): `false` when the row is gone (deleted meanwhile)
     /// or names a newer secret version (the user stored a new credential meanwhile).
     async fn update_connection(&self, c: &Connection) -> Result<bool, DbError>;

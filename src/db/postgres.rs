@@ -45,6 +45,36 @@ impl PgStore {
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
+
+    /// The transaction in which rate-limit attempts are reserved (`Store::reserve_attempts`), and what
+    /// must be held until it ends. Ids come from a sequence when a row is inserted, not when it commits:
+    /// advisory locks on every key, taken in one (sorted) order and held to commit, make id order the
+    /// commit order on each key and one order across keys. One reservation at a time per instance:
+    /// waiting for a lock holds a pool connection, and a burst of logins from one address must not take
+    /// every connection from the requests that need them (across instances, each holds at most one).
+    async fn begin_reservation(
+        &self,
+        keys: &[String],
+    ) -> Result<
+        (
+            tokio::sync::MutexGuard<'_, ()>,
+            sqlx::Transaction<'static, sqlx::Postgres>,
+        ),
+        DbError,
+    > {
+        let one_at_a_time = self.reserving.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let mut sorted: Vec<&String> = keys.iter().collect();
+        sorted.sort();
+        sorted.dedup();
+        for key in sorted {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(super::lock_key(&format!("rate-limit:{key}")))
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok((one_at_a_time, tx))
+    }
 }
 
 impl_store!(PgStore, {
@@ -131,37 +161,6 @@ impl_store!(PgStore, {
             .execute(&mut *tx)
             .await?;
         Ok(super::RefreshLock::holding(tx))
-    }
-
-    async fn reserve_attempts(&self, keys: &[String], at: i64) -> Result<Vec<i64>, DbError> {
-        // Ids come from a sequence when a row is inserted, not when it commits. Advisory locks on every key,
-        // taken in one (sorted) order and held to commit, make id order the commit order on each key and
-        // one order across keys. One reservation at a time per instance: waiting for a lock holds a pool
-        // connection, and a burst of logins from one address must not take every connection from the
-        // requests that need them (across instances, each then holds at most one).
-        let _one_at_a_time = self.reserving.lock().await;
-        let mut tx = self.pool.begin().await?;
-        let mut sorted: Vec<&String> = keys.iter().collect();
-        sorted.sort();
-        sorted.dedup();
-        for key in sorted {
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(super::lock_key(&format!("rate-limit:{key}")))
-                .execute(&mut *tx)
-                .await?;
-        }
-        let mut ids = Vec::with_capacity(keys.len());
-        for key in keys {
-            let id: i64 =
-                sqlx::query_scalar("INSERT INTO auth_failures (key, at, pending) VALUES ($1, $2, 1) RETURNING id")
-                    .bind(key)
-                    .bind(at)
-                    .fetch_one(&mut *tx)
-                    .await?;
-            ids.push(id);
-        }
-        tx.commit().await?;
-        Ok(ids)
     }
 
     async fn claim_due(&self, now: i64, lease_until: i64, limit: i64) -> Result<Vec<(String, String)>, DbError> {

@@ -57,6 +57,16 @@ impl SqliteStore {
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
+
+    /// The transaction in which rate-limit attempts are reserved (`Store::reserve_attempts`). SQLite has
+    /// one writer at a time: ids are handed out in commit order, and in one order across the keys of one
+    /// transaction, with nothing to lock.
+    async fn begin_reservation(
+        &self,
+        _keys: &[String],
+    ) -> Result<((), sqlx::Transaction<'static, sqlx::Sqlite>), DbError> {
+        Ok(((), self.pool.begin().await?))
+    }
 }
 
 impl_store!(SqliteStore, {
@@ -118,24 +128,6 @@ impl_store!(SqliteStore, {
         // processes refreshing one credential at once send its single-use refresh token twice, and
         // the provider revokes the grant. The `lease` module says how, and why a lease row.
         self.acquire_refresh_lock(key).await
-    }
-
-    async fn reserve_attempts(&self, keys: &[String], at: i64) -> Result<Vec<i64>, DbError> {
-        // One transaction, and SQLite has one writer at a time: ids are handed out in commit order, and
-        // in one order across keys.
-        let mut tx = self.pool.begin().await?;
-        let mut ids = Vec::with_capacity(keys.len());
-        for key in keys {
-            let id: i64 =
-                sqlx::query_scalar("INSERT INTO auth_failures (key, at, pending) VALUES ($1, $2, 1) RETURNING id")
-                    .bind(key)
-                    .bind(at)
-                    .fetch_one(&mut *tx)
-                    .await?;
-            ids.push(id);
-        }
-        tx.commit().await?;
-        Ok(ids)
     }
 
     async fn claim_due(&self, now: i64, lease_until: i64, limit: i64) -> Result<Vec<(String, String)>, DbError> {

@@ -159,7 +159,8 @@ async fn a_burst_of_events_lands_whole(db: Db) {
 }
 
 /// The user's `credential_refresh` events, newest first: (provider, outcome, detail).
-async fn refresh_events(app: &TestApp, token: &str) -> Vec<(String, String, Option<String>)> {
+/// The user's `credential_refresh` events, newest first: (provider, outcome, detail).
+pub(crate) async fn refresh_events(app: &TestApp, token: &str) -> Vec<(String, String, Option<String>)> {
     let page: Value = app.get_auth("/api/audit?limit=200", token).await.json().await.unwrap();
     page["events"]
         .as_array()
@@ -217,7 +218,7 @@ async fn every_forced_refresh_is_audited_once(db: Db) {
         next_refresh_at: None,
         ..row
     };
-    app.services.store.upsert_connection(&reauth).await.unwrap();
+    assert!(app.services.store.update_connection(&reauth).await.unwrap());
     assert_eq!(refresh("gcp").await.status(), 409);
     assert_eq!(endpoint.calls.load(Ordering::SeqCst), 2);
 

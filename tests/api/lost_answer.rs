@@ -111,9 +111,6 @@ impl Store for LosesAnswer {
     async fn list_audit(&self, user_id: &str, before: Option<i64>, limit: i64) -> Result<Vec<AuditRecord>, DbError> {
         self.inner.list_audit(user_id, before, limit).await
     }
-    async fn upsert_connection(&self, c: &Connection) -> Result<(), DbError> {
-        self.inner.upsert_connection(c).await
-    }
     async fn update_connection(&self, c: &Connection) -> Result<bool, DbError> {
         self.inner.update_connection(c).await
     }

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use tokenkeeper::refresh::scheduler::{SchedulerSettings, run_pass};
 use tokio::sync::Mutex;
 
+use crate::audit::refresh_events;
 use crate::support::app::{Db, Secrets, TestApp, TestConfig, spawn_app, spawn_sibling};
 
 #[derive(Default)]
@@ -219,19 +220,11 @@ async fn invalid_grant_needs_reauth_and_stops_calling(db: Db) {
     assert_eq!(p.calls.load(Ordering::SeqCst), calls, "no calls after needs_reauth");
     // The refresh failure is in the user's audit trail, with its reason (newest first: the forced
     // refresh refused before the engine, then the read's refresh the provider refused).
-    let audit: Value = app.get_auth("/api/audit", &token).await.json().await.unwrap();
-    let refresh_events: Vec<(&Value, &Value)> = audit["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == "credential_refresh")
-        .map(|e| (&e["outcome"], &e["detail"]))
-        .collect();
     assert_eq!(
-        refresh_events,
+        refresh_events(&app, &token).await,
         [
-            (&json!("failed"), &json!("needs_reauth")),
-            (&json!("failed"), &json!("invalid_grant"))
+            ("gcp".into(), "failed".into(), Some("needs_reauth".into())),
+            ("gcp".into(), "failed".into(), Some("invalid_grant".into()))
         ]
     );
     // Storing a new credential makes it active again.
@@ -474,15 +467,8 @@ async fn client_disconnect_does_not_lose_the_rotated_token(db: Db) {
     assert_eq!((status, &body["tokenData"]["access_token"]), (200, &json!("access-1")));
     assert_eq!(body["tokenData"]["refresh_token"], "rt-gone-r1");
     assert_eq!(p.calls.load(Ordering::SeqCst), 1);
-    let audit: Value = app.get_auth("/api/audit", &token).await.json().await.unwrap();
-    let refreshes: Vec<&Value> = audit["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == "credential_refresh")
-        .collect();
-    assert_eq!(refreshes.len(), 1, "{refreshes:?}");
-    assert_eq!(refreshes[0]["outcome"], "ok");
+    let refreshes = refresh_events(&app, &token).await;
+    assert_eq!(refreshes, [("gcp".into(), "ok".into(), None)]);
     // The stored refresh token is the live one: the next refresh succeeds with it.
     let view = app.post_auth("/api/tokens/gcp/refresh", &token, json!({})).await;
     assert_eq!(view.status(), 200);
@@ -509,15 +495,8 @@ async fn a_forced_refresh_whose_client_leaves_is_audited_once(db: Db) {
     let row = app.services.store.get_connection(&uid, "gcp").await.unwrap().unwrap();
     assert_eq!(row.secret_version, 2, "the refresh was abandoned with its client");
     assert_eq!(p.calls.load(Ordering::SeqCst), 1);
-    let audit: Value = app.get_auth("/api/audit", &token).await.json().await.unwrap();
-    let refreshes: Vec<&Value> = audit["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == "credential_refresh")
-        .collect();
-    assert_eq!(refreshes.len(), 1, "{refreshes:?}");
-    assert_eq!(refreshes[0]["outcome"], "ok");
+    let refreshes = refresh_events(&app, &token).await;
+    assert_eq!(refreshes, [("gcp".into(), "ok".into(), None)]);
 }
 
 crate::on_both_backends!(
