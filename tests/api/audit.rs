@@ -211,7 +211,7 @@ async fn every_forced_refresh_is_audited_once(db: Db) {
     assert_eq!(r.json::<Value>().await.unwrap()["status"], "degraded");
     assert_eq!(endpoint.calls.load(Ordering::SeqCst), 2);
     // A connection that needs re-authorization: refused (409) before the engine.
-    let row = app.services.store.get_connection(&uid, "gcp").await.unwrap().unwrap();
+    let row = app.row(&uid, "gcp").await;
     let reauth = tokenkeeper::db::Connection {
         status: "needs_reauth".into(),
         status_reason: Some("invalid_grant".into()),

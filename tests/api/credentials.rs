@@ -616,13 +616,7 @@ async fn storing_after_the_secret_was_destroyed_elsewhere_moves_the_reference(db
     assert_eq!(r.status(), 200);
     let data = app.credentials("splunk", &token).await;
     assert_eq!(data["tokenData"]["api_token"], "splunk-after-destroy");
-    let row = app
-        .services
-        .store
-        .get_connection(&uid, "splunk")
-        .await
-        .unwrap()
-        .unwrap();
+    let row = app.row(&uid, "splunk").await;
     assert_eq!(row.secret_version, 1, "the reference names the secret's only version");
     // And it goes on from there.
     let r = app.put_auth("/api/tokens/splunk", &token, body("splunk-next")).await;
@@ -673,13 +667,7 @@ async fn storing_after_a_soft_delete_in_vault_works(db: Db) {
     assert_eq!(view["secretVersion"], 3);
     let data = app.credentials("grafana", &token).await;
     assert_eq!(data["tokenData"]["api_key"], "glsa_after_soft_delete");
-    let row = app
-        .services
-        .store
-        .get_connection(&uid, "grafana")
-        .await
-        .unwrap()
-        .unwrap();
+    let row = app.row(&uid, "grafana").await;
     assert_eq!(row.secret_version, 3);
 }
 

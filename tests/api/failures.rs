@@ -7,9 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{Value, json};
-use tokenkeeper::credentials::{CredentialError, CredentialService, NamingSettings};
+use tokenkeeper::credentials::CredentialError;
 use tokenkeeper::db::{Connection, SharedStore};
-use tokenkeeper::providers::UrlPolicy;
 use tokenkeeper::secrets::{SecretError, SecretStore, SecretVersion};
 
 use crate::support::app::{Db, Secrets, TestApp, TestConfig, error_of, spawn_app, sql};
@@ -222,20 +221,7 @@ async fn a_reference_changed_meanwhile_is_a_conflict(db: Db, secrets: Secrets) {
             reference_pending: AtomicBool::new(true),
         };
         // No refresh engine, hence no credential lock: a library caller.
-        let svc = CredentialService::new(
-            app.services.store.clone(),
-            Arc::new(other),
-            app.services.clock.clone(),
-            app.services.audit.clone(),
-            NamingSettings {
-                prefix: "aurora".into(),
-                env: "dev".into(),
-            },
-            UrlPolicy {
-                allow_private: false,
-                allow_http: false,
-            },
-        );
+        let svc = app.library_credentials(app.services.store.clone(), Arc::new(other));
         let err = svc
             .store_tokens_in_db(&uid, &body("splunk-ours"), "splunk", "test")
             .await

@@ -7,12 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::json;
-use tokenkeeper::credentials::{CredentialService, NamingSettings};
 use tokenkeeper::db::{
     AttemptCounts, AuditRecord, Backend, ChangeFeed, Connection, DbError, NewSession, RefreshLock, SharedStore, Store,
     User,
 };
-use tokenkeeper::providers::UrlPolicy;
 
 use crate::support::app::{Db, Secrets, TestConfig, spawn_app};
 
@@ -156,32 +154,13 @@ async fn a_reference_write_whose_answer_was_lost_is_not_undone(db: Db, secrets: 
         inner: app.services.store.clone(),
         lose: AtomicBool::new(true),
     };
-    let svc = CredentialService::new(
-        Arc::new(store),
-        app.services.secrets.clone(),
-        app.services.clock.clone(),
-        app.services.audit.clone(),
-        NamingSettings {
-            prefix: "aurora".into(),
-            env: "dev".into(),
-        },
-        UrlPolicy {
-            allow_private: false,
-            allow_http: false,
-        },
-    );
+    let svc = app.library_credentials(Arc::new(store), app.services.secrets.clone());
     let stored = svc
         .store_tokens_in_db(&uid, &body("splunk-new"), "splunk", "test")
         .await;
     assert!(stored.is_ok(), "the write landed: {:?}", stored.err());
 
-    let row = app
-        .services
-        .store
-        .get_connection(&uid, "splunk")
-        .await
-        .unwrap()
-        .unwrap();
+    let row = app.row(&uid, "splunk").await;
     assert_eq!(row.secret_version, 2);
     let name = format!("aurora-dev-{uid}-splunk-token");
     let current = app.services.secrets.read(&name, None).await.unwrap().unwrap();

@@ -314,7 +314,7 @@ async fn short_lived_tokens_single_flight(db: Db) {
     assert_eq!(run_pass(&app.services.credentials, &settings, &stop).await.claimed, 0);
     assert_eq!(p.calls.load(Ordering::SeqCst), 1);
     // Planned at half the lifetime before expiry (up to a fifth of that earlier), not at expiry - 300 s.
-    let row = app.services.store.get_connection(&uid, "gcp").await.unwrap().unwrap();
+    let row = app.row(&uid, "gcp").await;
     let (now, e) = (app.clock.now_secs_for_test(), row.expires_at.unwrap());
     assert_eq!(e, now + 200);
     assert!((e - 120..=e - 100).contains(&row.next_refresh_at.unwrap()), "{row:?}");
@@ -403,7 +403,7 @@ async fn shutdown_waits_for_refreshes_whose_caller_left(db: Db) {
     }
     caller.abort(); // the provider takes 150 ms to answer: the caller is gone before it does
     app.services.credentials.finish_refreshes(Duration::from_secs(10)).await;
-    let row = app.services.store.get_connection(&uid, "gcp").await.unwrap().unwrap();
+    let row = app.row(&uid, "gcp").await;
     assert_eq!(
         row.secret_version, 2,
         "the refresh was not stored before finish returned"
@@ -455,7 +455,7 @@ async fn client_disconnect_does_not_lose_the_rotated_token(db: Db) {
     // The refresh finishes without its client: the reference moves to the refreshed version.
     let mut landed = false;
     for _ in 0..100 {
-        let row = app.services.store.get_connection(&uid, "gcp").await.unwrap().unwrap();
+        let row = app.row(&uid, "gcp").await;
         if row.secret_version == 2 {
             landed = true;
             break;
@@ -492,7 +492,7 @@ async fn a_forced_refresh_whose_client_leaves_is_audited_once(db: Db) {
     leave_during_the_provider_call(request, &p).await;
     // Returns once every refresh task has ended, its audit event queued.
     app.services.credentials.finish_refreshes(Duration::from_secs(10)).await;
-    let row = app.services.store.get_connection(&uid, "gcp").await.unwrap().unwrap();
+    let row = app.row(&uid, "gcp").await;
     assert_eq!(row.secret_version, 2, "the refresh was abandoned with its client");
     assert_eq!(p.calls.load(Ordering::SeqCst), 1);
     let refreshes = refresh_events(&app, &token).await;
@@ -596,7 +596,7 @@ async fn refresh_after_the_newest_version_was_soft_deleted(db: Db) {
         "{body}"
     );
     assert_eq!(body["tokenData"]["refresh_token"], "rt-soft-r1");
-    let row = app.services.store.get_connection(&uid, "gcp").await.unwrap().unwrap();
+    let row = app.row(&uid, "gcp").await;
     assert_eq!(row.secret_version, 3, "written after the soft-deleted version");
     assert_eq!(p.reused.load(Ordering::SeqCst), 0);
 }

@@ -124,6 +124,36 @@ impl TestApp {
         }
     }
 
+    /// The user's reference row for `provider`, read straight from the database (it must exist).
+    pub async fn row(&self, uid: &str, provider: &str) -> tokenkeeper::db::Connection {
+        let row = self.services.store.get_connection(uid, provider).await.unwrap();
+        row.unwrap_or_else(|| panic!("no {provider} row for {uid}"))
+    }
+
+    /// A credential service over this app's clock and audit trail, as a library caller builds one (no
+    /// refresh engine, hence no credential lock), on the given database and secret store (wrappers that
+    /// inject failures).
+    pub fn library_credentials(
+        &self,
+        store: tokenkeeper::db::SharedStore,
+        secrets: Arc<dyn tokenkeeper::secrets::SecretStore>,
+    ) -> tokenkeeper::credentials::CredentialService {
+        tokenkeeper::credentials::CredentialService::new(
+            store,
+            secrets,
+            self.services.clock.clone(),
+            self.services.audit.clone(),
+            tokenkeeper::credentials::NamingSettings {
+                prefix: "aurora".into(),
+                env: "dev".into(),
+            },
+            tokenkeeper::providers::UrlPolicy {
+                allow_private: false,
+                allow_http: false,
+            },
+        )
+    }
+
     pub fn at(&self, path: &str) -> String {
         format!("{}{}", self.url, path)
     }
