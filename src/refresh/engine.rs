@@ -142,8 +142,8 @@ impl RefreshEngine {
             return self.serve_current(svc, &row, now).await;
         }
         let name = svc.secret_name(&user_id, &provider);
-        let latest = newest_secret(svc, &name, &row).await?;
-        let current = crate::credentials::cache::parse(&latest.value)
+        let (latest, cas) = newest_secret(svc, &name, &row).await?;
+        let current = crate::credentials::cache::parse(&latest)
             .ok_or_else(|| CredentialError::Inconsistent(format!("secret {name} is not a JSON object")))?;
         let ctx = GrantContext {
             http: &self.inner.http,
@@ -152,7 +152,7 @@ impl RefreshEngine {
             user_id: &user_id,
         };
         match grants::refresh(job.spec, &current, &ctx).await {
-            Ok(fresh) => self.store_refreshed(svc, job, row, latest.version, fresh, now).await,
+            Ok(fresh) => self.store_refreshed(svc, job, row, cas, fresh, now).await,
             Err(GrantError::NotRefreshable) => self.serve_current(svc, &row, now).await,
             Err(e) => self.store_failure(svc, job, row, &e, now).await,
         }
@@ -295,9 +295,9 @@ async fn newest_secret(
     svc: &CredentialService,
     name: &str,
     row: &Connection,
-) -> Result<crate::secrets::SecretVersion, CredentialError> {
+) -> Result<(secrecy::SecretString, u64), CredentialError> {
     if let Some(latest) = svc.secrets.read(name, None).await? {
-        return Ok(latest);
+        return Ok((latest.value, latest.version));
     }
     let missing = || CredentialError::Inconsistent(format!("secret {name} is missing"));
     let current = svc.secrets.current_version(name).await?;
@@ -306,8 +306,5 @@ async fn newest_secret(
         .read(name, Some(row.secret_version as u64))
         .await?
         .ok_or_else(missing)?;
-    Ok(crate::secrets::SecretVersion {
-        value: named.value,
-        version: current,
-    })
+    Ok((named.value, current))
 }
