@@ -84,6 +84,9 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// User-given provider base URLs may be http / private addresses (tests only).
     pub allow_private_urls: bool,
+    /// Special-purpose networks that requests to user-given URLs may reach anyway
+    /// (`TOKENKEEPER_ALLOWED_PRIVATE_NETWORKS`, comma-separated CIDRs).
+    pub allowed_private_networks: Vec<ipnet::IpNet>,
     /// Everything else (`TOKENKEEPER_<PROVIDER>_TOKEN_URL`, AWS and Azure variables, ...), read by the
     /// modules that own them through [`Settings::var`].
     pub extra: HashMap<String, SecretString>,
@@ -255,8 +258,22 @@ impl Settings {
                 n => n,
             },
             allow_private_urls: flag(env, "TOKENKEEPER_ALLOW_PRIVATE_URLS")?,
+            allowed_private_networks: crate::net::parse_networks(
+                &raw(env, "TOKENKEEPER_ALLOWED_PRIVATE_NETWORKS").unwrap_or_default(),
+            )
+            .map_err(|reason| err("TOKENKEEPER_ALLOWED_PRIVATE_NETWORKS", reason))?,
             extra: collect_extra(env)?,
         })
+    }
+
+    /// The addresses requests to user-given URLs may reach: any with `TOKENKEEPER_ALLOW_PRIVATE_URLS`
+    /// (tests), else public ones and `TOKENKEEPER_ALLOWED_PRIVATE_NETWORKS`.
+    pub fn address_policy(&self) -> crate::net::AddressPolicy {
+        if self.allow_private_urls {
+            crate::net::AddressPolicy::any()
+        } else {
+            crate::net::AddressPolicy::allowing(self.allowed_private_networks.clone())
+        }
     }
 
     /// A variable owned by another module (provider endpoints, AWS, Azure), if set.
@@ -423,6 +440,7 @@ mod tests {
             ("TOKENKEEPER_ENV", "prod/../x"),
             ("TOKENKEEPER_TRUST_FORWARDED_FOR", "maybe"),
             ("VAULT_ADDR", "not a url"),
+            ("TOKENKEEPER_ALLOWED_PRIVATE_NETWORKS", "10.0.0.0/8,intranet"),
         ] {
             let err = settings(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var, "{var}={value}: {err}");

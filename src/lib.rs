@@ -16,6 +16,7 @@ pub mod db;
 pub mod http;
 pub mod identity;
 pub mod metrics;
+pub mod net;
 pub mod passwords;
 pub mod providers;
 pub mod refresh;

@@ -7,14 +7,16 @@
 //! other single-label names. [`UrlPolicy`] relaxes this for tests and private deployments.
 //!
 //! A hostname that *resolves* to a private address passes [`check_url`]: only the text is checked at store
-//! time. Tokenkeeper itself never connects to a user-given URL (it stores them for the platform); a caller
-//! that does should check every address it connects to with [`check_resolved_ip`] (in a custom resolver),
-//! which also closes DNS rebinding.
+//! time. Whenever Tokenkeeper itself connects to a user-given URL (a credential check), it goes through
+//! [`crate::net::SafeFetcher`], which resolves the name, checks every address it would connect to and connects
+//! only to those, so a name pointing (or re-pointed, DNS rebinding) at a private address is refused there.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 use url::{Host, Url};
+
+pub use crate::net::is_public_ip;
 
 /// Maximum length of a user-supplied URL.
 pub const MAX_URL_LEN: usize = 2048;
@@ -126,69 +128,6 @@ fn check_hostname(name: &str, policy: &UrlPolicy) -> Result<(), UrlPolicyError> 
     } else {
         Ok(())
     }
-}
-
-/// Whether an address is globally routable (not loopback, private, link-local, CGNAT, multicast, ...).
-pub fn is_public_ip(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => is_public_v4(v4),
-        IpAddr::V6(v6) => is_public_v6(v6),
-    }
-}
-
-fn is_public_v4(ip: Ipv4Addr) -> bool {
-    let [a, b, c, _] = ip.octets();
-    let forbidden = a == 0 // "this network", includes 0.0.0.0 (unspecified)
-        || a == 10 // private
-        || a == 127 // loopback
-        || (a == 100 && (64..=127).contains(&b)) // CGNAT 100.64/10
-        || (a == 169 && b == 254) // link-local (cloud metadata)
-        || (a == 172 && (16..=31).contains(&b)) // private
-        || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
-        || (a == 192 && b == 0 && c == 2) // TEST-NET-1
-        || (a == 192 && b == 88 && c == 99) // 6to4 relay anycast
-        || (a == 192 && b == 168) // private
-        || (a == 198 && (b == 18 || b == 19)) // benchmarking
-        || (a == 198 && b == 51 && c == 100) // TEST-NET-2
-        || (a == 203 && b == 0 && c == 113) // TEST-NET-3
-        || a >= 224; // multicast 224/4, reserved 240/4, broadcast
-    !forbidden
-}
-
-fn is_public_v6(ip: Ipv6Addr) -> bool {
-    if let Some(v4) = embedded_v4(ip) {
-        return is_public_v4(v4);
-    }
-    let s = ip.segments();
-    let forbidden = ip.is_unspecified()
-        || ip.is_loopback()
-        || (s[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
-        || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated) fec0::/10
-        || (s[0] & 0xfe00) == 0xfc00 // unique-local fc00::/7
-        || (s[0] & 0xff00) == 0xff00 // multicast
-        || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
-        || (s[0] == 0x0100 && s[1] == 0 && s[2] == 0 && s[3] == 0) // discard-only 100::/64
-        || (s[0] == 0x2001 && s[1] < 0x0200) // IETF protocol assignments 2001::/23 (incl. Teredo)
-        || s[0] == 0; // other addresses in ::/16 that are not v4-mapped/compatible: reserved
-    !forbidden
-}
-
-/// The IPv4 address carried inside an IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible (`::a.b.c.d`),
-/// NAT64 (`64:ff9b::a.b.c.d`) or 6to4 (`2002:aabb:ccdd::`) IPv6 address.
-fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
-    let s = ip.segments();
-    let o = ip.octets();
-    let tail = Ipv4Addr::new(o[12], o[13], o[14], o[15]);
-    if s[..5] == [0, 0, 0, 0, 0] && (s[5] == 0xffff || (s[5] == 0 && (s[6] != 0 || s[7] > 1))) {
-        return Some(tail);
-    }
-    if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-        return Some(tail);
-    }
-    if s[0] == 0x2002 {
-        return Some(Ipv4Addr::new(o[2], o[3], o[4], o[5]));
-    }
-    None
 }
 
 #[cfg(test)]

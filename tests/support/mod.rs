@@ -7,4 +7,5 @@ pub mod logs;
 pub mod oauth_server;
 pub mod openbao;
 pub mod postgres;
+pub mod stand_in;
 pub mod sts;
