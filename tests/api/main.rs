@@ -10,6 +10,7 @@ mod errors;
 mod failures;
 mod identity;
 mod lost_answer;
+mod metrics_scrape;
 mod openapi;
 mod ops;
 mod rate_limit;
