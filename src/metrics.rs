@@ -1,85 +1,130 @@
-//! Prometheus metrics, rendered by hand in the text exposition format (version 0.0.4) at `/metrics`.
+//! Prometheus metrics at `/metrics`, kept in `prometheus-client` metrics with typed label sets and exposed
+//! in the Prometheus text format 0.0.4 (what every scraper has always been given here; the library's
+//! OpenMetrics encoder is not used).
 //!
 //! Two scopes:
-//! - [`Metrics`]: one per running service ([`crate::app::Services`]), fed by the HTTP middleware:
+//! - [`Metrics`]: one registry per running service ([`crate::app::Services`]), fed by the HTTP middleware:
 //!   requests by route template and status, latency histograms, rate-limit rejections, requests in flight.
 //!   Per instance, so that several services in one process (the tests) do not mix their counts.
 //! - Process-global counters for code that holds no handle to the service: [`refresh_outcome`] (the
-//!   refresh engine) and [`secret_store_error`] (the credential service). Every instance's `/metrics`
-//!   shows them.
+//!   refresh engine) and [`secret_store_error`] (the credential service). Every instance's registry holds
+//!   the same two metrics, so every `/metrics` shows them.
 //!
 //! Labels never carry a secret or a raw path: routes are axum's matched route templates
 //! (`/api/tokens/{provider}`), `unmatched` for anything that matched no route; methods outside the
 //! standard set are `other`; providers are catalog ids.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use axum::http::Method;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
 
 /// The `route` label of requests that matched no route (404 fallback).
 pub const UNMATCHED: &str = "unmatched";
 
 /// Routes whose 429 answers are counted as rate-limit rejections.
-pub const RATE_LIMITED_ROUTES: [&str; 2] = ["/api/auth/login", "/api/auth/change-password"];
-
-/// The outcomes [`refresh_outcome`] is called with.
-pub const REFRESH_OUTCOMES: [&str; 3] = ["ok", "needs_reauth", "degraded"];
+const RATE_LIMITED_ROUTES: [&str; 2] = ["/api/auth/login", "/api/auth/change-password"];
 
 /// Latency histogram bucket bounds, in seconds.
 const BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
-/// Content type of the text exposition format.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// Content type of the text exposition format (0.0.4).
+pub use prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
-#[derive(Default, Clone)]
-struct Histogram {
-    /// Non-cumulative counts per bucket; the last slot is `+Inf`.
-    counts: [u64; BUCKETS.len() + 1],
-    sum: f64,
-    count: u64,
+/// How a refresh attempt that reached the provider ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RefreshOutcome {
+    Ok,
+    NeedsReauth,
+    Degraded,
 }
 
-impl Histogram {
-    fn observe(&mut self, secs: f64) {
-        let i = BUCKETS.iter().position(|b| secs <= *b).unwrap_or(BUCKETS.len());
-        self.counts[i] += 1;
-        self.sum += secs;
-        self.count += 1;
+impl RefreshOutcome {
+    pub const ALL: [RefreshOutcome; 3] = [Self::Ok, Self::NeedsReauth, Self::Degraded];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::NeedsReauth => "needs_reauth",
+            Self::Degraded => "degraded",
+        }
     }
 }
 
-#[derive(Default)]
-struct HttpCounters {
-    /// (route, method, status) -> count
-    requests: BTreeMap<(String, &'static str, u16), u64>,
-    /// (route, method) -> latency
-    latency: BTreeMap<(String, &'static str), Histogram>,
-    /// route -> 429 answers
-    rate_limited: BTreeMap<String, u64>,
+impl EncodeLabelValue for RefreshOutcome {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        std::fmt::Write::write_str(encoder, self.as_str())
+    }
 }
 
-/// One service instance's HTTP metrics. Cheap to clone (shared).
-#[derive(Clone, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RequestLabels {
+    route: String,
+    method: &'static str,
+    status: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct LatencyLabels {
+    route: String,
+    method: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RouteLabels {
+    route: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct StatusLabels {
+    status: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RefreshLabels {
+    provider: &'static str,
+    outcome: RefreshOutcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+}
+
+type LatencyFamily = Family<LatencyLabels, Histogram, fn() -> Histogram>;
+
+/// One service instance's metrics. Cheap to clone (shared).
+#[derive(Clone)]
 pub struct Metrics {
     inner: Arc<Inner>,
 }
 
-#[derive(Default)]
 struct Inner {
-    http: Mutex<HttpCounters>,
-    in_flight: AtomicI64,
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: LatencyFamily,
+    rate_limited: Family<RouteLabels, Counter>,
+    in_flight: Gauge<i64, AtomicI64>,
+    audit_write_failures: Counter<u64, AtomicU64>,
+    connections: Family<StatusLabels, Gauge>,
+    /// Held while a scrape sets its scrape-time values and encodes, so that two scrapes do not mix them.
+    scrape: Mutex<()>,
 }
 
 /// Keeps a request counted as in flight until dropped (also when the request future is cancelled).
-pub struct InFlight(Arc<Inner>);
+pub struct InFlight(Gauge<i64, AtomicI64>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.dec();
     }
 }
 
@@ -92,240 +137,174 @@ pub struct ScrapeValues {
     pub connections_by_status: Vec<(String, i64)>,
 }
 
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Metrics {
     pub fn new() -> Self {
-        Self::default()
+        let requests = Family::default();
+        let latency = LatencyFamily::new_with_constructor(|| Histogram::new(BUCKETS));
+        let rate_limited = Family::default();
+        let in_flight = Gauge::default();
+        let audit_write_failures = Counter::default();
+        let connections = Family::default();
+        // Every limited route from zero, so that rates work from the first scrape.
+        for route in RATE_LIMITED_ROUTES {
+            let _created = rate_limited.get_or_create(&RouteLabels { route });
+        }
+
+        // Help texts without a final period: the registry adds one.
+        let mut r = Registry::default();
+        let build = Info::new(BuildLabels {
+            version: env!("CARGO_PKG_VERSION"),
+        });
+        r.register("tokenkeeper_build", "Build information; always 1", build);
+        r.register(
+            "tokenkeeper_http_requests",
+            "HTTP requests answered, by matched route template, method and status",
+            requests.clone(),
+        );
+        r.register(
+            "tokenkeeper_http_request_duration_seconds",
+            "Time from request to response headers, by matched route template and method",
+            latency.clone(),
+        );
+        r.register(
+            "tokenkeeper_rate_limit_rejections",
+            "Requests refused by the brute-force limiter (429), by route",
+            rate_limited.clone(),
+        );
+        r.register(
+            "tokenkeeper_http_requests_in_flight",
+            "HTTP requests being handled now",
+            in_flight.clone(),
+        );
+        r.register(
+            "tokenkeeper_audit_write_failures",
+            "Audit events that could not be written (each is also logged)",
+            audit_write_failures.clone(),
+        );
+        r.register(
+            "tokenkeeper_connections",
+            "Stored provider connections by status",
+            connections.clone(),
+        );
+        let g = global();
+        r.register(
+            "tokenkeeper_refreshes",
+            "Credential refresh attempts that reached the provider, by provider and outcome (process-wide)",
+            g.refreshes.clone(),
+        );
+        r.register(
+            "tokenkeeper_secret_store_errors",
+            "Secret store (Vault or embedded) operations that failed as unavailable (process-wide)",
+            g.secret_store_errors.clone(),
+        );
+        Self {
+            inner: Arc::new(Inner {
+                registry: r,
+                requests,
+                latency,
+                rate_limited,
+                in_flight,
+                audit_write_failures,
+                connections,
+                scrape: Mutex::new(()),
+            }),
+        }
     }
 
     /// Marks a request in flight until the guard drops.
     pub fn in_flight(&self) -> InFlight {
-        self.inner.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight(self.inner.clone())
+        self.inner.in_flight.inc();
+        InFlight(self.inner.in_flight.clone())
     }
 
     /// Records one answered request. `route` is the matched route template or [`UNMATCHED`].
     pub fn observe_request(&self, route: &str, method: &Method, status: u16, latency: Duration) {
         let method = method_label(method);
-        let mut h = self.inner.http.lock().unwrap_or_else(|p| p.into_inner());
-        *h.requests.entry((route.to_string(), method, status)).or_default() += 1;
-        h.latency
-            .entry((route.to_string(), method))
-            .or_default()
-            .observe(latency.as_secs_f64());
-        if status == 429 && RATE_LIMITED_ROUTES.contains(&route) {
-            *h.rate_limited.entry(route.to_string()).or_default() += 1;
+        let labels = RequestLabels {
+            route: route.to_string(),
+            method,
+            status,
+        };
+        self.inner.requests.get_or_create(&labels).inc();
+        let labels = LatencyLabels {
+            route: labels.route,
+            method,
+        };
+        self.inner.latency.get_or_create(&labels).observe(latency.as_secs_f64());
+        if status == 429
+            && let Some(route) = RATE_LIMITED_ROUTES.into_iter().find(|r| *r == route)
+        {
+            self.inner.rate_limited.get_or_create(&RouteLabels { route }).inc();
         }
     }
 
-    /// Requests answered so far for `route` / `status` (all methods); for tests and diagnostics.
-    pub fn requests(&self, route: &str, status: u16) -> u64 {
-        let h = self.inner.http.lock().unwrap_or_else(|p| p.into_inner());
-        h.requests
-            .iter()
-            .filter(|((r, _, s), _)| r == route && *s == status)
-            .map(|(_, n)| n)
-            .sum()
-    }
-
-    /// The whole exposition: this instance's HTTP metrics, the scrape-time values, the global counters.
+    /// The whole exposition: this instance's metrics, the scrape-time values, the global counters.
     pub fn render(&self, values: ScrapeValues) -> String {
+        let _one_scrape = self.inner.scrape.lock().unwrap_or_else(|p| p.into_inner());
+        let i = &self.inner;
+        i.audit_write_failures
+            .inner()
+            .store(values.audit_write_failures, Ordering::Relaxed);
+        // Only the statuses that have rows, as counted now.
+        i.connections.clear();
+        for (status, n) in values.connections_by_status {
+            i.connections.get_or_create(&StatusLabels { status }).set(n);
+        }
         let mut out = String::with_capacity(8 * 1024);
-        header(
-            &mut out,
-            "tokenkeeper_build_info",
-            "gauge",
-            "Build information; always 1.",
-        );
-        let _ = writeln!(
-            out,
-            "tokenkeeper_build_info{{version=\"{}\"}} 1",
-            escape(env!("CARGO_PKG_VERSION"))
-        );
-
-        {
-            let h = self.inner.http.lock().unwrap_or_else(|p| p.into_inner());
-            header(
-                &mut out,
-                "tokenkeeper_http_requests_total",
-                "counter",
-                "HTTP requests answered, by matched route template, method and status.",
-            );
-            for ((route, method, status), n) in &h.requests {
-                let _ = writeln!(
-                    out,
-                    "tokenkeeper_http_requests_total{{route=\"{}\",method=\"{method}\",status=\"{status}\"}} {n}",
-                    escape(route)
-                );
-            }
-
-            header(
-                &mut out,
-                "tokenkeeper_http_request_duration_seconds",
-                "histogram",
-                "Time from request to response headers, by matched route template and method.",
-            );
-            for ((route, method), hist) in &h.latency {
-                let labels = format!("route=\"{}\",method=\"{method}\"", escape(route));
-                let mut cumulative = 0;
-                for (i, bound) in BUCKETS.iter().enumerate() {
-                    cumulative += hist.counts[i];
-                    let _ = writeln!(
-                        out,
-                        "tokenkeeper_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {cumulative}"
-                    );
-                }
-                cumulative += hist.counts[BUCKETS.len()];
-                let _ = writeln!(
-                    out,
-                    "tokenkeeper_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {cumulative}"
-                );
-                let _ = writeln!(
-                    out,
-                    "tokenkeeper_http_request_duration_seconds_sum{{{labels}}} {}",
-                    hist.sum
-                );
-                let _ = writeln!(
-                    out,
-                    "tokenkeeper_http_request_duration_seconds_count{{{labels}}} {}",
-                    hist.count
-                );
-            }
-
-            header(
-                &mut out,
-                "tokenkeeper_rate_limit_rejections_total",
-                "counter",
-                "Requests refused by the brute-force limiter (429), by route.",
-            );
-            for route in RATE_LIMITED_ROUTES {
-                let n = h.rate_limited.get(route).copied().unwrap_or(0);
-                let _ = writeln!(out, "tokenkeeper_rate_limit_rejections_total{{route=\"{route}\"}} {n}");
-            }
-        }
-
-        header(
-            &mut out,
-            "tokenkeeper_http_requests_in_flight",
-            "gauge",
-            "HTTP requests being handled now.",
-        );
-        let _ = writeln!(
-            out,
-            "tokenkeeper_http_requests_in_flight {}",
-            self.inner.in_flight.load(Ordering::Relaxed)
-        );
-
-        header(
-            &mut out,
-            "tokenkeeper_audit_write_failures_total",
-            "counter",
-            "Audit events that could not be written (each is also logged).",
-        );
-        let _ = writeln!(
-            out,
-            "tokenkeeper_audit_write_failures_total {}",
-            values.audit_write_failures
-        );
-
-        header(
-            &mut out,
-            "tokenkeeper_connections",
-            "gauge",
-            "Stored provider connections by status.",
-        );
-        for (status, n) in &values.connections_by_status {
-            let _ = writeln!(out, "tokenkeeper_connections{{status=\"{status}\"}} {n}");
-        }
-
-        let g = global();
-        header(
-            &mut out,
-            "tokenkeeper_refreshes_total",
-            "counter",
-            "Credential refresh attempts that reached the provider, by provider and outcome (process-wide).",
-        );
-        {
-            let mut refreshes: BTreeMap<(String, String), u64> = BTreeMap::new();
-            // Every catalog provider and outcome, from zero, so that rates work from the first scrape.
-            for p in crate::providers::catalog() {
-                for o in REFRESH_OUTCOMES {
-                    refreshes.insert((p.id.to_string(), o.to_string()), 0);
-                }
-            }
-            let counted = g.refreshes.lock().unwrap_or_else(|p| p.into_inner());
-            for (k, n) in counted.iter() {
-                *refreshes.entry(k.clone()).or_default() += n;
-            }
-            drop(counted);
-            for ((provider, outcome), n) in &refreshes {
-                let _ = writeln!(
-                    out,
-                    "tokenkeeper_refreshes_total{{provider=\"{}\",outcome=\"{}\"}} {n}",
-                    escape(provider),
-                    escape(outcome)
-                );
-            }
-        }
-
-        header(
-            &mut out,
-            "tokenkeeper_secret_store_errors_total",
-            "counter",
-            "Secret store (Vault or embedded) operations that failed as unavailable (process-wide).",
-        );
-        let _ = writeln!(
-            out,
-            "tokenkeeper_secret_store_errors_total {}",
-            g.secret_store_errors.load(Ordering::Relaxed)
-        );
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &i.registry);
         out
     }
 }
 
 // ---- process-global counters --------------------------------------------------------------------------
 
-#[derive(Default)]
 struct Global {
-    /// (provider, outcome) -> count
-    refreshes: Mutex<BTreeMap<(String, String), u64>>,
-    secret_store_errors: AtomicU64,
+    refreshes: Family<RefreshLabels, Counter>,
+    secret_store_errors: Counter,
 }
 
 fn global() -> &'static Global {
     static GLOBAL: OnceLock<Global> = OnceLock::new();
-    GLOBAL.get_or_init(Global::default)
+    GLOBAL.get_or_init(|| {
+        let refreshes = Family::default();
+        // Every catalog provider and outcome, from zero, so that rates work from the first scrape.
+        for p in crate::providers::catalog() {
+            for outcome in RefreshOutcome::ALL {
+                let _created = refreshes.get_or_create(&RefreshLabels {
+                    provider: p.id,
+                    outcome,
+                });
+            }
+        }
+        Global {
+            refreshes,
+            secret_store_errors: Counter::default(),
+        }
+    })
 }
 
-/// Counts one refresh attempt of `provider` (a catalog id) that ended in `outcome`: `"ok"`,
-/// `"needs_reauth"` or `"degraded"` (see [`REFRESH_OUTCOMES`]). Process-wide.
-pub fn refresh_outcome(provider: &str, outcome: &str) {
-    let mut m = global().refreshes.lock().unwrap_or_else(|p| p.into_inner());
-    *m.entry((provider.to_string(), outcome.to_string())).or_default() += 1;
+/// Counts one refresh attempt of `provider` (a catalog id; anything else is not counted) that ended in
+/// `outcome`. Process-wide.
+pub fn refresh_outcome(provider: &str, outcome: RefreshOutcome) {
+    if let Some(spec) = crate::providers::find(provider) {
+        let labels = RefreshLabels {
+            provider: spec.id,
+            outcome,
+        };
+        global().refreshes.get_or_create(&labels).inc();
+    }
 }
 
 /// Counts one failed secret-store operation (the store was unreachable or refused). Process-wide.
 pub fn secret_store_error() {
-    global().secret_store_errors.fetch_add(1, Ordering::Relaxed);
-}
-
-/// The process-wide refresh count for `provider` / `outcome` (tests, diagnostics).
-pub fn refreshes(provider: &str, outcome: &str) -> u64 {
-    let m = global().refreshes.lock().unwrap_or_else(|p| p.into_inner());
-    m.get(&(provider.to_string(), outcome.to_string()))
-        .copied()
-        .unwrap_or(0)
-}
-
-/// The process-wide secret-store error count (tests, diagnostics).
-pub fn secret_store_errors() -> u64 {
-    global().secret_store_errors.load(Ordering::Relaxed)
-}
-
-// ---- helpers --------------------------------------------------------------------------------------------
-
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
+    global().secret_store_errors.inc();
 }
 
 /// A bounded set: arbitrary methods would let a client create unbounded label values.
@@ -342,102 +321,5 @@ fn method_label(m: &Method) -> &'static str {
     }
 }
 
-/// Label value escaping of the text format: backslash, double quote, line feed.
-fn escape(v: &str) -> String {
-    let mut s = String::with_capacity(v.len());
-    for c in v.chars() {
-        match c {
-            '\\' => s.push_str("\\\\"),
-            '"' => s.push_str("\\\""),
-            '\n' => s.push_str("\\n"),
-            c => s.push(c),
-        }
-    }
-    s
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn renders_counters_and_cumulative_histograms() {
-        let m = Metrics::new();
-        let get = Method::GET;
-        m.observe_request("/healthz", &get, 200, Duration::from_millis(1));
-        m.observe_request("/healthz", &get, 200, Duration::from_millis(60));
-        m.observe_request("/api/auth/login", &Method::POST, 429, Duration::from_millis(2));
-        m.observe_request(UNMATCHED, &Method::from_bytes(b"BREW").unwrap(), 404, Duration::ZERO);
-        let text = m.render(ScrapeValues {
-            audit_write_failures: 3,
-            connections_by_status: vec![("active".into(), 2)],
-        });
-        assert!(text.contains("tokenkeeper_connections{status=\"active\"} 2\n"));
-        assert!(text.contains("tokenkeeper_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"200\"} 2\n"));
-        assert!(
-            text.contains("tokenkeeper_http_requests_total{route=\"unmatched\",method=\"other\",status=\"404\"} 1\n")
-        );
-        assert!(text.contains(
-            "tokenkeeper_http_request_duration_seconds_bucket{route=\"/healthz\",method=\"GET\",le=\"0.005\"} 1\n"
-        ));
-        assert!(text.contains(
-            "tokenkeeper_http_request_duration_seconds_bucket{route=\"/healthz\",method=\"GET\",le=\"0.1\"} 2\n"
-        ));
-        assert!(text.contains(
-            "tokenkeeper_http_request_duration_seconds_bucket{route=\"/healthz\",method=\"GET\",le=\"+Inf\"} 2\n"
-        ));
-        assert!(
-            text.contains("tokenkeeper_http_request_duration_seconds_count{route=\"/healthz\",method=\"GET\"} 2\n")
-        );
-        assert!(text.contains("tokenkeeper_rate_limit_rejections_total{route=\"/api/auth/login\"} 1\n"));
-        assert!(text.contains("tokenkeeper_rate_limit_rejections_total{route=\"/api/auth/change-password\"} 0\n"));
-        assert!(text.contains("tokenkeeper_audit_write_failures_total 3\n"));
-        assert!(text.contains("tokenkeeper_http_requests_in_flight 0\n"));
-        assert_eq!(m.requests("/healthz", 200), 2);
-        // Every sample line is `name{labels} value` or `name value`; every family has HELP and TYPE.
-        for line in text.lines().filter(|l| !l.starts_with('#')) {
-            let (_, value) = line.rsplit_once(' ').expect(line);
-            assert!(value.parse::<f64>().is_ok(), "{line}");
-        }
-    }
-
-    #[test]
-    fn in_flight_guard_counts_down_on_drop() {
-        let m = Metrics::new();
-        let a = m.in_flight();
-        let _b = m.in_flight();
-        assert!(
-            m.render(ScrapeValues::default())
-                .contains("tokenkeeper_http_requests_in_flight 2\n")
-        );
-        drop(a);
-        assert!(
-            m.render(ScrapeValues::default())
-                .contains("tokenkeeper_http_requests_in_flight 1\n")
-        );
-    }
-
-    #[test]
-    fn global_counters_start_at_zero_for_every_provider() {
-        let text = Metrics::new().render(ScrapeValues::default());
-        for p in crate::providers::catalog() {
-            for o in REFRESH_OUTCOMES {
-                assert!(text.contains(&format!(
-                    "tokenkeeper_refreshes_total{{provider=\"{}\",outcome=\"{o}\"}}",
-                    p.id
-                )));
-            }
-        }
-        let before = refreshes("test-provider", "ok");
-        refresh_outcome("test-provider", "ok");
-        assert_eq!(refreshes("test-provider", "ok"), before + 1);
-        let before = secret_store_errors();
-        secret_store_error();
-        assert!(secret_store_errors() > before);
-    }
-
-    #[test]
-    fn escapes_label_values() {
-        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
-    }
-}
+mod tests;

@@ -22,6 +22,7 @@ use crate::config::Settings;
 use crate::credentials::read::needs_reauth;
 use crate::credentials::{CredentialError, CredentialService, TokenData, status};
 use crate::db::Connection;
+use crate::metrics::{self, RefreshOutcome};
 use crate::providers::ProviderSpec;
 use crate::secrets::SecretError;
 
@@ -168,7 +169,7 @@ impl RefreshEngine {
         fresh: Refreshed,
         now: i64,
     ) -> Result<TokenData, CredentialError> {
-        crate::metrics::refresh_outcome(&job.provider, "ok");
+        metrics::refresh_outcome(&job.provider, RefreshOutcome::Ok);
         let name = svc.secret_name(&job.user_id, &job.provider);
         let payload = secrecy::SecretString::from(Value::Object(fresh.token_data.clone()).to_string());
         let version = match persist::write_secret(svc.secrets.as_ref(), &name, &payload, cas).await {
@@ -225,7 +226,7 @@ impl RefreshEngine {
                 next_refresh_at: None,
                 ..row
             };
-            (updated, "needs_reauth")
+            (updated, RefreshOutcome::NeedsReauth)
         } else {
             let failures = row.refresh_failures.saturating_add(1);
             let updated = Connection {
@@ -235,11 +236,17 @@ impl RefreshEngine {
                 next_refresh_at: Some(now + timing::backoff_secs(failures)),
                 ..row
             };
-            (updated, "degraded")
+            (updated, RefreshOutcome::Degraded)
         };
-        crate::metrics::refresh_outcome(&job.provider, outcome);
+        metrics::refresh_outcome(&job.provider, outcome);
         let failures = updated.refresh_failures;
-        tracing::warn!(provider = job.provider, reason, outcome, failures, "refresh failed");
+        tracing::warn!(
+            provider = job.provider,
+            reason,
+            outcome = outcome.as_str(),
+            failures,
+            "refresh failed"
+        );
         match persist::land_row(svc, &updated).await? {
             Landing::Recorded => {}
             // Deleted while the provider was called: nothing to record, nothing to serve.
