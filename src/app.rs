@@ -40,12 +40,22 @@ pub struct Services {
 
 impl Services {
     pub async fn build(settings: Settings, clock: SharedClock) -> anyhow::Result<Self> {
+        Self::build_wrapping_secrets(settings, clock, |secrets| secrets).await
+    }
+
+    /// [`Services::build`], with the configured secret store handed to `wrap` first: every service then
+    /// uses what `wrap` returns (a decorator: instrumentation, or a test's injected failures).
+    pub async fn build_wrapping_secrets(
+        settings: Settings,
+        clock: SharedClock,
+        wrap: impl FnOnce(Arc<dyn SecretStore>) -> Arc<dyn SecretStore>,
+    ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("cannot create data dir {}", settings.data_dir.display()))?;
         let store = db::connect(&database_url(&settings))
             .await
             .context("cannot open the database")?;
-        let secrets = open_secret_store(&settings).await?;
+        let secrets = wrap(open_secret_store(&settings).await?);
         let audit = Auditor::new(store.clone(), clock.clone());
         let pw = &settings.passwords;
         let sessions = Sessions::new(store.clone(), clock.clone(), pw.session_ttl);

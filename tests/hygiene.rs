@@ -130,7 +130,7 @@ async fn traffic(db: Db, secrets: Secrets) -> Option<(Vec<String>, String)> {
 async fn no_secret_in_logs_or_sql() {
     let logs = support::logs::Capture::install("trace");
     let mut runs = vec![(Db::Sqlite, Secrets::Embedded), (Db::Sqlite, Secrets::OpenBao)];
-    if support::postgres::admin_url("no_secret_in_logs_or_sql").is_some() {
+    if support::postgres::admin_url().is_some() {
         runs.push((Db::Postgres, Secrets::OpenBao));
     }
     let mut checked = 0;

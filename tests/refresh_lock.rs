@@ -1,19 +1,19 @@
 //! The SQLite refresh lock across processes: two independent stores on one database file stand for
 //! two processes (say `serve` and `tokenkeeper tokens get`). Only one may refresh a credential at a
 //! time, whoever holds it; a lease left by a holder that vanished is taken over.
+//!
+//! "Waits" is shown by events, not by time: a trigger records every attempt to take a lease (each one
+//! `INSERT ... ON CONFLICT` into `refresh_locks`), so a waiter seen trying again has been refused.
+
+mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use support::wait;
 use tokenkeeper::db::Store as _;
 use tokenkeeper::db::sqlite::SqliteStore;
-use tokio::time::timeout;
-
-/// Long enough that a lock that is free would have been taken (a take is one local SQLite write).
-const BLOCKED: Duration = Duration::from_millis(300);
-/// Generous bound for what should happen promptly, so that a slow machine does not fail the test.
-const PROMPTLY: Duration = Duration::from_secs(5);
 
 async fn two_processes() -> (tempfile::TempDir, Arc<SqliteStore>, Arc<SqliteStore>) {
     let dir = tempfile::tempdir().unwrap();
@@ -22,6 +22,14 @@ async fn two_processes() -> (tempfile::TempDir, Arc<SqliteStore>, Arc<SqliteStor
     a.migrate().await.unwrap();
     let b = SqliteStore::connect(&url).await.unwrap();
     b.migrate().await.unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE lock_attempts (key TEXT NOT NULL, holder TEXT NOT NULL); \
+         CREATE TRIGGER count_lock_attempts BEFORE INSERT ON refresh_locks \
+         BEGIN INSERT INTO lock_attempts (key, holder) VALUES (NEW.key, NEW.holder); END;",
+    )
+    .execute(a.pool())
+    .await
+    .unwrap();
     (dir, Arc::new(a), Arc::new(b))
 }
 
@@ -37,15 +45,30 @@ async fn lease_rows(store: &SqliteStore, key: &str) -> Vec<(String, i64)> {
         .unwrap()
 }
 
+/// Waits (boundedly) until `n` takers of `key` other than `holder` have each tried at least twice:
+/// refused once, they are waiting for it.
+async fn refused(store: &SqliteStore, key: &str, holder: &str, n: i64) {
+    wait::until(&format!("{n} takers of {key:?} refused and trying again"), || async {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM (SELECT holder FROM lock_attempts WHERE key = $1 AND holder <> $2 \
+             GROUP BY holder HAVING COUNT(*) >= 2)",
+        )
+        .bind(key)
+        .bind(holder)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        waiting >= n
+    })
+    .await;
+}
+
 /// Waits (boundedly) for the lease row of `key` to be gone: a release runs on the runtime, after the drop.
 async fn released(store: &SqliteStore, key: &str) {
-    timeout(PROMPTLY, async {
-        while !lease_rows(store, key).await.is_empty() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+    wait::until("the lease row is deleted after the guard drops", || async {
+        lease_rows(store, key).await.is_empty()
     })
-    .await
-    .expect("the lease row is deleted after the guard drops");
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -58,42 +81,43 @@ async fn second_process_waits_until_the_first_releases() {
     // Wall-clock lease, in the future.
     assert!(rows[0].1 > wall_ms(), "lease ends in the future: {rows:?}");
 
-    assert!(
-        timeout(BLOCKED, b.refresh_lock("k")).await.is_err(),
-        "another process took a held lock"
-    );
-    // The same process too (another engine, or a nested take) waits: the lock is the row, not the store.
-    assert!(timeout(BLOCKED, a.refresh_lock("k")).await.is_err());
+    // Another process waits, and so does the same one (another engine, or a nested take): the lock is
+    // the row, not the store.
+    let take = |store: &Arc<SqliteStore>| {
+        let store = store.clone();
+        tokio::spawn(async move { store.refresh_lock("k").await })
+    };
+    let (from_b, from_a) = (take(&b), take(&a));
+    refused(&a, "k", &first_holder, 2).await;
+    assert!(!from_b.is_finished() && !from_a.is_finished(), "a waiter got the lock while it was held");
 
     // Other keys are independent, including keys that differ only after the NUL of "user\0provider".
-    let other = timeout(PROMPTLY, b.refresh_lock("other"))
+    wait::bounded("other key not blocked", b.refresh_lock("other")).await.unwrap();
+    let _u_gcp = wait::bounded("u\\0gcp", a.refresh_lock("u\u{0}gcp")).await.unwrap();
+    let _u_aws = wait::bounded("u\\0aws not blocked by u\\0gcp", b.refresh_lock("u\u{0}aws"))
         .await
-        .expect("other key not blocked");
-    other.unwrap();
-    let _u_gcp = timeout(PROMPTLY, a.refresh_lock("u\u{0}gcp")).await.unwrap().unwrap();
-    let _u_aws = timeout(PROMPTLY, b.refresh_lock("u\u{0}aws"))
-        .await
-        .expect("u\\0aws not blocked by u\\0gcp");
-
-    let waiter = tokio::spawn({
-        let b = b.clone();
-        async move { b.refresh_lock("k").await }
-    });
-    tokio::time::sleep(BLOCKED).await;
-    assert!(!waiter.is_finished(), "waiter got the lock while it was held");
-    drop(held);
-    let second = timeout(PROMPTLY, waiter)
-        .await
-        .expect("waiter gets the lock once it is released")
-        .unwrap()
         .unwrap();
+
+    // Released: one waiter takes it, then the other once that one lets go; each row names its holder.
+    drop(held);
+    let (first, other) = match wait::bounded("a waiter takes the released lock", futures::future::select(from_b, from_a)).await {
+        futures::future::Either::Left((got, other)) | futures::future::Either::Right((got, other)) => (got, other),
+    };
+    let first = first.unwrap().unwrap();
     let rows = lease_rows(&a, "k").await;
     assert_eq!(rows.len(), 1);
     assert_ne!(rows[0].0, first_holder, "the row now names the second holder");
+    let second_holder = rows[0].0.clone();
+    assert!(!other.is_finished(), "both waiters hold the lock");
+    drop(first);
+    let second = wait::bounded("the other waiter takes it next", other).await.unwrap().unwrap();
+    let rows = lease_rows(&a, "k").await;
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0].0 != first_holder && rows[0].0 != second_holder, "{rows:?}");
     drop(second);
     released(&a, "k").await;
     // And free for anyone again.
-    timeout(PROMPTLY, a.refresh_lock("k")).await.unwrap().unwrap();
+    wait::bounded("the free lock", a.refresh_lock("k")).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,9 +130,8 @@ async fn lease_of_a_vanished_holder_is_taken_over() {
         .execute(a.pool())
         .await
         .unwrap();
-    let took = timeout(PROMPTLY, b.refresh_lock("k"))
+    let took = wait::bounded("an expired lease does not block", b.refresh_lock("k"))
         .await
-        .expect("an expired lease does not block")
         .unwrap();
     let rows = lease_rows(&b, "k").await;
     assert_eq!(rows.len(), 1);
@@ -124,7 +147,13 @@ async fn lease_of_a_vanished_holder_is_taken_over() {
         .execute(a.pool())
         .await
         .unwrap();
-    assert!(timeout(BLOCKED, b.refresh_lock("k2")).await.is_err());
+    let waiter = tokio::spawn({
+        let b = b.clone();
+        async move { b.refresh_lock("k2").await }
+    });
+    refused(&b, "k2", "alive", 1).await;
+    assert!(!waiter.is_finished(), "a live lease was taken over");
+    waiter.abort();
     // Failed attempts leave the live holder's row alone.
     let rows = lease_rows(&b, "k2").await;
     assert_eq!(rows.len(), 1);
@@ -150,9 +179,8 @@ async fn holders_never_overlap_across_processes() {
             })
         })
         .collect();
-    timeout(Duration::from_secs(30), futures::future::try_join_all(tasks))
+    wait::bounded("all holders finish", futures::future::try_join_all(tasks))
         .await
-        .expect("all holders finish")
         .unwrap();
     assert_eq!(overlaps.load(Ordering::SeqCst), 0, "two holders at once");
     released(&a, "shared").await;

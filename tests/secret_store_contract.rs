@@ -10,6 +10,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::json;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 use support::openbao::{BASE_PATH, MOUNT, OpenBao};
+use support::vault_proxy::VaultProxy;
 use tokenkeeper::secrets::embedded::{EmbeddedKey, EmbeddedStore};
 use tokenkeeper::secrets::vault::{VaultAuth, VaultConfig, VaultStore};
 use tokenkeeper::secrets::{SecretError, SecretStore};
@@ -415,21 +416,23 @@ async fn vault_down_is_unavailable_and_recovers() {
     store.check().await.unwrap();
 
     bao.stop();
-    let started = Instant::now();
-    assert!(matches!(
-        store.read(&name, None).await,
-        Err(SecretError::Unavailable(_))
-    ));
-    assert!(matches!(
-        store.write(&name, &s("during"), None).await,
-        Err(SecretError::Unavailable(_))
-    ));
-    assert!(matches!(
-        store.current_version(&name).await,
-        Err(SecretError::Unavailable(_))
-    ));
-    assert!(matches!(store.check().await, Err(SecretError::Unavailable(_))));
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    // Every call answers (Unavailable) rather than hang; the bound only turns a hang into a failure.
+    support::wait::bounded("the store's calls while Vault is down", async {
+        assert!(matches!(
+            store.read(&name, None).await,
+            Err(SecretError::Unavailable(_))
+        ));
+        assert!(matches!(
+            store.write(&name, &s("during"), None).await,
+            Err(SecretError::Unavailable(_))
+        ));
+        assert!(matches!(
+            store.current_version(&name).await,
+            Err(SecretError::Unavailable(_))
+        ));
+        assert!(matches!(store.check().await, Err(SecretError::Unavailable(_))));
+    })
+    .await;
 
     // Starting while Vault is down works too; it logs in later.
     let late = VaultStore::connect(cfg)
@@ -445,6 +448,9 @@ async fn vault_down_is_unavailable_and_recovers() {
     assert_eq!(value_of(&late, &name, None).await, Some(("after".into(), 1)));
 }
 
+/// A renewable token with a short TTL is kept alive by renewals: three renewals, each at two thirds of the
+/// TTL after the last, take it past its first TTL, and nothing was ever refused. Counted at a proxy in
+/// front of OpenBao, not guessed from the time that passed.
 #[tokio::test]
 async fn vault_short_lived_token_is_renewed() {
     let Some(bao) = OpenBao::shared().await else {
@@ -453,29 +459,28 @@ async fn vault_short_lived_token_is_renewed() {
     let token = bao
         .create_token(json!({
             "policies": ["tokenkeeper"],
-            "ttl": "6s",
+            "ttl": "3s",
             "explicit_max_ttl": "120s",
             "renewable": true,
         }))
         .await;
-    let store = VaultStore::connect(vault_config(bao, VaultAuth::Token(s(&token))))
-        .await
-        .unwrap();
+    let proxy = VaultProxy::start(&bao.addr).await;
+    let mut cfg = VaultConfig::new(proxy.addr.clone(), VaultAuth::Token(s(&token)));
+    cfg.timeout = Duration::from_secs(5);
+    let store = VaultStore::connect(cfg).await.unwrap();
     let name = unique("renew");
     store.write(&name, &s("v"), Some(0)).await.unwrap();
-    // Twice the token's TTL: only renewals keep it alive. (The remaining TTL itself is not checked: on a
-    // loaded machine it may round down to 0 s just before the next renewal.)
-    tokio::time::sleep(Duration::from_secs(13)).await;
+    proxy.wait_for("auth/token/renew-self", 3).await;
     assert_eq!(value_of(&store, &name, None).await, Some(("v".into(), 1)));
     store.check().await.unwrap();
     let (status, body) = bao.call("GET", "auth/token/lookup-self", None, Some(&token)).await;
-    assert_eq!(status, 200, "token still valid after 13 s: {body}");
-    assert!(
-        body["data"]["last_renewal_time"].as_i64().unwrap_or(0) > 0,
-        "the store renewed the token: {body}"
-    );
+    assert_eq!(status, 200, "token still valid past its first TTL: {body}");
+    assert!(proxy.refusals().is_empty(), "refused: {:?}", proxy.refusals());
 }
 
+/// An AppRole token whose renewals approach its max TTL is replaced by a new login before it ends:
+/// a second login, and no request ever refused (a store that only logs in again after a 403 would show
+/// one). Logins and refusals are counted at a proxy in front of OpenBao.
 #[tokio::test]
 async fn vault_approle_token_near_max_ttl_is_replaced() {
     let Some(bao) = OpenBao::shared().await else {
@@ -500,21 +505,31 @@ async fn vault_approle_token_near_max_ttl_is_replaced() {
         .await;
     let secret_id = body["data"]["secret_id"].as_str().unwrap().to_string();
 
-    let store = VaultStore::connect(vault_config(
-        bao,
+    let proxy = VaultProxy::start(&bao.addr).await;
+    let mut cfg = VaultConfig::new(
+        proxy.addr.clone(),
         VaultAuth::AppRole {
             role_id,
             secret_id: s(&secret_id),
         },
-    ))
-    .await
-    .unwrap();
+    );
+    cfg.timeout = Duration::from_secs(5);
+    let store = VaultStore::connect(cfg).await.unwrap();
     let name = unique("approle-renew");
     store.write(&name, &s("v"), Some(0)).await.unwrap();
-    for _ in 0..6 {
-        tokio::time::sleep(Duration::from_secs(2)).await;
+    // Reading all along, so that a token left to expire would be refused on the data path.
+    support::wait::until("a second AppRole login", || async {
         assert_eq!(value_of(&store, &name, None).await, Some(("v".into(), 1)));
-    }
+        proxy.succeeded("auth/approle/login") >= 2
+    })
+    .await;
+    assert!(
+        proxy.succeeded("auth/token/renew-self") >= 1,
+        "renewed before the max TTL came near: {:?}",
+        proxy.seen()
+    );
+    assert!(proxy.refusals().is_empty(), "refused: {:?}", proxy.refusals());
+    assert_eq!(value_of(&store, &name, None).await, Some(("v".into(), 1)));
 }
 
 #[tokio::test]
@@ -544,22 +559,17 @@ async fn vault_policy_file_is_what_the_harness_applies() {
 /// (503-class `Unavailable`, never a silent success) without it.
 #[tokio::test]
 async fn vault_over_tls_needs_its_ca() {
-    let Some(binary) = support::openbao::find_binary() else {
-        assert!(std::env::var("TOKENKEEPER_SKIP_OPENBAO").is_ok(), "bao not installed");
+    let Some(binary) = support::openbao::binary_or_skip() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let port = support::openbao::free_port_pair();
-    let mut child = tokio::process::Command::new(binary)
-        .args(["server", "-dev", "-dev-tls", "-dev-root-token-id=root"])
+    let port = support::process::free_port_pair();
+    let mut cmd = std::process::Command::new(binary);
+    cmd.args(["server", "-dev", "-dev-tls", "-dev-root-token-id=root"])
         .arg(format!("-dev-tls-cert-dir={}", dir.path().display()))
         .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
-        .env("HOME", dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+        .env("HOME", dir.path());
+    let _bao = support::process::ExternalProcess::spawn(cmd, &dir.path().join("bao.log"));
     let addr = format!("https://127.0.0.1:{port}");
     let ca_path = dir.path().join("vault-ca.pem");
     // Wait for the CA file and the TLS listener.
@@ -611,5 +621,4 @@ async fn vault_over_tls_needs_its_ca() {
         untrusted.read("tls-secret", None).await,
         Err(SecretError::Unavailable(_))
     ));
-    let _ = child.kill().await;
 }

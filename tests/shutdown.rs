@@ -7,8 +7,9 @@
 //! counted here add up to the burst), and at least one is still in a handler. Requests that would
 //! connect after the signal are out of scope: the listener is closed then, so they are refused.
 
+mod support;
+
 use std::fs::File;
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use support::process::free_port;
 
 const BURST: usize = 50;
 
@@ -32,10 +34,6 @@ impl Drop for Server {
             let _ = self.child.wait();
         }
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn start(dir: &Path, log: &Path) -> Server {

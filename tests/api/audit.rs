@@ -1,11 +1,10 @@
 //! `GET /api/audit`: each event kind lands for its own user only, newest first, paged.
 
-use std::sync::atomic::Ordering;
-
 use serde_json::{Value, json};
 
-use crate::ops::{alone, store_gcp, token_endpoint, with_gcp_endpoint};
+use crate::support::alone::alone;
 use crate::support::app::{Db, TestApp, TestConfig, spawn_app, sql};
+use crate::support::token_endpoint::{Answer, TokenEndpoint};
 
 async fn events_are_recorded_per_user_and_paged(db: Db) {
     let app = spawn_app(db, TestConfig::default()).await.unwrap();
@@ -158,32 +157,11 @@ async fn a_burst_of_events_lands_whole(db: Db) {
     assert_eq!(app.services.audit.failed_writes(), 0);
 }
 
-/// The user's `credential_refresh` events, newest first: (provider, outcome, detail).
-/// The user's `credential_refresh` events, newest first: (provider, outcome, detail).
-pub(crate) async fn refresh_events(app: &TestApp, token: &str) -> Vec<(String, String, Option<String>)> {
-    let page: Value = app.get_auth("/api/audit?limit=200", token).await.json().await.unwrap();
-    page["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == "credential_refresh")
-        .map(|e| {
-            (
-                e["provider"].as_str().unwrap().to_string(),
-                e["outcome"].as_str().unwrap().to_string(),
-                e["detail"].as_str().map(str::to_string),
-            )
-        })
-        .collect()
-}
-
 /// `POST /api/tokens/{provider}/refresh` leaves exactly one `credential_refresh` event per request, ok or
 /// failed: also when it fails before the refresh engine runs, and never two when the engine ran.
 async fn every_forced_refresh_is_audited_once(db: Db) {
-    let endpoint = token_endpoint().await;
-    let app = spawn_app(db, with_gcp_endpoint(TestConfig::default(), &endpoint))
-        .await
-        .unwrap();
+    let endpoint = TokenEndpoint::start().await;
+    let app = spawn_app(db, endpoint.config(TestConfig::default())).await.unwrap();
     let (uid, token) = app.user("forced@example.com").await;
     let (_, other) = app.user("bystander@example.com").await;
     let refresh = async |provider: &str| {
@@ -203,13 +181,13 @@ async fn every_forced_refresh_is_audited_once(db: Db) {
     assert_eq!(refresh("splunk").await.status(), 200);
     // The engine: a refresh the provider grants, then one it refuses for now (503; the still-valid
     // token is served, the connection is degraded). The engine records these itself.
-    store_gcp(&app, &token).await;
+    endpoint.store_gcp(&app, &token, 3600, "rt-0").await;
     assert_eq!(refresh("gcp").await.status(), 200);
-    endpoint.failing.store(true, Ordering::SeqCst);
+    endpoint.answer(Answer::Unavailable);
     let r = refresh("gcp").await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.unwrap()["status"], "degraded");
-    assert_eq!(endpoint.calls.load(Ordering::SeqCst), 2);
+    assert_eq!(endpoint.calls(), 2);
     // A connection that needs re-authorization: refused (409) before the engine.
     let row = app.row(&uid, "gcp").await;
     let reauth = tokenkeeper::db::Connection {
@@ -220,9 +198,9 @@ async fn every_forced_refresh_is_audited_once(db: Db) {
     };
     assert!(app.services.store.update_connection(&reauth).await.unwrap());
     assert_eq!(refresh("gcp").await.status(), 409);
-    assert_eq!(endpoint.calls.load(Ordering::SeqCst), 2);
+    assert_eq!(endpoint.calls(), 2);
 
-    let events = refresh_events(&app, &token).await;
+    let events = app.refresh_events(&token).await;
     assert_eq!(events.len(), 6, "one event per forced refresh: {events:?}");
     assert_eq!(events[0], ev("gcp", "failed", Some("needs_reauth")));
     assert_eq!((events[1].0.as_str(), events[1].1.as_str()), ("gcp", "failed"));
@@ -232,7 +210,7 @@ async fn every_forced_refresh_is_audited_once(db: Db) {
     assert_eq!(events[4], ev("no-such-provider", "failed", Some("unknown provider")));
     assert_eq!(events[5], ev("gcp", "failed", Some("not connected")));
     assert!(
-        refresh_events(&app, &other).await.is_empty(),
+        app.refresh_events(&other).await.is_empty(),
         "the user's own events only"
     );
 }

@@ -6,15 +6,13 @@
 //! which run in parallel: their exact deltas are checked in a child process running that one test alone.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use axum::extract::State;
-use axum::{Form, Json, Router, routing};
 use serde_json::{Value, json};
 
+use crate::support::alone::alone;
 use crate::support::app::{Db, TestApp, TestConfig, spawn_app};
 use crate::support::openbao::OpenBao;
+use crate::support::token_endpoint::{Answer, TokenEndpoint};
 
 /// One scrape: `series` (name and labels, exactly as exposed) -> value.
 async fn scrape(app: &TestApp) -> HashMap<String, f64> {
@@ -191,114 +189,6 @@ async fn metrics_counters_move_by_the_scripted_calls(db: Db) {
 
 // ---- process-wide counters --------------------------------------------------------------------------
 
-/// A minimal OAuth2 token endpoint for `gcp` (client `platform-client`): every refresh gets fresh tokens,
-/// or a 503 while `failing` is set.
-pub(crate) struct TokenEndpoint {
-    pub url: String,
-    pub calls: Arc<AtomicU64>,
-    pub failing: Arc<AtomicBool>,
-}
-
-#[derive(Clone)]
-struct EndpointState {
-    calls: Arc<AtomicU64>,
-    failing: Arc<AtomicBool>,
-}
-
-async fn token(
-    State(s): State<EndpointState>,
-    Form(f): Form<HashMap<String, String>>,
-) -> (axum::http::StatusCode, Json<Value>) {
-    let n = s.calls.fetch_add(1, Ordering::SeqCst) + 1;
-    if s.failing.load(Ordering::SeqCst) {
-        let body = json!({"error": "temporarily_unavailable"});
-        return (axum::http::StatusCode::SERVICE_UNAVAILABLE, Json(body));
-    }
-    let grant = f.get("grant_type").map(String::as_str);
-    let client = f.get("client_id").map(String::as_str);
-    if grant != Some("refresh_token") || client != Some("platform-client") || !f.contains_key("refresh_token") {
-        return (
-            axum::http::StatusCode::BAD_REQUEST,
-            Json(json!({"error": "invalid_request"})),
-        );
-    }
-    let body = json!({
-        "access_token": format!("access-{n}"),
-        "expires_in": 3600,
-        "refresh_token": format!("rt-{n}"),
-        "token_type": "Bearer",
-    });
-    (axum::http::StatusCode::OK, Json(body))
-}
-
-pub(crate) async fn token_endpoint() -> TokenEndpoint {
-    let state = EndpointState {
-        calls: Arc::new(AtomicU64::new(0)),
-        failing: Arc::new(AtomicBool::new(false)),
-    };
-    let router = Router::new()
-        .route("/token", routing::post(token))
-        .with_state(state.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/token", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    TokenEndpoint {
-        url,
-        calls: state.calls,
-        failing: state.failing,
-    }
-}
-
-/// `cfg` with `gcp` refreshing against `endpoint`.
-pub(crate) fn with_gcp_endpoint(cfg: TestConfig, endpoint: &TokenEndpoint) -> TestConfig {
-    cfg.with("TOKENKEEPER_GCP_TOKEN_URL", &endpoint.url)
-        .with("TOKENKEEPER_GCP_CLIENT_ID", "platform-client")
-        .with("TOKENKEEPER_GCP_CLIENT_SECRET", "platform-client-secret")
-}
-
-/// Stores a `gcp` OAuth credential with a refresh token, its access token valid for another hour.
-pub(crate) async fn store_gcp(app: &TestApp, token: &str) {
-    let now = tokenkeeper::clock::Clock::now_secs(app.clock.as_ref());
-    let body = json!({"access_token": "access-0", "refresh_token": "rt-0", "expires_at": now + 3600, "email": "u@example.com"});
-    let r = app.put_auth("/api/tokens/gcp", token, body).await;
-    assert_eq!(r.status(), 200, "{:?}", r.text().await);
-}
-
-/// Set in the child process that runs one test alone.
-const ALONE: &str = "TOKENKEEPER_TEST_ALONE";
-
-/// `true` in a child process running only the test `name` of `module` (a `module_path!()`) on `db`; in
-/// the parent, runs that child, asserts that the test ran there and passed, and returns `false`. For
-/// tests that read or install process-wide state (the process-wide counters, a global log subscriber).
-pub(crate) async fn alone(module: &str, db: Db, name: &str) -> bool {
-    if std::env::var_os(ALONE).is_some() {
-        return true;
-    }
-    // Test names leave out the crate (`api::`).
-    let module = module.split_once("::").map_or(module, |(_, m)| m);
-    let backend = match db {
-        Db::Sqlite => "sqlite",
-        Db::Postgres => "postgres",
-    };
-    let test = format!("{module}::{backend}::{name}");
-    let out = tokio::process::Command::new(std::env::current_exe().unwrap())
-        .args([test.as_str(), "--exact", "--test-threads=1", "--nocapture"])
-        .env(ALONE, "1")
-        .output()
-        .await
-        .unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert!(
-        out.status.success() && stdout.contains("test result: ok. 1 passed"),
-        "{test}, run alone in a child process: {}\n{stdout}\n{stderr}",
-        out.status
-    );
-    false
-}
-
 /// Refreshes by provider and outcome, and secret-store errors, move by exactly what was done.
 async fn process_wide_counters_move_by_exact_amounts(db: Db) {
     if !alone(module_path!(), db, "process_wide_counters_move_by_exact_amounts").await {
@@ -308,29 +198,27 @@ async fn process_wide_counters_move_by_exact_amounts(db: Db) {
     let errors = "tokenkeeper_secret_store_errors_total";
 
     // Refreshes: one forced refresh that the provider grants, one it refuses for now (503).
-    let endpoint = token_endpoint().await;
-    let app = spawn_app(db, with_gcp_endpoint(TestConfig::default(), &endpoint))
-        .await
-        .unwrap();
+    let endpoint = TokenEndpoint::start().await;
+    let app = spawn_app(db, endpoint.config(TestConfig::default())).await.unwrap();
     let (_, token) = app.user("ops-refresh@example.com").await;
-    store_gcp(&app, &token).await;
+    endpoint.store_gcp(&app, &token, 3600, "rt-0").await;
     let before = scrape(&app).await;
     let r = app.post_auth("/api/tokens/gcp/refresh", &token, json!({})).await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.unwrap()["status"], "active");
     let refreshed = scrape(&app).await;
     let delta = |m: &HashMap<String, f64>, series: &str| get(m, series) - get(&before, series);
-    assert_eq!(endpoint.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(endpoint.calls(), 1);
     assert_eq!(delta(&refreshed, &refreshes("ok")), 1.0);
     assert_eq!(delta(&refreshed, &refreshes("degraded")), 0.0);
     assert_eq!(delta(&refreshed, &refreshes("needs_reauth")), 0.0);
 
-    endpoint.failing.store(true, Ordering::SeqCst);
+    endpoint.answer(Answer::Unavailable);
     let r = app.post_auth("/api/tokens/gcp/refresh", &token, json!({})).await;
     assert_eq!(r.status(), 200, "the access token is still valid: served as it is");
     assert_eq!(r.json::<Value>().await.unwrap()["status"], "degraded");
     let failed = scrape(&app).await;
-    assert_eq!(endpoint.calls.load(Ordering::SeqCst), 2);
+    assert_eq!(endpoint.calls(), 2);
     assert_eq!(delta(&failed, &refreshes("ok")), 1.0);
     assert_eq!(delta(&failed, &refreshes("degraded")), 1.0);
     assert_eq!(delta(&failed, &refreshes("needs_reauth")), 0.0);

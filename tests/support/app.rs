@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use tokenkeeper::app::Services;
 use tokenkeeper::clock::ManualClock;
 use tokenkeeper::config::Settings;
+use tokenkeeper::secrets::SecretStore;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Db {
@@ -57,31 +58,53 @@ impl TestConfig {
     }
 }
 
-/// `None` when the backend is not available here (the skip is printed).
+/// A secret-store decorator for [`spawn_app_wrapping_secrets`].
+pub type WrapSecrets = Box<dyn FnOnce(Arc<dyn SecretStore>) -> Arc<dyn SecretStore> + Send>;
+
+/// `None` when the backend is not available here (the skip is announced).
 pub async fn spawn_app(db: Db, cfg: TestConfig) -> Option<TestApp> {
+    spawn_app_wrapping_secrets(db, cfg, Box::new(|s| s)).await
+}
+
+/// [`spawn_app`], every service using the secret store `wrap` makes of the configured one (to inject
+/// failures through the public surface).
+pub async fn spawn_app_wrapping_secrets(db: Db, cfg: TestConfig, wrap: WrapSecrets) -> Option<TestApp> {
     let database_url = match db {
         Db::Sqlite => None,
         Db::Postgres => {
-            let admin = super::postgres::admin_url("spawn_app")?;
+            let admin = super::postgres::admin_url()?;
             Some(super::postgres::fresh_database(&admin).await)
         }
     };
-    Some(spawn_with_database(database_url, cfg, ManualClock::starting_now()).await)
+    Some(spawn_with_database(database_url, cfg, ManualClock::starting_now(), wrap).await)
 }
 
 /// A second instance on the same database (and clock) as `other`: shares rate limits and sessions.
 pub async fn spawn_sibling(other: &TestApp, cfg: TestConfig) -> TestApp {
-    spawn_with_database(Some(other.database_url.clone()), cfg, other.clock.clone()).await
+    spawn_with_database(
+        Some(other.database_url.clone()),
+        cfg,
+        other.clock.clone(),
+        Box::new(|s| s),
+    )
+    .await
 }
 
-async fn spawn_with_database(database_url: Option<String>, cfg: TestConfig, clock: Arc<ManualClock>) -> TestApp {
+async fn spawn_with_database(
+    database_url: Option<String>,
+    cfg: TestConfig,
+    clock: Arc<ManualClock>,
+    wrap: WrapSecrets,
+) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut env = cfg.env;
     env.insert("TOKENKEEPER_DATA_DIR".into(), dir.path().display().to_string());
     let database_url = database_url.unwrap_or_else(|| format!("sqlite://{}", dir.path().join("tk.db").display()));
     env.insert("DATABASE_URL".into(), database_url.clone());
     let settings = Settings::from_lookup(&|k| env.get(k).cloned()).expect("test settings");
-    let services = Services::build(settings, clock.clone()).await.expect("build services");
+    let services = Services::build_wrapping_secrets(settings, clock.clone(), wrap)
+        .await
+        .expect("build services");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -116,12 +139,65 @@ impl Drop for TestApp {
 impl TestApp {
     /// Graceful shutdown, as on SIGTERM: returns when the server and its refresher have stopped.
     pub async fn shutdown(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
+        self.signal_shutdown();
         if let Some(server) = self.server.take() {
             server.await.expect("server task");
         }
+    }
+
+    /// Starts the graceful shutdown (as SIGTERM does) and returns once the server has stopped accepting
+    /// connections, which it does after it told the refresher to stop.
+    pub async fn begin_shutdown(&mut self) {
+        self.signal_shutdown();
+        let addr = self.url.trim_start_matches("http://").to_string();
+        super::wait::until("the listener closes after the shutdown signal", || async {
+            tokio::net::TcpStream::connect(&addr).await.is_err()
+        })
+        .await;
+    }
+
+    fn signal_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Requests the server is handling right now (`tokenkeeper_http_requests_in_flight`), not counting
+    /// the scrape that asks.
+    pub async fn requests_in_flight(&self) -> i64 {
+        let text = self.client.get(self.at("/metrics")).send().await.unwrap().text().await.unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("tokenkeeper_http_requests_in_flight "))
+            .expect("the in-flight gauge is exposed");
+        line.rsplit_once(' ').unwrap().1.parse::<i64>().unwrap() - 1
+    }
+
+    /// Waits (bounded) until exactly `n` requests are being handled: sent requests that have arrived, or
+    /// left requests whose handling was dropped.
+    pub async fn wait_in_flight(&self, n: i64) {
+        super::wait::until(&format!("{n} requests in flight"), || async {
+            self.requests_in_flight().await == n
+        })
+        .await;
+    }
+
+    /// The `credential_refresh` events of the holder of `token`, newest first: (provider, outcome, detail).
+    pub async fn refresh_events(&self, token: &str) -> Vec<(String, String, Option<String>)> {
+        let page: Value = self.get_auth("/api/audit?limit=200", token).await.json().await.unwrap();
+        page["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "credential_refresh")
+            .map(|e| {
+                (
+                    e["provider"].as_str().unwrap().to_string(),
+                    e["outcome"].as_str().unwrap().to_string(),
+                    e["detail"].as_str().map(str::to_string),
+                )
+            })
+            .collect()
     }
 
     /// The user's reference row for `provider`, read straight from the database (it must exist).
@@ -251,7 +327,7 @@ macro_rules! on_both_backends {
         mod postgres {
             $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                async fn $name() {
-                   if $crate::support::postgres::admin_url(stringify!($name)).is_none() { return; }
+                   if $crate::support::postgres::admin_url().is_none() { return; }
                    super::$name($crate::support::app::Db::Postgres).await
                } )*
         }
@@ -304,7 +380,7 @@ macro_rules! on_all_stores {
             $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                async fn $name() {
                    use $crate::support::app::{Db, Secrets};
-                   if $crate::support::postgres::admin_url(stringify!($name)).is_none() { return; }
+                   if $crate::support::postgres::admin_url().is_none() { return; }
                    super::$name(Db::Postgres, Secrets::Embedded).await
                } )*
         }
@@ -312,7 +388,7 @@ macro_rules! on_all_stores {
             $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                async fn $name() {
                    use $crate::support::app::{Db, Secrets};
-                   if $crate::support::postgres::admin_url(stringify!($name)).is_none() { return; }
+                   if $crate::support::postgres::admin_url().is_none() { return; }
                    super::$name(Db::Postgres, Secrets::OpenBao).await
                } )*
         }
@@ -327,7 +403,7 @@ macro_rules! on_postgres {
         mod postgres_only {
             $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                async fn $name() {
-                   if $crate::support::postgres::admin_url(stringify!($name)).is_none() { return; }
+                   if $crate::support::postgres::admin_url().is_none() { return; }
                    super::$name($crate::support::app::Db::Postgres).await
                } )*
         }

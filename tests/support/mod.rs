@@ -1,11 +1,17 @@
 //! Shared test harness. Each test binary uses part of it.
 #![allow(dead_code, unused_imports)]
 
+pub mod alone;
 pub mod app;
 pub mod fake_provider;
 pub mod logs;
 pub mod oauth_server;
 pub mod openbao;
 pub mod postgres;
+pub mod process;
+pub mod skip;
 pub mod stand_in;
 pub mod sts;
+pub mod token_endpoint;
+pub mod vault_proxy;
+pub mod wait;

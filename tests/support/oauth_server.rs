@@ -9,19 +9,21 @@
 //! ```
 //!
 //! Needs `python3` (or `$TOKENKEEPER_PYTHON`) with `django-oauth-toolkit` (`pip install django-oauth-toolkit`).
-//! When missing, the tests fail with a clear message, unless `TOKENKEEPER_SKIP_EXTERNAL=1`: then
-//! [`OAuthServer::shared`] prints `SKIPPED ...` and returns `None`.
+//! When missing, [`OAuthServer::shared`] returns `None` after the skip notice of `support::skip` (a failure
+//! under `TOKENKEEPER_REQUIRE_ALL=1`).
 //!
 //! Stats are kept per OAuth client, so tests sharing the server do not see each other's calls.
 //! `TK_OAUTH_ACCESS_TOKEN_SECONDS` (access-token lifetime) is [`ACCESS_TOKEN_SECONDS`].
 #![allow(dead_code)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
+
+use super::process::{ExternalProcess, free_port};
+use super::skip::{Dependency, skip};
 
 /// Access-token lifetime the server is started with.
 pub const ACCESS_TOKEN_SECONDS: u64 = 300;
@@ -85,7 +87,7 @@ impl OAuthServer {
 
     /// A server of its own.
     pub async fn start() -> Option<OAuthServer> {
-        let python = python_with("django-oauth-toolkit", "import django, oauth2_provider")?;
+        let python = python_with(Dependency::DjangoOAuthToolkit, "import django, oauth2_provider")?;
         let project = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oauth_server");
         let dir = tempfile::tempdir().expect("tempdir");
         let db = dir.path().join("db.sqlite3");
@@ -180,95 +182,19 @@ pub fn http() -> reqwest::Client {
         .expect("reqwest client")
 }
 
-/// Whether external servers may be skipped (`TOKENKEEPER_SKIP_EXTERNAL=1`).
-pub fn skip_allowed() -> bool {
-    std::env::var("TOKENKEEPER_SKIP_EXTERNAL").as_deref() == Ok("1")
-}
-
-/// Announce a skip (`Some(())` never: returns `None`), or panic with `why` when skipping is not allowed.
-pub fn skip_or_panic<T>(what: &str, why: &str) -> Option<T> {
-    if skip_allowed() {
-        use std::io::Write as _;
-        let _ = writeln!(
-            std::io::stderr(),
-            "\n==================================================================\n\
-             SKIPPED: {what}: {why}\n\
-             \x20        TOKENKEEPER_SKIP_EXTERNAL=1 is set; these tests did not run\n\
-             =================================================================="
-        );
-        return None;
-    }
-    panic!("{what} is required for this test: {why}. Set TOKENKEEPER_SKIP_EXTERNAL=1 to skip.");
-}
-
-/// A Python interpreter (`$TOKENKEEPER_PYTHON`, else `python3`) that can run `check` (an import), or a
-/// skip/panic naming the missing `package`.
-pub fn python_with(package: &str, check: &str) -> Option<PathBuf> {
+/// A Python interpreter (`$TOKENKEEPER_PYTHON`, else `python3`) that can run `check` (an import), or
+/// `None` after the skip notice for `dep`.
+pub fn python_with(dep: Dependency, check: &str) -> Option<PathBuf> {
     let python = std::env::var_os("TOKENKEEPER_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("python3"));
     match Command::new(&python).args(["-c", check]).output() {
         Ok(out) if out.status.success() => Some(python),
-        Ok(_) => skip_or_panic(
-            package,
-            &format!(
-                "`{} -c '{check}'` failed: run `pip install {package}`",
-                python.display()
-            ),
+        Ok(_) => skip(
+            dep,
+            &format!("`{} -c '{check}'` failed (see scripts/test.sh for the pip install)", python.display()),
         ),
-        Err(e) => skip_or_panic(package, &format!("cannot run {}: {e}", python.display())),
-    }
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind an ephemeral port")
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A child process killed on drop, and by a watchdog when the test process dies without dropping it (the
-/// shared servers live in statics, which are never dropped).
-pub struct ExternalProcess {
-    child: Child,
-    watchdog: Option<Child>,
-}
-
-impl ExternalProcess {
-    pub fn spawn(mut cmd: Command, log: &Path) -> Self {
-        let log = std::fs::File::create(log).expect("log file");
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-        let watchdog = Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "while kill -0 {me} 2>/dev/null && kill -0 {pid} 2>/dev/null; do sleep 1; done; \
-                 kill {pid} 2>/dev/null",
-                me = std::process::id(),
-                pid = child.id()
-            ))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok();
-        ExternalProcess { child, watchdog }
-    }
-}
-
-impl Drop for ExternalProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if let Some(w) = self.watchdog.as_mut() {
-            let _ = w.kill();
-            let _ = w.wait();
-        }
+        Err(e) => skip(dep, &format!("cannot run {}: {e}", python.display())),
     }
 }
 

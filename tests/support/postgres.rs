@@ -1,25 +1,20 @@
 //! A fresh PostgreSQL database per test, found through `TOKENKEEPER_TEST_DATABASE_URL`
-//! (e.g. `postgres://postgres@127.0.0.1:5432/postgres`). Without it the PostgreSQL variants are
-//! skipped with a loud message, unless `TOKENKEEPER_REQUIRE_ALL=1` (CI), where that is a failure.
+//! (e.g. `postgres://postgres@127.0.0.1:5432/postgres`). Without it the PostgreSQL variants are skipped
+//! (`support::skip`: a failure under `TOKENKEEPER_REQUIRE_ALL=1`). This is the one place that decides
+//! whether PostgreSQL runs: the `on_*` macros, `spawn_app` and every other caller ask [`admin_url`].
 
 use sqlx::Connection as _;
 use sqlx::postgres::PgConnection;
 
+use super::skip::{Dependency, skip};
+
 pub const ENV: &str = "TOKENKEEPER_TEST_DATABASE_URL";
 
-pub fn require_all() -> bool {
-    std::env::var("TOKENKEEPER_REQUIRE_ALL").is_ok_and(|v| v == "1")
-}
-
-/// The admin URL, or `None` (after printing why) when PostgreSQL tests are skipped.
-pub fn admin_url(test: &str) -> Option<String> {
+/// The admin URL, or `None` (after the skip notice) when PostgreSQL tests are skipped.
+pub fn admin_url() -> Option<String> {
     match std::env::var(ENV) {
         Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(!require_all(), "{ENV} is unset but TOKENKEEPER_REQUIRE_ALL=1");
-            eprintln!("SKIPPED (PostgreSQL) {test}: {ENV} is not set");
-            None
-        }
+        _ => skip(Dependency::Postgres, &format!("{ENV} is not set")),
     }
 }
 

@@ -13,8 +13,8 @@
 //! checked against the IAM user's secret (unknown key -> `InvalidClientTokenId`, wrong secret ->
 //! `SignatureDoesNotMatch`) and its policies are evaluated (`AccessDenied`).
 //!
-//! Needs `python3` (or `$TOKENKEEPER_PYTHON`) with `moto[server]`; missing: a clear failure, or `SKIPPED`
-//! with `TOKENKEEPER_SKIP_EXTERNAL=1`.
+//! Needs `python3` (or `$TOKENKEEPER_PYTHON`) with `moto[server]`; missing: `None` after the skip notice
+//! of `support::skip` (a failure under `TOKENKEEPER_REQUIRE_ALL=1`).
 #![allow(dead_code)]
 
 use std::path::Path;
@@ -24,7 +24,9 @@ use std::time::{Duration, SystemTime};
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
 
-use super::oauth_server::{ExternalProcess, free_port, http, python_with, wait_for_http};
+use super::oauth_server::{http, python_with, wait_for_http};
+use super::process::{ExternalProcess, free_port};
+use super::skip::Dependency;
 
 pub const REGION: &str = "us-east-1";
 pub const ACCOUNT: &str = "123456789012";
@@ -51,7 +53,7 @@ impl Moto {
     }
 
     pub async fn start() -> Option<Moto> {
-        let python = python_with("moto[server]", "import moto.server, flask, werkzeug")?;
+        let python = python_with(Dependency::Moto, "import moto.server, flask, werkzeug")?;
         let dir = tempfile::tempdir().expect("tempdir");
         let log = dir.path().join("moto.log");
         let port = free_port();
