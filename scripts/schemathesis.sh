@@ -62,7 +62,8 @@ login() {
 
 # Connect every provider with its documented example (the PUT examples of /openapi.json), so the fuzzer
 # reaches stored credentials (read, refresh, delete) and not only 404s; first check that every example
-# matches its provider's body schema (fails the run otherwise).
+# matches its provider's body schema. A mismatch, or an example the service does not store (any answer but
+# 200), fails the run.
 seed() {
   python3 - "$base" "$1" <<'PY'
 import json, sys, urllib.error, urllib.request
@@ -73,7 +74,7 @@ put = doc["paths"]["/api/tokens/{provider}"]["put"]
 ids = next(p["schema"]["enum"] for p in put["parameters"] if p["name"] == "provider")
 examples = put["requestBody"]["content"]["application/json"]["examples"]
 schemas = doc["components"]["schemas"]
-mismatches = 0
+mismatches = refused = 0
 for pid in ids:
     # Every example of the provider's body schema matches it, patterns included (tests/api/openapi.rs checks
     # the rest, without a regex engine), and so does the JSON text a `contentSchema` describes.
@@ -93,11 +94,14 @@ for pid in ids:
     req = urllib.request.Request(f"{base}/api/tokens/{pid}", data=body, method="PUT",
                                  headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"})
     try:
-        status = urllib.request.urlopen(req).status
+        status, answer = urllib.request.urlopen(req).status, ""
     except urllib.error.HTTPError as e:
-        status = e.code
+        status, answer = e.code, e.read().decode(errors="replace")[:300]
     print(f"  PUT /api/tokens/{pid}: {status}")
-sys.exit(1 if mismatches else 0)
+    if status != 200:
+        refused += 1
+        print(f"  PUT /api/tokens/{pid}: the documented example was not stored: {status} {answer}", file=sys.stderr)
+sys.exit(1 if mismatches or refused else 0)
 PY
 }
 

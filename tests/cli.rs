@@ -104,6 +104,7 @@ fn operator_commands_work_end_to_end() {
         &["user", "set-password", "--email", "ghost@example.com"],
         Some("second-password\n"),
     );
+    assert!(!o.status.success(), "an unknown user is a failure: {}", o.status);
     assert!(String::from_utf8_lossy(&o.stderr).contains("User not found"));
 
     // The policy printed is the one shipped.

@@ -1,12 +1,18 @@
 //! No secret in the logs or the SQL tables: a full run of traffic (register, login, change-password,
-//! a credential for every provider, reads, a replacement, a delete) with every log line captured at
-//! TRACE level, then the logs and a dump of every SQL table are scanned for each secret value used.
+//! a credential for every provider, reads, a successful refresh with token rotation, a replacement, a
+//! delete, requests authenticated with the internal secret and refused Auth.js cookies) with every log
+//! line captured at TRACE level, then the logs and a dump of every SQL table are scanned for each secret
+//! value used, and for the service's own secrets (the Vault token, `AUTH_SECRET`, the internal secret).
 
 mod support;
 
 use serde_json::{Value, json};
 use support::app::{Db, Secrets, TestConfig, spawn_app};
+use support::fake_provider::{FakeProvider, SLACK_CLIENT_ID, SLACK_CLIENT_SECRET};
 use tokenkeeper::providers::catalog;
+
+const AUTH_SECRET: &str = "hygiene-auth-secret-0123456789-abcdefghijklmn";
+const INTERNAL_SECRET: &str = "hygiene-internal-secret-0123456789";
 
 async fn dump_sql(database_url: &str) -> String {
     use sqlx::{Connection as _, Row as _};
@@ -56,12 +62,31 @@ async fn dump_sql(database_url: &str) -> String {
 
 /// Drives the traffic on one app and returns every secret value it used.
 async fn traffic(db: Db, secrets: Secrets) -> Option<(Vec<String>, String)> {
-    let cfg = TestConfig::default().secrets(secrets).await?;
+    // Slack refreshes against a stand-in that rotates its tokens.
+    let slack = FakeProvider::start();
+    let cfg = TestConfig::default()
+        .with(
+            "TOKENKEEPER_SLACK_TOKEN_URL",
+            &format!("{}/slack/api/oauth.v2.access", slack.base_url),
+        )
+        .with("TOKENKEEPER_SLACK_CLIENT_ID", SLACK_CLIENT_ID)
+        .with("TOKENKEEPER_SLACK_CLIENT_SECRET", SLACK_CLIENT_SECRET)
+        .with("AUTH_SECRET", AUTH_SECRET)
+        .with("TOKENKEEPER_INTERNAL_SECRET", INTERNAL_SECRET)
+        .secrets(secrets)
+        .await?;
+    let mut used = vec![
+        AUTH_SECRET.to_string(),
+        INTERNAL_SECRET.to_string(),
+        SLACK_CLIENT_SECRET.to_string(),
+    ];
+    if secrets == Secrets::OpenBao {
+        used.push(support::openbao::OpenBao::shared().await?.limited_token.clone());
+    }
     let app = spawn_app(db, cfg).await?;
-    let mut used = Vec::new();
     let pw1 = "first-Passw0rd-hygiene".to_string();
     let pw2 = "second-Passw0rd-hygiene".to_string();
-    app.register("hygiene@example.com", &pw1).await;
+    let uid = app.register("hygiene@example.com", &pw1).await;
     let token = app.login("hygiene@example.com", &pw1).await;
     let bad = app
         .post(
@@ -110,6 +135,42 @@ async fn traffic(db: Db, secrets: Secrets) -> Option<(Vec<String>, String)> {
             }
         }
     }
+    // A refresh that rotates both tokens: the old and the new ones are secrets.
+    let seed = slack.issue_refresh_token("slack");
+    let now = tokenkeeper::clock::Clock::now_secs(app.clock.as_ref());
+    let before = json!({"access_token": "xoxe.xoxb-1-hygiene-before", "refresh_token": seed, "expires_at": now + 10, "team_id": "T0123456789"});
+    assert_eq!(app.put_auth("/api/tokens/slack", &token, before).await.status(), 200);
+    let fresh = app.credentials("slack", &token).await;
+    assert_eq!(slack.calls("slack"), 1, "the read refreshed");
+    let fresh = &fresh["tokenData"];
+    for field in ["access_token", "refresh_token"] {
+        let v = fresh[field].as_str().unwrap();
+        assert!(v.contains("-rotated"), "{field} was rotated");
+        used.push(v.to_string());
+    }
+    used.extend(["xoxe.xoxb-1-hygiene-before".to_string(), seed]);
+    // The internal secret at work, a wrong guess of it, and an Auth.js cookie refused.
+    let me = |secret: &str| {
+        app.client
+            .get(app.at("/api/auth/me"))
+            .header("X-User-ID", &uid)
+            .header("X-Internal-Secret", secret)
+            .send()
+    };
+    assert_eq!(me(INTERNAL_SECRET).await.unwrap().status(), 200);
+    assert_eq!(me("hygiene-internal-wrong-guess").await.unwrap().status(), 401);
+    used.push("hygiene-internal-wrong-guess".into());
+    let cookie =
+        "authjs.session-token=eyJhbGciOiJkaXIiLCJlbmMiOiJBMjU2Q0JDLUhTNTEyIn0..hygiene-iv.hygiene-cipher.hygiene-tag";
+    let r = app
+        .client
+        .get(app.at("/api/auth/me"))
+        .header("Cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    used.push("hygiene-cipher".into());
     // A replacement and a delete, too.
     let r = app
         .put_auth(
@@ -131,7 +192,7 @@ async fn no_secret_in_logs_or_sql() {
     let logs = support::logs::Capture::install("trace");
     let mut runs = vec![(Db::Sqlite, Secrets::Embedded), (Db::Sqlite, Secrets::OpenBao)];
     if support::postgres::admin_url().is_some() {
-        runs.push((Db::Postgres, Secrets::OpenBao));
+        runs.extend([(Db::Postgres, Secrets::Embedded), (Db::Postgres, Secrets::OpenBao)]);
     }
     let mut checked = 0;
     for (db, secrets) in runs {

@@ -89,10 +89,15 @@ async fn second_process_waits_until_the_first_releases() {
     };
     let (from_b, from_a) = (take(&b), take(&a));
     refused(&a, "k", &first_holder, 2).await;
-    assert!(!from_b.is_finished() && !from_a.is_finished(), "a waiter got the lock while it was held");
+    assert!(
+        !from_b.is_finished() && !from_a.is_finished(),
+        "a waiter got the lock while it was held"
+    );
 
     // Other keys are independent, including keys that differ only after the NUL of "user\0provider".
-    wait::bounded("other key not blocked", b.refresh_lock("other")).await.unwrap();
+    wait::bounded("other key not blocked", b.refresh_lock("other"))
+        .await
+        .unwrap();
     let _u_gcp = wait::bounded("u\\0gcp", a.refresh_lock("u\u{0}gcp")).await.unwrap();
     let _u_aws = wait::bounded("u\\0aws not blocked by u\\0gcp", b.refresh_lock("u\u{0}aws"))
         .await
@@ -100,7 +105,12 @@ async fn second_process_waits_until_the_first_releases() {
 
     // Released: one waiter takes it, then the other once that one lets go; each row names its holder.
     drop(held);
-    let (first, other) = match wait::bounded("a waiter takes the released lock", futures::future::select(from_b, from_a)).await {
+    let (first, other) = match wait::bounded(
+        "a waiter takes the released lock",
+        futures::future::select(from_b, from_a),
+    )
+    .await
+    {
         futures::future::Either::Left((got, other)) | futures::future::Either::Right((got, other)) => (got, other),
     };
     let first = first.unwrap().unwrap();
@@ -110,7 +120,10 @@ async fn second_process_waits_until_the_first_releases() {
     let second_holder = rows[0].0.clone();
     assert!(!other.is_finished(), "both waiters hold the lock");
     drop(first);
-    let second = wait::bounded("the other waiter takes it next", other).await.unwrap().unwrap();
+    let second = wait::bounded("the other waiter takes it next", other)
+        .await
+        .unwrap()
+        .unwrap();
     let rows = lease_rows(&a, "k").await;
     assert_eq!(rows.len(), 1);
     assert!(rows[0].0 != first_holder && rows[0].0 != second_holder, "{rows:?}");

@@ -178,6 +178,12 @@ mod tests {
         let h = b.hash(s(&"x".repeat(72))).await.unwrap();
         // A 73-byte password sharing the first 72 bytes must not match.
         assert!(!b.verify(s(&"x".repeat(73)), h).await.unwrap());
+        // Bytes, not characters: 37 two-byte characters (74 bytes) are refused, 36 (72 bytes) taken whole,
+        // and 36 plus one more byte does not match them.
+        assert!(b.hash(s(&"é".repeat(37))).await.is_err());
+        let h = b.hash(s(&"é".repeat(36))).await.unwrap();
+        assert!(b.verify(s(&"é".repeat(36)), h.clone()).await.unwrap());
+        assert!(!b.verify(s(&format!("{}x", "é".repeat(36))), h).await.unwrap());
     }
 
     #[tokio::test]

@@ -75,6 +75,8 @@ async fn register_errors(db: Db) {
         (json!({"email": "b@example.com", "password": "short"}), 400),
         (json!({"email": "b@example.com", "password": 12345678}), 400),
         (json!({"email": "c@example.com", "password": "x".repeat(73)}), 400),
+        // Bytes, not characters: 37 characters of 2 bytes each are 74 bytes.
+        (json!({"email": "d@example.com", "password": "é".repeat(37)}), 400),
     ];
     for (body, status) in cases {
         let r = app.post("/api/auth/register", body.clone()).await;
@@ -123,6 +125,7 @@ async fn change_password_flow(db: Db) {
         json!({"currentPassword": "correct-horse-battery"}),
         json!({"currentPassword": "correct-horse-battery", "newPassword": "short"}),
         json!({"currentPassword": "correct-horse-battery", "newPassword": "y".repeat(73)}),
+        json!({"currentPassword": "correct-horse-battery", "newPassword": "€".repeat(25)}),
     ] {
         let r = app.post_auth("/api/auth/change-password", &token, body).await;
         assert_eq!(r.status(), 400);
@@ -319,9 +322,36 @@ async fn argon2id_accepts_long_passwords(db: Db) {
         )
         .await;
     assert_eq!(r.status(), 401);
+    // Multibyte: 40 characters, 80 bytes; its first 72 bytes alone do not match either.
+    let wide = "ž".repeat(40);
+    app.register("wide@example.com", &wide).await;
+    app.login("wide@example.com", &wide).await;
+    let r = app
+        .post(
+            "/api/auth/login",
+            json!({"email": "wide@example.com", "password": "ž".repeat(36)}),
+        )
+        .await;
+    assert_eq!(r.status(), 401);
+}
+
+/// bcrypt takes exactly 72 bytes: a multibyte password of 72 bytes (36 characters) is accepted whole.
+async fn bcrypt_takes_72_bytes_of_multibyte_text(db: Db) {
+    let app = spawn_app(db, TestConfig::default()).await.unwrap();
+    let full = "ü".repeat(36);
+    app.register("umlaut@example.com", &full).await;
+    app.login("umlaut@example.com", &full).await;
+    let r = app
+        .post(
+            "/api/auth/login",
+            json!({"email": "umlaut@example.com", "password": "ü".repeat(35)}),
+        )
+        .await;
+    assert_eq!(r.status(), 401);
 }
 
 crate::on_both_backends!(
+    bcrypt_takes_72_bytes_of_multibyte_text,
     register_login_me_logout,
     register_errors,
     login_errors_answer_alike,

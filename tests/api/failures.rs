@@ -1,9 +1,9 @@
-//! Failure paths of SPEC section 4: the secret store down, the database failing between the secret
+//! Failure paths of storing and deleting credentials: the secret store down, the database failing between the secret
 //! write and the reference write, another writer's reference landing there. Nothing half-written;
 //! recovery without a restart.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{Value, json};
@@ -11,7 +11,7 @@ use tokenkeeper::credentials::CredentialError;
 use tokenkeeper::db::{Connection, SharedStore};
 use tokenkeeper::secrets::{SecretError, SecretStore, SecretVersion};
 
-use crate::support::app::{Db, Secrets, TestApp, TestConfig, error_of, spawn_app, sql};
+use crate::support::app::{Db, Secrets, TestApp, TestConfig, error_of, spawn_app, spawn_app_wrapping_secrets, sql};
 use crate::support::openbao::OpenBao;
 
 /// Makes every insert or update of `connections` fail.
@@ -241,9 +241,195 @@ async fn a_reference_changed_meanwhile_is_a_conflict(db: Db, secrets: Secrets) {
     }
 }
 
+/// A secret store (around the configured one) whose deletes fail while `failing` is set, and which
+/// notes, each time it is asked to delete, whether the reference row was still in the database then.
+#[derive(Default)]
+struct DeleteProbe {
+    inner: OnceLock<Arc<dyn SecretStore>>,
+    /// The service's database and the user whose `splunk` row is looked at, set once they exist.
+    rows: OnceLock<(SharedStore, String)>,
+    failing: AtomicBool,
+    row_present_at_delete: Mutex<Vec<bool>>,
+}
+
+impl DeleteProbe {
+    fn inner(&self) -> &dyn SecretStore {
+        self.inner.get().expect("wrapped").as_ref()
+    }
+}
+
+#[async_trait::async_trait]
+impl SecretStore for DeleteProbe {
+    fn reference(&self, name: &str) -> String {
+        self.inner().reference(name)
+    }
+    async fn read(&self, name: &str, version: Option<u64>) -> Result<Option<SecretVersion>, SecretError> {
+        self.inner().read(name, version).await
+    }
+    async fn current_version(&self, name: &str) -> Result<u64, SecretError> {
+        self.inner().current_version(name).await
+    }
+    async fn write(&self, name: &str, value: &SecretString, cas: Option<u64>) -> Result<u64, SecretError> {
+        self.inner().write(name, value, cas).await
+    }
+    async fn delete(&self, name: &str) -> Result<(), SecretError> {
+        let (store, uid) = self.rows.get().expect("rows set");
+        let row = store.get_connection(uid, "splunk").await.unwrap();
+        self.row_present_at_delete.lock().unwrap().push(row.is_some());
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(SecretError::Unavailable("injected: delete refused".into()));
+        }
+        self.inner().delete(name).await
+    }
+    async fn check(&self) -> Result<(), SecretError> {
+        self.inner().check().await
+    }
+}
+
+/// Delete order through HTTP: the reference goes first (the secret store is asked to delete only once the
+/// row is gone), and when the secret delete then fails the reference is put back: 503, the credential
+/// still listed and readable; the retry deletes both.
+async fn a_failed_secret_delete_puts_the_reference_back(db: Db, secrets: Secrets) {
+    let Some(cfg) = TestConfig::default().secrets(secrets).await else {
+        return;
+    };
+    let probe = Arc::new(DeleteProbe::default());
+    let wrap = {
+        let probe = probe.clone();
+        Box::new(move |inner| {
+            probe.inner.set(inner).ok().expect("wrapped once");
+            probe as Arc<dyn SecretStore>
+        })
+    };
+    let app = spawn_app_wrapping_secrets(db, cfg, wrap).await.unwrap();
+    let (uid, token) = app.user("delete-order@example.com").await;
+    probe
+        .rows
+        .set((app.services.store.clone(), uid.clone()))
+        .ok()
+        .expect("set once");
+    let splunk = json!({"api_token": "splunk-delete-order", "base_url": "https://s.example.com"});
+    assert_eq!(app.put_auth("/api/tokens/splunk", &token, splunk).await.status(), 200);
+
+    probe.failing.store(true, Ordering::SeqCst);
+    let r = app.delete_auth("/api/tokens/splunk", &token).await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(error_of(r).await, "Secret store unavailable");
+    assert_eq!(
+        *probe.row_present_at_delete.lock().unwrap(),
+        [false],
+        "the reference is deleted before the secret"
+    );
+    assert_eq!(
+        app.get_auth("/api/tokens/splunk", &token).await.status(),
+        200,
+        "the reference is back"
+    );
+    let data = app.credentials("splunk", &token).await;
+    assert_eq!(data["tokenData"]["api_token"], "splunk-delete-order");
+
+    probe.failing.store(false, Ordering::SeqCst);
+    assert_eq!(app.delete_auth("/api/tokens/splunk", &token).await.status(), 204);
+    assert_eq!(*probe.row_present_at_delete.lock().unwrap(), [false, false]);
+    assert_eq!(app.get_auth("/api/tokens/splunk", &token).await.status(), 404);
+    let name = app.services.credentials.secret_name(&uid, "splunk");
+    assert!(
+        probe.inner().read(&name, None).await.unwrap().is_none(),
+        "the secret is destroyed"
+    );
+}
+
+/// A secret store (around the configured one) where, while `armed`, another writer's version of the
+/// secret lands just before each write: the write's check-and-set fails as it would in that race.
+#[derive(Default)]
+struct CasRace {
+    inner: OnceLock<Arc<dyn SecretStore>>,
+    armed: AtomicBool,
+}
+
+impl CasRace {
+    fn inner(&self) -> &dyn SecretStore {
+        self.inner.get().expect("wrapped").as_ref()
+    }
+}
+
+#[async_trait::async_trait]
+impl SecretStore for CasRace {
+    fn reference(&self, name: &str) -> String {
+        self.inner().reference(name)
+    }
+    async fn read(&self, name: &str, version: Option<u64>) -> Result<Option<SecretVersion>, SecretError> {
+        self.inner().read(name, version).await
+    }
+    async fn current_version(&self, name: &str) -> Result<u64, SecretError> {
+        self.inner().current_version(name).await
+    }
+    async fn write(&self, name: &str, value: &SecretString, cas: Option<u64>) -> Result<u64, SecretError> {
+        if self.armed.swap(false, Ordering::SeqCst) {
+            let theirs = json!({"api_token": "splunk-theirs", "base_url": "https://s.example.com"}).to_string();
+            self.inner().write(name, &SecretString::from(theirs), None).await?;
+        }
+        self.inner().write(name, value, cas).await
+    }
+    async fn delete(&self, name: &str) -> Result<(), SecretError> {
+        self.inner().delete(name).await
+    }
+    async fn check(&self) -> Result<(), SecretError> {
+        self.inner().check().await
+    }
+}
+
+/// A check-and-set conflict in the secret store (another writer's version landed between this store's
+/// read of the current version and its write) is answered 409 with a JSON error over HTTP; nothing of
+/// the refused write is referenced, and the retry stores it.
+async fn a_check_and_set_conflict_answers_409(db: Db, secrets: Secrets) {
+    let Some(cfg) = TestConfig::default().secrets(secrets).await else {
+        return;
+    };
+    let race = Arc::new(CasRace::default());
+    let wrap = {
+        let race = race.clone();
+        Box::new(move |inner| {
+            race.inner.set(inner).ok().expect("wrapped once");
+            race as Arc<dyn SecretStore>
+        })
+    };
+    let app = spawn_app_wrapping_secrets(db, cfg, wrap).await.unwrap();
+    let (uid, token) = app.user("cas-409@example.com").await;
+    let body = |k: &str| json!({"api_token": k, "base_url": "https://s.example.com"});
+    assert_eq!(
+        app.put_auth("/api/tokens/splunk", &token, body("splunk-first"))
+            .await
+            .status(),
+        200
+    );
+
+    race.armed.store(true, Ordering::SeqCst);
+    let r = app.put_auth("/api/tokens/splunk", &token, body("splunk-refused")).await;
+    assert_eq!(r.status(), 409);
+    assert_eq!(
+        error_of(r).await,
+        "The splunk credential was changed at the same time; retry"
+    );
+    assert_eq!(
+        app.row(&uid, "splunk").await.secret_version,
+        1,
+        "the reference did not move"
+    );
+    let data = app.credentials("splunk", &token).await;
+    assert_eq!(data["tokenData"]["api_token"], "splunk-first");
+
+    let r = app.put_auth("/api/tokens/splunk", &token, body("splunk-retried")).await;
+    assert_eq!(r.status(), 200);
+    let data = app.credentials("splunk", &token).await;
+    assert_eq!(data["tokenData"]["api_token"], "splunk-retried");
+}
+
 crate::on_all_stores!(
     database_failure_after_secret_write_leaves_nothing_behind,
-    a_reference_changed_meanwhile_is_a_conflict
+    a_reference_changed_meanwhile_is_a_conflict,
+    a_failed_secret_delete_puts_the_reference_back,
+    a_check_and_set_conflict_answers_409,
 );
 
 mod outage {

@@ -31,10 +31,7 @@ async fn reads_racing_one_held_refresh(
 ) -> Vec<(u16, Value)> {
     endpoint.hold();
     let calls = endpoint.calls();
-    let reads = futures::future::join_all(
-        apps.iter()
-            .flat_map(|app| (0..per_app).map(move |_| read(app, token))),
-    );
+    let reads = futures::future::join_all(apps.iter().flat_map(|app| (0..per_app).map(move |_| read(app, token))));
     let release = async {
         endpoint.wait_for_calls(calls + 1).await;
         for app in apps {
@@ -102,7 +99,11 @@ async fn single_flight_across_instances(db: Db) {
         return;
     };
     let a = spawn_app(db, cfg).await.unwrap();
-    let cfg = endpoint.config(TestConfig::default()).secrets(Secrets::OpenBao).await.unwrap();
+    let cfg = endpoint
+        .config(TestConfig::default())
+        .secrets(Secrets::OpenBao)
+        .await
+        .unwrap();
     let b = spawn_sibling(&a, cfg).await;
     let (_, token) = a.user("multi@example.com").await;
     endpoint.store_gcp(&a, &token, 30, "rt-multi").await;
@@ -251,7 +252,12 @@ async fn scheduler_leaves_needs_reauth_connections_alone(db: Db) {
         let (status, body) = read(&app, token).await;
         assert_eq!((status, &body["reason"]), (409, &json!("invalid_grant")));
     }
-    assert_eq!(run_pass(&app.services.credentials, &SchedulerSettings::default(), &stop).await.claimed, 0);
+    assert_eq!(
+        run_pass(&app.services.credentials, &SchedulerSettings::default(), &stop)
+            .await
+            .claimed,
+        0
+    );
     assert_eq!(endpoint.calls(), 1);
 }
 
@@ -390,7 +396,10 @@ async fn shutdown_waits_for_refreshes_whose_caller_left(db: Db) {
     let secret = app.services.secrets.read(&name, Some(2)).await.unwrap().unwrap();
     let data: Value = serde_json::from_str(secrecy::ExposeSecret::expose_secret(&secret.value)).unwrap();
     let stored = data["refresh_token"].as_str().unwrap().to_string();
-    assert!(endpoint.is_live(&stored), "stored {stored} is not the live refresh token");
+    assert!(
+        endpoint.is_live(&stored),
+        "stored {stored} is not the live refresh token"
+    );
     assert_eq!(endpoint.calls(), 1);
 }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokenkeeper::refresh::scheduler::{SchedulerSettings, run_pass};
 
-use crate::support::app::{Db, TestConfig, spawn_app};
+use crate::support::app::{Db, Secrets, TestConfig, spawn_app, spawn_sibling};
 use crate::support::oauth_server::OAuthServer;
 use crate::support::sts::Moto;
 
@@ -168,6 +168,61 @@ async fn soak_refresher_and_readers_never_reuse_a_refresh_token(db: Db) {
     let list: Value = app.get_auth("/api/tokens", &tokens[0]).await.json().await.unwrap();
     assert_eq!(list["connections"][0]["status"], "active");
 }
+
+/// Single flight across two instances (one PostgreSQL, one OpenBao) against the real django-oauth-toolkit,
+/// whose refresh tokens are single-use with reuse protection: 200 reads racing over both instances make
+/// one refresh grant, no refresh token is presented twice, and every read gets the one new access token.
+async fn single_flight_across_instances_against_a_real_oauth_server(db: Db) {
+    let Some(server) = OAuthServer::shared().await else {
+        return;
+    };
+    let client = server.new_client("password").await;
+    let cfg = || {
+        TestConfig::default()
+            .with("TOKENKEEPER_GCP_TOKEN_URL", &server.token_url)
+            .with("TOKENKEEPER_GCP_CLIENT_ID", &client.client_id)
+            .with("TOKENKEEPER_GCP_CLIENT_SECRET", &client.client_secret)
+    };
+    let Some(first) = cfg().secrets(Secrets::OpenBao).await else {
+        return;
+    };
+    let a = spawn_app(db, first).await.unwrap();
+    let b = spawn_sibling(&a, cfg().secrets(Secrets::OpenBao).await.unwrap()).await;
+    let (_, token) = a.user("dot-multi@example.com").await;
+    let pair = server.password_tokens(&client).await;
+    // Inside the refresh margin: the first read of either instance refreshes.
+    let now = tokenkeeper::clock::Clock::now_secs(a.clock.as_ref());
+    let body = json!({"access_token": pair.access_token, "refresh_token": pair.refresh_token, "expires_at": now + 60});
+    assert_eq!(a.put_auth("/api/tokens/gcp", &token, body).await.status(), 200);
+    let before = server.stats(&client.client_id).await;
+
+    let reads = (0..100)
+        .map(|_| a.get_auth("/api/tokens/gcp/credentials", &token))
+        .chain((0..100).map(|_| b.get_auth("/api/tokens/gcp/credentials", &token)));
+    let mut served = std::collections::BTreeSet::new();
+    for r in futures::future::join_all(reads).await {
+        let status = r.status();
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(status, 200, "{body}\n{}", server.log());
+        served.insert(body["tokenData"]["access_token"].as_str().unwrap().to_string());
+    }
+    let stats = server.stats(&client.client_id).await;
+    assert_eq!(
+        stats.refresh_grants() - before.refresh_grants(),
+        1,
+        "one refresh grant across both instances: {stats:?}"
+    );
+    assert_eq!(
+        (stats.refresh_token_reuse, stats.family_revocations),
+        (0, 0),
+        "{stats:?}"
+    );
+    assert_eq!(served.len(), 1, "one access token served: {served:?}");
+    assert!(!served.contains(&pair.access_token), "the refreshed token is served");
+}
+
+// Several instances share PostgreSQL, not a SQLite file.
+crate::on_postgres!(single_flight_across_instances_against_a_real_oauth_server);
 
 mod real {
     use super::*;

@@ -165,7 +165,15 @@ impl TestApp {
     /// Requests the server is handling right now (`tokenkeeper_http_requests_in_flight`), not counting
     /// the scrape that asks.
     pub async fn requests_in_flight(&self) -> i64 {
-        let text = self.client.get(self.at("/metrics")).send().await.unwrap().text().await.unwrap();
+        let text = self
+            .client
+            .get(self.at("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         let line = text
             .lines()
             .find(|l| l.starts_with("tokenkeeper_http_requests_in_flight "))

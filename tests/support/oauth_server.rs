@@ -192,7 +192,10 @@ pub fn python_with(dep: Dependency, check: &str) -> Option<PathBuf> {
         Ok(out) if out.status.success() => Some(python),
         Ok(_) => skip(
             dep,
-            &format!("`{} -c '{check}'` failed (see scripts/test.sh for the pip install)", python.display()),
+            &format!(
+                "`{} -c '{check}'` failed (see scripts/test.sh for the pip install)",
+                python.display()
+            ),
         ),
         Err(e) => skip(dep, &format!("cannot run {}: {e}", python.display())),
     }

@@ -183,6 +183,8 @@ async fn token(State(p): State<Arc<Inner>>, Form(f): Form<HashMap<String, String
     let expires_in = p.lifetime.load(Ordering::SeqCst);
     (
         StatusCode::OK,
-        Json(json!({"access_token": format!("access-{n}"), "expires_in": expires_in, "refresh_token": next, "token_type": "Bearer"})),
+        Json(
+            json!({"access_token": format!("access-{n}"), "expires_in": expires_in, "refresh_token": next, "token_type": "Bearer"}),
+        ),
     )
 }

@@ -80,13 +80,18 @@ impl VaultProxy {
 
     /// Waits (bounded) until `n` requests to `path` have succeeded.
     pub async fn wait_for(&self, path: &str, n: usize) {
-        wait::until(&format!("{n} successful {path}"), || async { self.succeeded(path) >= n }).await;
+        wait::until(&format!("{n} successful {path}"), || async {
+            self.succeeded(path) >= n
+        })
+        .await;
     }
 }
 
 async fn forward(State(p): State<Arc<Inner>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let path_and_query = uri.path_and_query().map_or("/", |pq| pq.as_str());
-    let mut req = p.client.request(method.clone(), format!("{}{path_and_query}", p.upstream));
+    let mut req = p
+        .client
+        .request(method.clone(), format!("{}{path_and_query}", p.upstream));
     for (name, value) in &headers {
         if name != "host" && name != "content-length" {
             req = req.header(name, value);

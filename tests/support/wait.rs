@@ -25,10 +25,7 @@ where
 {
     let deadline = tokio::time::Instant::now() + limit;
     while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "waited {limit:?} for: {what}"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "waited {limit:?} for: {what}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
