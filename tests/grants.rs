@@ -653,7 +653,18 @@ async fn gcp_jwt_bearer_refuses_other_token_uris_and_bad_keys() {
     let mut broken: Value = serde_json::from_str(&fake::service_account_json(key, &token_uri)).unwrap();
     broken["private_key"] = json!("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n");
     let broken = data(json!({"service_account_json": broken.to_string()}));
-    assert!(refresh("gcp", &broken, &settings).await.unwrap_err().needs_reauth());
+    assert_eq!(
+        refresh("gcp", &broken, &settings).await.unwrap_err(),
+        reauth("service account private_key is not an RSA PEM key")
+    );
+    // Over 4096 bits (stored before the limit existed: the store refuses such keys now): not signed.
+    let mut big: Value = serde_json::from_str(&fake::service_account_json(key, &token_uri)).unwrap();
+    big["private_key"] = json!(include_str!("fixtures/rsa-4098.pem"));
+    let big = data(json!({"service_account_json": big.to_string()}));
+    assert_eq!(
+        refresh("gcp", &big, &settings).await.unwrap_err(),
+        reauth("service account private_key is an RSA key of 4098 bits; at most 4096 are accepted")
+    );
     assert_eq!(fake.calls("gcp"), 1);
 }
 

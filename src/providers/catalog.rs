@@ -90,8 +90,8 @@ const GCP: ProviderSpec = ProviderSpec {
                 "service_account_json",
                 FieldFormat::GcpServiceAccountJson,
                 "A service-account key file (JSON text or object) with type \"service_account\", \
-                 client_email, private_key and token_uri (variant service_account). Its client_email and \
-                 project_id are shown as metadata.",
+                 client_email, private_key (an RSA key of at most 4096 bits) and token_uri (variant \
+                 service_account). Its client_email and project_id are shown as metadata.",
             )
         },
     ],

@@ -12,6 +12,7 @@
 //! User-supplied base URLs go through [`url_policy`] (https only, no private/loopback hosts unless allowed).
 
 mod catalog;
+pub mod rsa_key;
 pub mod url_policy;
 mod validate;
 
@@ -197,7 +198,8 @@ pub enum FieldFormat {
     /// An Azure tenant: a UUID or a domain such as `contoso.onmicrosoft.com`.
     AzureTenant,
     /// A GCP service-account key (JSON text or object) with `type: "service_account"`, `client_email`,
-    /// `private_key` (PEM) and `token_uri`; stored as JSON text, at most 16 KiB.
+    /// `private_key` (PEM; an RSA key over 4096 bits is refused, see [`rsa_key`]) and `token_uri`; stored as JSON
+    /// text, at most 16 KiB.
     GcpServiceAccountJson,
 }
 

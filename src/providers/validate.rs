@@ -2,6 +2,7 @@
 
 use serde_json::{Map, Value};
 
+use super::rsa_key::{self, RsaKeyError};
 use super::url_policy::{self, UrlPolicy};
 use super::{FieldError, FieldFormat, FieldSpec, ProviderSpec, ValidatedCredential, Variant};
 
@@ -460,8 +461,14 @@ fn check_service_account(name: &str, value: &Value, policy: &UrlPolicy) -> Resul
     if !is_email(get("client_email")?) {
         return Err(FieldError::new(name, "client_email must be an e-mail address"));
     }
-    if !is_pem_private_key(get("private_key")?) {
+    let private_key = get("private_key")?;
+    if !is_pem_private_key(private_key) {
         return Err(FieldError::new(name, "private_key must be a PEM private key"));
+    }
+    // Over the size limit, refused now rather than at every refresh. A key that is no RSA key at all is
+    // left to the refresh, which says so (`needs_reauth`), as before the limit existed.
+    if let Err(e @ RsaKeyError::TooLarge { .. }) = rsa_key::signing_key(private_key) {
+        return Err(FieldError::new(name, format_args!("private_key {e}")));
     }
     url_policy::check_url(get("token_uri")?, policy)
         .map_err(|e| FieldError::new(name, format_args!("token_uri {e}")))?;

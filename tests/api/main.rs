@@ -16,3 +16,4 @@ mod ops;
 mod rate_limit;
 mod refresh;
 mod refresh_real;
+mod service_account_keys;
