@@ -23,19 +23,7 @@ schemathesis --version
 # Every provider's token endpoint is a local stand-in that answers with working tokens
 # (scripts/lib/fake_token_server.py): the fuzzer never reaches a real provider, and credentials that must
 # be minted first (azure, tailscale, aws) are served as in a healthy deployment.
-token_port=$(free_port)
-python3 scripts/lib/fake_token_server.py "$token_port" &
-token_pid=$!
-token_url="http://127.0.0.1:$token_port"
-wait_http_post() { # the stand-in answers POST only
-  for _ in $(seq 100); do
-    curl -fs -o /dev/null -X POST "$token_url/token" && return 0
-    sleep 0.1
-  done
-  echo "the token endpoint stand-in did not start" >&2
-  exit 1
-}
-wait_http_post
+start_token_stand_in
 overrides=()
 for id in $(grep -o 'id: "[a-z0-9_]*"' src/providers/catalog.rs | cut -d'"' -f2); do
   upper="$(echo "$id" | tr '[:lower:]' '[:upper:]')"
@@ -47,8 +35,6 @@ start_service \
   TOKENKEEPER_RATE_LIMIT_MAX_FAILURES=1000000 TOKENKEEPER_LOG_FORMAT=json \
   "${overrides[@]}" AZURE_AUTHORITY_HOST="$token_url" AWS_ENDPOINT_URL_STS="$token_url" \
   AWS_ACCESS_KEY_ID=AKIDEXAMPLETESTONLY AWS_SECRET_ACCESS_KEY=schemathesis-only
-# start_service's EXIT trap stops the service; stop the stand-in too.
-trap 'kill "$token_pid" 2>/dev/null || true; stop_service' EXIT
 
 say "registering a user"
 email="fuzz-$RANDOM$RANDOM@example.com"

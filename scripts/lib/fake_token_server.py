@@ -1,4 +1,5 @@
-"""A stand-in for every provider's token endpoint, for fuzzing runs (scripts/schemathesis.sh).
+"""A stand-in for every provider's token endpoint, for runs against a live service without network
+(scripts/schemathesis.sh, scripts/doc-snippets.sh; started by start_token_stand_in in scripts/lib/service.sh).
 
 Answers each token request with a working token in the provider's format, so credentials that must be
 minted before they can be handed out (azure, tailscale, aws, a GCP service-account key) are served, and
