@@ -34,11 +34,12 @@ use futures::StreamExt as _;
 use serde_json::{Map, Value, json};
 use sqlx::{Connection as _, PgConnection, PgPool, Row as _};
 use tokenkeeper::app::Services;
+use tokenkeeper::background::{Refresher, RefresherSettings};
 use tokenkeeper::clock::SystemClock;
 use tokenkeeper::config::Settings;
+use tokenkeeper::credentials::{DueBatch, PassReport};
 use tokenkeeper::db::{AuditRecord, Connection};
 use tokenkeeper::refresh::grants::{self, GrantContext};
-use tokenkeeper::refresh::scheduler::{SchedulerSettings, run_pass};
 
 /// The SQL of `PgStore::claim_due` (src/db/postgres.rs), copied: $1 lease_until, $2 now, $3 limit.
 const CLAIM_SQL: &str = "UPDATE connections c SET next_refresh_at = $1 FROM (SELECT user_id, provider FROM connections \
@@ -215,7 +216,7 @@ async fn bench(db_url: String) -> bool {
     let populate = std::env::var("BENCH_POPULATE").unwrap_or_else(|_| "auto".into());
     let max_populate: f64 = env_num("BENCH_MAX_POPULATE_SECS", 180.0);
     let repeats: usize = env_num("BENCH_REPEATS", 2);
-    let sched = SchedulerSettings::default();
+    let sched = DueBatch::default();
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     // Every 100th user is due: due rows are spread over the table, as they would be.
     let stride = (total / due_n).max(1);
@@ -225,7 +226,7 @@ async fn bench(db_url: String) -> bool {
     println!(
         "refresh_pass bench: {total} connections, {due_n} due, scheduler batch {} concurrency {}, \
          token endpoint delay {delay_ms} ms, {cores} cores",
-        sched.batch, sched.concurrency
+        sched.limit, sched.concurrency
     );
 
     let (endpoint, token_url) = start_endpoint(Duration::from_millis(delay_ms)).await;
@@ -351,7 +352,7 @@ async fn bench(db_url: String) -> bool {
     let literal = CLAIM_SQL
         .replace("$1", &lease.to_string())
         .replace("$2", &now.to_string())
-        .replace("$3", &sched.batch.to_string());
+        .replace("$3", &sched.limit.to_string());
     let plan = explain(&pool, &format!("EXPLAIN (ANALYZE, BUFFERS) {literal}")).await;
     println!("\nEXPLAIN (ANALYZE, BUFFERS) of the claim query (custom plan, values of a pass; rolled back):");
     for l in &plan {
@@ -372,7 +373,7 @@ async fn bench(db_url: String) -> bool {
         .unwrap();
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "EXPLAIN (ANALYZE, BUFFERS) EXECUTE bench_claim({lease}, {now}, {})",
-            sched.batch
+            sched.limit
         )))
         .fetch_all(&mut *tx)
         .await
@@ -402,20 +403,20 @@ async fn bench(db_url: String) -> bool {
         let rows: Vec<(String, String)> = sqlx::query_as(CLAIM_SQL)
             .bind(lease)
             .bind(now_secs())
-            .bind(sched.batch)
+            .bind(sched.limit)
             .fetch_all(&mut *tx)
             .await
             .unwrap();
         claim_ms.push(t.elapsed().as_secs_f64() * 1e3);
-        assert_eq!(rows.len(), sched.batch as usize);
+        assert_eq!(rows.len(), sched.limit as usize);
         tx.rollback().await.unwrap();
     }
     let claim_med = median(&claim_ms[1..]);
-    let claims_per_pass = due_n.div_ceil(sched.batch as usize) + 1;
+    let claims_per_pass = due_n.div_ceil(sched.limit as usize) + 1;
     println!(
         "claim query (batch {}, alone): median {claim_med:.2} ms; a pass runs {claims_per_pass} of them \
          (~{:.1} ms)",
-        sched.batch,
+        sched.limit,
         claim_med * claims_per_pass as f64
     );
 
@@ -485,7 +486,7 @@ async fn bench(db_url: String) -> bool {
     } else {
         env_num("BENCH_DIAG_CONCURRENCY", 7)
     };
-    let diag = SchedulerSettings {
+    let diag = DueBatch {
         concurrency: diag_c,
         ..sched.clone()
     };
@@ -602,10 +603,18 @@ async fn bench(db_url: String) -> bool {
 /// One `run_pass`, stopped after `timeout_secs`: (seconds, report, token-endpoint calls, stopped).
 async fn timed_pass(
     services: &Services,
-    s: &SchedulerSettings,
+    s: &DueBatch,
     endpoint: &Endpoint,
     timeout_secs: u64,
-) -> (f64, tokenkeeper::refresh::scheduler::PassReport, u64, bool) {
+) -> (f64, PassReport, u64, bool) {
+    let refresher = Refresher::new(
+        services.credentials.clone(),
+        services.clock.clone(),
+        RefresherSettings {
+            batch: s.clone(),
+            ..RefresherSettings::default()
+        },
+    );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let timer = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(timeout_secs)).await;
@@ -613,7 +622,7 @@ async fn timed_pass(
     });
     let calls0 = endpoint.calls.load(Ordering::SeqCst);
     let t = Instant::now();
-    let report = run_pass(&services.credentials, s, &stop_rx).await;
+    let report = refresher.run_pass(&stop_rx).await;
     let secs = t.elapsed().as_secs_f64();
     let stopped = *stop_rx.borrow();
     timer.abort();
@@ -662,11 +671,11 @@ async fn direct(
     let results: Vec<bool> = futures::stream::iter(data)
         .map(|(u, td)| {
             let http = http.clone();
-            let settings = services.settings.clone();
+            let settings = &services.settings.grants;
             async move {
                 let ctx = GrantContext {
                     http: &http,
-                    settings: &settings,
+                    settings,
                     now,
                     user_id: &u,
                 };

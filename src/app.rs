@@ -8,17 +8,16 @@ use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
 use crate::audit::Auditor;
+use crate::background::{Refresher, RefresherSettings};
 use crate::clock::SharedClock;
 use crate::config::{SecretBackend, Settings};
-use crate::credentials::{CredentialService, NamingSettings};
+use crate::credentials::{CredentialService, DueBatch, NamingSettings, RefreshSettings};
 use crate::db::{self, SharedStore};
 use crate::http::{self, AppServices, AppState};
 use crate::identity::{Authenticator, Sessions};
 use crate::metrics::Metrics;
 use crate::passwords::{Hasher, PasswordService, RateLimiter};
 use crate::providers::UrlPolicy;
-use crate::refresh::engine::RefreshEngine;
-use crate::refresh::scheduler::{self, SchedulerSettings};
 use crate::secrets::SecretStore;
 use crate::secrets::embedded::{EmbeddedKey, EmbeddedStore};
 use crate::secrets::vault::{VaultAuth, VaultConfig, VaultStore};
@@ -34,6 +33,8 @@ pub struct Services {
     pub passwords: PasswordService,
     pub authenticator: Authenticator,
     pub credentials: CredentialService,
+    /// The background refresher (run by [`Services::serve`] unless disabled; tests run its passes).
+    pub refresher: Refresher,
     /// This instance's HTTP metrics (served at `/metrics` with the process-wide counters).
     pub metrics: Metrics,
 }
@@ -93,9 +94,21 @@ impl Services {
             naming,
             url_policy,
         )
-        .with_refresh(RefreshEngine::new(settings.clone()));
+        .with_refresh(RefreshSettings {
+            margin: settings.refresh_margin,
+            outbound_timeout: settings.outbound_timeout,
+            grants: Arc::new(settings.grants.clone()),
+        });
         // Reference rows are always cached (they hold no secret); token data only with TOKENKEEPER_READ_CACHE.
         let credentials = credentials.with_cache(settings.read_cache).await?;
+        let refresher = Refresher::new(
+            credentials.clone(),
+            clock.clone(),
+            RefresherSettings {
+                interval: settings.refresh_interval,
+                batch: DueBatch::default(),
+            },
+        );
         let metrics = Metrics::new();
         Ok(Self {
             settings,
@@ -106,6 +119,7 @@ impl Services {
             passwords,
             authenticator,
             credentials,
+            refresher,
             metrics,
         })
     }
@@ -136,14 +150,10 @@ impl Services {
             .router()
             .into_make_service_with_connect_info::<std::net::SocketAddr>();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let refresher = self.settings.refresher_enabled.then(|| {
-            let svc = self.credentials.clone();
-            let every = SchedulerSettings {
-                interval: self.settings.refresh_interval,
-                ..SchedulerSettings::default()
-            };
-            tokio::spawn(scheduler::run(svc, every, stop_rx))
-        });
+        let refresher = self
+            .settings
+            .refresher_enabled
+            .then(|| tokio::spawn(self.refresher.clone().run(stop_rx)));
         // Responses are written whole: Nagle's algorithm would only hold back the last segment.
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
             if let Err(err) = tcp.set_nodelay(true) {

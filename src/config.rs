@@ -3,12 +3,18 @@
 //! Every variable is listed, with its default, in `.env.example`. Secrets also accept `<NAME>_FILE`
 //! (the file's contents, trimmed). An invalid value stops start-up with an error naming the variable.
 
-use std::collections::HashMap;
+mod grants;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use secrecy::SecretString;
+
+pub use grants::{
+    AwsSettings, DEFAULT_REGION, DEFAULT_SESSION_DURATION_SECS, GrantSettings, ProviderGrantSettings,
+    SESSION_DURATION_VAR,
+};
 
 #[derive(Debug, thiserror::Error)]
 #[error("invalid setting {var}: {reason}")]
@@ -87,9 +93,8 @@ pub struct Settings {
     /// Special-purpose networks that requests to user-given URLs may reach anyway
     /// (`TOKENKEEPER_ALLOWED_PRIVATE_NETWORKS`, comma-separated CIDRs).
     pub allowed_private_networks: Vec<ipnet::IpNet>,
-    /// Everything else (`TOKENKEEPER_<PROVIDER>_TOKEN_URL`, AWS and Azure variables, ...), read by the
-    /// modules that own them through [`Settings::var`].
-    pub extra: HashMap<String, SecretString>,
+    /// The refresh grants': provider endpoint overrides and OAuth clients, AWS credentials.
+    pub grants: GrantSettings,
 }
 
 type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -262,7 +267,7 @@ impl Settings {
                 &raw(env, "TOKENKEEPER_ALLOWED_PRIVATE_NETWORKS").unwrap_or_default(),
             )
             .map_err(|reason| err("TOKENKEEPER_ALLOWED_PRIVATE_NETWORKS", reason))?,
-            extra: collect_extra(env)?,
+            grants: GrantSettings::from_lookup(env)?,
         })
     }
 
@@ -274,12 +279,6 @@ impl Settings {
         } else {
             crate::net::AddressPolicy::allowing(self.allowed_private_networks.clone())
         }
-    }
-
-    /// A variable owned by another module (provider endpoints, AWS, Azure), if set.
-    pub fn var(&self, name: &str) -> Option<&str> {
-        use secrecy::ExposeSecret;
-        self.extra.get(name).map(|v| v.expose_secret())
     }
 }
 
@@ -321,92 +320,10 @@ fn password_settings(env: Env) -> Result<PasswordSettings, ConfigError> {
     })
 }
 
-/// Variables owned by other modules; kept so they are read once, here, like everything else.
-fn collect_extra(env: Env) -> Result<HashMap<String, SecretString>, ConfigError> {
-    let mut names: Vec<String> = [
-        "AWS_ENDPOINT_URL_STS",
-        "AWS_ENDPOINT_URL",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "AWS_REGION",
-        "AZURE_AUTHORITY_HOST",
-        "TOKENKEEPER_AWS_SESSION_DURATION_SECS",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    for p in crate::providers::catalog() {
-        // The names the refresh grants look up.
-        names.extend([p.token_url_env_var(), p.client_id_env_var(), p.client_secret_env_var()]);
-    }
-    let mut out = HashMap::new();
-    for n in names {
-        if let Some(v) = secret(env, &n)? {
-            out.insert(n, v);
-        }
-    }
-    check_extra(&out)?;
-    Ok(out)
-}
-
-/// The variables of [`collect_extra`] are used by other modules only when a credential is refreshed;
-/// their values are checked here so that a typo stops start-up instead of failing every refresh later.
-fn check_extra(extra: &HashMap<String, SecretString>) -> Result<(), ConfigError> {
-    use secrecy::ExposeSecret;
-    let get = |var: &str| extra.get(var).map(|v| v.expose_secret().trim());
-    // Endpoints: the per-provider token URL overrides, each catalog authority host override
-    // (AZURE_AUTHORITY_HOST) and the STS endpoints.
-    let mut endpoints: Vec<String> = vec!["AWS_ENDPOINT_URL_STS".into(), "AWS_ENDPOINT_URL".into()];
-    for p in crate::providers::catalog() {
-        endpoints.push(p.token_url_env_var());
-        if let Some(var) = p.endpoints.authority_host_env {
-            endpoints.push(var.to_string());
-        }
-    }
-    for var in &endpoints {
-        if let Some(url) = get(var) {
-            check_endpoint_url(url).map_err(|reason| err(var, reason))?;
-        }
-    }
-    if let Some(v) = get("TOKENKEEPER_AWS_SESSION_DURATION_SECS") {
-        // Whole seconds; the STS grant clamps them to AssumeRole's 900..=43200.
-        v.parse::<u64>().map_err(|e| {
-            err(
-                "TOKENKEEPER_AWS_SESSION_DURATION_SECS",
-                format!("{v:?}: {e} (expected whole seconds)"),
-            )
-        })?;
-    }
-    if let Some(region) = get("AWS_REGION")
-        && !region
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    {
-        return Err(err("AWS_REGION", format!("{region:?} is not a region name")));
-    }
-    Ok(())
-}
-
-/// An endpoint from configuration: an absolute http(s) URL with a host and without credentials
-/// (the same rule the refresh grants apply when they use it). The value is not echoed: it might hold
-/// credentials.
-fn check_endpoint_url(url: &str) -> Result<(), String> {
-    let parsed = url::Url::parse(url).map_err(|e| format!("not an absolute URL ({e})"))?;
-    if !matches!(parsed.scheme(), "https" | "http") {
-        return Err(format!("scheme {:?}: expected http:// or https://", parsed.scheme()));
-    }
-    if parsed.host_str().is_none_or(str::is_empty) {
-        return Err("the URL has no host".into());
-    }
-    if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err("the URL must not contain credentials".into());
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
 
     fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
@@ -499,14 +416,19 @@ mod tests {
             let err = settings(&[("TOKENKEEPER_AWS_SESSION_DURATION_SECS", value)]).unwrap_err();
             assert_eq!(err.var, "TOKENKEEPER_AWS_SESSION_DURATION_SECS", "{value}: {err}");
         }
-        // In range or not: the STS grant clamps it to 900..=43200.
-        for value in ["3600", "60", "999999", " 7200 "] {
+        // In range or not: clamped to STS's 900..=43200.
+        for (value, secs) in [("3600", 3600), ("60", 900), ("999999", 43200), (" 7200 ", 7200)] {
             let s = settings(&[("TOKENKEEPER_AWS_SESSION_DURATION_SECS", value)]).unwrap();
-            assert!(s.var("TOKENKEEPER_AWS_SESSION_DURATION_SECS").is_some());
+            assert_eq!(s.grants.aws.session_duration_secs, secs, "{value}");
         }
+        assert_eq!(settings(&[]).unwrap().grants.aws.session_duration_secs, 3600);
         let err = settings(&[("AWS_REGION", "US East 1")]).unwrap_err();
         assert_eq!(err.var, "AWS_REGION");
-        assert!(settings(&[("AWS_REGION", "eu-west-3")]).is_ok());
+        assert_eq!(
+            settings(&[("AWS_REGION", "eu-west-3")]).unwrap().grants.aws.region,
+            "eu-west-3"
+        );
+        assert_eq!(settings(&[]).unwrap().grants.aws.region, "us-east-1");
     }
 
     #[test]
@@ -536,7 +458,7 @@ mod tests {
                 "https://example.com/base/",
             ] {
                 let s = settings(&[(var.as_str(), good)]).unwrap_or_else(|e| panic!("{var}={good}: {e}"));
-                assert_eq!(s.var(var), Some(good));
+                assert_eq!(endpoint_setting(&s, var), Some(good), "{var}");
             }
         }
         // Azure's override may carry the catalog's `{tenant_id}` placeholder.
@@ -553,6 +475,34 @@ mod tests {
         assert_eq!(err.var, "TOKENKEEPER_GCP_TOKEN_URL");
     }
 
+    /// The typed field an endpoint variable lands in.
+    fn endpoint_setting<'a>(s: &'a Settings, var: &str) -> Option<&'a str> {
+        let g = &s.grants;
+        match var {
+            "AWS_ENDPOINT_URL_STS" | "AWS_ENDPOINT_URL" => g.aws.sts_endpoint.as_deref(),
+            _ => crate::providers::catalog().iter().find_map(|p| {
+                let p_settings = g.provider(p);
+                if p.token_url_env_var() == var {
+                    Some(p_settings.token_url.as_deref())
+                } else if p.endpoints.authority_host_env == Some(var) {
+                    Some(p_settings.authority_host.as_deref())
+                } else {
+                    None
+                }
+            })?,
+        }
+    }
+
+    #[test]
+    fn the_sts_endpoint_variable_wins_over_the_generic_one() {
+        let s = settings(&[
+            ("AWS_ENDPOINT_URL", "https://generic.example.com"),
+            ("AWS_ENDPOINT_URL_STS", "https://sts.example.com"),
+        ])
+        .unwrap();
+        assert_eq!(s.grants.aws.sts_endpoint.as_deref(), Some("https://sts.example.com"));
+    }
+
     #[test]
     fn secrets_come_from_files_and_never_show_in_debug() {
         let dir = tempfile::tempdir().unwrap();
@@ -562,18 +512,24 @@ mod tests {
             ("AUTH_SECRET_FILE", file.to_str().unwrap()),
             ("TOKENKEEPER_INTERNAL_SECRET", "internal-very-secret"),
             ("TOKENKEEPER_GCP_CLIENT_SECRET", "gcp-client-very-secret"),
+            ("AWS_SECRET_ACCESS_KEY", "aws-very-secret-key"),
+            ("AWS_SESSION_TOKEN", "aws-very-secret-session"),
             ("VAULT_ADDR", "https://vault.example.com"),
             ("VAULT_TOKEN", "hvs-very-secret-token"),
             ("DATABASE_URL", "postgres://u:db-very-secret@localhost/db"),
         ])
         .unwrap();
         assert_eq!(s.auth_secrets.len(), 2, "comma-separated for rotation");
-        assert_eq!(s.var("TOKENKEEPER_GCP_CLIENT_SECRET"), Some("gcp-client-very-secret"));
+        let gcp = s.grants.provider(crate::providers::find("gcp").unwrap());
+        let client_secret = gcp.client_secret.as_ref().map(secrecy::ExposeSecret::expose_secret);
+        assert_eq!(client_secret, Some("gcp-client-very-secret"));
         let debug = format!("{s:?}");
         for secret in [
             "first-auth-secret",
             "internal-very-secret",
             "gcp-client-very-secret",
+            "aws-very-secret-key",
+            "aws-very-secret-session",
             "hvs-very-secret-token",
             "db-very-secret",
         ] {

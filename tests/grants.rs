@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
-use tokenkeeper::config::Settings;
+use tokenkeeper::config::{GrantSettings, ProviderGrantSettings, SESSION_DURATION_VAR, Settings};
 use tokenkeeper::providers::{self, ProviderSpec, RefreshKind};
 use tokenkeeper::refresh::grants::{self, GrantContext, GrantError, Refreshed};
 
@@ -21,9 +21,12 @@ use support::sts::Moto;
 const NOW: i64 = 1_900_000_000;
 const USER: &str = "user123";
 
-fn settings(vars: &[(&str, &str)]) -> Settings {
+/// The grants' settings, read from these variables as at start-up.
+fn settings(vars: &[(&str, &str)]) -> GrantSettings {
     let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    Settings::from_lookup(&|k| map.get(k).cloned()).expect("settings")
+    Settings::from_lookup(&|k| map.get(k).cloned())
+        .expect("settings")
+        .grants
 }
 
 fn spec(id: &str) -> &'static ProviderSpec {
@@ -40,7 +43,7 @@ fn data(v: Value) -> Map<String, Value> {
 async fn refresh_at(
     provider: &str,
     token_data: &Map<String, Value>,
-    settings: &Settings,
+    settings: &GrantSettings,
     now: i64,
     timeout: Duration,
 ) -> Result<Refreshed, GrantError> {
@@ -57,7 +60,7 @@ async fn refresh_at(
 async fn refresh(
     provider: &str,
     token_data: &Map<String, Value>,
-    settings: &Settings,
+    settings: &GrantSettings,
 ) -> Result<Refreshed, GrantError> {
     refresh_at(provider, token_data, settings, NOW, Duration::from_secs(10)).await
 }
@@ -247,7 +250,7 @@ async fn dot_client_stored_with_the_credential_wins_over_settings() {
 // ------------------------------------------------------------------------------------------------------
 // moto STS
 
-fn aws_settings(moto: &Moto, secret: &str, extra: &[(&str, &str)]) -> Settings {
+fn aws_settings(moto: &Moto, secret: &str, extra: &[(&str, &str)]) -> GrantSettings {
     let mut vars = vec![
         ("AWS_ENDPOINT_URL_STS", moto.endpoint.as_str()),
         ("AWS_ACCESS_KEY_ID", moto.access_key_id.as_str()),
@@ -306,12 +309,8 @@ async fn sts_session_duration_setting_is_clamped() {
     let Some(moto) = Moto::shared().await else { return };
     let stored = data(json!({"role_arn": moto.role_arn, "external_id": moto.external_id}));
     for (setting, expected) in [("900", 900), ("60", 900), ("7200", 7200)] {
-        let settings = aws_settings(
-            moto,
-            &moto.secret_access_key,
-            &[(grants::SESSION_DURATION_VAR, setting)],
-        );
-        assert_eq!(grants::session_duration(&settings), expected as u32);
+        let settings = aws_settings(moto, &moto.secret_access_key, &[(SESSION_DURATION_VAR, setting)]);
+        assert_eq!(settings.aws.session_duration_secs, expected as u32);
         let now = wall_clock();
         let fresh = refresh_at("aws", &stored, &settings, now, Duration::from_secs(10))
             .await
@@ -320,13 +319,9 @@ async fn sts_session_duration_setting_is_clamped() {
         assert!((got - expected).abs() < 120, "{setting}: lifetime {got}");
     }
     let none = aws_settings(moto, &moto.secret_access_key, &[]);
-    assert_eq!(grants::session_duration(&none), 3600);
-    let huge = aws_settings(
-        moto,
-        &moto.secret_access_key,
-        &[(grants::SESSION_DURATION_VAR, "999999")],
-    );
-    assert_eq!(grants::session_duration(&huge), 43200);
+    assert_eq!(none.aws.session_duration_secs, 3600);
+    let huge = aws_settings(moto, &moto.secret_access_key, &[(SESSION_DURATION_VAR, "999999")]);
+    assert_eq!(huge.aws.session_duration_secs, 43200);
 }
 
 #[tokio::test]
@@ -343,10 +338,7 @@ async fn sts_wrong_credentials_need_reauth() {
     );
 
     let mut unknown_key = aws_settings(moto, &moto.secret_access_key, &[]);
-    unknown_key.extra.insert(
-        "AWS_ACCESS_KEY_ID".into(),
-        secrecy::SecretString::from("AKIAUNKNOWNKEY000000".to_string()),
-    );
+    unknown_key.aws.access_key_id = Some("AKIAUNKNOWNKEY000000".into());
     assert_eq!(
         refresh("aws", &stored, &unknown_key).await.unwrap_err(),
         reauth("InvalidClientTokenId")
@@ -384,7 +376,7 @@ async fn sts_unreachable_is_transient() {
     );
 }
 
-fn settings_without_aws() -> Settings {
+fn settings_without_aws() -> GrantSettings {
     settings(&[])
 }
 
@@ -464,15 +456,20 @@ async fn slack_rotation_ok_true_and_ok_false() {
         .await
         .expect("second rotation");
 
-    let wrong = settings_with(&settings, "TOKENKEEPER_SLACK_CLIENT_SECRET", "nope");
+    let wrong = with_client_secret(&settings, "slack", "nope");
     let err = refresh("slack", &fresh.token_data, &wrong).await.unwrap_err();
     assert_eq!(err, reauth("bad_client_secret"));
 }
 
-fn settings_with(base: &Settings, key: &str, value: &str) -> Settings {
+/// `base` with another platform client secret for `provider`.
+fn with_client_secret(base: &GrantSettings, provider: &str, secret: &str) -> GrantSettings {
     let mut s = base.clone();
-    s.extra
-        .insert(key.into(), secrecy::SecretString::from(value.to_string()));
+    let spec = spec(provider);
+    let client = ProviderGrantSettings {
+        client_secret: Some(secrecy::SecretString::from(secret.to_string())),
+        ..s.provider(spec).clone()
+    };
+    s.set_provider(spec, client);
     s
 }
 
@@ -536,7 +533,7 @@ async fn bitbucket_uses_http_basic_and_keeps_its_refresh_token() {
         "{form:?}"
     );
 
-    let wrong = settings_with(&settings, "TOKENKEEPER_BITBUCKET_CLIENT_SECRET", "nope");
+    let wrong = with_client_secret(&settings, "bitbucket", "nope");
     assert_eq!(
         refresh("bitbucket", &old, &wrong).await.unwrap_err(),
         reauth("invalid_client")

@@ -1,16 +1,23 @@
-//! Provider credentials (SPEC section 4): the secret goes to the [`SecretStore`], SQL keeps only the
-//! reference and non-secret metadata.
+//! Provider credentials: every workflow on one credential's life is a method of [`CredentialService`].
+//! The secret goes to the [`SecretStore`]; SQL keeps only the reference and non-secret metadata
+//! (`docs/STORAGE.md`).
 //!
 //! - store ([`CredentialService::store_tokens_in_db`]): write the secret first (check-and-set), then the
 //!   reference; if the SQL write fails, put the secret store back as it was;
 //! - read ([`CredentialService::get_token_data`]): the version the reference names, refreshed first when due;
+//! - refresh ([`refresh`]: on a read, on `POST .../refresh`, and [`CredentialService::refresh_due`] for the
+//!   background refresher), through the stateless grants of [`crate::refresh`];
 //! - delete ([`CredentialService::delete`]): the reference first, then the secret; if destroying the
 //!   secret fails, the reference is restored and the caller told to retry.
+//!
+//! Stores, deletes and refreshes of one credential hold its lock ([`lock`]), so they never overlap.
 
 pub mod cache;
 mod delete;
+mod lock;
 pub mod naming;
-pub(crate) mod read;
+mod read;
+pub mod refresh;
 mod store;
 pub mod view;
 
@@ -23,6 +30,7 @@ use crate::clock::SharedClock;
 use crate::db::{ChangeFeed, DbError, SharedStore};
 use crate::providers::{FieldError, ProviderSpec, UrlPolicy};
 use crate::secrets::{SecretError, SecretStore};
+pub use refresh::{DueBatch, PassReport, RefreshSettings};
 pub use view::ConnectionView;
 
 /// Connection states, as shown in listings.
@@ -90,19 +98,33 @@ pub struct NamingSettings {
     pub env: String,
 }
 
+/// Stores, reads, refreshes and deletes provider credentials. Cheap to clone (shared parts).
 #[derive(Clone)]
 pub struct CredentialService {
-    pub(crate) store: SharedStore,
-    pub(crate) secrets: Arc<dyn SecretStore>,
-    pub(crate) clock: SharedClock,
-    pub(crate) audit: Auditor,
-    pub(crate) naming: NamingSettings,
-    pub(crate) url_policy: UrlPolicy,
-    pub(crate) refresh: Option<crate::refresh::engine::RefreshEngine>,
-    pub(crate) cache: Option<Arc<cache::ReadCache>>,
+    store: SharedStore,
+    secrets: Arc<dyn SecretStore>,
+    clock: SharedClock,
+    audit: Auditor,
+    /// Fixed once built: secret naming, the URL policy, how refreshes are made.
+    config: Arc<Config>,
+    /// One lock per credential, held by its stores, deletes and refreshes.
+    locks: Arc<lock::CredentialLocks>,
+    /// Refreshes running in tasks of their own (awaited at shutdown).
+    tasks: refresh::Tasks,
+    cache: Option<Arc<cache::ReadCache>>,
+}
+
+struct Config {
+    naming: NamingSettings,
+    url_policy: UrlPolicy,
+    refresh: RefreshSettings,
+    /// The outbound client of the refresh grants (its timeout bounds every call).
+    http: reqwest::Client,
 }
 
 impl CredentialService {
+    /// A service with the default refresh settings (see [`CredentialService::with_refresh`]) and no read
+    /// cache (see [`CredentialService::with_cache`]).
     pub fn new(
         store: SharedStore,
         secrets: Arc<dyn SecretStore>,
@@ -111,16 +133,34 @@ impl CredentialService {
         naming: NamingSettings,
         url_policy: UrlPolicy,
     ) -> Self {
+        let refresh = RefreshSettings::default();
+        let http = crate::refresh::http_client(refresh.outbound_timeout);
         Self {
             store,
             secrets,
             clock,
             audit,
-            naming,
-            url_policy,
-            refresh: None,
+            config: Arc::new(Config {
+                naming,
+                url_policy,
+                refresh,
+                http,
+            }),
+            locks: Arc::default(),
+            tasks: refresh::Tasks::default(),
             cache: None,
         }
+    }
+
+    /// How credentials are refreshed: the margin before expiry, the outbound timeout, the grants' settings.
+    pub fn with_refresh(mut self, refresh: RefreshSettings) -> Self {
+        self.config = Arc::new(Config {
+            naming: self.config.naming.clone(),
+            url_policy: self.config.url_policy,
+            http: crate::refresh::http_client(refresh.outbound_timeout),
+            refresh,
+        });
+        self
     }
 
     /// Turns on the in-memory read cache (reference rows always; token data when `secrets`), kept in step
@@ -157,7 +197,7 @@ impl CredentialService {
 
     /// A credential was written or deleted (and committed): drop cached copies here and in every other
     /// process. Other processes are told even when this one keeps no cache (a library caller, say).
-    pub(crate) async fn changed(&self, user_id: &str, provider: &str) {
+    async fn changed(&self, user_id: &str, provider: &str) {
         let key = cache::key(user_id, provider);
         if let Some(c) = &self.cache {
             c.remove(&key);
@@ -173,42 +213,23 @@ impl CredentialService {
         }
     }
 
-    /// The credential's lock, held by stores, deletes and refreshes so that they never overlap (`None`
-    /// without a refresh engine: a library caller that never refreshes).
-    pub(crate) async fn lock(
-        &self,
-        user_id: &str,
-        provider: &str,
-    ) -> Result<Option<crate::refresh::engine::CredentialLock>, CredentialError> {
-        match &self.refresh {
-            Some(engine) => Ok(Some(engine.lock(self, user_id, provider).await?)),
-            None => Ok(None),
-        }
-    }
-
     /// At shutdown, once no request is left: waits (up to `within`) for refreshes whose caller went
     /// away, so that each stores the token it got from the provider.
     pub async fn finish_refreshes(&self, within: std::time::Duration) {
-        if let Some(engine) = &self.refresh {
-            engine.finish(within).await
-        }
-    }
-
-    pub fn with_refresh(mut self, engine: crate::refresh::engine::RefreshEngine) -> Self {
-        self.refresh = Some(engine);
-        self
+        self.tasks.finish(within).await
     }
 
     pub fn secret_name(&self, user_id: &str, provider: &str) -> String {
-        naming::secret_name(&self.naming.prefix, &self.naming.env, user_id, provider)
+        let naming = &self.config.naming;
+        naming::secret_name(&naming.prefix, &naming.env, user_id, provider)
     }
 
-    pub(crate) fn spec(provider: &str) -> Result<&'static ProviderSpec, CredentialError> {
+    fn spec(provider: &str) -> Result<&'static ProviderSpec, CredentialError> {
         crate::providers::find(provider).ok_or_else(|| CredentialError::UnknownProvider(provider.to_string()))
     }
 
     /// Audits the outcome of an operation (with a short reason on failure) and passes it through.
-    pub(crate) async fn audited<T>(
+    async fn audited<T>(
         &self,
         user: &str,
         kind: EventKind,
@@ -221,15 +242,7 @@ impl CredentialService {
         res
     }
 
-    pub(crate) async fn audit(
-        &self,
-        user: &str,
-        kind: EventKind,
-        provider: &str,
-        ok: bool,
-        addr: &str,
-        detail: Option<&str>,
-    ) {
+    async fn audit(&self, user: &str, kind: EventKind, provider: &str, ok: bool, addr: &str, detail: Option<&str>) {
         let outcome = if ok { Outcome::Ok } else { Outcome::Failed };
         let e = Event {
             user_id: Some(user),
@@ -245,7 +258,7 @@ impl CredentialService {
 }
 
 /// A short, non-secret reason for the audit trail.
-pub(crate) fn failure_reason(e: &CredentialError) -> &'static str {
+fn failure_reason(e: &CredentialError) -> &'static str {
     match e {
         CredentialError::UnknownProvider(_) => "unknown provider",
         CredentialError::Invalid(_) => "invalid input",

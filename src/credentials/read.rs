@@ -1,9 +1,9 @@
 //! Reading: listings and metadata (no secret), and the secret token data itself (refreshed first if due).
 
+use super::refresh::Trigger;
 use super::{ConnectionView, CredentialError, CredentialService, TokenData, status};
 use crate::audit::EventKind;
 use crate::db::Connection;
-use crate::refresh::engine::Trigger;
 
 impl CredentialService {
     /// Every user's connections counted per status (for `/metrics`).
@@ -23,7 +23,7 @@ impl CredentialService {
         Ok(ConnectionView::from_row(&row, self.clock.now_ms()))
     }
 
-    pub(crate) async fn row(&self, user_id: &str, provider: &str) -> Result<Connection, CredentialError> {
+    pub(super) async fn row(&self, user_id: &str, provider: &str) -> Result<Connection, CredentialError> {
         self.store
             .get_connection(user_id, provider)
             .await?
@@ -50,10 +50,7 @@ impl CredentialService {
         if let Some(cache) = &self.cache
             && let Some((row, data)) = cache.entry(&super::cache::key(user_id, provider))
             && row.status == status::ACTIVE
-            && !self
-                .refresh
-                .as_ref()
-                .is_some_and(|e| e.is_expiring(&row, self.clock.now_secs()))
+            && !self.is_expiring(&row, self.clock.now_secs())
         {
             return match data {
                 Some(data) => Ok(TokenData(data)),
@@ -65,11 +62,8 @@ impl CredentialService {
         if row.status == status::NEEDS_REAUTH {
             return Err(needs_reauth(&row));
         }
-        if let Some(engine) = &self.refresh
-            && engine.is_expiring(&row, self.clock.now_secs())
-        {
-            let outcome = engine.refresh(self, spec, user_id, provider, Trigger::Read, addr).await;
-            return outcome.data;
+        if self.is_expiring(&row, self.clock.now_secs()) {
+            return self.refresh(spec, user_id, provider, Trigger::Read, addr).await.data;
         }
         let data = self.read_secret(&row).await?;
         if let (Some(cache), Some(ticket)) = (&self.cache, ticket) {
@@ -79,7 +73,7 @@ impl CredentialService {
     }
 
     /// The secret version the reference names.
-    pub(crate) async fn read_secret(&self, row: &Connection) -> Result<TokenData, CredentialError> {
+    pub(super) async fn read_secret(&self, row: &Connection) -> Result<TokenData, CredentialError> {
         let key = super::cache::key(&row.user_id, &row.provider);
         if let Some(hit) = self.cache.as_ref().and_then(|c| c.get(&key, row)) {
             return Ok(TokenData(hit));
@@ -104,48 +98,9 @@ impl CredentialService {
     }
 }
 
-pub(crate) fn needs_reauth(row: &Connection) -> CredentialError {
+pub(super) fn needs_reauth(row: &Connection) -> CredentialError {
     CredentialError::NeedsReauth {
         provider: row.provider.clone(),
         reason: row.status_reason.clone().unwrap_or_else(|| "needs_reauth".into()),
-    }
-}
-
-impl CredentialService {
-    /// `POST /api/tokens/{provider}/refresh`: refresh now (single flight still applies: a refresh that
-    /// completed while this request waited for the lock counts).
-    ///
-    /// Audited exactly once, ok or failed. Once the request reaches the engine, the refresh's task
-    /// records the event (there a client that disconnects cannot stop it) and its outcome says so.
-    /// What ends before is recorded here: unknown provider, not connected, `needs_reauth`, a provider
-    /// whose credentials do not refresh.
-    pub async fn refresh_now(
-        &self,
-        user_id: &str,
-        provider: &str,
-        client_addr: &str,
-    ) -> Result<ConnectionView, CredentialError> {
-        let mut audited = false;
-        let res = async {
-            let spec = Self::spec(provider)?;
-            let row = self.row(user_id, provider).await?;
-            if row.status == status::NEEDS_REAUTH {
-                return Err(needs_reauth(&row));
-            }
-            if let Some(engine) = self.refresh.as_ref().filter(|_| spec.refreshes()) {
-                let since_ms = self.clock.now_ms();
-                let forced = Trigger::Forced { since_ms };
-                let outcome = engine.refresh(self, spec, user_id, provider, forced, client_addr).await;
-                audited = outcome.audited;
-                outcome.data?;
-            }
-            self.connection(user_id, provider).await
-        }
-        .await;
-        if audited {
-            return res;
-        }
-        self.audited(user_id, EventKind::CredentialRefresh, provider, client_addr, res)
-            .await
     }
 }

@@ -34,7 +34,7 @@ impl CredentialService {
     async fn store_inner(&self, user_id: &str, body: &Value, provider: &str) -> Result<Stored, CredentialError> {
         let spec = Self::spec(provider)?;
         super::naming::check_user_id(user_id)?;
-        let mut valid = spec.validate(body, &self.url_policy)?;
+        let mut valid = spec.validate(body, &self.config.url_policy)?;
         let mut generated_external_id = None;
         for field in spec.fields.iter().filter(|f| f.generated_if_absent) {
             if !valid.token_data.contains_key(field.name) {
@@ -119,13 +119,6 @@ impl CredentialService {
             connection,
             generated_external_id,
         })
-    }
-
-    /// When the background refresher should next look at a credential (epoch seconds): the refresh
-    /// margin before expiry, or now when the expiry is unknown (mint a token now).
-    pub(crate) fn next_refresh_at(&self, expires_at: Option<i64>) -> i64 {
-        let margin = self.refresh.as_ref().map_or(300, |r| r.margin_secs());
-        expires_at.map_or(self.clock.now_secs(), |e| e - margin)
     }
 
     /// The reference could not be written: leave the secret store as the reference that stands (`standing`)

@@ -1,4 +1,5 @@
-//! The grant layer: one outbound call that turns a stored credential into a fresh one (SPEC §5).
+//! The grant layer: one outbound call that turns a stored credential into a fresh one
+//! (`docs/REFRESH.md`).
 //!
 //! Stateless: no SQL, no secret store, no locks. [`refresh`] reads the credential's [`RefreshKind`] from the
 //! catalog ([`refresh_kind_for`]) and runs the one code path of that kind:
@@ -22,11 +23,11 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::config::Settings;
+use crate::config::GrantSettings;
 use crate::providers::{ProviderSpec, RefreshKind};
 
 pub use jwt_bearer::GOOGLE_TOKEN_URI;
-pub use sts::{DEFAULT_SESSION_DURATION_SECS, SESSION_DURATION_VAR, parse_iso8601_utc, session_duration, session_name};
+pub use sts::{parse_iso8601_utc, session_name};
 
 /// Lifetime assumed for an access token when the token endpoint does not say (`expires_in` missing).
 pub const DEFAULT_LIFETIME_SECS: i64 = 3600;
@@ -39,9 +40,8 @@ pub(crate) const MAX_RESPONSE_BYTES: usize = 256 * 1024;
 pub struct GrantContext<'a> {
     /// The outbound client (see [`http_client`]): its timeout bounds every call.
     pub http: &'a reqwest::Client,
-    /// Endpoint overrides, the platform's OAuth clients and AWS credentials, read through
-    /// [`Settings::var`].
-    pub settings: &'a Settings,
+    /// Endpoint overrides, the platform's OAuth clients and AWS credentials.
+    pub settings: &'a GrantSettings,
     /// Now, in epoch seconds (from the service's clock): `expires_at` is computed from it, and JWT
     /// assertions are dated with it. (SigV4 signatures use the wall clock, which AWS checks.)
     pub now: i64,
@@ -200,11 +200,15 @@ pub async fn refresh(
 pub(crate) fn token_url(
     spec: &ProviderSpec,
     token_data: &Map<String, Value>,
-    settings: &Settings,
+    settings: &GrantSettings,
 ) -> Result<String, GrantError> {
-    let authority = spec.endpoints.authority_host_env.and_then(|v| settings.var(v));
+    let overrides = settings.provider(spec);
     let url = spec
-        .token_url(token_data, settings.var(&spec.token_url_env_var()), authority)
+        .token_url(
+            token_data,
+            overrides.token_url.as_deref(),
+            overrides.authority_host.as_deref(),
+        )
         .ok_or_else(|| {
             if spec.endpoints.token_path.is_some() {
                 // A `{field}` of the path template is missing from the credential.

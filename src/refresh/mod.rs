@@ -1,17 +1,12 @@
-//! Keeping credentials fresh (SPEC §5).
+//! The stateless parts of keeping credentials fresh (`docs/REFRESH.md`): [`grants`], the one outbound
+//! call per refresh kind that turns a stored credential into a fresh one, with its failures sorted into
+//! [`grants::GrantError`] ([`grants::classify`]); and [`timing`], when a credential is due and how long to
+//! back off after a failure.
 //!
-//! [`grants`] is the stateless layer: given a provider spec and a credential's token data, it performs the one
-//! outbound call that yields a fresh credential and sorts failures into [`grants::GrantError`]. Single flight,
-//! locking, scheduling and persistence build on it: [`engine`] (one refresh, in a task of its own that
-//! also records its audit event: `detach`; under the per-credential lock: `lock`; its writes: `persist`),
-//! [`scheduler`] (the background refresher), [`timing`] (margins, planned refreshes, backoff).
+//! No SQL, no secret store, no locks: the refresh workflow (single flight, persistence, audit) belongs to
+//! the credential service (`crate::credentials::refresh`), which calls in here; nothing here calls back.
 
-mod detach;
-pub mod engine;
 pub mod grants;
-mod lock;
-mod persist;
-pub mod scheduler;
 pub mod timing;
 
 pub use grants::{GrantContext, GrantError, Refreshed, http_client, refresh, refresh_kind_for};

@@ -9,6 +9,7 @@ mod credentials;
 mod errors;
 mod failures;
 mod identity;
+mod library;
 mod lost_answer;
 mod metrics_scrape;
 mod openapi;

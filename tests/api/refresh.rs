@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokenkeeper::refresh::scheduler::{SchedulerSettings, run_pass};
+use tokenkeeper::credentials::DueBatch;
 
 use crate::support::app::{Db, Secrets, TestApp, TestConfig, spawn_app, spawn_sibling};
 use crate::support::token_endpoint::{Answer, TokenEndpoint};
@@ -140,7 +140,7 @@ async fn invalid_grant_needs_reauth_and_stops_calling(db: Db) {
     assert_eq!(list["connections"][0]["status"], "needs_reauth");
     assert_eq!(endpoint.calls(), calls, "no calls after needs_reauth");
     // The refresh failure is in the user's audit trail, with its reason (newest first: the forced
-    // refresh refused before the engine, then the read's refresh the provider refused).
+    // refresh refused before the refresh, then the read's refresh the provider refused).
     assert_eq!(
         app.refresh_events(&token).await,
         [
@@ -199,13 +199,13 @@ async fn scheduler_refreshes_exactly_the_due(db: Db) {
         endpoint.store_gcp(&app, &token, expires_in, &format!("rt-s{i}")).await;
     }
     let (_tx, stop) = tokio::sync::watch::channel(false);
-    let report = run_pass(&app.services.credentials, &SchedulerSettings::default(), &stop).await;
+    let report = app.services.refresher.run_pass(&stop).await;
     assert_eq!(
         (report.claimed, report.refreshed, report.failed, report.skipped),
         (35, 35, 0, 0)
     );
     assert_eq!(endpoint.calls(), 35);
-    let again = run_pass(&app.services.credentials, &SchedulerSettings::default(), &stop).await;
+    let again = app.services.refresher.run_pass(&stop).await;
     assert_eq!(again.claimed, 0, "nothing due any more");
     assert_eq!(endpoint.reused(), 0);
 }
@@ -233,7 +233,7 @@ async fn scheduler_leaves_needs_reauth_connections_alone(db: Db) {
         assert!(app.services.store.update_connection(&refused).await.unwrap());
     }
     let (_tx, stop) = tokio::sync::watch::channel(false);
-    let report = run_pass(&app.services.credentials, &SchedulerSettings::default(), &stop).await;
+    let report = app.services.refresher.run_pass(&stop).await;
     // Claimed: the due one and the planned refused one; refreshed: the due one; the refused one is a
     // failure of the pass that reached no provider.
     assert_eq!(
@@ -252,12 +252,7 @@ async fn scheduler_leaves_needs_reauth_connections_alone(db: Db) {
         let (status, body) = read(&app, token).await;
         assert_eq!((status, &body["reason"]), (409, &json!("invalid_grant")));
     }
-    assert_eq!(
-        run_pass(&app.services.credentials, &SchedulerSettings::default(), &stop)
-            .await
-            .claimed,
-        0
-    );
+    assert_eq!(app.services.refresher.run_pass(&stop).await.claimed, 0);
     assert_eq!(endpoint.calls(), 1);
 }
 
@@ -283,8 +278,7 @@ async fn short_lived_tokens_single_flight(db: Db) {
     let again = futures::future::join_all((0..20).map(|_| read(&app, &token))).await;
     assert!(again.iter().all(|(_, b)| b["tokenData"]["access_token"] == "access-1"));
     let (_tx, stop) = tokio::sync::watch::channel(false);
-    let settings = SchedulerSettings::default();
-    assert_eq!(run_pass(&app.services.credentials, &settings, &stop).await.claimed, 0);
+    assert_eq!(app.services.refresher.run_pass(&stop).await.claimed, 0);
     assert_eq!(endpoint.calls(), 1);
     // Planned at half the lifetime before expiry (up to a fifth of that earlier), not at expiry - 300 s.
     let row = app.row(&uid, "gcp").await;
@@ -302,10 +296,10 @@ async fn short_lived_tokens_single_flight(db: Db) {
     assert_eq!(endpoint.calls(), 2);
     // ...or by the refresher.
     app.clock.advance_secs(101);
-    let report = run_pass(&app.services.credentials, &settings, &stop).await;
+    let report = app.services.refresher.run_pass(&stop).await;
     assert_eq!((report.claimed, report.refreshed), (1, 1));
     assert_eq!(endpoint.calls(), 3);
-    assert_eq!(run_pass(&app.services.credentials, &settings, &stop).await.claimed, 0);
+    assert_eq!(app.services.refresher.run_pass(&stop).await.claimed, 0);
     assert_eq!(endpoint.reused(), 0);
 }
 
@@ -510,7 +504,7 @@ async fn shutdown_leaves_no_refresh_half_done(db: Db) {
     // provider holds them until the service has been told to stop.
     endpoint.hold();
     app.clock.advance_secs(7200 - 60);
-    let at_once = SchedulerSettings::default().concurrency as u64;
+    let at_once = DueBatch::default().concurrency as u64;
     endpoint.wait_for_calls(at_once).await;
     app.begin_shutdown().await;
     endpoint.release();

@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tokenkeeper::refresh::scheduler::{SchedulerSettings, run_pass};
+use tokenkeeper::background::{Refresher, RefresherSettings};
+use tokenkeeper::credentials::DueBatch;
 
 use crate::support::app::{Db, Secrets, TestConfig, spawn_app, spawn_sibling};
 use crate::support::oauth_server::OAuthServer;
@@ -137,13 +138,17 @@ async fn soak_refresher_and_readers_never_reuse_a_refresh_token(db: Db) {
     // The background refresher, and time running fast: tokens come due every few seconds.
     let (app2, (_stop_tx, stop)) = (app.clone(), tokio::sync::watch::channel(false));
     tasks.push(tokio::spawn(async move {
-        let settings = SchedulerSettings {
-            batch: 10,
-            concurrency: 4,
-            ..SchedulerSettings::default()
+        let settings = RefresherSettings {
+            batch: DueBatch {
+                limit: 10,
+                concurrency: 4,
+                ..DueBatch::default()
+            },
+            ..RefresherSettings::default()
         };
+        let refresher = Refresher::new(app2.services.credentials.clone(), app2.services.clock.clone(), settings);
         while Instant::now() < deadline {
-            run_pass(&app2.services.credentials, &settings, &stop).await;
+            refresher.run_pass(&stop).await;
             app2.clock.advance_secs(20);
             tokio::time::sleep(Duration::from_millis(150)).await;
         }

@@ -214,9 +214,9 @@ impl TestApp {
         row.unwrap_or_else(|| panic!("no {provider} row for {uid}"))
     }
 
-    /// A credential service over this app's clock and audit trail, as a library caller builds one (no
-    /// refresh engine, hence no credential lock), on the given database and secret store (wrappers that
-    /// inject failures).
+    /// A credential service over this app's clock and audit trail, as a library caller builds one (default
+    /// refresh settings, no read cache), on the given database and secret store (wrappers that inject
+    /// failures).
     pub fn library_credentials(
         &self,
         store: tokenkeeper::db::SharedStore,

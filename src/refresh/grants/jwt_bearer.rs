@@ -41,11 +41,7 @@ pub(super) async fn jwt_bearer_grant(
         Some(Value::String(s)) if !s.trim().is_empty() => s.trim(),
         _ => GOOGLE_TOKEN_URI,
     };
-    let override_url = ctx
-        .settings
-        .var(&spec.token_url_env_var())
-        .map(str::trim)
-        .filter(|s| !s.is_empty());
+    let override_url = ctx.settings.provider(spec).token_url.as_deref();
     if token_uri != GOOGLE_TOKEN_URI && Some(token_uri) != override_url {
         return Err(GrantError::reauth("token_uri not allowed"));
     }

@@ -1,6 +1,7 @@
 //! OAuth2 token-endpoint grants: `refresh_token` (RFC 6749 §6) and `client_credentials` (§4.4), and the
 //! token response parsing shared with the JWT-bearer grant.
 
+use secrecy::ExposeSecret as _;
 use serde_json::{Map, Value};
 
 use super::classify::classify;
@@ -31,13 +32,12 @@ pub(super) async fn refresh_token_grant(
     let (client_id, client_secret) = match str_field(token_data, "client_id") {
         Some(id) => (id, str_field(token_data, "client_secret")),
         None => {
-            let id_var = spec.client_id_env_var();
-            let id = ctx
-                .settings
-                .var(&id_var)
-                .filter(|s| !s.trim().is_empty())
-                .ok_or_else(|| GrantError::misconfigured(format!("{id_var} is not set")))?;
-            (id, ctx.settings.var(&spec.client_secret_env_var()))
+            let platform = ctx.settings.provider(spec);
+            let id = platform
+                .client_id
+                .as_deref()
+                .ok_or_else(|| GrantError::misconfigured(format!("{} is not set", spec.client_id_env_var())))?;
+            (id, platform.client_secret.as_ref().map(|s| s.expose_secret()))
         }
     };
     let url = token_url(spec, token_data, ctx.settings)?;

@@ -4,26 +4,15 @@ use std::time::SystemTime;
 
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
+use secrecy::ExposeSecret as _;
 use serde_json::{Map, Value};
 
 use super::classify::classify;
 use super::{GrantContext, GrantError, Refreshed, check_endpoint, send, str_field, updated};
-use crate::config::Settings;
+use crate::config::AwsSettings;
 use crate::providers::ProviderSpec;
 
-/// Setting: lifetime of assumed-role sessions, in seconds (clamped to 900..=43200).
-pub const SESSION_DURATION_VAR: &str = "TOKENKEEPER_AWS_SESSION_DURATION_SECS";
-pub const DEFAULT_SESSION_DURATION_SECS: u32 = 3600;
-const DEFAULT_REGION: &str = "us-east-1";
 const FORM: &str = "application/x-www-form-urlencoded; charset=utf-8";
-
-/// The session duration from [`SESSION_DURATION_VAR`]: default 3600, clamped to STS's 900..=43200.
-pub fn session_duration(settings: &Settings) -> u32 {
-    settings
-        .var(SESSION_DURATION_VAR)
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map_or(DEFAULT_SESSION_DURATION_SECS, |v| v.clamp(900, 43200) as u32)
-}
 
 /// `tokenkeeper-<user id>`: characters outside STS's `[\w+=,.@-]` become `-`, at most 63 characters.
 pub fn session_name(user_id: &str) -> String {
@@ -42,26 +31,14 @@ pub fn session_name(user_id: &str) -> String {
     name
 }
 
-/// The STS endpoint and signing region: `AWS_ENDPOINT_URL_STS`, else `AWS_ENDPOINT_URL`, else
-/// `https://sts.{AWS_REGION}.amazonaws.com` (region default `us-east-1`).
-fn endpoint(settings: &Settings) -> Result<(String, String), GrantError> {
-    let region = settings
-        .var("AWS_REGION")
-        .map(str::trim)
-        .filter(|r| !r.is_empty())
-        .unwrap_or(DEFAULT_REGION);
-    if !region
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    {
-        return Err(GrantError::misconfigured("AWS_REGION is not a region name"));
-    }
-    let url = ["AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL"]
-        .iter()
-        .find_map(|v| settings.var(v).map(str::trim).filter(|s| !s.is_empty()))
-        .map_or_else(|| format!("https://sts.{region}.amazonaws.com/"), str::to_string);
-    let parsed = check_endpoint(&url)?;
-    Ok((parsed.to_string(), region.to_string()))
+/// The STS endpoint and signing region: the configured endpoint, else `https://sts.{region}.amazonaws.com`
+/// (both checked at start-up).
+fn endpoint(aws: &AwsSettings) -> Result<String, GrantError> {
+    let url = aws
+        .sts_endpoint
+        .clone()
+        .unwrap_or_else(|| format!("https://sts.{}.amazonaws.com/", aws.region));
+    Ok(check_endpoint(&url)?.to_string())
 }
 
 pub(super) async fn assume_role(
@@ -71,15 +48,16 @@ pub(super) async fn assume_role(
 ) -> Result<Refreshed, GrantError> {
     let role_arn = str_field(token_data, "role_arn").ok_or_else(|| GrantError::reauth("no role_arn stored"))?;
     let external_id = str_field(token_data, "external_id");
-    let var = |n: &str| ctx.settings.var(n).map(str::trim).filter(|s| !s.is_empty());
-    let (Some(access_key), Some(secret_key)) = (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) else {
+    let aws = &ctx.settings.aws;
+    let (Some(access_key), Some(secret_key)) = (&aws.access_key_id, &aws.secret_access_key) else {
         return Err(GrantError::misconfigured(
             "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY are not set",
         ));
     };
-    let (url, region) = endpoint(ctx.settings)?;
+    let url = endpoint(aws)?;
+    let region = aws.region.as_str();
 
-    let duration = session_duration(ctx.settings).to_string();
+    let duration = aws.session_duration_secs.to_string();
     let session = session_name(ctx.user_id);
     // In its own block: the serializer is not `Send` and must not live across an await.
     let body = {
@@ -98,15 +76,15 @@ pub(super) async fn assume_role(
     // SigV4 is dated with the wall clock: AWS compares it with its own.
     let identity = aws_credential_types::Credentials::new(
         access_key,
-        secret_key,
-        var("AWS_SESSION_TOKEN").map(str::to_string),
+        secret_key.expose_secret(),
+        aws.session_token.as_ref().map(|t| t.expose_secret().to_string()),
         None,
         "tokenkeeper-settings",
     )
     .into();
     let params = v4::SigningParams::builder()
         .identity(&identity)
-        .region(&region)
+        .region(region)
         .name("sts")
         .time(SystemTime::now())
         .settings(SigningSettings::default())

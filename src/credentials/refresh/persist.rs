@@ -63,23 +63,23 @@ pub(super) enum Landing {
     Superseded(Box<Connection>),
 }
 
-/// Updates the row of a connection after a refresh (success or failure), only if it still exists.
-///
-/// A refresh takes up to the outbound timeout, and the user may delete the connection meanwhile (delete
-/// removes the row, then destroys the secret). An upsert would then insert the row again, pointing at a
-/// destroyed secret: reads would fail with "inconsistent" instead of "not connected", and the user could
-/// not even delete it cleanly. So the row is written with an update-only statement
-/// ([`crate::db::Store::update_connection`]), and a vanished row means nothing to record.
-pub(super) async fn land_row(svc: &CredentialService, updated: &Connection) -> Result<Landing, CredentialError> {
-    // One statement: a row deleted or replaced while the provider was being called is never written over
-    // (an upsert would bring a deleted connection back, pointing at a destroyed secret).
-    if svc.store.update_connection(updated).await? {
-        svc.changed(&updated.user_id, &updated.provider).await;
-        return Ok(Landing::Recorded);
-    }
-    match svc.store.get_connection(&updated.user_id, &updated.provider).await? {
-        None => Ok(Landing::Gone),
-        Some(current) => Ok(Landing::Superseded(Box::new(current))),
+impl CredentialService {
+    /// Updates the row of a connection after a refresh (success or failure), only if it still exists.
+    ///
+    /// A refresh takes up to the outbound timeout, and the user may delete the connection meanwhile
+    /// (delete removes the row, then destroys the secret). An upsert would then insert the row again,
+    /// pointing at a destroyed secret: reads would fail with "inconsistent" instead of "not connected",
+    /// and the user could not even delete it cleanly. So the row is written with an update-only statement
+    /// ([`crate::db::Store::update_connection`]), and a vanished row means nothing to record.
+    pub(super) async fn land_row(&self, updated: &Connection) -> Result<Landing, CredentialError> {
+        if self.store.update_connection(updated).await? {
+            self.changed(&updated.user_id, &updated.provider).await;
+            return Ok(Landing::Recorded);
+        }
+        match self.store.get_connection(&updated.user_id, &updated.provider).await? {
+            None => Ok(Landing::Gone),
+            Some(current) => Ok(Landing::Superseded(Box::new(current))),
+        }
     }
 }
 

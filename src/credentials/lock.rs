@@ -1,10 +1,14 @@
 //! The per-credential lock: single flight within this process (a `tokio` mutex per credential), then
 //! across processes and instances ([`crate::db::Store::refresh_lock`]).
+//!
+//! Stores, deletes and refreshes of a credential take it, so they never overlap: a delete cannot fall
+//! between a store's secret write and its reference, and a refresh never works on a credential being
+//! replaced or deleted. It always exists, whatever the service is built with.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
-use crate::credentials::CredentialError;
+use super::{CredentialError, CredentialService};
 use crate::db::Store;
 
 /// The in-process mutexes, one per credential while someone holds or awaits it: the map keeps weak
@@ -16,12 +20,7 @@ pub(super) struct CredentialLocks {
 
 impl CredentialLocks {
     /// Holds one credential's lock until dropped: first in this process, then across processes.
-    pub(super) async fn lock(
-        &self,
-        store: &dyn Store,
-        user_id: &str,
-        provider: &str,
-    ) -> Result<CredentialLock, CredentialError> {
+    async fn lock(&self, store: &dyn Store, user_id: &str, provider: &str) -> Result<CredentialLock, CredentialError> {
         let key = format!("{user_id}\u{0}{provider}");
         let local = self.local(&key).lock_owned().await;
         let cross = store.refresh_lock(&key).await?;
@@ -32,7 +31,7 @@ impl CredentialLocks {
     }
 
     fn local(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.local.lock().expect("lock map poisoned");
+        let mut locks = self.local.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(l) = locks.get(key).and_then(Weak::upgrade) {
             return l;
         }
@@ -43,8 +42,15 @@ impl CredentialLocks {
     }
 }
 
-/// A held credential lock ([`CredentialLocks::lock`]); the cross-process part is released first.
-pub(crate) struct CredentialLock {
+/// A held credential lock; the cross-process part is released first.
+pub(super) struct CredentialLock {
     _cross: crate::db::RefreshLock,
     _local: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl CredentialService {
+    /// Holds one credential's lock until dropped (see the module documentation).
+    pub(super) async fn lock(&self, user_id: &str, provider: &str) -> Result<CredentialLock, CredentialError> {
+        self.locks.lock(self.store.as_ref(), user_id, provider).await
+    }
 }

@@ -10,18 +10,20 @@
 //! The refresh's audit event is recorded by the task too, before it ends, for the same reason: the task
 //! runs to the end whether or not anyone awaits it, so the event is written exactly once with no
 //! hand-over between task and caller. The [`Outcome`] tells the caller whether it was
-//! (`POST .../refresh` audits what ends before the engine itself, and only that).
+//! (`POST .../refresh` audits what ends before the refresh itself, and only that).
 
-use super::engine::{RefreshEngine, Trigger};
+use std::future::Future;
+
+use super::{Landed, Trigger};
 use crate::audit::EventKind;
-use crate::credentials::{CredentialError, CredentialService, TokenData, failure_reason};
+use crate::credentials::{CredentialError, CredentialService, failure_reason};
 use crate::providers::ProviderSpec;
 
 /// What a refresh came to, as its caller gets it.
 #[derive(Debug)]
-pub struct Outcome {
-    /// The token data to serve.
-    pub data: Result<TokenData, CredentialError>,
+pub struct Outcome<T> {
+    /// What the caller asked for (the token data to serve, for a reader).
+    pub data: Result<T, CredentialError>,
     /// Whether the refresh recorded a `credential_refresh` event. Always, for a forced refresh whose
     /// task ran; otherwise when the refresh was taken to the provider and its result is in the row.
     pub audited: bool,
@@ -40,8 +42,8 @@ pub(super) struct Job {
 
 /// A refresh's audit event: ok, or failed with a short non-secret reason.
 pub(super) struct AuditNote {
-    pub ok: bool,
-    pub detail: Option<String>,
+    ok: bool,
+    detail: Option<String>,
 }
 
 impl AuditNote {
@@ -56,10 +58,10 @@ impl AuditNote {
         }
     }
 
-    fn of(data: &Result<TokenData, CredentialError>) -> Self {
+    fn of(error: Option<&CredentialError>) -> Self {
         Self {
-            ok: data.is_ok(),
-            detail: data.as_ref().err().map(|e| failure_reason(e).to_string()),
+            ok: error.is_none(),
+            detail: error.map(|e| failure_reason(e).to_string()),
         }
     }
 }
@@ -86,12 +88,12 @@ impl Job {
     ///
     /// A refresh taken to the provider whose result is in the row has one, whatever its trigger (ok,
     /// or failed with the provider's reason). A forced refresh always has one, so that each
-    /// `POST .../refresh` reaching the engine is audited here, where its client cannot stop it: its
+    /// `POST .../refresh` reaching the refresh is audited here, where its client cannot stop it: its
     /// outcome when the provider was not called or its result not kept (someone else refreshed first,
     /// a provider with nothing to refresh, the credential deleted or replaced meanwhile, an error).
-    async fn record_audit(&mut self, svc: &CredentialService, data: &Result<TokenData, CredentialError>) -> bool {
+    async fn record_audit(&mut self, svc: &CredentialService, error: Option<&CredentialError>) -> bool {
         let forced = matches!(self.trigger, Trigger::Forced { .. });
-        let Some(note) = self.note.take().or_else(|| forced.then(|| AuditNote::of(data))) else {
+        let Some(note) = self.note.take().or_else(|| forced.then(|| AuditNote::of(error))) else {
             return false;
         };
         let kind = EventKind::CredentialRefresh;
@@ -104,17 +106,35 @@ impl Job {
 
 /// The refresh tasks still running: [`Tasks::finish`] awaits them at shutdown, since one whose caller
 /// went away must still store the token it got.
-#[derive(Default)]
-pub(super) struct Tasks(tokio_util::task::TaskTracker);
+#[derive(Clone, Default)]
+pub(in crate::credentials) struct Tasks(tokio_util::task::TaskTracker);
 
 impl Tasks {
-    /// Runs `job` in a task of its own and waits for its outcome.
-    pub(super) async fn run(&self, engine: &RefreshEngine, svc: &CredentialService, mut job: Job) -> Outcome {
+    /// Once no new refresh can start: waits (up to `within`) for those still running.
+    pub(in crate::credentials) async fn finish(&self, within: std::time::Duration) {
+        self.0.close();
+        if tokio::time::timeout(within, self.0.wait()).await.is_err() {
+            tracing::warn!(left = self.0.len(), "refreshes still running at shutdown");
+        }
+    }
+}
+
+impl CredentialService {
+    /// Runs `job` in a task of its own and waits for its outcome: the refresh under the credential's lock,
+    /// then `deliver`, which turns what it left in the row into what the caller asked for, then the audit
+    /// event.
+    pub(super) async fn detached<T, F, Fut>(&self, mut job: Job, deliver: F) -> Outcome<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(CredentialService, Result<Landed, CredentialError>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, CredentialError>> + Send,
+    {
         let provider = job.provider.clone();
-        let (engine, svc) = (engine.clone(), svc.clone());
-        let task = self.0.spawn(async move {
-            let data = engine.refresh_in_task(&svc, &mut job).await;
-            let audited = job.record_audit(&svc, &data).await;
+        let svc = self.clone();
+        let task = self.tasks.0.spawn(async move {
+            let landed = svc.refresh_locked(&mut job).await;
+            let data = deliver(svc.clone(), landed).await;
+            let audited = job.record_audit(&svc, data.as_ref().err()).await;
             Outcome { data, audited }
         });
         match task.await {
@@ -128,14 +148,6 @@ impl Tasks {
                 }),
                 audited: false,
             },
-        }
-    }
-
-    /// Once no new refresh can start: waits (up to `within`) for those still running.
-    pub(super) async fn finish(&self, within: std::time::Duration) {
-        self.0.close();
-        if tokio::time::timeout(within, self.0.wait()).await.is_err() {
-            tracing::warn!(left = self.0.len(), "refreshes still running at shutdown");
         }
     }
 }

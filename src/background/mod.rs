@@ -1,0 +1,6 @@
+//! Drivers that run beside the HTTP server, on their own schedule, and call the services like a
+//! request handler would.
+
+pub mod refresher;
+
+pub use refresher::{Refresher, RefresherSettings};

@@ -1,0 +1,149 @@
+//! Refreshing a credential: one code path for every provider and every trigger (a read within the
+//! margin, `POST .../refresh`, the background refresher), as methods of [`CredentialService`].
+//!
+//! Single flight: the credential's lock ([`super::lock`]), then the row is read again: another caller or
+//! instance may have refreshed already, and then its result is served instead of calling the provider
+//! again (rotating refresh tokens are single-use: a second call would revoke the grant). The outbound
+//! call itself is a stateless grant ([`crate::refresh::grants`]).
+//!
+//! Each refresh runs in a task of its own ([`detach`]): a caller that goes away does not cut a refresh
+//! between the provider call and the secret write, nor lose its audit event.
+
+mod detach;
+mod due;
+mod persist;
+mod run;
+mod serve;
+
+use std::time::Duration;
+
+use super::read::needs_reauth;
+use super::{ConnectionView, CredentialError, CredentialService, TokenData, status};
+use crate::audit::EventKind;
+use crate::config::GrantSettings;
+use crate::db::Connection;
+use crate::providers::ProviderSpec;
+use crate::refresh::timing;
+
+pub use detach::Outcome;
+pub(super) use detach::Tasks;
+pub use due::{DueBatch, PassReport};
+
+/// How credentials are refreshed.
+#[derive(Debug, Clone)]
+pub struct RefreshSettings {
+    /// Refresh this long before a token expires (at most half the token's lifetime).
+    pub margin: Duration,
+    /// Bounds every outbound call (connect included).
+    pub outbound_timeout: Duration,
+    /// What the grants need: endpoint overrides, the platform's OAuth clients, AWS credentials.
+    pub grants: std::sync::Arc<GrantSettings>,
+}
+
+impl Default for RefreshSettings {
+    fn default() -> Self {
+        Self {
+            margin: Duration::from_secs(300),
+            outbound_timeout: Duration::from_secs(10),
+            grants: std::sync::Arc::default(),
+        }
+    }
+}
+
+/// Why a refresh is attempted; it decides what "due" means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// A read: refresh when expiring, unless a failing provider is in backoff.
+    Read,
+    /// The background refresher, which claimed the row at `since_ms` because it was due (its backoff, if
+    /// any, over): refresh unless someone did, or stored a new credential, since the claim.
+    Scheduled { since_ms: i64 },
+    /// `POST /api/tokens/{provider}/refresh`: refresh unless someone did since the request began.
+    Forced { since_ms: i64 },
+}
+
+/// What a refresh left in the row, as its task found or made it.
+enum Landed {
+    /// Fresh token data, just written; the row names it.
+    Fresh(TokenData),
+    /// Nothing new from the provider: not due, nothing to refresh, or the user stored a new credential
+    /// meanwhile. The row names what to serve.
+    Current(Connection),
+    /// The provider refused or failed; the row says so (`degraded` or `needs_reauth`).
+    Failed(Connection),
+}
+
+impl CredentialService {
+    fn margin_secs(&self) -> i64 {
+        self.config.refresh.margin.as_secs() as i64
+    }
+
+    /// Whether a credential is due for a refresh at `now_secs`: within the margin of its expiry (a margin
+    /// capped by the lifetime of tokens a refresh obtained), expired, or none minted yet
+    /// ([`timing::is_expiring`]).
+    pub(super) fn is_expiring(&self, row: &Connection, now_secs: i64) -> bool {
+        timing::is_expiring(self.margin_secs(), row.expires_at, row.next_refresh_at, now_secs)
+    }
+
+    /// When the background refresher should next look at a stored credential (epoch seconds): the refresh
+    /// margin before expiry, or now when the expiry is unknown (mint a token now).
+    pub(super) fn next_refresh_at(&self, expires_at: Option<i64>) -> i64 {
+        expires_at.map_or(self.clock.now_secs(), |e| e - self.margin_secs())
+    }
+
+    /// Refreshes the credential if `trigger` says it is due, and gives the token data to serve; the
+    /// outcome says whether the refresh recorded its audit event.
+    ///
+    /// The work runs in a spawned task that this call awaits: dropping this future (a client that
+    /// disconnects) leaves the refresh running to the end, so a rotated refresh token is always stored.
+    pub(super) async fn refresh(
+        &self,
+        spec: &'static ProviderSpec,
+        user_id: &str,
+        provider: &str,
+        trigger: Trigger,
+        client_addr: &str,
+    ) -> Outcome<TokenData> {
+        let job = detach::Job::new(spec, user_id, provider, trigger, client_addr);
+        self.detached(job, |svc, landed| async move { svc.serve(landed?).await })
+            .await
+    }
+
+    /// `POST /api/tokens/{provider}/refresh`: refresh now (single flight still applies: a refresh that
+    /// completed while this request waited for the lock counts).
+    ///
+    /// Audited exactly once, ok or failed. Once the request reaches the refresh, its task records the
+    /// event (there a client that disconnects cannot stop it) and its outcome says so.
+    /// What ends before is recorded here: unknown provider, not connected, `needs_reauth`, a provider
+    /// whose credentials do not refresh.
+    pub async fn refresh_now(
+        &self,
+        user_id: &str,
+        provider: &str,
+        client_addr: &str,
+    ) -> Result<ConnectionView, CredentialError> {
+        let mut audited = false;
+        let res = async {
+            let spec = Self::spec(provider)?;
+            let row = self.row(user_id, provider).await?;
+            if row.status == status::NEEDS_REAUTH {
+                return Err(needs_reauth(&row));
+            }
+            if spec.refreshes() {
+                let forced = Trigger::Forced {
+                    since_ms: self.clock.now_ms(),
+                };
+                let outcome = self.refresh(spec, user_id, provider, forced, client_addr).await;
+                audited = outcome.audited;
+                outcome.data?;
+            }
+            self.connection(user_id, provider).await
+        }
+        .await;
+        if audited {
+            return res;
+        }
+        self.audited(user_id, EventKind::CredentialRefresh, provider, client_addr, res)
+            .await
+    }
+}
