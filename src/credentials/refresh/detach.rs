@@ -120,9 +120,9 @@ impl Tasks {
 }
 
 impl CredentialService {
-    /// Runs `job` in a task of its own and waits for its outcome: the refresh under the credential's lock,
-    /// then `deliver`, which turns what it left in the row into what the caller asked for, then the audit
-    /// event.
+    /// Runs `job` in a task of its own and waits for its outcome: under the credential's lock, the refresh
+    /// and then `deliver`, which turns what it left in the row into what the caller asked for (reading the
+    /// secret the row names, before a delete or a store can come between); then the audit event.
     pub(super) async fn detached<T, F, Fut>(&self, mut job: Job, deliver: F) -> Outcome<T>
     where
         T: Send + 'static,
@@ -132,8 +132,13 @@ impl CredentialService {
         let provider = job.provider.clone();
         let svc = self.clone();
         let task = self.tasks.0.spawn(async move {
-            let landed = svc.refresh_locked(&mut job).await;
-            let data = deliver(svc.clone(), landed).await;
+            let data = async {
+                // Held until the caller's data is read too: a delete or store must not come between.
+                let _lock = svc.lock(&job.user_id, &job.provider).await?;
+                let landed = svc.refresh_locked(&mut job).await;
+                deliver(svc.clone(), landed).await
+            }
+            .await;
             let audited = job.record_audit(&svc, data.as_ref().err()).await;
             Outcome { data, audited }
         });

@@ -15,10 +15,10 @@ use crate::refresh::timing;
 use crate::secrets::SecretError;
 
 impl CredentialService {
-    /// The refresh itself, in its task; the provider's answer, once kept, goes in `job.note`.
+    /// The refresh itself, in its task, under the credential's lock (held by the caller); the provider's
+    /// answer, once kept, goes in `job.note`.
     pub(super) async fn refresh_locked(&self, job: &mut Job) -> Result<Landed, CredentialError> {
         let (user_id, provider) = (job.user_id.clone(), job.provider.clone());
-        let _lock = self.lock(&user_id, &provider).await?;
 
         let row = self.row(&user_id, &provider).await?;
         if row.status == status::NEEDS_REAUTH {
