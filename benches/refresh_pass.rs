@@ -31,13 +31,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use axum::extract::State;
 use axum::{Form, Json, Router, routing};
 use futures::StreamExt as _;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use sqlx::{Connection as _, PgConnection, PgPool, Row as _};
 use tokenkeeper::app::Services;
 use tokenkeeper::background::{Refresher, RefresherSettings};
 use tokenkeeper::clock::SystemClock;
 use tokenkeeper::config::Settings;
-use tokenkeeper::credentials::{DueBatch, PassReport};
+use tokenkeeper::credentials::{ConnectionKey, DueBatch, PassReport, TokenData};
 use tokenkeeper::db::{AuditRecord, Connection};
 use tokenkeeper::refresh::grants::{self, GrantContext};
 
@@ -260,7 +260,7 @@ async fn bench(db_url: String) -> bool {
                 "expires_at": expires_at,
                 "email": format!("bench{i}@example.com"),
             });
-            svc.store_tokens_in_db(&user(i), &body, "gcp", "bench")
+            svc.store_tokens_in_db(&user(i).into(), &body, "gcp", "bench")
                 .await
                 .expect("store_tokens_in_db");
         }
@@ -465,7 +465,7 @@ async fn bench(db_url: String) -> bool {
         let results: Vec<bool> = futures::stream::iter(due_users.clone())
             .map(|u| {
                 let svc = services.credentials.clone();
-                async move { svc.refresh_now(&u, "gcp", "bench").await.is_ok() }
+                async move { svc.refresh_now(&u.as_str().into(), "gcp", "bench").await.is_ok() }
             })
             .buffer_unordered(sched.concurrency)
             .collect()
@@ -651,7 +651,7 @@ async fn direct(
     let spec = tokenkeeper::providers::find("gcp").expect("gcp in the catalog");
     let http = grants::http_client(services.settings.outbound_timeout);
     let now = now_secs();
-    let data: Vec<(String, Map<String, Value>)> = due_users
+    let data: Vec<(String, TokenData)> = due_users
         .iter()
         .enumerate()
         .map(|(k, u)| {
@@ -663,7 +663,7 @@ async fn direct(
                 "expires_at": now + 60,
                 "email": format!("bench{k}@example.com"),
             });
-            (u.clone(), m.as_object().unwrap().clone())
+            (u.clone(), TokenData::new(m.as_object().unwrap().clone()))
         })
         .collect();
     let calls0 = endpoint.calls.load(Ordering::SeqCst);
@@ -725,7 +725,11 @@ async fn step_costs(services: &Services, users: &[String]) -> Vec<(&'static str,
             out.push(($name, t.elapsed().as_secs_f64() * 1e3 / n));
         }};
     }
-    let name = |u: &str| services.credentials.secret_name(u, "gcp");
+    let name = |u: &str| {
+        services
+            .credentials
+            .secret_name(&ConnectionKey::of_row(u, "gcp").expect("gcp"))
+    };
     step!("refresh_lock: BEGIN + pg_advisory_xact_lock + ROLLBACK", |u| {
         let l = store.refresh_lock(&format!("{u}\u{0}gcp")).await.unwrap();
         drop(l);

@@ -11,6 +11,7 @@ use secrecy::SecretString;
 use crate::app::{Services, database_url, describe_secret_store};
 use crate::clock::SystemClock;
 use crate::config::Settings;
+use crate::credentials::UserId;
 use crate::passwords::Caller;
 
 #[derive(Parser, Debug)]
@@ -145,14 +146,17 @@ async fn tokens(settings: Settings, cmd: TokensCommand) -> anyhow::Result<()> {
     let creds = &services.credentials;
     match cmd {
         TokensCommand::List { user } => {
-            println!("{}", serde_json::to_string_pretty(&creds.list(&user).await?)?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&creds.list(&UserId::from(user)).await?)?
+            );
         }
         TokensCommand::Get { user, provider } => {
-            let data = creds.get_token_data(&user, &provider, "cli").await?;
-            println!("{}", serde_json::Value::Object(data.0));
+            let data = creds.get_token_data(&UserId::from(user), &provider, "cli").await?;
+            println!("{}", serde_json::to_string(&data)?);
         }
         TokensCommand::Delete { user, provider } => {
-            creds.delete(&user, &provider, "cli").await?;
+            creds.delete(&UserId::new(user.as_str()), &provider, "cli").await?;
             println!("deleted {provider} credential of {user}");
         }
     }

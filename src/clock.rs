@@ -11,6 +11,39 @@ pub trait Clock: Send + Sync + 'static {
     fn now_secs(&self) -> i64 {
         self.now_ms().div_euclid(1000)
     }
+
+    fn now(&self) -> Timestamp {
+        Timestamp::from_millis(self.now_ms())
+    }
+}
+
+/// An instant, in milliseconds since the Unix epoch: one unit for every time a connection row holds,
+/// whatever the resolution of the column it is kept in (the database layer converts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(i64);
+
+impl Timestamp {
+    pub const fn from_millis(ms: i64) -> Self {
+        Self(ms)
+    }
+
+    pub const fn from_secs(secs: i64) -> Self {
+        Self(secs.saturating_mul(1000))
+    }
+
+    pub const fn as_millis(self) -> i64 {
+        self.0
+    }
+
+    /// Whole seconds, rounded down.
+    pub const fn as_secs(self) -> i64 {
+        self.0.div_euclid(1000)
+    }
+
+    /// RFC 3339 text, e.g. `2026-11-29T12:00:00.000Z`.
+    pub fn rfc3339(self) -> String {
+        rfc3339(self.0)
+    }
 }
 
 pub type SharedClock = Arc<dyn Clock>;
@@ -88,6 +121,16 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339(951_782_400_123), "2000-02-29T00:00:00.123Z");
         assert_eq!(rfc3339(1_795_953_600_000), "2026-11-29T12:00:00.000Z");
+    }
+
+    #[test]
+    fn timestamps_convert_between_units() {
+        let t = Timestamp::from_secs(1_700_000_000);
+        assert_eq!((t.as_millis(), t.as_secs()), (1_700_000_000_000, 1_700_000_000));
+        assert_eq!(Timestamp::from_millis(1_999).as_secs(), 1);
+        assert_eq!(Timestamp::from_millis(-1).as_secs(), -1, "rounded down");
+        assert_eq!(Timestamp::from_secs(0).rfc3339(), "1970-01-01T00:00:00.000Z");
+        assert_eq!(ManualClock::new(5_500).now(), Timestamp::from_millis(5_500));
     }
 
     #[test]

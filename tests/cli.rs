@@ -126,11 +126,11 @@ fn operator_commands_work_end_to_end() {
     });
     let creds = &svc.credentials;
     let read = |creds: &tokenkeeper::credentials::CredentialService| {
-        rt.block_on(creds.get_token_data(&user_id, "splunk", "test"))
-            .map(|d| d.0["api_token"].clone())
+        rt.block_on(creds.get_token_data(&user_id.as_str().into(), "splunk", "test"))
+            .map(|d| d["api_token"].clone())
     };
     let body = serde_json::json!({"api_token": "cli-splunk-token-123", "base_url": "https://splunk.example.com"});
-    rt.block_on(creds.store_tokens_in_db(&user_id, &body, "splunk", "test"))
+    rt.block_on(creds.store_tokens_in_db(&user_id.as_str().into(), &body, "splunk", "test"))
         .unwrap();
     let list = stdout(&run(d, &["tokens", "list", "--user", &user_id], None));
     assert!(list.contains("\"splunk\"") && !list.contains("cli-splunk-token-123"));
@@ -156,7 +156,7 @@ fn operator_commands_work_end_to_end() {
     let o = run(d, &["tokens", "get", "--user", &user_id, "--provider", "splunk"], None);
     assert!(!o.status.success());
     // Stored again in the service: the next read caches it again.
-    rt.block_on(creds.store_tokens_in_db(&user_id, &body, "splunk", "test"))
+    rt.block_on(creds.store_tokens_in_db(&user_id.as_str().into(), &body, "splunk", "test"))
         .unwrap();
     assert_eq!(read(creds).unwrap(), "cli-splunk-token-123");
     assert_eq!(creds.cached_entries(), 1);

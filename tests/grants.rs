@@ -9,9 +9,9 @@ mod support;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tokenkeeper::config::{GrantSettings, ProviderGrantSettings, SESSION_DURATION_VAR, Settings};
-use tokenkeeper::providers::{self, ProviderSpec, RefreshKind};
+use tokenkeeper::providers::{self, ProviderSpec, RefreshKind, TokenData};
 use tokenkeeper::refresh::grants::{self, GrantContext, GrantError, Refreshed};
 
 use support::fake_provider::{self as fake, FakeProvider};
@@ -33,16 +33,16 @@ fn spec(id: &str) -> &'static ProviderSpec {
     providers::find(id).expect("provider in catalog")
 }
 
-fn data(v: Value) -> Map<String, Value> {
+fn data(v: Value) -> TokenData {
     match v {
-        Value::Object(m) => m,
+        Value::Object(m) => TokenData::new(m),
         _ => panic!("token data must be an object"),
     }
 }
 
 async fn refresh_at(
     provider: &str,
-    token_data: &Map<String, Value>,
+    token_data: &TokenData,
     settings: &GrantSettings,
     now: i64,
     timeout: Duration,
@@ -57,11 +57,7 @@ async fn refresh_at(
     grants::refresh(spec(provider), token_data, &ctx).await
 }
 
-async fn refresh(
-    provider: &str,
-    token_data: &Map<String, Value>,
-    settings: &GrantSettings,
-) -> Result<Refreshed, GrantError> {
+async fn refresh(provider: &str, token_data: &TokenData, settings: &GrantSettings) -> Result<Refreshed, GrantError> {
     refresh_at(provider, token_data, settings, NOW, Duration::from_secs(10)).await
 }
 
@@ -217,8 +213,7 @@ async fn dot_client_credentials() {
     }
     assert_eq!(t.len(), 5);
 
-    let mut wrong = stored.clone();
-    wrong.insert("client_secret".into(), json!("not-the-secret"));
+    let wrong = stored.with([("client_secret", json!("not-the-secret"))]);
     assert_eq!(
         refresh("tailscale", &wrong, &settings).await.unwrap_err(),
         reauth("invalid_client")
@@ -346,8 +341,7 @@ async fn sts_wrong_credentials_need_reauth() {
 
     // Right keys, wrong external id: the role's trust policy refuses.
     let good = aws_settings(moto, &moto.secret_access_key, &[]);
-    let mut wrong_ext = stored.clone();
-    wrong_ext.insert("external_id".into(), json!("not-the-external-id"));
+    let wrong_ext = stored.with([("external_id", json!("not-the-external-id"))]);
     assert_eq!(
         refresh("aws", &wrong_ext, &good).await.unwrap_err(),
         reauth("AccessDenied")
@@ -491,8 +485,7 @@ async fn azure_client_credentials_and_errors() {
     assert_eq!(form["scope"], "https://management.azure.com/.default");
     assert_eq!(form["grant_type"], "client_credentials");
 
-    let mut wrong = stored.clone();
-    wrong.insert("client_secret".into(), json!("wrong~secret"));
+    let wrong = stored.with([("client_secret", json!("wrong~secret"))]);
     let err = refresh("azure", &wrong, &settings).await.unwrap_err();
     assert_eq!(err, reauth("invalid_client"));
     let shown = format!("{err} {err:?}");
@@ -501,8 +494,7 @@ async fn azure_client_credentials_and_errors() {
         "no body in errors: {shown}"
     );
 
-    let mut other_tenant = stored.clone();
-    other_tenant.insert("tenant_id".into(), json!("contoso.onmicrosoft.com"));
+    let other_tenant = stored.with([("tenant_id", json!("contoso.onmicrosoft.com"))]);
     assert_eq!(
         refresh("azure", &other_tenant, &settings).await.unwrap_err(),
         reauth("invalid_request")
@@ -538,8 +530,7 @@ async fn bitbucket_uses_http_basic_and_keeps_its_refresh_token() {
         refresh("bitbucket", &old, &wrong).await.unwrap_err(),
         reauth("invalid_client")
     );
-    let mut revoked = old.clone();
-    revoked.insert("refresh_token".into(), json!("never-issued"));
+    let revoked = old.with([("refresh_token", json!("never-issued"))]);
     assert_eq!(
         refresh("bitbucket", &revoked, &settings).await.unwrap_err(),
         reauth("invalid_grant")
@@ -691,8 +682,9 @@ async fn gcp_oauth_refresh_keeps_the_refresh_token_when_none_is_returned() {
         "{err:?}"
     );
     // No refresh token stored: the user must reconnect.
-    let mut no_rt = old.clone();
-    no_rt.remove("refresh_token");
+    let mut fields = old.fields().clone();
+    fields.remove("refresh_token");
+    let no_rt = TokenData::new(fields);
     assert!(refresh("gcp", &no_rt, &settings).await.unwrap_err().needs_reauth());
 }
 

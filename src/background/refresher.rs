@@ -49,12 +49,8 @@ impl Refresher {
         let stopping = || *stop.borrow();
         while !stopping() {
             // The claim's time: a credential refreshed (or stored anew) after it is not refreshed again.
-            let now_ms = self.clock.now_ms();
-            match self
-                .credentials
-                .refresh_due(now_ms, &self.settings.batch, &stopping)
-                .await
-            {
+            let now = self.clock.now();
+            match self.credentials.refresh_due(now, &self.settings.batch, &stopping).await {
                 Ok(batch) if batch.claimed == 0 => break,
                 Ok(batch) => report += batch,
                 Err(e) => {

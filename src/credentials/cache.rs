@@ -1,5 +1,6 @@
 //! The read cache: a credential's reference row and its secret token data, in process memory only
-//! (never Redis, disk or logs); the token data is held as a `SecretString`, zeroized when dropped.
+//! (never Redis, disk or logs). The token data is kept parsed (a hit shares it, nothing is parsed again);
+//! its strings are zeroized when the last copy is dropped ([`TokenData`]).
 //!
 //! A hit serves an `active`, unexpiring credential with no SQL and no secret-store round trip. It stays
 //! correct because every change drops the entry: writes, deletes, refreshes and status changes drop it
@@ -19,9 +20,7 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use secrecy::{ExposeSecret, SecretString};
-use serde_json::{Map, Value};
-
+use super::{ConnectionKey, TokenData};
 use crate::db::Connection;
 use crate::db::generation::ChangeGeneration;
 
@@ -36,7 +35,7 @@ struct Entry {
     row: Connection,
     /// `None` when secrets are not cached (`TOKENKEEPER_READ_CACHE=false`): the row alone still saves
     /// the SQL lookup, and the secret comes from the secret store on every read.
-    data: Option<SecretString>,
+    data: Option<TokenData>,
 }
 
 #[derive(Default)]
@@ -47,7 +46,7 @@ pub struct ReadCache {
     /// value `seen`. `None` on PostgreSQL, where changes arrive as notifications and drop entries.
     shared: Option<Arc<ChangeGeneration>>,
     seen: AtomicU64,
-    entries: RwLock<HashMap<String, Entry>>,
+    entries: RwLock<HashMap<ConnectionKey, Entry>>,
     /// Bumped by every drop. A reader notes it before reading SQL and the secret store, and only
     /// caches what it read if no drop happened meanwhile: otherwise a change announced while it was
     /// reading could be overwritten by the older data it read.
@@ -64,20 +63,6 @@ pub struct Ticket {
     seen: u64,
 }
 
-/// `{provider}:{user}`: provider ids never hold a `:`, and the key travels as PostgreSQL text (no NUL).
-pub fn key(user_id: &str, provider: &str) -> String {
-    format!("{provider}:{user_id}")
-}
-
-/// Token data as stored (a JSON object's text); `None` for anything else. Every reader of stored
-/// token data goes through this.
-pub(crate) fn parse(data: &SecretString) -> Option<Map<String, Value>> {
-    match serde_json::from_str(data.expose_secret()) {
-        Ok(Value::Object(m)) => Some(m),
-        _ => None,
-    }
-}
-
 impl ReadCache {
     /// Caches reference rows, and token data only when `secrets`. `shared`: the change counter of a
     /// SQLite database (`None` where changes are announced instead).
@@ -91,6 +76,16 @@ impl ReadCache {
         }
     }
 
+    // A panic while the lock is held cannot leave the map half-changed (each change is one map call), so a
+    // poisoned lock is used as it is.
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<ConnectionKey, Entry>> {
+        self.entries.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<ConnectionKey, Entry>> {
+        self.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// The shared counter's value (0 where there is none).
     fn shared_now(&self) -> u64 {
         self.shared.as_ref().map_or(0, |g| g.current())
@@ -98,12 +93,12 @@ impl ReadCache {
 
     /// The cached row, and its token data when secrets are cached. `None` also when another process
     /// changed a credential since the entries were cached: they are all dropped then.
-    pub fn entry(&self, key: &str) -> Option<(Connection, Option<Map<String, Value>>)> {
+    pub fn entry(&self, key: &ConnectionKey) -> Option<(Connection, Option<TokenData>)> {
         {
-            let entries = self.entries.read().expect("cache poisoned");
+            let entries = self.read();
             if self.shared_now() == self.seen.load(SeqCst) {
                 let e = entries.get(key).filter(|e| e.cached_at.elapsed() < MAX_AGE)?;
-                return Some((e.row.clone(), e.data.as_ref().and_then(parse)));
+                return Some((e.row.clone(), e.data.clone()));
             }
         }
         self.catch_up();
@@ -112,7 +107,7 @@ impl ReadCache {
 
     /// Drops everything after another process's change, and notes the counter's value.
     fn catch_up(&self) {
-        let mut entries = self.entries.write().expect("cache poisoned");
+        let mut entries = self.write();
         let now = self.shared_now();
         if self.seen.load(SeqCst) != now {
             self.epoch.fetch_add(1, SeqCst);
@@ -131,12 +126,12 @@ impl ReadCache {
 
     /// The cached token data if it was cached with exactly the reference row `row` (same secret version,
     /// and not a deleted and stored-again credential whose new secret restarted at the same version).
-    pub fn get(&self, key: &str, row: &Connection) -> Option<Map<String, Value>> {
-        let entries = self.entries.read().expect("cache poisoned");
+    pub fn get(&self, key: &ConnectionKey, row: &Connection) -> Option<TokenData> {
+        let entries = self.read();
         let e = entries
             .get(key)
             .filter(|e| e.row == *row && e.cached_at.elapsed() < MAX_AGE)?;
-        parse(e.data.as_ref()?)
+        e.data.clone()
     }
 
     /// The ticket to pass to [`ReadCache::put`]; take it before reading.
@@ -149,11 +144,9 @@ impl ReadCache {
 
     /// Caches what was read since `ticket` was taken, unless anything was dropped or changed meanwhile
     /// (here or in another process).
-    pub fn put(&self, key: &str, row: &Connection, data: &Map<String, Value>, ticket: Ticket) {
-        let data = self
-            .secrets
-            .then(|| SecretString::from(Value::Object(data.clone()).to_string()));
-        let mut entries = self.entries.write().expect("cache poisoned");
+    pub fn put(&self, key: &ConnectionKey, row: &Connection, data: &TokenData, ticket: Ticket) {
+        let data = self.secrets.then(|| data.clone());
+        let mut entries = self.write();
         let current = self.epoch.load(SeqCst) == ticket.epoch
             && self.seen.load(SeqCst) == ticket.seen
             && self.shared_now() == ticket.seen;
@@ -165,7 +158,7 @@ impl ReadCache {
         }
         let cached_at = Instant::now();
         entries.insert(
-            key.to_string(),
+            key.clone(),
             Entry {
                 cached_at,
                 row: row.clone(),
@@ -174,25 +167,24 @@ impl ReadCache {
         );
     }
 
-    pub fn remove(&self, key: &str) {
-        let mut entries = self.entries.write().expect("cache poisoned");
+    pub fn remove(&self, key: &ConnectionKey) {
+        let mut entries = self.write();
         self.epoch.fetch_add(1, SeqCst);
         entries.remove(key);
     }
 
     pub fn clear(&self) {
-        let mut entries = self.entries.write().expect("cache poisoned");
+        let mut entries = self.write();
         self.epoch.fetch_add(1, SeqCst);
         entries.clear();
     }
 
     /// An announced change (another instance's, or this one's coming back): drops its entry, or all
-    /// of them for [`crate::db::CHANGED_ALL`].
-    pub fn announced(&self, key: &str) {
-        if key == crate::db::CHANGED_ALL {
-            self.clear()
-        } else {
-            self.remove(key)
+    /// of them for [`crate::db::CHANGED_ALL`] or an announcement that names no key this cache could hold.
+    pub fn announced(&self, announcement: &str) {
+        match ConnectionKey::from_announcement(announcement) {
+            Some(key) => self.remove(&key),
+            None => self.clear(),
         }
         self.announcements.fetch_add(1, SeqCst);
     }
@@ -202,7 +194,7 @@ impl ReadCache {
     }
 
     pub fn len(&self) -> usize {
-        self.entries.read().expect("cache poisoned").len()
+        self.read().len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -212,7 +204,14 @@ impl ReadCache {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{Map, Value};
+
     use super::*;
+    use crate::clock::Timestamp;
+
+    fn k(user: &str) -> ConnectionKey {
+        ConnectionKey::of_row(user, "grafana").unwrap()
+    }
 
     fn row(version: i64) -> Connection {
         Connection {
@@ -220,39 +219,39 @@ mod tests {
             provider: "grafana".into(),
             secret_ref: "local:x".into(),
             secret_version: version,
-            metadata: "{}".into(),
-            status: "active".into(),
+            metadata: Map::new(),
+            status: crate::db::ConnectionStatus::Active,
             status_reason: None,
             expires_at: None,
             next_refresh_at: None,
             refresh_failures: 0,
-            created_at: 0,
-            updated_at: 0,
+            created_at: Timestamp::from_millis(0),
+            updated_at: Timestamp::from_millis(0),
         }
     }
 
-    fn data(v: &str) -> Map<String, Value> {
+    fn data(v: &str) -> TokenData {
         let mut m = Map::new();
         m.insert("api_key".into(), Value::from(v));
-        m
+        TokenData::new(m)
     }
 
-    fn cached_key(c: &ReadCache, key: &str) -> Option<Value> {
-        c.entry(key).and_then(|(_, d)| d).map(|d| d["api_key"].clone())
+    fn cached_key(c: &ReadCache, user: &str) -> Option<Value> {
+        c.entry(&k(user)).and_then(|(_, d)| d).map(|d| d["api_key"].clone())
     }
 
     #[test]
     fn another_processes_change_drops_every_entry() {
         let shared = Arc::new(ChangeGeneration::private());
         let c = ReadCache::new(true, Some(shared.clone()));
-        c.put("a", &row(1), &data("one"), c.ticket());
-        c.put("b", &row(1), &data("two"), c.ticket());
+        c.put(&k("a"), &row(1), &data("one"), c.ticket());
+        c.put(&k("b"), &row(1), &data("two"), c.ticket());
         assert_eq!(cached_key(&c, "a"), Some(Value::from("one")));
         shared.bump(); // another process changed something
         assert_eq!(cached_key(&c, "b"), None);
         assert!(c.is_empty());
         // In step again: new entries are served.
-        c.put("a", &row(2), &data("new"), c.ticket());
+        c.put(&k("a"), &row(2), &data("new"), c.ticket());
         assert_eq!(cached_key(&c, "a"), Some(Value::from("new")));
     }
 
@@ -260,17 +259,17 @@ mod tests {
     fn own_change_keeps_the_other_entries() {
         let shared = Arc::new(ChangeGeneration::private());
         let c = ReadCache::new(true, Some(shared.clone()));
-        c.put("a", &row(1), &data("one"), c.ticket());
-        c.put("b", &row(1), &data("two"), c.ticket());
-        c.remove("a");
+        c.put(&k("a"), &row(1), &data("one"), c.ticket());
+        c.put(&k("b"), &row(1), &data("two"), c.ticket());
+        c.remove(&k("a"));
         c.changed_here(shared.bump());
         assert_eq!(cached_key(&c, "a"), None);
         assert_eq!(cached_key(&c, "b"), Some(Value::from("two")));
         // Another process's change in between: this process cannot tell which key, so all go.
-        c.remove("b");
+        c.remove(&k("b"));
         shared.bump();
         c.changed_here(shared.bump());
-        c.put("c", &row(1), &data("three"), c.ticket());
+        c.put(&k("c"), &row(1), &data("three"), c.ticket());
         assert_eq!(cached_key(&c, "c"), None);
         assert!(c.is_empty());
     }
@@ -278,15 +277,15 @@ mod tests {
     #[test]
     fn entries_expire() {
         let c = ReadCache::new(true, None);
-        c.put("a", &row(1), &data("one"), c.ticket());
+        c.put(&k("a"), &row(1), &data("one"), c.ticket());
         assert_eq!(cached_key(&c, "a"), Some(Value::from("one")));
         {
             let mut entries = c.entries.write().unwrap();
-            let e = entries.get_mut("a").unwrap();
+            let e = entries.get_mut(&k("a")).unwrap();
             e.cached_at = e.cached_at.checked_sub(MAX_AGE).expect("up for over a minute");
         }
         assert_eq!(cached_key(&c, "a"), None);
-        assert_eq!(c.get("a", &row(1)), None);
+        assert!(c.get(&k("a"), &row(1)).is_none());
     }
 
     #[test]
@@ -295,11 +294,50 @@ mod tests {
         let c = ReadCache::new(true, Some(shared.clone()));
         let ticket = c.ticket();
         shared.bump(); // committed by another process while this reader was reading
-        c.put("a", &row(1), &data("old"), ticket);
+        c.put(&k("a"), &row(1), &data("old"), ticket);
         assert_eq!(cached_key(&c, "a"), None);
         let ticket = c.ticket();
-        c.remove("a"); // and by this one
-        c.put("a", &row(1), &data("old"), ticket);
+        c.remove(&k("a")); // and by this one
+        c.put(&k("a"), &row(1), &data("old"), ticket);
         assert_eq!(cached_key(&c, "a"), None);
+    }
+
+    #[test]
+    fn a_hit_shares_the_parsed_data() {
+        let c = ReadCache::new(true, None);
+        let stored = data("one");
+        c.put(&k("a"), &row(1), &stored, c.ticket());
+        let hit = c.get(&k("a"), &row(1)).unwrap();
+        assert!(
+            std::ptr::eq(hit.fields(), stored.fields()),
+            "not parsed or copied again"
+        );
+        // Only for exactly the row it was cached with.
+        assert!(c.get(&k("a"), &row(2)).is_none());
+        // Rows only, when secrets are not cached.
+        let rows_only = ReadCache::new(false, None);
+        rows_only.put(&k("a"), &row(1), &stored, rows_only.ticket());
+        assert!(rows_only.entry(&k("a")).is_some_and(|(_, d)| d.is_none()));
+    }
+
+    #[test]
+    fn announcements_drop_their_key_or_everything() {
+        let c = ReadCache::new(true, None);
+        c.put(&k("a"), &row(1), &data("one"), c.ticket());
+        c.put(&k("b"), &row(1), &data("two"), c.ticket());
+        c.announced("grafana:a");
+        assert_eq!(
+            (cached_key(&c, "a"), cached_key(&c, "b")),
+            (None, Some(Value::from("two")))
+        );
+        c.announced(crate::db::CHANGED_ALL);
+        assert!(c.is_empty());
+        c.put(&k("a"), &row(1), &data("one"), c.ticket());
+        c.announced("nosuchprovider:a");
+        assert!(
+            c.is_empty(),
+            "an announcement naming no key it could hold drops everything"
+        );
+        assert_eq!(c.announcements(), 3);
     }
 }

@@ -8,36 +8,35 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
-use super::{CredentialError, CredentialService};
+use super::{ConnectionKey, CredentialError, CredentialService};
 use crate::db::Store;
 
 /// The in-process mutexes, one per credential while someone holds or awaits it: the map keeps weak
 /// references, so a credential nobody is working on costs no entry for long.
 #[derive(Default)]
 pub(super) struct CredentialLocks {
-    local: Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
+    local: Mutex<HashMap<ConnectionKey, Weak<tokio::sync::Mutex<()>>>>,
 }
 
 impl CredentialLocks {
     /// Holds one credential's lock until dropped: first in this process, then across processes.
-    async fn lock(&self, store: &dyn Store, user_id: &str, provider: &str) -> Result<CredentialLock, CredentialError> {
-        let key = format!("{user_id}\u{0}{provider}");
-        let local = self.local(&key).lock_owned().await;
-        let cross = store.refresh_lock(&key).await?;
+    async fn lock(&self, store: &dyn Store, key: &ConnectionKey) -> Result<CredentialLock, CredentialError> {
+        let local = self.local(key).lock_owned().await;
+        let cross = store.refresh_lock(&key.lock_name()).await?;
         Ok(CredentialLock {
             _cross: cross,
             _local: local,
         })
     }
 
-    fn local(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+    fn local(&self, key: &ConnectionKey) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.local.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(l) = locks.get(key).and_then(Weak::upgrade) {
             return l;
         }
         locks.retain(|_, w| w.strong_count() > 0);
         let l = Arc::new(tokio::sync::Mutex::new(()));
-        locks.insert(key.to_string(), Arc::downgrade(&l));
+        locks.insert(key.clone(), Arc::downgrade(&l));
         l
     }
 }
@@ -50,7 +49,7 @@ pub(super) struct CredentialLock {
 
 impl CredentialService {
     /// Holds one credential's lock until dropped (see the module documentation).
-    pub(super) async fn lock(&self, user_id: &str, provider: &str) -> Result<CredentialLock, CredentialError> {
-        self.locks.lock(self.store.as_ref(), user_id, provider).await
+    pub(super) async fn lock(&self, key: &ConnectionKey) -> Result<CredentialLock, CredentialError> {
+        self.locks.lock(self.store.as_ref(), key).await
     }
 }

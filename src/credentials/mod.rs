@@ -14,6 +14,8 @@
 
 pub mod cache;
 mod delete;
+mod error;
+mod key;
 mod lock;
 pub mod naming;
 mod read;
@@ -23,79 +25,25 @@ pub mod view;
 
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
-
 use crate::audit::{Auditor, Event, EventKind, Outcome};
 use crate::clock::SharedClock;
-use crate::db::{ChangeFeed, DbError, SharedStore};
-use crate::providers::{FieldError, ProviderSpec, UrlPolicy};
-use crate::secrets::{SecretError, SecretStore};
+pub use crate::db::ConnectionStatus;
+use crate::db::{ChangeFeed, SharedStore};
+pub use crate::providers::TokenData;
+use crate::providers::UrlPolicy;
+use crate::secrets::SecretStore;
+pub use error::CredentialError;
+use error::failure_reason;
+pub use key::{ConnectionKey, UserId};
+pub use naming::NamingSettings;
 pub use refresh::{DueBatch, PassReport, RefreshSettings};
 pub use view::ConnectionView;
-
-/// Connection states, as shown in listings.
-pub mod status {
-    pub const ACTIVE: &str = "active";
-    pub const DEGRADED: &str = "degraded";
-    pub const NEEDS_REAUTH: &str = "needs_reauth";
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum CredentialError {
-    #[error("Unknown provider: {0}")]
-    UnknownProvider(String),
-    #[error("{0}")]
-    Invalid(#[from] FieldError),
-    #[error("No {0} credential is stored")]
-    NotConnected(String),
-    #[error("The {provider} credential needs to be connected again")]
-    NeedsReauth { provider: String, reason: String },
-    #[error("The {0} credential was changed at the same time; retry")]
-    Conflict(String),
-    #[error("Secret store unavailable")]
-    SecretStoreUnavailable(#[source] SecretError),
-    #[error("The provider could not refresh the {provider} credential")]
-    RefreshUnavailable { provider: String, reason: String },
-    #[error("stored credential is inconsistent: {0}")]
-    Inconsistent(String),
-    #[error(transparent)]
-    Db(#[from] DbError),
-}
-
-impl From<SecretError> for CredentialError {
-    fn from(e: SecretError) -> Self {
-        match e {
-            SecretError::Unavailable(_) => {
-                crate::metrics::secret_store_error();
-                Self::SecretStoreUnavailable(e)
-            }
-            SecretError::CasMismatch => Self::Conflict(String::new()),
-            SecretError::Corrupt(m) => Self::Inconsistent(m),
-        }
-    }
-}
-
-/// Secret token data, in Aurora's field names. `Debug` shows the field names only.
-pub struct TokenData(pub Map<String, Value>);
-
-impl std::fmt::Debug for TokenData {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let keys: Vec<&String> = self.0.keys().collect();
-        write!(f, "TokenData(<redacted: {keys:?}>)")
-    }
-}
 
 /// What a store returns: the connection, and the external id if Tokenkeeper generated it (shown once).
 #[derive(Debug)]
 pub struct Stored {
     pub connection: ConnectionView,
     pub generated_external_id: Option<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct NamingSettings {
-    pub prefix: String,
-    pub env: String,
 }
 
 /// Stores, reads, refreshes and deletes provider credentials. Cheap to clone (shared parts).
@@ -172,9 +120,9 @@ impl CredentialService {
                 let cache = Arc::new(cache::ReadCache::new(secrets, None));
                 let weak = Arc::downgrade(&cache);
                 tokio::spawn(async move {
-                    while let Some(key) = changes.recv().await {
+                    while let Some(announcement) = changes.recv().await {
                         let Some(cache) = weak.upgrade() else { break };
-                        cache.announced(&key);
+                        cache.announced(&announcement);
                     }
                 });
                 cache
@@ -195,14 +143,31 @@ impl CredentialService {
         self.cache.as_ref().map_or(0, |c| c.announcements())
     }
 
+    /// At shutdown, once no request is left: waits (up to `within`) for refreshes whose caller went
+    /// away, so that each stores the token it got from the provider.
+    pub async fn finish_refreshes(&self, within: std::time::Duration) {
+        self.tasks.finish(within).await
+    }
+
+    /// The name of the credential's secret in the secret store.
+    pub fn secret_name(&self, key: &ConnectionKey) -> String {
+        self.config.naming.secret_name(key)
+    }
+
+    /// The credential `provider` names for `user`; unknown providers are refused (404).
+    fn key(user: &UserId, provider: &str) -> Result<ConnectionKey, CredentialError> {
+        let spec =
+            crate::providers::find(provider).ok_or_else(|| CredentialError::UnknownProvider(provider.to_string()))?;
+        Ok(ConnectionKey::new(user.clone(), spec))
+    }
+
     /// A credential was written or deleted (and committed): drop cached copies here and in every other
     /// process. Other processes are told even when this one keeps no cache (a library caller, say).
-    async fn changed(&self, user_id: &str, provider: &str) {
-        let key = cache::key(user_id, provider);
+    async fn changed(&self, key: &ConnectionKey) {
         if let Some(c) = &self.cache {
-            c.remove(&key);
+            c.remove(key);
         }
-        match self.store.notify_changed(&key).await {
+        match self.store.notify_changed(&key.announcement()).await {
             Ok(Some(counted)) => {
                 if let Some(c) = &self.cache {
                     c.changed_here(counted)
@@ -213,25 +178,10 @@ impl CredentialService {
         }
     }
 
-    /// At shutdown, once no request is left: waits (up to `within`) for refreshes whose caller went
-    /// away, so that each stores the token it got from the provider.
-    pub async fn finish_refreshes(&self, within: std::time::Duration) {
-        self.tasks.finish(within).await
-    }
-
-    pub fn secret_name(&self, user_id: &str, provider: &str) -> String {
-        let naming = &self.config.naming;
-        naming::secret_name(&naming.prefix, &naming.env, user_id, provider)
-    }
-
-    fn spec(provider: &str) -> Result<&'static ProviderSpec, CredentialError> {
-        crate::providers::find(provider).ok_or_else(|| CredentialError::UnknownProvider(provider.to_string()))
-    }
-
     /// Audits the outcome of an operation (with a short reason on failure) and passes it through.
     async fn audited<T>(
         &self,
-        user: &str,
+        user: &UserId,
         kind: EventKind,
         provider: &str,
         addr: &str,
@@ -242,10 +192,10 @@ impl CredentialService {
         res
     }
 
-    async fn audit(&self, user: &str, kind: EventKind, provider: &str, ok: bool, addr: &str, detail: Option<&str>) {
+    async fn audit(&self, user: &UserId, kind: EventKind, provider: &str, ok: bool, addr: &str, detail: Option<&str>) {
         let outcome = if ok { Outcome::Ok } else { Outcome::Failed };
         let e = Event {
-            user_id: Some(user),
+            user_id: Some(user.as_str()),
             kind,
             provider: Some(provider),
             outcome,
@@ -254,20 +204,5 @@ impl CredentialService {
         };
         // Failures are logged and counted by the auditor; they never fail the user's request.
         let _ = self.audit.record(e).await;
-    }
-}
-
-/// A short, non-secret reason for the audit trail.
-fn failure_reason(e: &CredentialError) -> &'static str {
-    match e {
-        CredentialError::UnknownProvider(_) => "unknown provider",
-        CredentialError::Invalid(_) => "invalid input",
-        CredentialError::NotConnected(_) => "not connected",
-        CredentialError::NeedsReauth { .. } => "needs_reauth",
-        CredentialError::Conflict(_) => "concurrent change",
-        CredentialError::SecretStoreUnavailable(_) => "secret store unavailable",
-        CredentialError::RefreshUnavailable { .. } => "refresh failed",
-        CredentialError::Inconsistent(_) => "inconsistent",
-        CredentialError::Db(_) => "database error",
     }
 }

@@ -1,6 +1,24 @@
 //! Aurora's secret naming, kept exactly so that both systems can share a Vault:
 //! `{prefix}-{env}-{user}-{provider}-token`, the user id reduced to letters, digits, `-` and `_`.
 
+use super::ConnectionKey;
+
+/// The parts of a secret's name that come from the deployment.
+#[derive(Debug, Clone)]
+pub struct NamingSettings {
+    /// `TOKENKEEPER_SECRET_PREFIX` (default `aurora`).
+    pub prefix: String,
+    /// `TOKENKEEPER_ENV` (default `dev`).
+    pub env: String,
+}
+
+impl NamingSettings {
+    /// The name of `key`'s secret.
+    pub fn secret_name(&self, key: &ConnectionKey) -> String {
+        secret_name(&self.prefix, &self.env, key.user().as_str(), key.provider())
+    }
+}
+
 pub fn sanitize_user_id(user_id: &str) -> String {
     user_id
         .chars()

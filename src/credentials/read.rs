@@ -1,84 +1,90 @@
 //! Reading: listings and metadata (no secret), and the secret token data itself (refreshed first if due).
 
 use super::refresh::Trigger;
-use super::{ConnectionView, CredentialError, CredentialService, TokenData, status};
+use super::{ConnectionKey, ConnectionStatus, ConnectionView, CredentialError, CredentialService, TokenData, UserId};
 use crate::audit::EventKind;
 use crate::db::Connection;
 
+// The read path's spans are at debug level: a read is the hot path, and its events carry their own ids.
 impl CredentialService {
     /// Every user's connections counted per status (for `/metrics`).
     pub async fn count_by_status(&self) -> Result<Vec<(String, i64)>, CredentialError> {
         Ok(self.store.count_connections_by_status().await?)
     }
 
-    pub async fn list(&self, user_id: &str) -> Result<Vec<ConnectionView>, CredentialError> {
-        let now = self.clock.now_ms();
-        let rows = self.store.list_connections(user_id).await?;
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %user))]
+    pub async fn list(&self, user: &UserId) -> Result<Vec<ConnectionView>, CredentialError> {
+        let now = self.clock.now();
+        let rows = self.store.list_connections(user.as_str()).await?;
         Ok(rows.iter().map(|c| ConnectionView::from_row(c, now)).collect())
     }
 
-    pub async fn connection(&self, user_id: &str, provider: &str) -> Result<ConnectionView, CredentialError> {
-        Self::spec(provider)?;
-        let row = self.row(user_id, provider).await?;
-        Ok(ConnectionView::from_row(&row, self.clock.now_ms()))
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %user, provider = %provider))]
+    pub async fn connection(&self, user: &UserId, provider: &str) -> Result<ConnectionView, CredentialError> {
+        let key = Self::key(user, provider)?;
+        let row = self.row(&key).await?;
+        Ok(ConnectionView::from_row(&row, self.clock.now()))
     }
 
-    pub(super) async fn row(&self, user_id: &str, provider: &str) -> Result<Connection, CredentialError> {
+    pub(super) async fn row(&self, key: &ConnectionKey) -> Result<Connection, CredentialError> {
         self.store
-            .get_connection(user_id, provider)
+            .get_connection(key.user().as_str(), key.provider())
             .await?
-            .ok_or_else(|| CredentialError::NotConnected(provider.to_string()))
+            .ok_or_else(|| CredentialError::NotConnected(key.provider().to_string()))
     }
 
     /// The seed's `get_token_data(user, provider)`: the secret token data, refreshed first when it
     /// expires within the margin. A connection that needs re-authorization is refused (409).
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %user, provider = %provider))]
     pub async fn get_token_data(
         &self,
-        user_id: &str,
+        user: &UserId,
         provider: &str,
         client_addr: &str,
     ) -> Result<TokenData, CredentialError> {
-        let res = self.get_inner(user_id, provider, client_addr).await;
-        self.audited(user_id, EventKind::CredentialRead, provider, client_addr, res)
+        let res = async { self.get_inner(&Self::key(user, provider)?, client_addr).await }.await;
+        self.audited(user, EventKind::CredentialRead, provider, client_addr, res)
             .await
     }
 
-    async fn get_inner(&self, user_id: &str, provider: &str, addr: &str) -> Result<TokenData, CredentialError> {
-        let spec = Self::spec(provider)?;
+    async fn get_inner(&self, key: &ConnectionKey, addr: &str) -> Result<TokenData, CredentialError> {
         // Fast path: an active, unexpiring credential whose reference row is cached: no SQL, and with
         // cached token data no secret-store call either.
         if let Some(cache) = &self.cache
-            && let Some((row, data)) = cache.entry(&super::cache::key(user_id, provider))
-            && row.status == status::ACTIVE
-            && !self.is_expiring(&row, self.clock.now_secs())
+            && let Some((row, data)) = cache.entry(key)
+            && row.status == ConnectionStatus::Active
+            && !self.is_expiring(&row, self.clock.now())
         {
             return match data {
-                Some(data) => Ok(TokenData(data)),
-                None => self.read_secret(&row).await,
+                Some(data) => Ok(data),
+                None => self.read_secret(key, &row).await,
             };
         }
         let ticket = self.cache.as_ref().map(|c| c.ticket());
-        let row = self.row(user_id, provider).await?;
-        if row.status == status::NEEDS_REAUTH {
+        let row = self.row(key).await?;
+        if row.status == ConnectionStatus::NeedsReauth {
             return Err(needs_reauth(&row));
         }
-        if self.is_expiring(&row, self.clock.now_secs()) {
-            return self.refresh(spec, user_id, provider, Trigger::Read, addr).await.data;
+        if self.is_expiring(&row, self.clock.now()) {
+            return self.refresh(key, Trigger::Read, addr).await.data;
         }
-        let data = self.read_secret(&row).await?;
+        let data = self.read_secret(key, &row).await?;
         if let (Some(cache), Some(ticket)) = (&self.cache, ticket) {
-            cache.put(&super::cache::key(user_id, provider), &row, &data.0, ticket);
+            cache.put(key, &row, &data, ticket);
         }
         Ok(data)
     }
 
-    /// The secret version the reference names.
-    pub(super) async fn read_secret(&self, row: &Connection) -> Result<TokenData, CredentialError> {
-        let key = super::cache::key(&row.user_id, &row.provider);
-        if let Some(hit) = self.cache.as_ref().and_then(|c| c.get(&key, row)) {
-            return Ok(TokenData(hit));
+    /// The secret version the reference `row` of `key` names.
+    pub(super) async fn read_secret(
+        &self,
+        key: &ConnectionKey,
+        row: &Connection,
+    ) -> Result<TokenData, CredentialError> {
+        if let Some(hit) = self.cache.as_ref().and_then(|c| c.get(key, row)) {
+            return Ok(hit);
         }
-        let name = self.secret_name(&row.user_id, &row.provider);
+        let name = self.secret_name(key);
         if row.secret_ref != self.secrets.reference(&name) {
             return Err(CredentialError::Inconsistent(format!(
                 "reference {} is not in the configured secret store",
@@ -92,9 +98,7 @@ impl CredentialService {
             .ok_or_else(|| {
                 CredentialError::Inconsistent(format!("secret {name} v{} is missing", row.secret_version))
             })?;
-        super::cache::parse(&secret.value)
-            .map(TokenData)
-            .ok_or_else(|| CredentialError::Inconsistent(format!("secret {name} is not a JSON object")))
+        TokenData::decode(&secret.value).map_err(|e| CredentialError::Inconsistent(format!("secret {name}: {e}")))
     }
 }
 

@@ -4,8 +4,9 @@
 use rand::RngCore;
 use serde_json::Value;
 
-use super::{CredentialError, CredentialService, Stored, status};
+use super::{ConnectionKey, ConnectionStatus, CredentialError, CredentialService, Stored, TokenData, UserId};
 use crate::audit::EventKind;
+use crate::clock::Timestamp;
 use crate::db::Connection;
 use crate::secrets::SecretError;
 
@@ -19,21 +20,22 @@ fn generate_external_id() -> String {
 impl CredentialService {
     /// The seed's `store_tokens_in_db(user, token_data, provider)`: validates `body` against the provider's
     /// catalog entry, stores the secret and its reference, and returns the connection.
+    #[tracing::instrument(skip_all, fields(user = %user, provider = %provider))]
     pub async fn store_tokens_in_db(
         &self,
-        user_id: &str,
+        user: &UserId,
         body: &Value,
         provider: &str,
         client_addr: &str,
     ) -> Result<Stored, CredentialError> {
-        let res = self.store_inner(user_id, body, provider).await;
-        self.audited(user_id, EventKind::CredentialStore, provider, client_addr, res)
+        let res = async { self.store_inner(&Self::key(user, provider)?, body).await }.await;
+        self.audited(user, EventKind::CredentialStore, provider, client_addr, res)
             .await
     }
 
-    async fn store_inner(&self, user_id: &str, body: &Value, provider: &str) -> Result<Stored, CredentialError> {
-        let spec = Self::spec(provider)?;
-        super::naming::check_user_id(user_id)?;
+    async fn store_inner(&self, key: &ConnectionKey, body: &Value) -> Result<Stored, CredentialError> {
+        let spec = key.spec();
+        super::naming::check_user_id(key.user().as_str())?;
         let mut valid = spec.validate(body, &self.config.url_policy)?;
         let mut generated_external_id = None;
         for field in spec.fields.iter().filter(|f| f.generated_if_absent) {
@@ -46,30 +48,31 @@ impl CredentialService {
             }
         }
         let metadata = spec.metadata_of(&valid.token_data);
-        let name = self.secret_name(user_id, provider);
-        let _lock = self.lock(user_id, provider).await?;
+        let token_data = TokenData::new(valid.token_data);
+        let name = self.secret_name(key);
+        let (user_id, provider) = (key.user().as_str(), key.provider());
+        let _lock = self.lock(key).await?;
         let previous = self.store.get_connection(user_id, provider).await?;
 
         // Check-and-set against the secret store's current version: a concurrent writer loses cleanly. The
         // version comes from the metadata, not the data: a soft-deleted current version still counts.
         let current = self.secrets.current_version(&name).await?;
-        let payload = secrecy::SecretString::from(Value::Object(valid.token_data.clone()).to_string());
-        let version = match self.secrets.write(&name, &payload, Some(current)).await {
+        let version = match self.secrets.write(&name, &token_data.encode(), Some(current)).await {
             Ok(v) => v,
             Err(SecretError::CasMismatch) => return Err(CredentialError::Conflict(provider.to_string())),
             Err(e) => return Err(e.into()),
         };
 
-        let now = self.clock.now_ms();
-        let expires_at = valid.expires_at;
+        let now = self.clock.now();
+        let expires_at = valid.expires_at.map(Timestamp::from_secs);
         let refreshes = valid.refresh.refreshes();
         let row = Connection {
             user_id: user_id.to_string(),
             provider: provider.to_string(),
             secret_ref: self.secrets.reference(&name),
             secret_version: version as i64,
-            metadata: Value::Object(metadata).to_string(),
-            status: status::ACTIVE.to_string(),
+            metadata,
+            status: ConnectionStatus::Active,
             status_reason: None,
             expires_at,
             next_refresh_at: refreshes.then(|| self.next_refresh_at(expires_at)),
@@ -113,7 +116,7 @@ impl CredentialService {
                 }
             }
         }
-        self.changed(user_id, provider).await;
+        self.changed(key).await;
         let connection = super::ConnectionView::from_row(&row, now);
         Ok(Stored {
             connection,

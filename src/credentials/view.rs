@@ -3,15 +3,15 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::clock::rfc3339;
-use crate::db::Connection;
+use crate::clock::Timestamp;
+use crate::db::{Connection, ConnectionStatus};
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectionView {
     pub provider: String,
     pub metadata: Map<String, Value>,
-    pub status: String,
+    pub status: ConnectionStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status_reason: Option<String>,
     /// When the current access token expires (RFC 3339), for providers whose tokens expire.
@@ -26,20 +26,16 @@ pub struct ConnectionView {
 }
 
 impl ConnectionView {
-    pub fn from_row(c: &Connection, now_ms: i64) -> Self {
-        let metadata = match serde_json::from_str::<Value>(&c.metadata) {
-            Ok(Value::Object(m)) => m,
-            _ => Map::new(),
-        };
+    pub fn from_row(c: &Connection, now: Timestamp) -> Self {
         Self {
             provider: c.provider.clone(),
-            metadata,
-            status: c.status.clone(),
+            metadata: c.metadata.clone(),
+            status: c.status,
             status_reason: c.status_reason.clone(),
-            expires_at: c.expires_at.map(|s| rfc3339(s * 1000)),
-            created_at: rfc3339(c.created_at),
-            updated_at: rfc3339(c.updated_at),
-            age_seconds: (now_ms - c.updated_at).max(0) / 1000,
+            expires_at: c.expires_at.map(Timestamp::rfc3339),
+            created_at: c.created_at.rfc3339(),
+            updated_at: c.updated_at.rfc3339(),
+            age_seconds: (now.as_millis() - c.updated_at.as_millis()).max(0) / 1000,
             secret_version: c.secret_version,
             secret_ref: c.secret_ref.clone(),
         }

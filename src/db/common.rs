@@ -45,20 +45,20 @@ macro_rules! connection_from_row {
     ($r:expr) => {{
         use sqlx::Row;
         let r = $r;
-        $crate::db::Connection {
-            user_id: r.try_get("user_id")?,
-            provider: r.try_get("provider")?,
-            secret_ref: r.try_get("secret_ref")?,
-            secret_version: r.try_get("secret_version")?,
-            metadata: r.try_get("metadata")?,
-            status: r.try_get("status")?,
-            status_reason: r.try_get("status_reason")?,
-            expires_at: r.try_get("expires_at")?,
-            next_refresh_at: r.try_get("next_refresh_at")?,
-            refresh_failures: r.try_get("refresh_failures")?,
-            created_at: r.try_get("created_at")?,
-            updated_at: r.try_get("updated_at")?,
-        }
+        $crate::db::Connection::from_columns(
+            r.try_get("user_id")?,
+            r.try_get("provider")?,
+            r.try_get("secret_ref")?,
+            r.try_get("secret_version")?,
+            r.try_get("metadata")?,
+            r.try_get("status")?,
+            r.try_get("status_reason")?,
+            r.try_get("expires_at")?,
+            r.try_get("next_refresh_at")?,
+            r.try_get("refresh_failures")?,
+            r.try_get("created_at")?,
+            r.try_get("updated_at")?,
+        )?
     }};
 }
 
@@ -283,6 +283,7 @@ macro_rules! impl_store {
             }
 
             async fn update_connection(&self, c: &Connection) -> Result<bool, DbError> {
+                let col = c.columns();
                 let r = sqlx::query(
                     "UPDATE connections SET secret_ref = $3, secret_version = $4, metadata = $5, status = $6, \
                      status_reason = $7, expires_at = $8, next_refresh_at = $9, refresh_failures = $10, \
@@ -292,19 +293,20 @@ macro_rules! impl_store {
                 .bind(&c.provider)
                 .bind(&c.secret_ref)
                 .bind(c.secret_version)
-                .bind(&c.metadata)
-                .bind(&c.status)
-                .bind(&c.status_reason)
-                .bind(c.expires_at)
-                .bind(c.next_refresh_at)
+                .bind(&col.metadata)
+                .bind(col.status)
+                .bind(col.status_reason)
+                .bind(col.expires_at)
+                .bind(col.next_refresh_at)
                 .bind(c.refresh_failures)
-                .bind(c.updated_at)
+                .bind(col.updated_at)
                 .execute(&self.pool)
                 .await?;
                 Ok(r.rows_affected() == 1)
             }
 
             async fn put_connection(&self, c: &Connection, expected: Option<i64>) -> Result<bool, DbError> {
+                let col = c.columns();
                 // $1 to $11 as in update_connection; $12: the version the row must still name (update), or
                 // the new row's created_at (insert).
                 let (sql, last) = match expected {
@@ -319,7 +321,7 @@ macro_rules! impl_store {
                          status_reason, expires_at, next_refresh_at, refresh_failures, updated_at, created_at) \
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
                          ON CONFLICT (user_id, provider) DO NOTHING",
-                        c.created_at,
+                        col.created_at,
                     ),
                 };
                 let r = sqlx::query(sql)
@@ -327,13 +329,13 @@ macro_rules! impl_store {
                     .bind(&c.provider)
                     .bind(&c.secret_ref)
                     .bind(c.secret_version)
-                    .bind(&c.metadata)
-                    .bind(&c.status)
-                    .bind(&c.status_reason)
-                    .bind(c.expires_at)
-                    .bind(c.next_refresh_at)
+                    .bind(&col.metadata)
+                    .bind(col.status)
+                    .bind(col.status_reason)
+                    .bind(col.expires_at)
+                    .bind(col.next_refresh_at)
                     .bind(c.refresh_failures)
-                    .bind(c.updated_at)
+                    .bind(col.updated_at)
                     .bind(last)
                     .execute(&self.pool)
                     .await?;

@@ -5,6 +5,7 @@
 //! Only references and non-secret metadata live here; secret values never do.
 
 mod common;
+mod connection;
 pub mod generation;
 pub mod postgres;
 pub mod sqlite;
@@ -13,6 +14,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use secrecy::SecretString;
+
+use crate::clock::Timestamp;
+pub use connection::{Connection, ConnectionStatus, UnknownStatus};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -74,24 +78,6 @@ pub struct AuditRecord {
     pub client_addr: Option<String>,
     pub detail: Option<String>,
     pub at: i64,
-}
-
-/// A stored connection: the reference to its secret and what may be shown without it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Connection {
-    pub user_id: String,
-    pub provider: String,
-    pub secret_ref: String,
-    pub secret_version: i64,
-    /// Non-secret display metadata, JSON object text.
-    pub metadata: String,
-    pub status: String,
-    pub status_reason: Option<String>,
-    pub expires_at: Option<i64>,
-    pub next_refresh_at: Option<i64>,
-    pub refresh_failures: i32,
-    pub created_at: i64,
-    pub updated_at: i64,
 }
 
 #[async_trait]
@@ -178,7 +164,12 @@ pub trait Store: Send + Sync + 'static {
     /// Claims up to `limit` connections due at `now` (`next_refresh_at <= now`), moving their
     /// `next_refresh_at` to `lease_until` so that no other instance claims them meanwhile; if this one
     /// dies, the lease runs out and another picks them up. Oldest due first.
-    async fn claim_due(&self, now: i64, lease_until: i64, limit: i64) -> Result<Vec<(String, String)>, DbError>;
+    async fn claim_due(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<(String, String)>, DbError>;
 
     // Cross-process cache invalidation.
     /// Tells every other process that a credential changed; call it after the change is committed.

@@ -163,15 +163,21 @@ impl_store!(PgStore, {
         Ok(super::RefreshLock::holding(tx))
     }
 
-    async fn claim_due(&self, now: i64, lease_until: i64, limit: i64) -> Result<Vec<(String, String)>, DbError> {
+    async fn claim_due(
+        &self,
+        now: crate::clock::Timestamp,
+        lease_until: crate::clock::Timestamp,
+        limit: i64,
+    ) -> Result<Vec<(String, String)>, DbError> {
+        // next_refresh_at is kept in whole seconds.
         // SKIP LOCKED: instances claiming at the same moment take disjoint rows.
         let rows: Vec<(String, String)> = sqlx::query_as(
             "UPDATE connections c SET next_refresh_at = $1 FROM (SELECT user_id, provider FROM connections \
              WHERE next_refresh_at <= $2 ORDER BY next_refresh_at LIMIT $3 FOR UPDATE SKIP LOCKED) due \
              WHERE c.user_id = due.user_id AND c.provider = due.provider RETURNING c.user_id, c.provider",
         )
-        .bind(lease_until)
-        .bind(now)
+        .bind(lease_until.as_secs())
+        .bind(now.as_secs())
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;

@@ -130,14 +130,20 @@ impl_store!(SqliteStore, {
         self.acquire_refresh_lock(key).await
     }
 
-    async fn claim_due(&self, now: i64, lease_until: i64, limit: i64) -> Result<Vec<(String, String)>, DbError> {
+    async fn claim_due(
+        &self,
+        now: crate::clock::Timestamp,
+        lease_until: crate::clock::Timestamp,
+        limit: i64,
+    ) -> Result<Vec<(String, String)>, DbError> {
+        // next_refresh_at is kept in whole seconds.
         // SQLite has one writer at a time, so the UPDATE itself is the claim.
         let rows: Vec<(String, String)> = sqlx::query_as(
             "UPDATE connections SET next_refresh_at = $1 WHERE rowid IN (SELECT rowid FROM connections \
              WHERE next_refresh_at <= $2 ORDER BY next_refresh_at LIMIT $3) RETURNING user_id, provider",
         )
-        .bind(lease_until)
-        .bind(now)
+        .bind(lease_until.as_secs())
+        .bind(now.as_secs())
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;

@@ -1,4 +1,4 @@
-//! `/api/auth/*`: register, login, change-password, me, logout (SPEC section 3).
+//! `/api/auth/*`: register, login, change-password, me, logout (`docs/API.md`).
 
 use axum::extract::State;
 use axum::http::StatusCode;

@@ -65,7 +65,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
-/// The authenticated caller (SPEC section 2); 401 otherwise.
+/// The authenticated caller (`docs/IDENTITY.md`); 401 otherwise.
 pub struct Auth(pub Identity);
 
 impl FromRequestParts<AppState> for Auth {

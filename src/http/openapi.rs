@@ -67,7 +67,7 @@ pub fn routes() -> Router<AppState> {
     SwaggerUi::new("/docs").url("/openapi.json", openapi()).into()
 }
 
-/// The three ways to authenticate (SPEC section 2). The first credential present decides: a bad one is
+/// The three ways to authenticate (`docs/IDENTITY.md`). The first credential present decides: a bad one is
 /// refused, it does not fall through to another method.
 struct SecuritySchemes;
 

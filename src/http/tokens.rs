@@ -1,17 +1,17 @@
-//! `/api/tokens/*`: store, list, read and delete provider credentials (SPEC section 4).
+//! `/api/tokens/*`: store, list, read and delete provider credentials (`docs/API.md`).
 
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router, routing};
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::{ApiError, ConflictBody, ErrorBody};
 use super::extract::{ApiJson, ApiPath as Path, Auth, ClientAddr};
-use crate::credentials::ConnectionView;
+use crate::credentials::{ConnectionView, TokenData, UserId};
 
 /// A stored connection, as `PUT` answers it.
 #[derive(Serialize, ToSchema)]
@@ -37,7 +37,7 @@ pub struct TokenDataResponse {
     pub provider: String,
     /// The credential's fields (secret ones included), refreshed first when due.
     #[schema(value_type = Object)]
-    pub token_data: Map<String, Value>,
+    pub token_data: TokenData,
 }
 
 pub fn routes() -> Router<AppState> {
@@ -88,7 +88,7 @@ async fn store(
 ) -> Result<Response, ApiError> {
     let stored = state
         .credentials
-        .store_tokens_in_db(&who.user_id, &body, &provider, &addr)
+        .store_tokens_in_db(&UserId::from(who.user_id), &body, &provider, &addr)
         .await?;
     // The generated external id is shown once: the user puts it in the role's trust policy.
     let out = StoredConnection {
@@ -112,7 +112,7 @@ async fn store(
     ),
 )]
 async fn list(State(state): State<AppState>, Auth(who): Auth) -> Result<Json<ConnectionList>, ApiError> {
-    let connections = state.credentials.list(&who.user_id).await?;
+    let connections = state.credentials.list(&UserId::from(who.user_id)).await?;
     Ok(Json(ConnectionList { connections }))
 }
 
@@ -137,7 +137,12 @@ async fn connection(
     Auth(who): Auth,
     Path(provider): Path<String>,
 ) -> Result<Json<ConnectionView>, ApiError> {
-    Ok(Json(state.credentials.connection(&who.user_id, &provider).await?))
+    Ok(Json(
+        state
+            .credentials
+            .connection(&UserId::from(who.user_id), &provider)
+            .await?,
+    ))
 }
 
 /// The secret token data, refreshed first when due. Bearer and internal callers only (not a browser cookie).
@@ -174,10 +179,13 @@ async fn credentials(
             "Credentials are only given to Bearer and internal callers".into(),
         ));
     }
-    let data = state.credentials.get_token_data(&who.user_id, &provider, &addr).await?;
+    let data = state
+        .credentials
+        .get_token_data(&UserId::from(who.user_id), &provider, &addr)
+        .await?;
     let mut resp = Json(TokenDataResponse {
         provider,
-        token_data: data.0,
+        token_data: data,
     })
     .into_response();
     resp.headers_mut()
@@ -212,7 +220,10 @@ async fn refresh(
     Path(provider): Path<String>,
 ) -> Result<Json<ConnectionView>, ApiError> {
     Ok(Json(
-        state.credentials.refresh_now(&who.user_id, &provider, &addr).await?,
+        state
+            .credentials
+            .refresh_now(&UserId::from(who.user_id), &provider, &addr)
+            .await?,
     ))
 }
 
@@ -240,6 +251,9 @@ async fn delete(
     ClientAddr(addr): ClientAddr,
     Path(provider): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.credentials.delete(&who.user_id, &provider, &addr).await?;
+    state
+        .credentials
+        .delete(&UserId::from(who.user_id), &provider, &addr)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

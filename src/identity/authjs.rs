@@ -1,4 +1,4 @@
-//! Auth.js (NextAuth v5) session tokens (SPEC §2, item 2).
+//! Auth.js (NextAuth v5) session tokens (`docs/IDENTITY.md`).
 //!
 //! Auth.js stores its session as a JWE in compact serialization, `alg: "dir"`,
 //! `enc: "A256CBC-HS512"` (RFC 7516, RFC 7518 §5.2.2.1 and §5.2.5), encrypted with a key derived

@@ -1,4 +1,4 @@
-//! Who is calling. Accepted, in this order (SPEC section 2):
+//! Who is calling (`docs/IDENTITY.md`). Accepted, in this order:
 //! 1. `Authorization: Bearer tks_...`: a Tokenkeeper session ([`sessions`]);
 //! 2. an Auth.js session: its cookie (possibly chunked), or the same JWE as a Bearer token ([`authjs`]);
 //! 3. `X-User-ID` with `X-Internal-Secret` equal to the configured internal secret ([`internal`]).

@@ -1,4 +1,4 @@
-//! User accounts and passwords: register, login, change-password (SPEC section 3).
+//! User accounts and passwords: register, login, change-password (`docs/API.md`).
 
 pub mod hashing;
 pub mod rate_limit;

@@ -1,4 +1,5 @@
-//! The declarative provider catalog (SPEC §4, §5).
+//! The declarative provider catalog (`docs/API.md` lists what each provider takes, `docs/REFRESH.md` how
+//! each is kept fresh).
 //!
 //! Each of the 13 providers is *data*: a [`ProviderSpec`] in a static table ([`catalog()`]) that lists its
 //! fields (Aurora's names), which are secret, required, their [`FieldFormat`], which non-secret fields are kept
@@ -13,6 +14,7 @@
 
 mod catalog;
 pub mod rsa_key;
+mod token_data;
 pub mod url_policy;
 mod validate;
 
@@ -20,6 +22,7 @@ use serde::Serialize;
 use serde::ser::{SerializeStruct, Serializer};
 use serde_json::{Map, Value};
 
+pub use token_data::{NotAnObject, TokenData};
 pub use url_policy::{UrlPolicy, UrlPolicyError, check_resolved_ip, check_url, normalize_base_url};
 /// Limits the validator checks, for the OpenAPI body schemas (`http::openapi`) that state them.
 pub use validate::{EPOCH_MAX, SERVICE_ACCOUNT_MAX};
@@ -120,7 +123,7 @@ pub enum ClientAuth {
     Basic,
 }
 
-/// How a provider's credential is kept fresh (SPEC §5). Serialized as its [`RefreshKind::as_str`] name.
+/// How a provider's credential is kept fresh (`docs/REFRESH.md`). Serialized as its [`RefreshKind::as_str`] name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefreshKind {
     /// OAuth2 `refresh_token` grant at the token endpoint with the *platform's* OAuth client

@@ -21,10 +21,10 @@ mod sts;
 
 use std::time::Duration;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::config::GrantSettings;
-use crate::providers::{ProviderSpec, RefreshKind};
+use crate::providers::{ProviderSpec, RefreshKind, TokenData};
 
 pub use jwt_bearer::GOOGLE_TOKEN_URI;
 pub use sts::{parse_iso8601_utc, session_name};
@@ -50,24 +50,14 @@ pub struct GrantContext<'a> {
 }
 
 /// A fresh credential.
-#[derive(Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Refreshed {
     /// The full new token data, in the same shape and with the same field names as the stored one: the
     /// old fields, with `access_token` (or the AWS keys) and `expires_at` replaced, and a rotated
     /// `refresh_token` when the provider returned one (the old one is kept otherwise).
-    pub token_data: Map<String, Value>,
+    pub token_data: TokenData,
     /// When the new access token expires (epoch seconds), also stored as `expires_at` in `token_data`.
     pub expires_at: Option<i64>,
-}
-
-impl std::fmt::Debug for Refreshed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let keys: Vec<&str> = self.token_data.keys().map(String::as_str).collect();
-        f.debug_struct("Refreshed")
-            .field("token_data", &format_args!("<redacted: {keys:?}>"))
-            .field("expires_at", &self.expires_at)
-            .finish()
-    }
 }
 
 /// Why a refresh failed. `reason` is an error code (`invalid_grant`, `SignatureDoesNotMatch`, `timeout`,
@@ -137,8 +127,8 @@ pub fn http_client(timeout: Duration) -> reqwest::Client {
 /// token data that an earlier refresh extended: a gcp service-account key stored together with the
 /// `access_token`/`expires_at` it minted matches no variant exactly; the variant whose required fields are
 /// all present (most of them, if several) decides.
-pub fn refresh_kind_for(spec: &ProviderSpec, token_data: &Map<String, Value>) -> RefreshKind {
-    if let Some(v) = spec.variant_of(token_data) {
+pub fn refresh_kind_for(spec: &ProviderSpec, token_data: &TokenData) -> RefreshKind {
+    if let Some(v) = spec.variant_of(token_data.fields()) {
         return v.refresh;
     }
     let present = |name: &str| match token_data.get(name) {
@@ -164,7 +154,7 @@ pub fn refresh_kind_for(spec: &ProviderSpec, token_data: &Map<String, Value>) ->
 /// Perform the refresh of `token_data` (a credential of provider `spec`): one outbound call, no retries.
 pub async fn refresh(
     spec: &ProviderSpec,
-    token_data: &Map<String, Value>,
+    token_data: &TokenData,
     ctx: &GrantContext<'_>,
 ) -> Result<Refreshed, GrantError> {
     let kind = refresh_kind_for(spec, token_data);
@@ -199,13 +189,13 @@ pub async fn refresh(
 /// plus the catalog's path template, else the catalog default.
 pub(crate) fn token_url(
     spec: &ProviderSpec,
-    token_data: &Map<String, Value>,
+    token_data: &TokenData,
     settings: &GrantSettings,
 ) -> Result<String, GrantError> {
     let overrides = settings.provider(spec);
     let url = spec
         .token_url(
-            token_data,
+            token_data.fields(),
             overrides.token_url.as_deref(),
             overrides.authority_host.as_deref(),
         )
@@ -251,27 +241,15 @@ pub(crate) async fn send(req: reqwest::RequestBuilder) -> Result<(u16, Vec<u8>),
     Ok((status, body))
 }
 
-/// A non-empty string field of the token data.
-pub(crate) fn str_field<'a>(token_data: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
-    match token_data.get(name) {
-        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim()),
-        _ => None,
-    }
-}
-
 /// The token data with `expires_at` set (as an integer, Aurora's shape) and `fields` replaced.
 pub(crate) fn updated(
-    token_data: &Map<String, Value>,
+    token_data: &TokenData,
     fields: impl IntoIterator<Item = (&'static str, Value)>,
     expires_at: i64,
 ) -> Refreshed {
-    let mut out = token_data.clone();
-    for (k, v) in fields {
-        out.insert(k.to_string(), v);
-    }
-    out.insert("expires_at".to_string(), Value::from(expires_at));
+    let expiry = std::iter::once(("expires_at", Value::from(expires_at)));
     Refreshed {
-        token_data: out,
+        token_data: token_data.with(fields.into_iter().chain(expiry)),
         expires_at: Some(expires_at),
     }
 }

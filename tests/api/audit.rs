@@ -188,10 +188,10 @@ async fn every_forced_refresh_is_audited_once(db: Db) {
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.unwrap()["status"], "degraded");
     assert_eq!(endpoint.calls(), 2);
-    // A connection that needs re-authorization: refused (409) before the engine.
+    // A connection that needs re-authorization: refused (409) before the refresh.
     let row = app.row(&uid, "gcp").await;
     let reauth = tokenkeeper::db::Connection {
-        status: "needs_reauth".into(),
+        status: tokenkeeper::db::ConnectionStatus::NeedsReauth,
         status_reason: Some("invalid_grant".into()),
         next_refresh_at: None,
         ..row

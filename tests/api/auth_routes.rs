@@ -1,4 +1,4 @@
-//! Register, login, change-password, me, logout: success and every error code SPEC section 3 names.
+//! Register, login, change-password, me, logout: success and every error code `docs/API.md` names.
 
 use serde_json::{Value, json};
 use tokenkeeper::clock::Clock as _;

@@ -1,4 +1,4 @@
-//! Provider credentials through HTTP (SPEC section 4), on every pair of database and secret store.
+//! Provider credentials through HTTP (`docs/API.md`, `docs/STORAGE.md`), on every pair of database and secret store.
 
 use serde_json::{Value, json};
 use tokenkeeper::providers::catalog;
@@ -570,13 +570,13 @@ async fn a_reference_write_on_an_outdated_read_does_not_land(db: Db, secrets: Se
     assert_eq!(row.secret_version, 2);
     // On the row as it is, it lands.
     let degraded = tokenkeeper::db::Connection {
-        status: "degraded".into(),
+        status: tokenkeeper::db::ConnectionStatus::Degraded,
         ..row
     };
     assert!(store.put_connection(&degraded, Some(2)).await.unwrap());
     assert_eq!(
         store.get_connection(&uid, "splunk").await.unwrap().unwrap().status,
-        "degraded"
+        tokenkeeper::db::ConnectionStatus::Degraded
     );
     // Where there is no row, only a write expecting none lands.
     store.delete_connection(&uid, "splunk").await.unwrap();

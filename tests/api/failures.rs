@@ -223,15 +223,18 @@ async fn a_reference_changed_meanwhile_is_a_conflict(db: Db, secrets: Secrets) {
         // No refresh engine, hence no credential lock: a library caller.
         let svc = app.library_credentials(app.services.store.clone(), Arc::new(other));
         let err = svc
-            .store_tokens_in_db(&uid, &body("splunk-ours"), "splunk", "test")
+            .store_tokens_in_db(&uid.as_str().into(), &body("splunk-ours"), "splunk", "test")
             .await
             .unwrap_err();
         assert!(
             matches!(err, CredentialError::Conflict(_)),
             "theirs first {theirs_first}: {err}"
         );
-        let data = svc.get_token_data(&uid, "splunk", "test").await.unwrap();
-        assert_eq!(data.0["api_token"], theirs.as_str());
+        let data = svc
+            .get_token_data(&uid.as_str().into(), "splunk", "test")
+            .await
+            .unwrap();
+        assert_eq!(data["api_token"], theirs.as_str());
         let current = app.services.secrets.read(&name, None).await.unwrap().unwrap();
         assert!(
             current.value.expose_secret().contains(&theirs),
@@ -332,7 +335,10 @@ async fn a_failed_secret_delete_puts_the_reference_back(db: Db, secrets: Secrets
     assert_eq!(app.delete_auth("/api/tokens/splunk", &token).await.status(), 204);
     assert_eq!(*probe.row_present_at_delete.lock().unwrap(), [false, false]);
     assert_eq!(app.get_auth("/api/tokens/splunk", &token).await.status(), 404);
-    let name = app.services.credentials.secret_name(&uid, "splunk");
+    let name = app
+        .services
+        .credentials
+        .secret_name(&tokenkeeper::credentials::ConnectionKey::of_row(&uid, "splunk").unwrap());
     assert!(
         probe.inner().read(&name, None).await.unwrap().is_none(),
         "the secret is destroyed"

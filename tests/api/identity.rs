@@ -1,4 +1,4 @@
-//! Identity (SPEC section 2): X-User-ID only with the internal secret; Auth.js sessions made by the
+//! Identity (`docs/IDENTITY.md`): X-User-ID only with the internal secret; Auth.js sessions made by the
 //! real `@auth/core` (fixtures in tests/fixtures/authjs).
 
 use crate::support::app::{Db, TestConfig, spawn_app};

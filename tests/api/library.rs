@@ -61,7 +61,7 @@ async fn a_claimed_row_that_is_not_due_any_more_is_left_unread(db: Db, secrets: 
     let never = || false;
 
     // Claimed as of a moment before the credential was stored: stored since, so not due any more.
-    let claimed_at = app.clock.now_ms() - 1;
+    let claimed_at = tokenkeeper::clock::Timestamp::from_millis(app.clock.now_ms() - 1);
     let report = svc.refresh_due(claimed_at, &DueBatch::default(), &never).await.unwrap();
     assert_eq!((report.claimed, report.refreshed, report.failed), (1, 1, 0));
     assert_eq!(secrets.reads.load(Ordering::SeqCst), 0, "the secret was read");
@@ -70,7 +70,7 @@ async fn a_claimed_row_that_is_not_due_any_more_is_left_unread(db: Db, secrets: 
     // no OAuth client is configured for this service).
     app.clock.advance_secs(DueBatch::default().lease.as_secs() as i64 + 1);
     let report = svc
-        .refresh_due(app.clock.now_ms(), &DueBatch::default(), &never)
+        .refresh_due(app.clock.now(), &DueBatch::default(), &never)
         .await
         .unwrap();
     assert_eq!((report.claimed, report.refreshed, report.failed), (1, 0, 1));
@@ -114,7 +114,11 @@ async fn stores_and_deletes_wait_for_the_credential_lock(db: Db) {
         .unwrap();
     let store = tokio::spawn({
         let (svc, uid, body) = (svc.clone(), uid.clone(), body.clone());
-        async move { svc.store_tokens_in_db(&uid, &body, "splunk", "test").await.map(|_| ()) }
+        async move {
+            svc.store_tokens_in_db(&uid.as_str().into(), &body, "splunk", "test")
+                .await
+                .map(|_| ())
+        }
     });
     someone_waits_for_a_lock(&app.database_url).await;
     assert!(
@@ -144,7 +148,7 @@ async fn stores_and_deletes_wait_for_the_credential_lock(db: Db) {
         .unwrap();
     let delete = tokio::spawn({
         let (svc, uid) = (svc.clone(), uid.clone());
-        async move { svc.delete(&uid, "splunk", "test").await }
+        async move { svc.delete(&uid.as_str().into(), "splunk", "test").await }
     });
     someone_waits_for_a_lock(&app.database_url).await;
     assert!(

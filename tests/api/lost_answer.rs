@@ -127,7 +127,12 @@ impl Store for LosesAnswer {
     async fn refresh_lock(&self, key: &str) -> Result<RefreshLock, DbError> {
         self.inner.refresh_lock(key).await
     }
-    async fn claim_due(&self, now: i64, lease_until: i64, limit: i64) -> Result<Vec<(String, String)>, DbError> {
+    async fn claim_due(
+        &self,
+        now: tokenkeeper::clock::Timestamp,
+        lease_until: tokenkeeper::clock::Timestamp,
+        limit: i64,
+    ) -> Result<Vec<(String, String)>, DbError> {
         self.inner.claim_due(now, lease_until, limit).await
     }
     async fn notify_changed(&self, key: &str) -> Result<Option<u64>, DbError> {
@@ -156,7 +161,7 @@ async fn a_reference_write_whose_answer_was_lost_is_not_undone(db: Db, secrets: 
     };
     let svc = app.library_credentials(Arc::new(store), app.services.secrets.clone());
     let stored = svc
-        .store_tokens_in_db(&uid, &body("splunk-new"), "splunk", "test")
+        .store_tokens_in_db(&uid.as_str().into(), &body("splunk-new"), "splunk", "test")
         .await;
     assert!(stored.is_ok(), "the write landed: {:?}", stored.err());
 

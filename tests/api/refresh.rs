@@ -16,6 +16,11 @@ fn now_secs(app: &TestApp) -> i64 {
     tokenkeeper::clock::Clock::now_secs(app.clock.as_ref())
 }
 
+/// The gcp credential of `uid`.
+fn key(uid: &str) -> tokenkeeper::credentials::ConnectionKey {
+    tokenkeeper::credentials::ConnectionKey::of_row(uid, "gcp").unwrap()
+}
+
 async fn read(app: &TestApp, token: &str) -> (u16, Value) {
     let r = app.get_auth("/api/tokens/gcp/credentials", token).await;
     (r.status().as_u16(), r.json().await.unwrap())
@@ -225,7 +230,7 @@ async fn scheduler_leaves_needs_reauth_connections_alone(db: Db) {
     for (i, (uid, _)) in users.iter().enumerate().skip(1) {
         let row = app.row(uid, "gcp").await;
         let refused = tokenkeeper::db::Connection {
-            status: "needs_reauth".into(),
+            status: tokenkeeper::db::ConnectionStatus::NeedsReauth,
             status_reason: Some("invalid_grant".into()),
             next_refresh_at: if i == 1 { None } else { row.next_refresh_at },
             ..row
@@ -282,9 +287,12 @@ async fn short_lived_tokens_single_flight(db: Db) {
     assert_eq!(endpoint.calls(), 1);
     // Planned at half the lifetime before expiry (up to a fifth of that earlier), not at expiry - 300 s.
     let row = app.row(&uid, "gcp").await;
-    let (now, e) = (now_secs(&app), row.expires_at.unwrap());
+    let (now, e) = (now_secs(&app), row.expires_at.unwrap().as_secs());
     assert_eq!(e, now + 200);
-    assert!((e - 120..=e - 100).contains(&row.next_refresh_at.unwrap()), "{row:?}");
+    assert!(
+        (e - 120..=e - 100).contains(&row.next_refresh_at.unwrap().as_secs()),
+        "{row:?}"
+    );
     // Half its lifetime later it is due: one more call, by readers...
     app.clock.advance_secs(101);
     let results = futures::future::join_all((0..50).map(|_| read(&app, &token))).await;
@@ -355,7 +363,7 @@ async fn delete_during_refresh_stays_deleted(db: Db) {
         let row = app.services.store.get_connection(&uid, "gcp").await.unwrap();
         assert!(row.is_none(), "{answer:?}: the deleted connection came back: {row:?}");
         assert_eq!(read(&app, &token).await.0, 404, "{answer:?}");
-        let name = app.services.credentials.secret_name(&uid, "gcp");
+        let name = app.services.credentials.secret_name(&key(&uid));
         assert!(
             app.services.secrets.read(&name, None).await.unwrap().is_none(),
             "{answer:?}"
@@ -374,7 +382,7 @@ async fn shutdown_waits_for_refreshes_whose_caller_left(db: Db) {
     let creds = app.services.credentials.clone();
     let caller = {
         let uid = uid.clone();
-        tokio::spawn(async move { creds.get_token_data(&uid, "gcp", "test").await })
+        tokio::spawn(async move { creds.get_token_data(&uid.as_str().into(), "gcp", "test").await })
     };
     endpoint.wait_for_calls(1).await;
     caller.abort(); // the provider holds the answer: the caller is gone before it comes
@@ -386,7 +394,7 @@ async fn shutdown_waits_for_refreshes_whose_caller_left(db: Db) {
         row.secret_version, 2,
         "the refresh was not stored before finish returned"
     );
-    let name = app.services.credentials.secret_name(&uid, "gcp");
+    let name = app.services.credentials.secret_name(&key(&uid));
     let secret = app.services.secrets.read(&name, Some(2)).await.unwrap().unwrap();
     let data: Value = serde_json::from_str(secrecy::ExposeSecret::expose_secret(&secret.value)).unwrap();
     let stored = data["refresh_token"].as_str().unwrap().to_string();
@@ -521,7 +529,7 @@ async fn shutdown_leaves_no_refresh_half_done(db: Db) {
     for uid in &users {
         let row = services.store.get_connection(uid, "gcp").await.unwrap().unwrap();
         refreshed += usize::from(row.secret_version == 2);
-        let name = services.credentials.secret_name(uid, "gcp");
+        let name = services.credentials.secret_name(&key(uid));
         let secret = services
             .secrets
             .read(&name, Some(row.secret_version as u64))
@@ -548,7 +556,7 @@ async fn refresh_after_the_newest_version_was_soft_deleted(db: Db) {
     let app = spawn_app(db, cfg).await.unwrap();
     let (uid, token) = app.user("soft-refresh@example.com").await;
     endpoint.store_gcp(&app, &token, 3600, "rt-soft").await;
-    let name = app.services.credentials.secret_name(&uid, "gcp");
+    let name = app.services.credentials.secret_name(&key(&uid));
     let orphan =
         secrecy::SecretString::from(json!({"access_token": "orphan", "refresh_token": "rt-orphan"}).to_string());
     assert_eq!(app.services.secrets.write(&name, &orphan, Some(1)).await.unwrap(), 2);

@@ -16,8 +16,7 @@ use std::future::Future;
 
 use super::{Landed, Trigger};
 use crate::audit::EventKind;
-use crate::credentials::{CredentialError, CredentialService, failure_reason};
-use crate::providers::ProviderSpec;
+use crate::credentials::{ConnectionKey, CredentialError, CredentialService, failure_reason};
 
 /// What a refresh came to, as its caller gets it.
 #[derive(Debug)]
@@ -31,9 +30,7 @@ pub struct Outcome<T> {
 
 /// One refresh, owned by its task.
 pub(super) struct Job {
-    pub spec: &'static ProviderSpec,
-    pub user_id: String,
-    pub provider: String,
+    pub key: ConnectionKey,
     pub trigger: Trigger,
     pub client_addr: String,
     /// The provider's answer, once it is in the row: what the audit event says.
@@ -67,17 +64,9 @@ impl AuditNote {
 }
 
 impl Job {
-    pub(super) fn new(
-        spec: &'static ProviderSpec,
-        user_id: &str,
-        provider: &str,
-        trigger: Trigger,
-        client_addr: &str,
-    ) -> Self {
+    pub(super) fn new(key: ConnectionKey, trigger: Trigger, client_addr: &str) -> Self {
         Self {
-            spec,
-            user_id: user_id.to_string(),
-            provider: provider.to_string(),
+            key,
             trigger,
             client_addr: client_addr.to_string(),
             note: None,
@@ -97,7 +86,7 @@ impl Job {
             return false;
         };
         let kind = EventKind::CredentialRefresh;
-        let (user, provider, addr) = (&self.user_id, &self.provider, &self.client_addr);
+        let (user, provider, addr) = (self.key.user(), self.key.provider(), &self.client_addr);
         svc.audit(user, kind, provider, note.ok, addr, note.detail.as_deref())
             .await;
         true
@@ -129,19 +118,23 @@ impl CredentialService {
         F: FnOnce(CredentialService, Result<Landed, CredentialError>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, CredentialError>> + Send,
     {
-        let provider = job.provider.clone();
+        let provider = job.key.provider().to_string();
         let svc = self.clone();
-        let task = self.tasks.0.spawn(async move {
-            let data = async {
-                // Held until the caller's data is read too: a delete or store must not come between.
-                let _lock = svc.lock(&job.user_id, &job.provider).await?;
-                let landed = svc.refresh_locked(&mut job).await;
-                deliver(svc.clone(), landed).await
-            }
-            .await;
-            let audited = job.record_audit(&svc, data.as_ref().err()).await;
-            Outcome { data, audited }
-        });
+        // The task keeps the caller's span: what it logs names the credential and the trigger.
+        let task = self.tasks.0.spawn(tracing::Instrument::instrument(
+            async move {
+                let data = async {
+                    // Held until the caller's data is read too: a delete or store must not come between.
+                    let _lock = svc.lock(&job.key).await?;
+                    let landed = svc.refresh_locked(&mut job).await;
+                    deliver(svc.clone(), landed).await
+                }
+                .await;
+                let audited = job.record_audit(&svc, data.as_ref().err()).await;
+                Outcome { data, audited }
+            },
+            tracing::Span::current(),
+        ));
         match task.await {
             Ok(outcome) => outcome,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),

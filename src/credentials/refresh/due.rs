@@ -8,7 +8,8 @@ use futures::StreamExt as _;
 
 use super::detach::Job;
 use super::{Landed, Trigger};
-use crate::credentials::{CredentialError, CredentialService, read::needs_reauth, status};
+use crate::clock::Timestamp;
+use crate::credentials::{ConnectionKey, ConnectionStatus, CredentialError, CredentialService, read::needs_reauth};
 
 /// How many credentials one claim takes, how many are refreshed at once, and for how long a claim
 /// keeps other instances away from a row (longer than one refresh can take; if this instance dies, the
@@ -52,18 +53,18 @@ impl std::ops::AddAssign for PassReport {
 }
 
 impl CredentialService {
-    /// Claims up to `batch.limit` credentials due at `now_ms` and refreshes them, `batch.concurrency` at
+    /// Claims up to `batch.limit` credentials due at `now` and refreshes them, `batch.concurrency` at
     /// a time. Once `stopping()` says so, the rest are left between credentials, never in the middle of
     /// one (their claims run out). A claimed credential whose row turns out not to be due any more is left
     /// as it is, without reading its secret.
+    #[tracing::instrument(skip_all, fields(limit = batch.limit))]
     pub async fn refresh_due(
         &self,
-        now_ms: i64,
+        now: Timestamp,
         batch: &DueBatch,
         stopping: &(dyn Fn() -> bool + Sync),
     ) -> Result<PassReport, CredentialError> {
-        let now = now_ms.div_euclid(1000);
-        let lease_until = now + batch.lease.as_secs() as i64;
+        let lease_until = Timestamp::from_secs(now.as_secs() + batch.lease.as_secs() as i64);
         let claimed = self.store.claim_due(now, lease_until, batch.limit).await?;
         let mut report = PassReport {
             claimed: claimed.len(),
@@ -75,7 +76,7 @@ impl CredentialService {
                 if stopping() {
                     return None;
                 }
-                let since = Trigger::Scheduled { since_ms: now_ms };
+                let since = Trigger::Scheduled { since: now };
                 Some(self.refresh_scheduled(&user, &provider, since).await.is_ok())
             })
             .buffer_unordered(batch.concurrency)
@@ -92,14 +93,16 @@ impl CredentialService {
     }
 
     /// One claimed credential: refreshed if still due; `Err` when its refresh failed.
+    #[tracing::instrument(skip_all, fields(user = user_id, provider = provider))]
     async fn refresh_scheduled(&self, user_id: &str, provider: &str, trigger: Trigger) -> Result<(), CredentialError> {
-        let spec = Self::spec(provider)?;
-        let job = Job::new(spec, user_id, provider, trigger, "refresher");
+        let key = ConnectionKey::of_row(user_id, provider)
+            .ok_or_else(|| CredentialError::UnknownProvider(provider.to_string()))?;
+        let job = Job::new(key, trigger, "refresher");
         let outcome = self
             .detached(job, |_, landed| async move {
                 match landed? {
                     Landed::Fresh(_) | Landed::Current(_) => Ok(()),
-                    Landed::Failed(row) if row.status == status::NEEDS_REAUTH => Err(needs_reauth(&row)),
+                    Landed::Failed(row) if row.status == ConnectionStatus::NeedsReauth => Err(needs_reauth(&row)),
                     Landed::Failed(row) => Err(super::serve::unavailable(&row)),
                 }
             })

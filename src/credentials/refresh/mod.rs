@@ -18,11 +18,11 @@ mod serve;
 use std::time::Duration;
 
 use super::read::needs_reauth;
-use super::{ConnectionView, CredentialError, CredentialService, TokenData, status};
+use super::{ConnectionKey, ConnectionStatus, ConnectionView, CredentialError, CredentialService, TokenData, UserId};
 use crate::audit::EventKind;
+use crate::clock::Timestamp;
 use crate::config::GrantSettings;
 use crate::db::Connection;
-use crate::providers::ProviderSpec;
 use crate::refresh::timing;
 
 pub use detach::Outcome;
@@ -55,11 +55,11 @@ impl Default for RefreshSettings {
 pub enum Trigger {
     /// A read: refresh when expiring, unless a failing provider is in backoff.
     Read,
-    /// The background refresher, which claimed the row at `since_ms` because it was due (its backoff, if
+    /// The background refresher, which claimed the row at `since` because it was due (its backoff, if
     /// any, over): refresh unless someone did, or stored a new credential, since the claim.
-    Scheduled { since_ms: i64 },
+    Scheduled { since: Timestamp },
     /// `POST /api/tokens/{provider}/refresh`: refresh unless someone did since the request began.
-    Forced { since_ms: i64 },
+    Forced { since: Timestamp },
 }
 
 /// What a refresh left in the row, as its task found or made it.
@@ -78,17 +78,24 @@ impl CredentialService {
         self.config.refresh.margin.as_secs() as i64
     }
 
-    /// Whether a credential is due for a refresh at `now_secs`: within the margin of its expiry (a margin
+    /// Whether a credential is due for a refresh at `now`: within the margin of its expiry (a margin
     /// capped by the lifetime of tokens a refresh obtained), expired, or none minted yet
-    /// ([`timing::is_expiring`]).
-    pub(super) fn is_expiring(&self, row: &Connection, now_secs: i64) -> bool {
-        timing::is_expiring(self.margin_secs(), row.expires_at, row.next_refresh_at, now_secs)
+    /// ([`timing::is_expiring`], in whole seconds like the columns it reads).
+    pub(super) fn is_expiring(&self, row: &Connection, now: Timestamp) -> bool {
+        let secs = |t: Option<Timestamp>| t.map(Timestamp::as_secs);
+        timing::is_expiring(
+            self.margin_secs(),
+            secs(row.expires_at),
+            secs(row.next_refresh_at),
+            now.as_secs(),
+        )
     }
 
-    /// When the background refresher should next look at a stored credential (epoch seconds): the refresh
-    /// margin before expiry, or now when the expiry is unknown (mint a token now).
-    pub(super) fn next_refresh_at(&self, expires_at: Option<i64>) -> i64 {
-        expires_at.map_or(self.clock.now_secs(), |e| e - self.margin_secs())
+    /// When the background refresher should next look at a stored credential: the refresh margin before
+    /// expiry, or now when the expiry is unknown (mint a token now). Whole seconds.
+    pub(super) fn next_refresh_at(&self, expires_at: Option<Timestamp>) -> Timestamp {
+        let secs = expires_at.map_or(self.clock.now_secs(), |e| e.as_secs() - self.margin_secs());
+        Timestamp::from_secs(secs)
     }
 
     /// Refreshes the credential if `trigger` says it is due, and gives the token data to serve; the
@@ -96,16 +103,11 @@ impl CredentialService {
     ///
     /// The work runs in a spawned task that this call awaits: dropping this future (a client that
     /// disconnects) leaves the refresh running to the end, so a rotated refresh token is always stored.
-    pub(super) async fn refresh(
-        &self,
-        spec: &'static ProviderSpec,
-        user_id: &str,
-        provider: &str,
-        trigger: Trigger,
-        client_addr: &str,
-    ) -> Outcome<TokenData> {
-        let job = detach::Job::new(spec, user_id, provider, trigger, client_addr);
-        self.detached(job, |svc, landed| async move { svc.serve(landed?).await })
+    #[tracing::instrument(level = "debug", skip_all, fields(?trigger))]
+    pub(super) async fn refresh(&self, key: &ConnectionKey, trigger: Trigger, client_addr: &str) -> Outcome<TokenData> {
+        let job = detach::Job::new(key.clone(), trigger, client_addr);
+        let key = key.clone();
+        self.detached(job, |svc, landed| async move { svc.serve(&key, landed?).await })
             .await
     }
 
@@ -116,34 +118,35 @@ impl CredentialService {
     /// event (there a client that disconnects cannot stop it) and its outcome says so.
     /// What ends before is recorded here: unknown provider, not connected, `needs_reauth`, a provider
     /// whose credentials do not refresh.
+    #[tracing::instrument(skip_all, fields(user = %user, provider = %provider))]
     pub async fn refresh_now(
         &self,
-        user_id: &str,
+        user: &UserId,
         provider: &str,
         client_addr: &str,
     ) -> Result<ConnectionView, CredentialError> {
         let mut audited = false;
         let res = async {
-            let spec = Self::spec(provider)?;
-            let row = self.row(user_id, provider).await?;
-            if row.status == status::NEEDS_REAUTH {
+            let key = Self::key(user, provider)?;
+            let row = self.row(&key).await?;
+            if row.status == ConnectionStatus::NeedsReauth {
                 return Err(needs_reauth(&row));
             }
-            if spec.refreshes() {
+            if key.spec().refreshes() {
                 let forced = Trigger::Forced {
-                    since_ms: self.clock.now_ms(),
+                    since: self.clock.now(),
                 };
-                let outcome = self.refresh(spec, user_id, provider, forced, client_addr).await;
+                let outcome = self.refresh(&key, forced, client_addr).await;
                 audited = outcome.audited;
                 outcome.data?;
             }
-            self.connection(user_id, provider).await
+            Ok(ConnectionView::from_row(&self.row(&key).await?, self.clock.now()))
         }
         .await;
         if audited {
             return res;
         }
-        self.audited(user_id, EventKind::CredentialRefresh, provider, client_addr, res)
+        self.audited(user, EventKind::CredentialRefresh, provider, client_addr, res)
             .await
     }
 }

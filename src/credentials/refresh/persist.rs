@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret as _, SecretString};
 
-use crate::credentials::{CredentialError, CredentialService};
+use crate::credentials::{ConnectionKey, CredentialError, CredentialService};
 use crate::db::Connection;
 use crate::secrets::{SecretError, SecretStore};
 
@@ -71,14 +71,15 @@ impl CredentialService {
     /// pointing at a destroyed secret: reads would fail with "inconsistent" instead of "not connected",
     /// and the user could not even delete it cleanly. So the row is written with an update-only statement
     /// ([`crate::db::Store::update_connection`]), and a vanished row means nothing to record.
-    pub(super) async fn land_row(&self, updated: &Connection) -> Result<Landing, CredentialError> {
+    pub(super) async fn land_row(&self, key: &ConnectionKey, updated: &Connection) -> Result<Landing, CredentialError> {
         if self.store.update_connection(updated).await? {
-            self.changed(&updated.user_id, &updated.provider).await;
+            self.changed(key).await;
             return Ok(Landing::Recorded);
         }
-        match self.store.get_connection(&updated.user_id, &updated.provider).await? {
-            None => Ok(Landing::Gone),
-            Some(current) => Ok(Landing::Superseded(Box::new(current))),
+        match self.row(key).await {
+            Ok(current) => Ok(Landing::Superseded(Box::new(current))),
+            Err(CredentialError::NotConnected(_)) => Ok(Landing::Gone),
+            Err(e) => Err(e),
         }
     }
 }

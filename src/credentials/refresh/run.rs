@@ -1,13 +1,12 @@
 //! One refresh under the credential's lock, in its task: re-read the row, decide whether it is due, call
 //! the provider through the stateless grant, and land the answer (the secret first, then the row).
 
-use serde_json::Value;
-
 use super::detach::{AuditNote, Job};
 use super::persist::{self, Landing};
 use super::{Landed, Trigger};
+use crate::clock::Timestamp;
 use crate::credentials::read::needs_reauth;
-use crate::credentials::{CredentialError, CredentialService, TokenData, status};
+use crate::credentials::{ConnectionStatus, CredentialError, CredentialService, TokenData};
 use crate::db::Connection;
 use crate::metrics::{self, RefreshOutcome};
 use crate::refresh::grants::{self, GrantContext, GrantError, Refreshed};
@@ -18,17 +17,18 @@ impl CredentialService {
     /// The refresh itself, in its task, under the credential's lock (held by the caller); the provider's
     /// answer, once kept, goes in `job.note`.
     pub(super) async fn refresh_locked(&self, job: &mut Job) -> Result<Landed, CredentialError> {
-        let (user_id, provider) = (job.user_id.clone(), job.provider.clone());
+        let key = job.key.clone();
 
-        let row = self.row(&user_id, &provider).await?;
-        if row.status == status::NEEDS_REAUTH {
+        let row = self.row(&key).await?;
+        if row.status == ConnectionStatus::NeedsReauth {
             return Err(needs_reauth(&row));
         }
-        let now = self.clock.now_secs();
+        let now = self.clock.now();
         let due = match job.trigger {
-            Trigger::Forced { since_ms } | Trigger::Scheduled { since_ms } => row.updated_at <= since_ms,
+            Trigger::Forced { since } | Trigger::Scheduled { since } => row.updated_at <= since,
             Trigger::Read => {
-                let backing_off = row.status == status::DEGRADED && row.next_refresh_at.is_some_and(|n| n > now);
+                let backing_off =
+                    row.status == ConnectionStatus::Degraded && row.next_refresh_at.is_some_and(|n| n > now);
                 self.is_expiring(&row, now) && !backing_off
             }
         };
@@ -36,17 +36,15 @@ impl CredentialService {
             // Nothing read: a caller that wants the token data reads the version the row names.
             return Ok(Landed::Current(row));
         }
-        let name = self.secret_name(&user_id, &provider);
-        let (latest, cas) = self.newest_secret(&name, &row).await?;
-        let current = crate::credentials::cache::parse(&latest)
-            .ok_or_else(|| CredentialError::Inconsistent(format!("secret {name} is not a JSON object")))?;
+        let name = self.secret_name(&key);
+        let (current, cas) = self.newest_secret(&name, &row).await?;
         let ctx = GrantContext {
             http: &self.config.http,
             settings: &self.config.refresh.grants,
-            now,
-            user_id: &user_id,
+            now: now.as_secs(),
+            user_id: key.user().as_str(),
         };
-        match grants::refresh(job.spec, &current, &ctx).await {
+        match grants::refresh(key.spec(), &current, &ctx).await {
             Ok(fresh) => self.store_refreshed(job, row, cas, fresh, now).await,
             Err(GrantError::NotRefreshable) => Ok(Landed::Current(row)),
             Err(e) => self.store_failure(job, row, &e, now).await,
@@ -60,42 +58,43 @@ impl CredentialService {
         row: Connection,
         cas: u64,
         fresh: Refreshed,
-        now: i64,
+        now: Timestamp,
     ) -> Result<Landed, CredentialError> {
-        metrics::refresh_outcome(&job.provider, RefreshOutcome::Ok);
-        let name = self.secret_name(&job.user_id, &job.provider);
-        let payload = secrecy::SecretString::from(Value::Object(fresh.token_data.clone()).to_string());
+        let provider = job.key.provider();
+        metrics::refresh_outcome(provider, RefreshOutcome::Ok);
+        let name = self.secret_name(&job.key);
+        let payload = fresh.token_data.encode();
         let version = match persist::write_secret(self.secrets.as_ref(), &name, &payload, cas).await {
             Ok(v) => v,
             Err(SecretError::CasMismatch) => {
                 // The user stored a new credential meanwhile (or deleted it): theirs wins.
-                return Ok(Landed::Current(self.row(&job.user_id, &job.provider).await?));
+                return Ok(Landed::Current(self.row(&job.key).await?));
             }
             Err(e) => {
-                tracing::error!(provider = job.provider, error = %e,
+                tracing::error!(provider, error = %e,
                     "a refreshed credential could not be stored; a rotated refresh token is lost");
                 return Err(e.into());
             }
         };
         let updated = Connection {
             secret_version: version as i64,
-            metadata: Value::Object(job.spec.metadata_of(&fresh.token_data)).to_string(),
-            status: status::ACTIVE.into(),
+            metadata: job.key.spec().metadata_of(fresh.token_data.fields()),
+            status: ConnectionStatus::Active,
             status_reason: None,
-            expires_at: fresh.expires_at,
+            expires_at: fresh.expires_at.map(Timestamp::from_secs),
             next_refresh_at: fresh
                 .expires_at
-                .map(|e| timing::planned_refresh(self.margin_secs(), e, now)),
+                .map(|e| Timestamp::from_secs(timing::planned_refresh(self.margin_secs(), e, now.as_secs()))),
             refresh_failures: 0,
-            updated_at: self.clock.now_ms(),
+            updated_at: self.clock.now(),
             ..row
         };
-        match self.land_row(&updated).await? {
+        match self.land_row(&job.key, &updated).await? {
             Landing::Recorded => {
                 job.note = Some(AuditNote::ok());
-                Ok(Landed::Fresh(TokenData(fresh.token_data)))
+                Ok(Landed::Fresh(fresh.token_data))
             }
-            Landing::Gone => Err(CredentialError::NotConnected(job.provider.clone())),
+            Landing::Gone => Err(CredentialError::NotConnected(provider.to_string())),
             Landing::Superseded(current) => Ok(Landed::Current(*current)),
         }
     }
@@ -107,12 +106,13 @@ impl CredentialService {
         job: &mut Job,
         row: Connection,
         err: &GrantError,
-        now: i64,
+        now: Timestamp,
     ) -> Result<Landed, CredentialError> {
+        let provider = job.key.provider();
         let reason = err.reason().to_string();
         let (updated, outcome) = if err.needs_reauth() {
             let updated = Connection {
-                status: status::NEEDS_REAUTH.into(),
+                status: ConnectionStatus::NeedsReauth,
                 status_reason: Some(reason.clone()),
                 next_refresh_at: None,
                 ..row
@@ -121,27 +121,21 @@ impl CredentialService {
         } else {
             let failures = row.refresh_failures.saturating_add(1);
             let updated = Connection {
-                status: status::DEGRADED.into(),
+                status: ConnectionStatus::Degraded,
                 status_reason: Some(reason.clone()),
                 refresh_failures: failures,
-                next_refresh_at: Some(now + timing::backoff_secs(failures)),
+                next_refresh_at: Some(Timestamp::from_secs(now.as_secs() + timing::backoff_secs(failures))),
                 ..row
             };
             (updated, RefreshOutcome::Degraded)
         };
-        metrics::refresh_outcome(&job.provider, outcome);
+        metrics::refresh_outcome(provider, outcome);
         let failures = updated.refresh_failures;
-        tracing::warn!(
-            provider = job.provider,
-            reason,
-            outcome = outcome.as_str(),
-            failures,
-            "refresh failed"
-        );
-        match self.land_row(&updated).await? {
+        tracing::warn!(provider, reason, outcome = outcome.as_str(), failures, "refresh failed");
+        match self.land_row(&job.key, &updated).await? {
             Landing::Recorded => {}
             // Deleted while the provider was called: nothing to record, nothing to serve.
-            Landing::Gone => return Err(CredentialError::NotConnected(job.provider.clone())),
+            Landing::Gone => return Err(CredentialError::NotConnected(provider.to_string())),
             // A new credential was stored meanwhile: the old one's failure is not its failure.
             Landing::Superseded(current) => return Ok(Landed::Current(*current)),
         }
@@ -152,13 +146,11 @@ impl CredentialService {
     /// The secret a refresh starts from, and the version its write must check-and-set against: the newest
     /// version, since after a rotation whose reference update failed it holds the live refresh token. When
     /// the current version was soft-deleted in Vault (its number stays current), the version the row names.
-    async fn newest_secret(
-        &self,
-        name: &str,
-        row: &Connection,
-    ) -> Result<(secrecy::SecretString, u64), CredentialError> {
+    async fn newest_secret(&self, name: &str, row: &Connection) -> Result<(TokenData, u64), CredentialError> {
+        let decode =
+            |text| TokenData::decode(text).map_err(|e| CredentialError::Inconsistent(format!("secret {name}: {e}")));
         if let Some(latest) = self.secrets.read(name, None).await? {
-            return Ok((latest.value, latest.version));
+            return Ok((decode(&latest.value)?, latest.version));
         }
         let missing = || CredentialError::Inconsistent(format!("secret {name} is missing"));
         let current = self.secrets.current_version(name).await?;
@@ -167,6 +159,6 @@ impl CredentialService {
             .read(name, Some(row.secret_version as u64))
             .await?
             .ok_or_else(missing)?;
-        Ok((named.value, current))
+        Ok((decode(&named.value)?, current))
     }
 }

@@ -2,21 +2,22 @@
 //! unless a failed refresh left no usable token.
 
 use super::Landed;
+use crate::clock::Timestamp;
 use crate::credentials::read::needs_reauth;
-use crate::credentials::{CredentialError, CredentialService, TokenData, status};
+use crate::credentials::{ConnectionKey, ConnectionStatus, CredentialError, CredentialService, TokenData};
 use crate::db::Connection;
 
 impl CredentialService {
     /// What a reader gets after a refresh: the fresh data, or what the row names (a failure that keeps a
     /// still-valid token serves it).
-    pub(super) async fn serve(&self, landed: Landed) -> Result<TokenData, CredentialError> {
+    pub(super) async fn serve(&self, key: &ConnectionKey, landed: Landed) -> Result<TokenData, CredentialError> {
         match landed {
             Landed::Fresh(data) => Ok(data),
             Landed::Current(row) | Landed::Failed(row) => {
-                if row.status == status::NEEDS_REAUTH {
+                if row.status == ConnectionStatus::NeedsReauth {
                     return Err(needs_reauth(&row));
                 }
-                self.serve_current(&row, self.clock.now_secs()).await
+                self.serve_current(key, &row, self.clock.now()).await
             }
         }
     }
@@ -27,16 +28,21 @@ impl CredentialService {
     /// Usable means unexpired; with no known expiry, holding an access token at all. A credential never
     /// minted (azure, tailscale, aws before their first token) has neither: serving its stored fields
     /// would answer 200 with no token in it.
-    async fn serve_current(&self, row: &Connection, now: i64) -> Result<TokenData, CredentialError> {
-        if row.status != status::DEGRADED {
-            return self.read_secret(row).await;
+    async fn serve_current(
+        &self,
+        key: &ConnectionKey,
+        row: &Connection,
+        now: Timestamp,
+    ) -> Result<TokenData, CredentialError> {
+        if row.status != ConnectionStatus::Degraded {
+            return self.read_secret(key, row).await;
         }
         match row.expires_at {
             Some(e) if e <= now => Err(unavailable(row)),
-            Some(_) => self.read_secret(row).await,
+            Some(_) => self.read_secret(key, row).await,
             None => {
-                let data = self.read_secret(row).await?;
-                match crate::refresh::grants::str_field(&data.0, "access_token") {
+                let data = self.read_secret(key, row).await?;
+                match data.str_field("access_token") {
                     Some(_) => Ok(data),
                     None => Err(unavailable(row)),
                 }

@@ -88,7 +88,7 @@ pub fn sanitize_code(code: &str) -> Option<String> {
 /// 2. HTTP 408, 429 and 5xx -> [`GrantError::Transient`], whatever the code: the server says "later";
 /// 3. a known re-authorization code -> [`GrantError::NeedsReauth`] with that code (OAuth's 400/401 bodies,
 ///    STS's 403 `SignatureDoesNotMatch`, Slack's `ok: false` on a 200);
-/// 4. HTTP 400 and 401 with any other code or none -> [`GrantError::NeedsReauth`] (SPEC §5: 400/401 from
+/// 4. HTTP 400 and 401 with any other code or none -> [`GrantError::NeedsReauth`] (`docs/REFRESH.md`: 400/401 from
 ///    STS and Azure; an OAuth server answers a refused grant or client with these), with the code, else
 ///    `http_<status>`;
 /// 5. anything else -> [`GrantError::Transient`]: 403 without a known code, 404, 405 and other 4xx, a 2xx
@@ -212,7 +212,7 @@ mod tests {
         assert_eq!(classify(403, Some("Forbidden")), transient("Forbidden"));
     }
 
-    /// "Later" statuses win over a code; the OAuth codes of SPEC §5 win over other statuses.
+    /// "Later" statuses win over a code; the OAuth re-authorization codes win over other statuses.
     #[test]
     fn precedence() {
         assert_eq!(classify(429, Some("invalid_grant")), transient("invalid_grant"));

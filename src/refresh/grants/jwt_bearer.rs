@@ -8,8 +8,8 @@ use serde_json::{Map, Value};
 
 use super::oauth::parse_token_response;
 use super::{GrantContext, GrantError, Refreshed, check_endpoint, send, updated};
-use crate::providers::ProviderSpec;
 use crate::providers::rsa_key::{self, RsaKeyError};
+use crate::providers::{ProviderSpec, TokenData};
 
 /// Google's OAuth2 token endpoint, the `token_uri` of every real service-account key.
 pub const GOOGLE_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
@@ -25,7 +25,7 @@ const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 pub(super) async fn jwt_bearer_grant(
     spec: &ProviderSpec,
     scope: &str,
-    token_data: &Map<String, Value>,
+    token_data: &TokenData,
     ctx: &GrantContext<'_>,
 ) -> Result<Refreshed, GrantError> {
     let key = service_account_key(token_data)?;
@@ -80,7 +80,7 @@ pub(super) async fn jwt_bearer_grant(
 }
 
 /// The key, stored as JSON text (Aurora's shape) or as an object.
-fn service_account_key(token_data: &Map<String, Value>) -> Result<Map<String, Value>, GrantError> {
+fn service_account_key(token_data: &TokenData) -> Result<Map<String, Value>, GrantError> {
     let parsed = match token_data.get(KEY_FIELD) {
         Some(Value::String(s)) => serde_json::from_str::<Value>(s).ok(),
         Some(v @ Value::Object(_)) => Some(v.clone()),

@@ -5,8 +5,8 @@ use secrecy::ExposeSecret as _;
 use serde_json::{Map, Value};
 
 use super::classify::classify;
-use super::{GrantContext, GrantError, Refreshed, send, str_field, token_url, updated};
-use crate::providers::{ClientAuth, ProviderSpec};
+use super::{GrantContext, GrantError, Refreshed, send, token_url, updated};
+use crate::providers::{ClientAuth, ProviderSpec, TokenData};
 
 const FORM: &str = "application/x-www-form-urlencoded";
 
@@ -23,14 +23,15 @@ pub(super) struct TokenResponse {
 pub(super) async fn refresh_token_grant(
     spec: &ProviderSpec,
     client_auth: ClientAuth,
-    token_data: &Map<String, Value>,
+    token_data: &TokenData,
     ctx: &GrantContext<'_>,
 ) -> Result<Refreshed, GrantError> {
-    let refresh_token =
-        str_field(token_data, "refresh_token").ok_or_else(|| GrantError::reauth("no refresh_token stored"))?;
+    let refresh_token = token_data
+        .str_field("refresh_token")
+        .ok_or_else(|| GrantError::reauth("no refresh_token stored"))?;
     // A refresh token is bound to the client it was issued to: a client stored with the credential wins.
-    let (client_id, client_secret) = match str_field(token_data, "client_id") {
-        Some(id) => (id, str_field(token_data, "client_secret")),
+    let (client_id, client_secret) = match token_data.str_field("client_id") {
+        Some(id) => (id, token_data.str_field("client_secret")),
         None => {
             let platform = ctx.settings.provider(spec);
             let id = platform
@@ -55,12 +56,15 @@ pub(super) async fn refresh_token_grant(
 pub(super) async fn client_credentials_grant(
     spec: &ProviderSpec,
     scope: Option<&str>,
-    token_data: &Map<String, Value>,
+    token_data: &TokenData,
     ctx: &GrantContext<'_>,
 ) -> Result<Refreshed, GrantError> {
-    let client_id = str_field(token_data, "client_id").ok_or_else(|| GrantError::reauth("no client_id stored"))?;
-    let client_secret =
-        str_field(token_data, "client_secret").ok_or_else(|| GrantError::reauth("no client_secret stored"))?;
+    let client_id = token_data
+        .str_field("client_id")
+        .ok_or_else(|| GrantError::reauth("no client_id stored"))?;
+    let client_secret = token_data
+        .str_field("client_secret")
+        .ok_or_else(|| GrantError::reauth("no client_secret stored"))?;
     let url = token_url(spec, token_data, ctx.settings)?;
     let mut form = vec![("grant_type", "client_credentials")];
     if let Some(scope) = scope {

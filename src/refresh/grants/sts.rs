@@ -5,12 +5,12 @@ use std::time::SystemTime;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
 use secrecy::ExposeSecret as _;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::classify::classify;
-use super::{GrantContext, GrantError, Refreshed, check_endpoint, send, str_field, updated};
+use super::{GrantContext, GrantError, Refreshed, check_endpoint, send, updated};
 use crate::config::AwsSettings;
-use crate::providers::ProviderSpec;
+use crate::providers::{ProviderSpec, TokenData};
 
 const FORM: &str = "application/x-www-form-urlencoded; charset=utf-8";
 
@@ -43,11 +43,13 @@ fn endpoint(aws: &AwsSettings) -> Result<String, GrantError> {
 
 pub(super) async fn assume_role(
     _spec: &ProviderSpec,
-    token_data: &Map<String, Value>,
+    token_data: &TokenData,
     ctx: &GrantContext<'_>,
 ) -> Result<Refreshed, GrantError> {
-    let role_arn = str_field(token_data, "role_arn").ok_or_else(|| GrantError::reauth("no role_arn stored"))?;
-    let external_id = str_field(token_data, "external_id");
+    let role_arn = token_data
+        .str_field("role_arn")
+        .ok_or_else(|| GrantError::reauth("no role_arn stored"))?;
+    let external_id = token_data.str_field("external_id");
     let aws = &ctx.settings.aws;
     let (Some(access_key), Some(secret_key)) = (&aws.access_key_id, &aws.secret_access_key) else {
         return Err(GrantError::misconfigured(
