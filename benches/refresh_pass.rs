@@ -454,7 +454,7 @@ async fn bench(db_url: String) -> bool {
     }
     let d16 = median(&direct16);
 
-    // ---- (3b) The same 1,000 refreshed directly through the engine, one `refresh_now` each (the path of
+    // ---- (3b) The same 1,000 refreshed directly ("engine direct"), one `refresh_now` each (the path of
     // `POST /api/tokens/{provider}/refresh`: lock, re-read, grant, secret write, row update, audit), same
     // concurrency. The pass must not add much to this: that is what the goal measures.
     let mut engine16 = Vec::new();
@@ -526,8 +526,8 @@ async fn bench(db_url: String) -> bool {
         }
     }
 
-    // ---- Where a pass's time goes: each per-credential step of the engine alone, sequentially.
-    println!("\nper-credential steps of RefreshEngine::refresh, each alone, sequential (mean of 200):");
+    // ---- Where a pass's time goes: each per-credential step of a refresh alone, sequentially.
+    println!("\nper-credential steps of a refresh (CredentialService), each alone, sequential (mean of 200):");
     let steps = step_costs(&services, &due_users[..200.min(due_users.len())]).await;
     let mut serial = 0.0;
     for (name, ms) in &steps {
@@ -710,7 +710,7 @@ async fn explain(pool: &PgPool, sql: &str) -> Vec<String> {
     rows.iter().map(|r| r.get::<String, _>(0)).collect()
 }
 
-/// The mean time of each database / secret-store step the engine takes per credential, run one at a time.
+/// The mean time of each database / secret-store step a refresh takes per credential, run one at a time.
 async fn step_costs(services: &Services, users: &[String]) -> Vec<(&'static str, f64)> {
     let store = &services.store;
     let secrets = &services.secrets;
