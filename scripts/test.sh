@@ -38,8 +38,9 @@ if [ -z "${TOKENKEEPER_TEST_DATABASE_URL:-}" ]; then
   fi
 fi
 if [ -n "${TOKENKEEPER_TEST_DATABASE_URL:-}" ] && command -v psql >/dev/null; then
-  # Databases left by earlier runs (each test makes its own).
-  psql "$TOKENKEEPER_TEST_DATABASE_URL" -qAtc "SELECT 'DROP DATABASE IF EXISTS ' || datname || ' WITH (FORCE);' FROM pg_database WHERE datname LIKE 'tk_test_%'" 2>/dev/null \
+  # Databases left by earlier runs (each test makes its own). Only those nobody is connected to: another
+  # test run on the same server (a second checkout) keeps its databases.
+  psql "$TOKENKEEPER_TEST_DATABASE_URL" -qAtc "SELECT 'DROP DATABASE IF EXISTS ' || d.datname || ';' FROM pg_database d WHERE d.datname LIKE 'tk\_test\_%' AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname)" 2>/dev/null \
     | psql "$TOKENKEEPER_TEST_DATABASE_URL" -q >/dev/null 2>&1 || true
 fi
 
