@@ -770,6 +770,8 @@ async fn step_costs(services: &Services, users: &[String]) -> Vec<(&'static str,
                 client_addr: Some("bench".into()),
                 detail: None,
                 at: now_ms(),
+                count: 1,
+                read_key: None,
             })
             .await
             .unwrap();

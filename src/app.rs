@@ -8,7 +8,7 @@ use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
 use crate::audit::Auditor;
-use crate::background::{Refresher, RefresherSettings};
+use crate::background::{AuditPruner, Refresher, RefresherSettings};
 use crate::clock::SharedClock;
 use crate::config::{SecretBackend, Settings};
 use crate::credentials::{CredentialService, DueBatch, NamingSettings, RefreshSettings};
@@ -35,6 +35,8 @@ pub struct Services {
     pub credentials: CredentialService,
     /// The background refresher (run by [`Services::serve`] unless disabled; tests run its passes).
     pub refresher: Refresher,
+    /// The audit pruner (run by [`Services::serve`]; its first pass an interval after start).
+    pub audit_pruner: AuditPruner,
     /// This instance's HTTP metrics (served at `/metrics` with the process-wide counters).
     pub metrics: Metrics,
 }
@@ -57,7 +59,15 @@ impl Services {
             .await
             .context("cannot open the database")?;
         let secrets = wrap(open_secret_store(&settings).await?);
-        let audit = Auditor::new(store.clone(), clock.clone());
+        let audit = Auditor::new(store.clone(), clock.clone(), &settings.audit).with_context(|| {
+            let target = settings
+                .audit
+                .log
+                .as_ref()
+                .map(|t| format!("{t:?}"))
+                .unwrap_or_default();
+            format!("{}: cannot open the audit log {target}", crate::config::audit::LOG_VAR)
+        })?;
         let pw = &settings.passwords;
         let sessions = Sessions::new(store.clone(), clock.clone(), pw.session_ttl);
         let hasher = Hasher::new(pw).await?;
@@ -109,6 +119,7 @@ impl Services {
                 batch: DueBatch::default(),
             },
         );
+        let audit_pruner = AuditPruner::new(audit.clone(), settings.audit.prune_interval);
         let metrics = Metrics::new();
         Ok(Self {
             settings,
@@ -120,6 +131,7 @@ impl Services {
             authenticator,
             credentials,
             refresher,
+            audit_pruner,
             metrics,
         })
     }
@@ -153,7 +165,8 @@ impl Services {
         let refresher = self
             .settings
             .refresher_enabled
-            .then(|| tokio::spawn(self.refresher.clone().run(stop_rx)));
+            .then(|| tokio::spawn(self.refresher.clone().run(stop_rx.clone())));
+        let pruner = tokio::spawn(self.audit_pruner.clone().run(stop_rx));
         // Responses are written whole: Nagle's algorithm would only hold back the last segment.
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
             if let Err(err) = tcp.set_nodelay(true) {
@@ -170,6 +183,8 @@ impl Services {
         if let Some(r) = refresher {
             let _ = r.await;
         }
+        // A prune in progress is not waited for: each of its statements is atomic, the next pass goes on.
+        pruner.abort();
         // Refreshes whose caller disconnected run on: let them store what they got (bounded by the
         // outbound timeout, plus the secret write's retries).
         self.credentials

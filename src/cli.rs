@@ -117,9 +117,27 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         secrets = %describe_secret_store(s),
         "tokenkeeper is serving"
     );
-    println!("tokenkeeper listening on http://{}", listener.local_addr()?);
-    println!("data: {}; secrets: {}", s.data_dir.display(), describe_secret_store(s));
+    // With the audit log on stdout, stdout holds its JSON lines only.
+    if !services.audit.logs_to_stdout() {
+        println!("tokenkeeper listening on http://{}", listener.local_addr()?);
+        println!("data: {}; secrets: {}", s.data_dir.display(), describe_secret_store(s));
+    }
+    reopen_audit_log_on_hangup(&services.audit)?;
     services.serve(listener, shutdown_signal()).await
+}
+
+/// SIGHUP: the audit log's file is opened again at the next event (after logrotate moved it).
+fn reopen_audit_log_on_hangup(audit: &crate::audit::Auditor) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+    let audit = audit.clone();
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP: reopening the audit log");
+            audit.reopen_log();
+        }
+    });
+    Ok(())
 }
 
 async fn user(settings: Settings, cmd: UserCommand) -> anyhow::Result<()> {

@@ -3,6 +3,7 @@
 //! Every variable is listed, with its default, in `.env.example`. Secrets also accept `<NAME>_FILE`
 //! (the file's contents, trimmed). An invalid value stops start-up with an error naming the variable.
 
+pub mod audit;
 mod grants;
 
 use std::net::SocketAddr;
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+pub use audit::{AuditLogTarget, AuditSettings, ReadAudit};
 pub use grants::{
     AwsSettings, DEFAULT_REGION, DEFAULT_SESSION_DURATION_SECS, GrantSettings, ProviderGrantSettings,
     SESSION_DURATION_VAR,
@@ -95,6 +97,8 @@ pub struct Settings {
     pub allowed_private_networks: Vec<ipnet::IpNet>,
     /// The refresh grants': provider endpoint overrides and OAuth clients, AWS credentials.
     pub grants: GrantSettings,
+    /// The audit trail: read aggregation, retention, the JSON-lines sink.
+    pub audit: AuditSettings,
 }
 
 type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -268,6 +272,7 @@ impl Settings {
             )
             .map_err(|reason| err("TOKENKEEPER_ALLOWED_PRIVATE_NETWORKS", reason))?,
             grants: GrantSettings::from_lookup(env)?,
+            audit: AuditSettings::from_lookup(env)?,
         })
     }
 

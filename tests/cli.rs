@@ -161,3 +161,37 @@ fn operator_commands_work_end_to_end() {
     assert_eq!(read(creds).unwrap(), "cli-splunk-token-123");
     assert_eq!(creds.cached_entries(), 1);
 }
+
+/// A retention of zero, a negative or a non-numeric number of days: start-up refuses, naming the
+/// variable, and nothing is opened.
+#[test]
+fn audit_retention_must_be_a_positive_number_of_days() {
+    for bad in ["0", "-3", "ninety", "36501"] {
+        let dir = tempfile::tempdir().unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_tokenkeeper"))
+            .arg("migrate")
+            .env("TOKENKEEPER_DATA_DIR", dir.path())
+            .env("TOKENKEEPER_AUDIT_RETENTION_DAYS", bad)
+            .env_remove("DATABASE_URL")
+            .env_remove("VAULT_ADDR")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{bad}: started");
+        assert!(err.contains("TOKENKEEPER_AUDIT_RETENTION_DAYS"), "{bad}: {err}");
+        assert!(
+            !dir.path().join("tokenkeeper.db").exists(),
+            "{bad}: the database was opened"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_tokenkeeper"))
+        .arg("migrate")
+        .env("TOKENKEEPER_DATA_DIR", dir.path())
+        .env("TOKENKEEPER_AUDIT_RETENTION_DAYS", "1")
+        .env_remove("DATABASE_URL")
+        .env_remove("VAULT_ADDR")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}

@@ -6,6 +6,9 @@
 //! answered or in a handler (the server's `tokenkeeper_http_requests_in_flight` gauge plus the answers
 //! counted here add up to the burst), and at least one is still in a handler. Requests that would
 //! connect after the signal are out of scope: the listener is closed then, so they are refused.
+//!
+//! Also the audit log's signals and streams: SIGHUP reopens its file (logrotate's move, then HUP), and
+//! `TOKENKEEPER_AUDIT_LOG=stdout` leaves stdout to its JSON lines (journald).
 
 mod support;
 
@@ -37,10 +40,16 @@ impl Drop for Server {
 }
 
 fn start(dir: &Path, log: &Path) -> Server {
+    start_with(dir, log, &[], Stdio::null())
+}
+
+/// [`start`] with more variables, and stdout sent to `stdout`.
+fn start_with(dir: &Path, log: &Path, env: &[(&str, &str)], stdout: Stdio) -> Server {
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_tokenkeeper"))
         .arg("serve")
         .env_clear()
+        .envs(env.iter().copied())
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("TOKENKEEPER_LISTEN", format!("127.0.0.1:{port}"))
         .env("TOKENKEEPER_DATA_DIR", dir)
@@ -52,7 +61,7 @@ fn start(dir: &Path, log: &Path) -> Server {
         .env("TOKENKEEPER_LOG_FORMAT", "json")
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(stdout)
         .stderr(File::create(log).unwrap())
         .spawn()
         .expect("start tokenkeeper serve");
@@ -87,6 +96,22 @@ async fn wait_healthy(server: &mut Server) {
     }
 }
 
+/// `POST /api/auth/{route}` (register, login) for `email`: the status.
+async fn auth(url: &str, route: &str, email: &str) -> u16 {
+    let body = json!({"email": email, "password": "correct-horse-battery"});
+    let r = fresh_client()
+        .post(format!("{url}/api/auth/{route}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    r.status().as_u16()
+}
+
+async fn register(url: &str, email: &str) -> u16 {
+    auth(url, "register", email).await
+}
+
 /// The server's in-flight gauge, minus the scrape itself.
 async fn in_flight(url: &str) -> usize {
     let text = fresh_client()
@@ -112,13 +137,7 @@ async fn sigterm_lets_in_flight_requests_finish() {
     let mut server = start(&dir.path().join("data"), &log);
     wait_healthy(&mut server).await;
     let url = server.url.clone();
-    let r = fresh_client()
-        .post(format!("{url}/api/auth/register"))
-        .json(&json!({"email": "burst-login@example.com", "password": "correct-horse-battery"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    assert_eq!(register(&url, "burst-login@example.com").await, 201);
 
     // The burst: half registrations, half logins; each hashes or verifies a bcrypt password.
     let answered = Arc::new(AtomicUsize::new(0));
@@ -261,4 +280,76 @@ async fn sigterm_lets_in_flight_requests_finish() {
     }));
     // No password of the burst reached the logs.
     assert!(!text.contains("correct-horse-battery"));
+}
+
+fn audit_lines(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("audit line is not JSON ({e}): {l}")))
+        .collect()
+}
+
+async fn login(url: &str) -> u16 {
+    auth(url, "login", "rotated@example.com").await
+}
+
+/// logrotate's "move, then HUP": after the move the events still go to the moved file (the process holds
+/// it open); after SIGHUP they go to a new file at the configured path, and the moved one stops growing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reopens_the_audit_log_after_it_was_moved() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let moved = dir.path().join("audit.log.1");
+    let env = [("TOKENKEEPER_AUDIT_LOG", path.to_str().unwrap())];
+    let mut server = start_with(
+        &dir.path().join("data"),
+        &dir.path().join("stderr.log"),
+        &env,
+        Stdio::null(),
+    );
+    wait_healthy(&mut server).await;
+    let url = server.url.clone();
+    assert_eq!(register(&url, "rotated@example.com").await, 201);
+    assert_eq!(audit_lines(&path).len(), 1);
+
+    std::fs::rename(&path, &moved).unwrap();
+    assert_eq!(login(&url).await, 200);
+    assert_eq!(
+        audit_lines(&moved).len(),
+        2,
+        "the moved file, still open, gets the event"
+    );
+    assert!(!path.exists());
+
+    let hup = Command::new("kill")
+        .args(["-HUP", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    // The signal is handled asynchronously: log in until an event lands in a new file (bounded).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !path.exists() {
+        assert!(Instant::now() < deadline, "no new audit log after SIGHUP");
+        assert_eq!(login(&url).await, 200);
+    }
+    let in_moved = audit_lines(&moved).len();
+    assert_eq!(login(&url).await, 200);
+    assert_eq!(audit_lines(&moved).len(), in_moved, "the moved file no longer grows");
+    let new = audit_lines(&path);
+    assert!(new.len() >= 2 && new.iter().all(|l| l["event"] == "login"), "{new:?}");
+}
+
+/// `TOKENKEEPER_AUDIT_LOG=stdout` (journald): stdout carries the events as JSON lines, and nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_log_on_stdout_is_json_lines_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("stdout");
+    let stdout = Stdio::from(File::create(&out).unwrap());
+    let env = [("TOKENKEEPER_AUDIT_LOG", "stdout")];
+    let mut server = start_with(&dir.path().join("data"), &dir.path().join("stderr.log"), &env, stdout);
+    wait_healthy(&mut server).await;
+    assert_eq!(register(&server.url, "journald@example.com").await, 201);
+    let lines = audit_lines(&out);
+    let events: Vec<&str> = lines.iter().map(|l| l["event"].as_str().unwrap()).collect();
+    assert_eq!(events, ["register"]);
 }

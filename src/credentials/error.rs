@@ -24,6 +24,9 @@ pub enum CredentialError {
     Inconsistent(String),
     #[error(transparent)]
     Db(#[from] DbError),
+    /// The event could not be written to the audit log (which fails closed).
+    #[error(transparent)]
+    AuditUnavailable(#[from] crate::audit::AuditError),
 }
 
 impl From<SecretError> for CredentialError {
@@ -51,5 +54,6 @@ pub(super) fn failure_reason(e: &CredentialError) -> &'static str {
         CredentialError::RefreshUnavailable { .. } => "refresh failed",
         CredentialError::Inconsistent(_) => "inconsistent",
         CredentialError::Db(_) => "database error",
+        CredentialError::AuditUnavailable(_) => "audit log unavailable",
     }
 }

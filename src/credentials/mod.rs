@@ -188,11 +188,21 @@ impl CredentialService {
         res: Result<T, CredentialError>,
     ) -> Result<T, CredentialError> {
         let reason = res.as_ref().err().map(failure_reason);
-        self.audit(user, kind, provider, res.is_ok(), addr, reason).await;
+        self.audit(user, kind, provider, res.is_ok(), addr, reason).await?;
         res
     }
 
-    async fn audit(&self, user: &UserId, kind: EventKind, provider: &str, ok: bool, addr: &str, detail: Option<&str>) {
+    /// Records the event. A failed database write is the auditor's to log and count; a sink that cannot
+    /// be written (and fails closed) fails the request.
+    async fn audit(
+        &self,
+        user: &UserId,
+        kind: EventKind,
+        provider: &str,
+        ok: bool,
+        addr: &str,
+        detail: Option<&str>,
+    ) -> Result<(), CredentialError> {
         let outcome = if ok { Outcome::Ok } else { Outcome::Failed };
         let e = Event {
             user_id: Some(user.as_str()),
@@ -202,7 +212,6 @@ impl CredentialService {
             client_addr: Some(addr),
             detail,
         };
-        // Failures are logged and counted by the auditor; they never fail the user's request.
-        let _ = self.audit.record(e).await;
+        Ok(self.audit.record(e).await?)
     }
 }

@@ -20,7 +20,7 @@ macro_rules! connection_columns {
 }
 macro_rules! audit_columns {
     () => {
-        "id, user_id, kind, provider, outcome, client_addr, detail, at"
+        "id, user_id, kind, provider, outcome, client_addr, detail, at, count"
     };
 }
 
@@ -75,6 +75,8 @@ macro_rules! audit_from_row {
             client_addr: r.try_get("client_addr")?,
             detail: r.try_get("detail")?,
             at: r.try_get("at")?,
+            count: r.try_get("count")?,
+            read_key: None,
         }
     }};
 }
@@ -265,6 +267,37 @@ macro_rules! impl_store {
 
             async fn insert_audit(&self, e: &AuditRecord) -> Result<(), DbError> {
                 self.insert_audit_batch(std::slice::from_ref(e)).await
+            }
+
+            async fn prune_audit(&self, before: i64, batch: i64) -> Result<Option<$crate::db::PruneReport>, DbError> {
+                let mut conn = self.pool.acquire().await?;
+                if !self.try_prune_lock(&mut conn).await? {
+                    return Ok(None);
+                }
+                let mut report = $crate::db::PruneReport::default();
+                let res = async {
+                    loop {
+                        let gone = sqlx::query(
+                            "DELETE FROM audit_events WHERE id IN \
+                             (SELECT id FROM audit_events WHERE at < $1 ORDER BY at LIMIT $2)",
+                        )
+                        .bind(before)
+                        .bind(batch)
+                        .execute(&mut *conn)
+                        .await?
+                        .rows_affected();
+                        report.batches += 1;
+                        report.deleted += gone;
+                        if gone < batch as u64 {
+                            return Ok::<_, DbError>(report);
+                        }
+                        // Between statements, requests get their turn at the runtime.
+                        tokio::task::yield_now().await;
+                    }
+                }
+                .await;
+                self.prune_unlock(&mut conn).await;
+                res.map(Some)
             }
 
             async fn list_audit(&self, user_id: &str, before: Option<i64>, limit: i64) -> Result<Vec<AuditRecord>, DbError> {

@@ -78,6 +78,20 @@ pub struct AuditRecord {
     pub client_addr: Option<String>,
     pub detail: Option<String>,
     pub at: i64,
+    /// How many events the row stands for: 1, or the credential reads of one group and minute.
+    pub count: i64,
+    /// A group of aggregated credential reads (one per connection, caller, outcome and minute): rows
+    /// written with the same key add their counts up (an upsert), across instances. `None` for every other
+    /// event. Written only, never read back.
+    pub read_key: Option<String>,
+}
+
+/// What one pass of [`Store::prune_audit`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PruneReport {
+    pub deleted: u64,
+    /// Statements run (each deletes at most the batch size).
+    pub batches: u64,
 }
 
 #[async_trait]
@@ -131,8 +145,14 @@ pub trait Store: Send + Sync + 'static {
 
     // Audit.
     async fn insert_audit(&self, event: &AuditRecord) -> Result<(), DbError>;
-    /// Several events in one transaction.
+    /// Several events in one transaction. Rows with a `read_key` already present add their `count` to
+    /// that row's (the keys within one batch must differ).
     async fn insert_audit_batch(&self, events: &[AuditRecord]) -> Result<(), DbError>;
+    /// Deletes the events recorded before `before`, at most `batch` rows a statement (oldest first,
+    /// through the index on `at`), statement after statement until none is left. One instance at a time:
+    /// `None`, nothing deleted, while another holds the prune lock (PostgreSQL: a session advisory lock;
+    /// SQLite has one writer and runs it always).
+    async fn prune_audit(&self, before: i64, batch: i64) -> Result<Option<PruneReport>, DbError>;
     /// Newest first; `before`: only ids below it.
     async fn list_audit(&self, user_id: &str, before: Option<i64>, limit: i64) -> Result<Vec<AuditRecord>, DbError>;
 
@@ -218,6 +238,9 @@ impl RefreshLock {
         Self(Some(Box::new(guard)))
     }
 }
+
+/// The advisory lock of the audit prune (PostgreSQL).
+pub const AUDIT_PRUNE_LOCK: &str = "tokenkeeper:audit-prune";
 
 /// A stable 64-bit lock key for a credential.
 pub fn lock_key(key: &str) -> i64 {

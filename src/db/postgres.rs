@@ -46,6 +46,27 @@ impl PgStore {
         &self.pool
     }
 
+    /// The audit prune's lock, held by the session of `conn` (so a crashed holder's lock goes with its
+    /// connection); false when another instance holds it.
+    async fn try_prune_lock(&self, conn: &mut sqlx::pool::PoolConnection<sqlx::Postgres>) -> Result<bool, DbError> {
+        Ok(sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(super::lock_key(super::AUDIT_PRUNE_LOCK))
+            .fetch_one(&mut **conn)
+            .await?)
+    }
+
+    async fn prune_unlock(&self, conn: &mut sqlx::pool::PoolConnection<sqlx::Postgres>) {
+        let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(super::lock_key(super::AUDIT_PRUNE_LOCK))
+            .execute(&mut **conn)
+            .await;
+        if let Err(e) = unlocked {
+            // The connection must not go back to the pool holding the lock: closing it releases it.
+            tracing::warn!(error = %e, "could not release the audit prune lock; closing its connection");
+            conn.close_on_drop();
+        }
+    }
+
     /// The transaction in which rate-limit attempts are reserved (`Store::reserve_attempts`), and what
     /// must be held until it ends. Ids come from a sequence when a row is inserted, not when it commits:
     /// advisory locks on every key, taken in one (sorted) order and held to commit, make id order the
@@ -97,8 +118,10 @@ impl_store!(PgStore, {
             events.iter().map(f).collect()
         }
         sqlx::query(
-            "INSERT INTO audit_events (user_id, kind, provider, outcome, client_addr, detail, at) \
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[])",
+            "INSERT INTO audit_events (user_id, kind, provider, outcome, client_addr, detail, at, count, read_key) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], \
+             $8::int8[], $9::text[]) \
+             ON CONFLICT (read_key) WHERE read_key IS NOT NULL DO UPDATE SET count = audit_events.count + excluded.count",
         )
         .bind(col(events, |e| e.user_id.as_deref()))
         .bind(col(events, |e| Some(e.kind.as_str())))
@@ -107,6 +130,8 @@ impl_store!(PgStore, {
         .bind(col(events, |e| e.client_addr.as_deref()))
         .bind(col(events, |e| e.detail.as_deref()))
         .bind(events.iter().map(|e| e.at).collect::<Vec<i64>>())
+        .bind(events.iter().map(|e| e.count).collect::<Vec<i64>>())
+        .bind(col(events, |e| e.read_key.as_deref()))
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -54,6 +54,13 @@ impl SqliteStore {
         })
     }
 
+    /// SQLite has one writer at a time: the prune needs no lock of its own.
+    async fn try_prune_lock(&self, _conn: &mut sqlx::pool::PoolConnection<sqlx::Sqlite>) -> Result<bool, DbError> {
+        Ok(true)
+    }
+
+    async fn prune_unlock(&self, _conn: &mut sqlx::pool::PoolConnection<sqlx::Sqlite>) {}
+
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
@@ -97,15 +104,19 @@ impl_store!(SqliteStore, {
                     &e.client_addr,
                     &e.detail,
                     e.at,
+                    e.count,
+                    &e.read_key,
                 )
             })
             .collect();
         let rows = serde_json::to_string(&rows).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
         sqlx::query(
-            "INSERT INTO audit_events (user_id, kind, provider, outcome, client_addr, detail, at) \
+            "INSERT INTO audit_events (user_id, kind, provider, outcome, client_addr, detail, at, count, read_key) \
              SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), \
              json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'), \
-             json_extract(value, '$[6]') FROM json_each($1) ORDER BY key",
+             json_extract(value, '$[6]'), json_extract(value, '$[7]'), json_extract(value, '$[8]') \
+             FROM json_each($1) WHERE true ORDER BY key \
+             ON CONFLICT (read_key) WHERE read_key IS NOT NULL DO UPDATE SET count = count + excluded.count",
         )
         .bind(rows)
         .execute(&self.pool)

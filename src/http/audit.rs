@@ -1,4 +1,5 @@
-//! `GET /api/audit`: the caller's own audit events, newest first, paged with `limit` and `before`.
+//! `GET /api/audit`: the caller's own audit events, newest first, paged with `limit` and `before`; each
+//! with its count (aggregated credential reads).
 
 use axum::extract::State;
 use axum::{Json, Router, routing};
@@ -36,8 +37,12 @@ pub struct EventView {
     outcome: String,
     client_addr: Option<String>,
     detail: Option<String>,
-    /// When (RFC 3339).
+    /// When (RFC 3339); for aggregated credential reads, the first read of the row's minute.
     at: String,
+    /// How many events the row stands for: 1, or (`credential_read` with `TOKENKEEPER_AUDIT_READS=aggregate`,
+    /// the default) the reads of this connection by this caller address with this outcome within one minute.
+    #[schema(minimum = 1)]
+    count: i64,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -91,6 +96,7 @@ async fn list(
             client_addr: r.client_addr,
             detail: r.detail,
             at: rfc3339(r.at),
+            count: r.count,
         })
         .collect();
     Ok(Json(AuditPage {

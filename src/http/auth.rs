@@ -59,6 +59,7 @@ pub struct UserResponse {
         (status = 413, description = "Request body too large", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 500, description = "Internal error (details only in the log)", body = ErrorBody),
+        (status = 503, description = "The audit log cannot be written (`TOKENKEEPER_AUDIT_LOG`, failing closed)", body = ErrorBody),
     ),
 )]
 async fn register(
@@ -119,6 +120,7 @@ pub struct LoginResponse {
         (status = 429, description = "Too many failed attempts", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
         (status = 500, description = "Internal error (details only in the log)", body = ErrorBody),
+        (status = 503, description = "The audit log cannot be written (`TOKENKEEPER_AUDIT_LOG`, failing closed)", body = ErrorBody),
     ),
 )]
 async fn login(
@@ -171,6 +173,7 @@ pub struct MessageResponse {
         (status = 429, description = "Too many failed attempts", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
         (status = 500, description = "Internal error (details only in the log)", body = ErrorBody),
+        (status = 503, description = "The audit log cannot be written (`TOKENKEEPER_AUDIT_LOG`, failing closed)", body = ErrorBody),
     ),
 )]
 async fn change_password(

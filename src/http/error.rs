@@ -71,6 +71,11 @@ impl ApiError {
         Self::Internal(e.into())
     }
 
+    /// The request's audit event could not be written to the audit log, which fails closed.
+    fn audit_unavailable() -> Self {
+        Self::Unavailable("Audit log unavailable".into())
+    }
+
     fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -129,6 +134,7 @@ impl From<PasswordError> for ApiError {
             PasswordError::TooManyAttempts(wait) => Self::TooManyRequests {
                 retry_after_secs: wait.0,
             },
+            PasswordError::AuditUnavailable(_) => Self::audit_unavailable(),
             PasswordError::Db(e) => Self::internal(e),
             PasswordError::Hash(e) => Self::internal(e),
         }
@@ -159,6 +165,7 @@ impl From<CredentialError> for ApiError {
                 tracing::warn!(provider, reason, "refresh unavailable");
                 Self::Unavailable(e.to_string())
             }
+            CredentialError::AuditUnavailable(_) => Self::audit_unavailable(),
             CredentialError::Inconsistent(_) | CredentialError::Db(_) => Self::internal(e),
         }
     }

@@ -76,7 +76,7 @@ pub fn routes() -> Router<AppState> {
         (status = 413, description = "Request body too large", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 500, description = "Internal error (details only in the log)", body = ErrorBody),
-        (status = 503, description = "The secret store (or the provider, to check the credential) is unavailable", body = ErrorBody),
+        (status = 503, description = "The secret store (or the provider, to check the credential), or the audit log, is unavailable", body = ErrorBody),
     ),
 )]
 async fn store(
@@ -165,7 +165,7 @@ async fn connection(
         (status = 404, description = "Unknown provider, or no credential stored for it", body = ErrorBody),
         (status = 409, description = "The credential needs to be connected again (`provider`, `reason`), or was changed at the same time", body = ConflictBody),
         (status = 500, description = "Internal error (details only in the log)", body = ErrorBody),
-        (status = 503, description = "The secret store, or the provider (for a due refresh), is unavailable", body = ErrorBody),
+        (status = 503, description = "The secret store, the provider (for a due refresh) or the audit log is unavailable", body = ErrorBody),
     ),
 )]
 async fn credentials(
@@ -210,7 +210,7 @@ async fn credentials(
         (status = 404, description = "Unknown provider, or no credential stored for it", body = ErrorBody),
         (status = 409, description = "The credential needs to be connected again (`provider`, `reason`), or was changed at the same time", body = ConflictBody),
         (status = 500, description = "Internal error (details only in the log)", body = ErrorBody),
-        (status = 503, description = "The secret store or the provider is unavailable", body = ErrorBody),
+        (status = 503, description = "The secret store, the provider or the audit log is unavailable", body = ErrorBody),
     ),
 )]
 async fn refresh(
@@ -242,7 +242,7 @@ async fn refresh(
         (status = 404, description = "Unknown provider, or no credential stored for it", body = ErrorBody),
         (status = 409, description = "The credential was changed at the same time; retry", body = ConflictBody),
         (status = 500, description = "Internal error (details only in the log)", body = ErrorBody),
-        (status = 503, description = "The secret store is unavailable; nothing was deleted, retry", body = ErrorBody),
+        (status = 503, description = "The secret store is unavailable (nothing was deleted, retry), or the audit log is", body = ErrorBody),
     ),
 )]
 async fn delete(

@@ -32,6 +32,9 @@ pub enum PasswordError {
     Db(#[from] DbError),
     #[error(transparent)]
     Hash(#[from] hashing::HashError),
+    /// The event could not be written to the audit log (which fails closed).
+    #[error(transparent)]
+    AuditUnavailable(#[from] crate::audit::AuditError),
 }
 
 /// Who is asking, for rate limits and the audit trail.
@@ -130,10 +133,9 @@ impl PasswordService {
         let res = self.store.create_user(&user).await;
         let outcome = if res.is_ok() { Outcome::Ok } else { Outcome::Failed };
         let uid = res.is_ok().then_some(user.id.as_str());
-        let _ = self
-            .audit
+        self.audit
             .record(self.event(uid, EventKind::Register, outcome, caller, None))
-            .await;
+            .await?;
         match res {
             Ok(()) => Ok(user),
             Err(DbError::Conflict) => Err(PasswordError::EmailTaken),
@@ -162,7 +164,7 @@ impl PasswordService {
                 // The targeted account, if there is one, sees the refused attempt in its own trail.
                 let uid = self.store.user_by_email(&email).await.ok().flatten().map(|u| u.id);
                 self.audit_failed(uid.as_deref(), EventKind::Login, caller, "too many attempts")
-                    .await;
+                    .await?;
                 return Err(PasswordError::TooManyAttempts(wait));
             }
         };
@@ -180,7 +182,7 @@ impl PasswordService {
                 self.limiter.failed(attempt).await?;
                 let uid = user.as_ref().map(|u| u.id.as_str());
                 self.audit_failed(uid, EventKind::Login, caller, "invalid credentials")
-                    .await;
+                    .await?;
                 return Err(PasswordError::InvalidCredentials);
             }
             Err(e) => {
@@ -190,10 +192,9 @@ impl PasswordService {
         };
         self.limiter.succeeded(attempt, &account).await?;
         let session = self.sessions.issue(&user.id).await?;
-        let _ = self
-            .audit
+        self.audit
             .record(self.event(Some(&user.id), EventKind::Login, Outcome::Ok, caller, None))
-            .await;
+            .await?;
         Ok(LoggedIn { user, session })
     }
 
@@ -221,7 +222,7 @@ impl PasswordService {
             Admission::Go(attempt) => attempt,
             Admission::Refused(wait) => {
                 self.audit_failed(Some(user_id), EventKind::ChangePassword, caller, "too many attempts")
-                    .await;
+                    .await?;
                 return Err(PasswordError::TooManyAttempts(wait));
             }
         };
@@ -247,7 +248,7 @@ impl PasswordService {
                     caller,
                     "wrong current password",
                 )
-                .await;
+                .await?;
                 return Err(PasswordError::WrongCurrentPassword);
             }
             Err(e) => {
@@ -304,10 +305,17 @@ impl PasswordService {
         Ok(())
     }
 
-    /// Records a failed attempt; an audit failure is logged and counted by the auditor, never the caller's.
-    async fn audit_failed(&self, user_id: Option<&str>, kind: EventKind, caller: &Caller<'_>, detail: &str) {
+    /// Records a failed attempt; a failed database write is logged and counted by the auditor, never the
+    /// caller's; an audit log that cannot be written (and fails closed) is.
+    async fn audit_failed(
+        &self,
+        user_id: Option<&str>,
+        kind: EventKind,
+        caller: &Caller<'_>,
+        detail: &str,
+    ) -> Result<(), PasswordError> {
         let e = self.event(user_id, kind, Outcome::Failed, caller, Some(detail));
-        let _ = self.audit.record(e).await;
+        Ok(self.audit.record(e).await?)
     }
 
     fn event<'a>(

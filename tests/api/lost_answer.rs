@@ -106,6 +106,9 @@ impl Store for LosesAnswer {
     async fn insert_audit_batch(&self, events: &[AuditRecord]) -> Result<(), DbError> {
         self.inner.insert_audit_batch(events).await
     }
+    async fn prune_audit(&self, before: i64, batch: i64) -> Result<Option<tokenkeeper::db::PruneReport>, DbError> {
+        self.inner.prune_audit(before, batch).await
+    }
     async fn list_audit(&self, user_id: &str, before: Option<i64>, limit: i64) -> Result<Vec<AuditRecord>, DbError> {
         self.inner.list_audit(user_id, before, limit).await
     }

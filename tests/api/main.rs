@@ -4,6 +4,8 @@
 mod support;
 
 mod audit;
+mod audit_scale;
+mod audit_sink;
 mod auth_routes;
 mod credentials;
 mod errors;

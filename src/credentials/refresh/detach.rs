@@ -80,16 +80,21 @@ impl Job {
     /// `POST .../refresh` reaching the refresh is audited here, where its client cannot stop it: its
     /// outcome when the provider was not called or its result not kept (someone else refreshed first,
     /// a provider with nothing to refresh, the credential deleted or replaced meanwhile, an error).
-    async fn record_audit(&mut self, svc: &CredentialService, error: Option<&CredentialError>) -> bool {
+    /// The error is the audit log's, when it cannot be written (and fails closed).
+    async fn record_audit(
+        &mut self,
+        svc: &CredentialService,
+        error: Option<&CredentialError>,
+    ) -> Result<bool, CredentialError> {
         let forced = matches!(self.trigger, Trigger::Forced { .. });
         let Some(note) = self.note.take().or_else(|| forced.then(|| AuditNote::of(error))) else {
-            return false;
+            return Ok(false);
         };
         let kind = EventKind::CredentialRefresh;
         let (user, provider, addr) = (self.key.user(), self.key.provider(), &self.client_addr);
         svc.audit(user, kind, provider, note.ok, addr, note.detail.as_deref())
-            .await;
-        true
+            .await?;
+        Ok(true)
     }
 }
 
@@ -130,8 +135,13 @@ impl CredentialService {
                     deliver(svc.clone(), landed).await
                 }
                 .await;
-                let audited = job.record_audit(&svc, data.as_ref().err()).await;
-                Outcome { data, audited }
+                match job.record_audit(&svc, data.as_ref().err()).await {
+                    Ok(audited) => Outcome { data, audited },
+                    Err(e) => Outcome {
+                        data: Err(e),
+                        audited: true,
+                    },
+                }
             },
             tracing::Span::current(),
         ));

@@ -1,150 +1,23 @@
-//! The audit trail: who did what, when, from where, with what outcome. Never a secret value.
-//!
-//! A failed audit write is logged and counted, never silently dropped, and never fails a read.
+//! The batching writer behind [`super::Auditor`]: one statement and transaction per batch of queued
+//! events, several batches in flight on PostgreSQL; failed writes logged and counted.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::clock::SharedClock;
 use crate::db::{AuditRecord, DbError, SharedStore};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventKind {
-    Register,
-    Login,
-    ChangePassword,
-    CredentialStore,
-    CredentialRead,
-    CredentialRefresh,
-    CredentialDelete,
-}
-
-impl EventKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Register => "register",
-            Self::Login => "login",
-            Self::ChangePassword => "change_password",
-            Self::CredentialStore => "credential_store",
-            Self::CredentialRead => "credential_read",
-            Self::CredentialRefresh => "credential_refresh",
-            Self::CredentialDelete => "credential_delete",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Ok,
-    Failed,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ok => "ok",
-            Self::Failed => "failed",
-        }
-    }
-}
-
-/// One event to record. `detail` is a short non-secret reason (e.g. "wrong password", "needs_reauth").
-#[derive(Debug, Clone)]
-pub struct Event<'a> {
-    pub user_id: Option<&'a str>,
-    pub kind: EventKind,
-    pub provider: Option<&'a str>,
-    pub outcome: Outcome,
-    pub client_addr: Option<&'a str>,
-    pub detail: Option<&'a str>,
-}
-
-/// Records events through a background writer that inserts them in batches (one transaction per
-/// batch), so a busy read path does not wait for a commit per request. The queue is bounded: when it is
-/// full, callers wait (back-pressure), nothing is dropped. [`Auditor::flush`] waits until everything
-/// queued so far is in the database.
-#[derive(Clone)]
-pub struct Auditor {
-    store: SharedStore,
-    clock: SharedClock,
-    failures: Arc<AtomicU64>,
-    queue: tokio::sync::mpsc::Sender<Queued>,
-}
-
-enum Queued {
+pub(super) enum Queued {
     Event(AuditRecord),
     Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 /// Events written per transaction at most.
 const BATCH: usize = 1024;
-/// Batches being written at once on PostgreSQL (it commits them together). SQLite has one writer at a
-/// time: more would only hold pooled connections while they wait for its lock.
-const PG_WRITERS: usize = 4;
 /// How long a busy writer waits to fill a batch.
 const GATHER: std::time::Duration = std::time::Duration::from_millis(5);
 
-impl Auditor {
-    /// Starts the writer task (on the current Tokio runtime).
-    pub fn new(store: SharedStore, clock: SharedClock) -> Self {
-        let (queue, rx) = tokio::sync::mpsc::channel(8192);
-        let failures = Arc::new(AtomicU64::new(0));
-        let writers = match store.backend() {
-            crate::db::Backend::Postgres => PG_WRITERS,
-            crate::db::Backend::Sqlite => 1,
-        };
-        tokio::spawn(write_batches(store.clone(), failures.clone(), rx, writers));
-        Self {
-            store,
-            clock,
-            failures,
-            queue,
-        }
-    }
-
-    /// Queues the event. It never fails the caller: a failed write is logged and counted by the writer.
-    pub async fn record(&self, e: Event<'_>) -> Result<(), DbError> {
-        let rec = AuditRecord {
-            id: 0,
-            user_id: e.user_id.map(str::to_string),
-            kind: e.kind.as_str().to_string(),
-            provider: e.provider.map(str::to_string),
-            outcome: e.outcome.as_str().to_string(),
-            client_addr: e.client_addr.map(str::to_string),
-            detail: e.detail.map(str::to_string),
-            at: self.clock.now_ms(),
-        };
-        if let Err(lost) = self.queue.send(Queued::Event(rec)).await {
-            // Only when the writer is gone (runtime shutting down): write it here rather than lose it.
-            if let Queued::Event(rec) = lost.0 {
-                self.write_one(&rec).await;
-            }
-        }
-        Ok(())
-    }
-
-    /// Waits until every event queued before this call is written (or has failed and been logged).
-    pub async fn flush(&self) {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        if self.queue.send(Queued::Flush(tx)).await.is_ok() {
-            let _ = rx.await;
-        }
-    }
-
-    async fn write_one(&self, rec: &AuditRecord) {
-        if let Err(err) = self.store.insert_audit(rec).await {
-            self.failures.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(kind = rec.kind, outcome = rec.outcome, error = %err, "audit write failed");
-        }
-    }
-
-    /// Audit writes that failed since start (exported as a metric).
-    pub fn failed_writes(&self) -> u64 {
-        self.failures.load(Ordering::Relaxed)
-    }
-}
-
-async fn write_batches(
+pub(super) async fn write_batches(
     store: SharedStore,
     failures: Arc<AtomicU64>,
     mut rx: tokio::sync::mpsc::Receiver<Queued>,
@@ -188,7 +61,7 @@ async fn write_batches(
         }
         if !batch.is_empty() {
             let store = store.clone();
-            let mut pending = Pending::new(batch, failures.clone());
+            let mut pending = Pending::new(merge_read_groups(batch), failures.clone());
             in_flight.spawn(async move {
                 match store.insert_audit_batch(&pending.records).await {
                     Ok(()) => pending.written(),
@@ -258,18 +131,46 @@ impl Drop for Pending {
     }
 }
 
-impl Auditor {
-    /// A user's own events, newest first; `before`: an event id from the previous page.
-    pub async fn list(&self, user_id: &str, before: Option<i64>, limit: i64) -> Result<Vec<AuditRecord>, DbError> {
-        // The caller's own recent events are in the batch writer's queue until flushed.
-        self.flush().await;
-        self.store.list_audit(user_id, before, limit.clamp(1, 200)).await
+/// A batch's aggregated reads (rows with a `read_key`) merged per key, counts added: one statement may
+/// not upsert a row twice (PostgreSQL). The groups take the places of their first rows in key order, so
+/// that batches in flight together lock shared group rows in one order (no deadlock between them) while
+/// every event keeps its place among the others.
+fn merge_read_groups(batch: Vec<AuditRecord>) -> Vec<AuditRecord> {
+    if batch.iter().all(|r| r.read_key.is_none()) {
+        return batch;
     }
+    let mut out: Vec<Option<AuditRecord>> = Vec::with_capacity(batch.len());
+    let mut slots = Vec::new();
+    let mut groups: HashMap<String, AuditRecord> = HashMap::new();
+    for rec in batch {
+        let Some(key) = &rec.read_key else {
+            out.push(Some(rec));
+            continue;
+        };
+        match groups.get_mut(key) {
+            Some(seen) => {
+                seen.count += rec.count;
+                seen.at = seen.at.min(rec.at);
+            }
+            None => {
+                slots.push(out.len());
+                out.push(None);
+                groups.insert(key.clone(), rec);
+            }
+        }
+    }
+    let mut grouped: Vec<AuditRecord> = groups.into_values().collect();
+    grouped.sort_by(|a, b| a.read_key.cmp(&b.read_key));
+    for (slot, rec) in slots.into_iter().zip(grouped) {
+        out[slot] = Some(rec);
+    }
+    out.into_iter().flatten().collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::{EventKind, Outcome};
 
     fn records(n: usize) -> Vec<AuditRecord> {
         let rec = AuditRecord {
@@ -281,8 +182,29 @@ mod tests {
             client_addr: None,
             detail: None,
             at: 1,
+            count: 1,
+            read_key: None,
         };
         vec![rec; n]
+    }
+
+    #[test]
+    fn read_groups_are_merged_in_key_order_in_their_places() {
+        let keyed = |key: &str, count: i64, at: i64| AuditRecord {
+            read_key: Some(key.into()),
+            count,
+            at,
+            ..records(1).remove(0)
+        };
+        let mut login = records(1).remove(0);
+        login.kind = EventKind::Login.as_str().into();
+        login.outcome = Outcome::Failed.as_str().into();
+        let batch = vec![keyed("b", 1, 5), login.clone(), keyed("a", 1, 7), keyed("b", 4, 3)];
+        let merged = merge_read_groups(batch);
+        let got: Vec<(Option<&str>, i64, i64)> =
+            merged.iter().map(|r| (r.read_key.as_deref(), r.count, r.at)).collect();
+        assert_eq!(got, vec![(Some("a"), 1, 7), (None, 1, 1), (Some("b"), 5, 3)]);
+        assert_eq!(merged[1].kind, "login");
     }
 
     #[tokio::test]
