@@ -46,8 +46,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
+    let wanted = (p / 100.0) * sorted.len() as f64;
+    let rank = (1..=sorted.len()).find(|&r| r as f64 >= wanted).unwrap_or(sorted.len());
+    sorted[rank - 1]
 }
 
 /// One change's hashing work, alone: a verify of the current password and a hash of the new one.
@@ -70,7 +71,7 @@ fn measure_t_change(cost: u32, samples: usize) -> (f64, Vec<f64>) {
 /// User + system CPU seconds of this process so far (Linux; None elsewhere).
 fn process_cpu_seconds() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let after = &stat[stat.rfind(')')? + 2..];
+    let (_, after) = stat.rsplit_once(')')?;
     let fields: Vec<&str> = after.split_whitespace().collect();
     let utime: f64 = fields.get(11)?.parse().ok()?;
     let stime: f64 = fields.get(12)?.parse().ok()?;

@@ -51,11 +51,11 @@ fn env_num<T: std::str::FromStr>(name: &str, default: T) -> T {
 }
 
 fn now_secs() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+    tokenkeeper::clock::secs_i64(SystemTime::now().duration_since(UNIX_EPOCH).unwrap())
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+    tokenkeeper::clock::millis_i64(SystemTime::now().duration_since(UNIX_EPOCH).unwrap())
 }
 
 fn user(i: usize) -> String {
@@ -343,12 +343,15 @@ async fn bench(db_url: String) -> bool {
             .await
             .unwrap();
     println!("connections: {count} rows, {due_now} due now");
-    assert_eq!((count as usize, due_now as usize), (total, due_n));
+    assert_eq!(
+        (usize::try_from(count).unwrap(), usize::try_from(due_now).unwrap()),
+        (total, due_n)
+    );
 
     // ---- (1) The due query's plan.
     sqlx::query("ANALYZE connections").execute(&pool).await.unwrap();
     let now = now_secs();
-    let lease = now + sched.lease.as_secs() as i64;
+    let lease = now + tokenkeeper::clock::secs_i64(sched.lease);
     let literal = CLAIM_SQL
         .replace("$1", &lease.to_string())
         .replace("$2", &now.to_string())
@@ -408,11 +411,11 @@ async fn bench(db_url: String) -> bool {
             .await
             .unwrap();
         claim_ms.push(t.elapsed().as_secs_f64() * 1e3);
-        assert_eq!(rows.len(), sched.limit as usize);
+        assert_eq!(rows.len(), usize::try_from(sched.limit).unwrap());
         tx.rollback().await.unwrap();
     }
     let claim_med = median(&claim_ms[1..]);
-    let claims_per_pass = due_n.div_ceil(sched.limit as usize) + 1;
+    let claims_per_pass = due_n.div_ceil(usize::try_from(sched.limit).unwrap()) + 1;
     println!(
         "claim query (batch {}, alone): median {claim_med:.2} ms; a pass runs {claims_per_pass} of them \
          (~{:.1} ms)",

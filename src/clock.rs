@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
 
 /// Milliseconds since the Unix epoch.
 pub trait Clock: Send + Sync + 'static {
@@ -48,6 +49,24 @@ impl Timestamp {
 
 pub type SharedClock = Arc<dyn Clock>;
 
+/// A duration in whole milliseconds, as times are counted here (saturating: no configured duration comes
+/// near 292 million years).
+pub fn millis_i64(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// A duration in whole seconds (saturating, like [`millis_i64`]).
+pub fn secs_i64(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// Whole seconds of a number given in JSON (a time or a lifetime), the fraction dropped; `None` when it
+/// is not finite or beyond 10^15 s either way, so that no conversion saturates silently.
+#[expect(clippy::cast_possible_truncation, reason = "the range is checked first")]
+pub fn whole_secs(f: f64) -> Option<i64> {
+    (f.is_finite() && f.abs() < 1e15).then(|| f.trunc() as i64)
+}
+
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;
 
@@ -56,7 +75,7 @@ impl Clock for SystemClock {
         let d = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .expect("system clock before 1970");
-        d.as_millis() as i64
+        millis_i64(d)
     }
 }
 

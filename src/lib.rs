@@ -3,8 +3,9 @@
 //! Secrets live in a [`secrets::SecretStore`] (HashiCorp Vault KV v2, or the embedded AES-256-GCM store);
 //! SQL ([`db::Store`]) holds only references and non-secret metadata. See `docs/ARCHITECTURE.md`.
 
-// The one exception is the shared change counter's memory mapping (`db::generation`), allowed there.
-#![deny(unsafe_code)]
+// `unsafe` is forbidden in the whole crate (`[lints]` in Cargo.toml). A panic outside tests needs its reason
+// written next to it, `expect("why this cannot fail")`, never a bare `unwrap()` (unit tests may: clippy.toml).
+#![deny(clippy::unwrap_used)]
 
 pub mod app;
 pub mod audit;

@@ -1,3 +1,5 @@
+#![deny(clippy::unwrap_used)] // as in the library (src/lib.rs)
+
 use clap::Parser as _;
 
 // glibc malloc was a tenth of the CPU of a proxied credential read (many small, short-lived

@@ -101,11 +101,11 @@ async fn dot_refresh_grant_rotates_and_reuse_is_refused() {
     );
     assert_eq!(
         t["expires_at"],
-        json!(NOW + support::oauth_server::ACCESS_TOKEN_SECONDS as i64)
+        json!(NOW + support::oauth_server::ACCESS_TOKEN_SECONDS)
     );
     assert_eq!(
         fresh.expires_at,
-        Some(NOW + support::oauth_server::ACCESS_TOKEN_SECONDS as i64)
+        Some(NOW + support::oauth_server::ACCESS_TOKEN_SECONDS)
     );
     assert_eq!(t["email"], "user@example.com", "other fields are kept");
     assert_eq!(t.len(), old.len(), "same shape");
@@ -206,7 +206,7 @@ async fn dot_client_credentials() {
     assert!(!s(&t["access_token"]).is_empty());
     assert_eq!(
         t["expires_at"],
-        json!(NOW + support::oauth_server::ACCESS_TOKEN_SECONDS as i64)
+        json!(NOW + support::oauth_server::ACCESS_TOKEN_SECONDS)
     );
     for k in ["client_id", "client_secret", "tailnet"] {
         assert_eq!(t[k], stored[k], "{k} kept");
@@ -259,8 +259,8 @@ fn aws_settings(moto: &Moto, secret: &str, extra: &[(&str, &str)]) -> GrantSetti
 fn wall_clock() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
+        .map(tokenkeeper::clock::secs_i64)
         .unwrap()
-        .as_secs() as i64
 }
 
 #[tokio::test]
@@ -305,13 +305,13 @@ async fn sts_session_duration_setting_is_clamped() {
     let stored = data(json!({"role_arn": moto.role_arn, "external_id": moto.external_id}));
     for (setting, expected) in [("900", 900), ("60", 900), ("7200", 7200)] {
         let settings = aws_settings(moto, &moto.secret_access_key, &[(SESSION_DURATION_VAR, setting)]);
-        assert_eq!(settings.aws.session_duration_secs, expected as u32);
+        assert_eq!(settings.aws.session_duration_secs, expected);
         let now = wall_clock();
         let fresh = refresh_at("aws", &stored, &settings, now, Duration::from_secs(10))
             .await
             .expect("AssumeRole");
         let got = fresh.expires_at.unwrap() - now;
-        assert!((got - expected).abs() < 120, "{setting}: lifetime {got}");
+        assert!((got - i64::from(expected)).abs() < 120, "{setting}: lifetime {got}");
     }
     let none = aws_settings(moto, &moto.secret_access_key, &[]);
     assert_eq!(none.aws.session_duration_secs, 3600);

@@ -34,7 +34,7 @@ async fn two_processes() -> (tempfile::TempDir, Arc<SqliteStore>, Arc<SqliteStor
 }
 
 fn wall_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+    tokenkeeper::clock::millis_i64(SystemTime::now().duration_since(UNIX_EPOCH).unwrap())
 }
 
 async fn lease_rows(store: &SqliteStore, key: &str) -> Vec<(String, i64)> {

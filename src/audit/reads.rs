@@ -149,10 +149,7 @@ mod tests {
         assert!(counts.count(read(120_000, "a")).is_some());
         let drained = counts.drain(120_000);
         assert_eq!(drained.len(), 1);
-        assert_eq!(
-            (drained[0].count, drained[0].read_key.clone()),
-            (2, first.read_key.clone())
-        );
+        assert_eq!((drained[0].count, drained[0].read_key.clone()), (2, first.read_key));
         // Nothing new: nothing to write; the past minute's groups are gone, the current one stays.
         assert!(counts.drain(120_000).is_empty());
         assert!(counts.count(read(120_001, "a")).is_none());

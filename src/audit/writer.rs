@@ -199,7 +199,7 @@ mod tests {
         let mut login = records(1).remove(0);
         login.kind = EventKind::Login.as_str().into();
         login.outcome = Outcome::Failed.as_str().into();
-        let batch = vec![keyed("b", 1, 5), login.clone(), keyed("a", 1, 7), keyed("b", 4, 3)];
+        let batch = vec![keyed("b", 1, 5), login, keyed("a", 1, 7), keyed("b", 4, 3)];
         let merged = merge_read_groups(batch);
         let got: Vec<(Option<&str>, i64, i64)> =
             merged.iter().map(|r| (r.read_key.as_deref(), r.count, r.at)).collect();

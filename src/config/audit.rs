@@ -71,12 +71,15 @@ impl AuditSettings {
             Some(v) => return Err(err(READS_VAR, format!("{v:?}: expected aggregate or every"))),
         };
         let retention: i64 = parsed(env, RETENTION_VAR, i64::from(d.retention_days))?;
-        if !(1..=MAX_RETENTION_DAYS).contains(&retention) {
-            return Err(err(
-                RETENTION_VAR,
-                format!("{retention} is outside 1..={MAX_RETENTION_DAYS} (days)"),
-            ));
-        }
+        let retention_days = u32::try_from(retention)
+            .ok()
+            .filter(|days| (1..=MAX_RETENTION_DAYS).contains(&i64::from(*days)))
+            .ok_or_else(|| {
+                err(
+                    RETENTION_VAR,
+                    format!("{retention} is outside 1..={MAX_RETENTION_DAYS} (days)"),
+                )
+            })?;
         let prune_batch: u32 = parsed(env, PRUNE_BATCH_VAR, d.prune_batch)?;
         if prune_batch == 0 {
             return Err(err(PRUNE_BATCH_VAR, "must be at least 1"));
@@ -94,7 +97,7 @@ impl AuditSettings {
         });
         Ok(Self {
             reads,
-            retention_days: retention as u32,
+            retention_days,
             prune_batch,
             prune_interval: Duration::from_secs(interval),
             log,

@@ -67,7 +67,8 @@ impl ReadCache {
     /// Caches reference rows, and token data only when `secrets`. `shared`: the change counter of a
     /// SQLite database (`None` where changes are announced instead).
     pub fn new(secrets: bool, shared: Option<Arc<ChangeGeneration>>) -> Self {
-        let seen = AtomicU64::new(shared.as_ref().map_or(0, |g| g.current()));
+        // A counter that cannot be read now is taken as 0: the first read that can tells a change.
+        let seen = AtomicU64::new(shared.as_ref().map_or(0, |g| g.current().unwrap_or(0)));
         Self {
             secrets,
             shared,
@@ -86,9 +87,10 @@ impl ReadCache {
         self.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The shared counter's value (0 where there is none).
-    fn shared_now(&self) -> u64 {
-        self.shared.as_ref().map_or(0, |g| g.current())
+    /// The shared counter's value (0 where there is none); `None` when it cannot be read, which no noted
+    /// value equals, so nothing is served or cached until it can be read again.
+    fn shared_now(&self) -> Option<u64> {
+        self.shared.as_ref().map_or(Some(0), |g| g.current().ok())
     }
 
     /// The cached row, and its token data when secrets are cached. `None` also when another process
@@ -96,7 +98,7 @@ impl ReadCache {
     pub fn entry(&self, key: &ConnectionKey) -> Option<(Connection, Option<TokenData>)> {
         {
             let entries = self.read();
-            if self.shared_now() == self.seen.load(SeqCst) {
+            if self.shared_now() == Some(self.seen.load(SeqCst)) {
                 let e = entries.get(key).filter(|e| e.cached_at.elapsed() < MAX_AGE)?;
                 return Some((e.row.clone(), e.data.clone()));
             }
@@ -109,10 +111,12 @@ impl ReadCache {
     fn catch_up(&self) {
         let mut entries = self.write();
         let now = self.shared_now();
-        if self.seen.load(SeqCst) != now {
+        if now != Some(self.seen.load(SeqCst)) {
             self.epoch.fetch_add(1, SeqCst);
             entries.clear();
-            self.seen.store(now, SeqCst);
+            if let Some(now) = now {
+                self.seen.store(now, SeqCst);
+            }
         }
     }
 
@@ -149,7 +153,7 @@ impl ReadCache {
         let mut entries = self.write();
         let current = self.epoch.load(SeqCst) == ticket.epoch
             && self.seen.load(SeqCst) == ticket.seen
-            && self.shared_now() == ticket.seen;
+            && self.shared_now() == Some(ticket.seen);
         if !current {
             return;
         }
@@ -213,7 +217,7 @@ mod tests {
         ConnectionKey::of_row(user, "grafana").unwrap()
     }
 
-    fn row(version: i64) -> Connection {
+    fn row(version: u64) -> Connection {
         Connection {
             user_id: "u".into(),
             provider: "grafana".into(),
@@ -247,7 +251,7 @@ mod tests {
         c.put(&k("a"), &row(1), &data("one"), c.ticket());
         c.put(&k("b"), &row(1), &data("two"), c.ticket());
         assert_eq!(cached_key(&c, "a"), Some(Value::from("one")));
-        shared.bump(); // another process changed something
+        shared.bump().unwrap(); // another process changed something
         assert_eq!(cached_key(&c, "b"), None);
         assert!(c.is_empty());
         // In step again: new entries are served.
@@ -262,13 +266,13 @@ mod tests {
         c.put(&k("a"), &row(1), &data("one"), c.ticket());
         c.put(&k("b"), &row(1), &data("two"), c.ticket());
         c.remove(&k("a"));
-        c.changed_here(shared.bump());
+        c.changed_here(shared.bump().unwrap());
         assert_eq!(cached_key(&c, "a"), None);
         assert_eq!(cached_key(&c, "b"), Some(Value::from("two")));
         // Another process's change in between: this process cannot tell which key, so all go.
         c.remove(&k("b"));
-        shared.bump();
-        c.changed_here(shared.bump());
+        shared.bump().unwrap();
+        c.changed_here(shared.bump().unwrap());
         c.put(&k("c"), &row(1), &data("three"), c.ticket());
         assert_eq!(cached_key(&c, "c"), None);
         assert!(c.is_empty());
@@ -293,7 +297,7 @@ mod tests {
         let shared = Arc::new(ChangeGeneration::private());
         let c = ReadCache::new(true, Some(shared.clone()));
         let ticket = c.ticket();
-        shared.bump(); // committed by another process while this reader was reading
+        shared.bump().unwrap(); // committed by another process while this reader was reading
         c.put(&k("a"), &row(1), &data("old"), ticket);
         assert_eq!(cached_key(&c, "a"), None);
         let ticket = c.ticket();

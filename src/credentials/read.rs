@@ -93,7 +93,7 @@ impl CredentialService {
         }
         let secret = self
             .secrets
-            .read(&name, Some(row.secret_version as u64))
+            .read(&name, Some(row.secret_version))
             .await?
             .ok_or_else(|| {
                 CredentialError::Inconsistent(format!("secret {name} v{} is missing", row.secret_version))

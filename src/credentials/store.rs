@@ -70,7 +70,7 @@ impl CredentialService {
             user_id: user_id.to_string(),
             provider: provider.to_string(),
             secret_ref: self.secrets.reference(&name),
-            secret_version: version as i64,
+            secret_version: version,
             metadata,
             status: ConnectionStatus::Active,
             status_reason: None,
@@ -135,7 +135,7 @@ impl CredentialService {
             }
             match standing {
                 None => self.secrets.delete(name).await,
-                Some(s) => match self.secrets.read(name, Some(s.secret_version as u64)).await? {
+                Some(s) => match self.secrets.read(name, Some(s.secret_version)).await? {
                     Some(old) => self.secrets.write(name, &old.value, Some(written)).await.map(|_| ()),
                     // Gone (destroyed elsewhere): nothing to put back.
                     None => Ok(()),

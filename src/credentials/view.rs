@@ -20,7 +20,7 @@ pub struct ConnectionView {
     pub updated_at: String,
     /// Seconds since the secret was last written (stored or refreshed): the credential's age.
     pub age_seconds: i64,
-    pub secret_version: i64,
+    pub secret_version: u64,
     /// `vault:kv/data/...` or `local:kv/data/...`: where the secret lives (not the secret).
     pub secret_ref: String,
 }

@@ -289,7 +289,7 @@ macro_rules! impl_store {
                         .rows_affected();
                         report.batches += 1;
                         report.deleted += gone;
-                        if gone < batch as u64 {
+                        if u64::try_from(batch).map_or(true, |batch| gone < batch) {
                             return Ok::<_, DbError>(report);
                         }
                         // Paced: idle four times as long as the statement took, so that the prune takes at
@@ -318,7 +318,7 @@ macro_rules! impl_store {
             }
 
             async fn update_connection(&self, c: &Connection) -> Result<bool, DbError> {
-                let col = c.columns();
+                let col = c.columns()?;
                 let r = sqlx::query(
                     "UPDATE connections SET secret_ref = $3, secret_version = $4, metadata = $5, status = $6, \
                      status_reason = $7, expires_at = $8, next_refresh_at = $9, refresh_failures = $10, \
@@ -327,7 +327,7 @@ macro_rules! impl_store {
                 .bind(&c.user_id)
                 .bind(&c.provider)
                 .bind(&c.secret_ref)
-                .bind(c.secret_version)
+                .bind(col.secret_version)
                 .bind(&col.metadata)
                 .bind(col.status)
                 .bind(col.status_reason)
@@ -340,8 +340,8 @@ macro_rules! impl_store {
                 Ok(r.rows_affected() == 1)
             }
 
-            async fn put_connection(&self, c: &Connection, expected: Option<i64>) -> Result<bool, DbError> {
-                let col = c.columns();
+            async fn put_connection(&self, c: &Connection, expected: Option<u64>) -> Result<bool, DbError> {
+                let col = c.columns()?;
                 // $1 to $11 as in update_connection; $12: the version the row must still name (update), or
                 // the new row's created_at (insert).
                 let (sql, last) = match expected {
@@ -349,7 +349,7 @@ macro_rules! impl_store {
                         "UPDATE connections SET secret_ref = $3, secret_version = $4, metadata = $5, status = $6, \
                          status_reason = $7, expires_at = $8, next_refresh_at = $9, refresh_failures = $10, \
                          updated_at = $11 WHERE user_id = $1 AND provider = $2 AND secret_version = $12",
-                        version,
+                        $crate::db::connection::version_column(version)?,
                     ),
                     None => (
                         "INSERT INTO connections (user_id, provider, secret_ref, secret_version, metadata, status, \
@@ -363,7 +363,7 @@ macro_rules! impl_store {
                     .bind(&c.user_id)
                     .bind(&c.provider)
                     .bind(&c.secret_ref)
-                    .bind(c.secret_version)
+                    .bind(col.secret_version)
                     .bind(&col.metadata)
                     .bind(col.status)
                     .bind(col.status_reason)

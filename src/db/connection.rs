@@ -58,7 +58,8 @@ pub struct Connection {
     pub user_id: String,
     pub provider: String,
     pub secret_ref: String,
-    pub secret_version: i64,
+    /// The secret's version this reference names (a KV v2 version, from 1).
+    pub secret_version: u64,
     /// Non-secret display fields, as the catalog declares them (stored as a JSON object's text).
     pub metadata: Map<String, Value>,
     pub status: ConnectionStatus,
@@ -75,6 +76,7 @@ pub struct Connection {
 
 /// A connection's typed fields in their columns' forms, for binding.
 pub(crate) struct ColumnValues<'a> {
+    pub secret_version: i64,
     pub metadata: String,
     pub status: &'static str,
     pub status_reason: Option<&'a str>,
@@ -85,8 +87,10 @@ pub(crate) struct ColumnValues<'a> {
 }
 
 impl Connection {
-    pub(crate) fn columns(&self) -> ColumnValues<'_> {
-        ColumnValues {
+    /// The columns' values; a version beyond the column's range (no store hands one out) is an error.
+    pub(crate) fn columns(&self) -> Result<ColumnValues<'_>, sqlx::Error> {
+        Ok(ColumnValues {
+            secret_version: version_column(self.secret_version)?,
             metadata: Value::Object(self.metadata.clone()).to_string(),
             status: self.status.as_str(),
             status_reason: self.status_reason.as_deref(),
@@ -94,7 +98,7 @@ impl Connection {
             next_refresh_at: self.next_refresh_at.map(Timestamp::as_secs),
             created_at: self.created_at.as_millis(),
             updated_at: self.updated_at.as_millis(),
-        }
+        })
     }
 
     /// From a row's columns. Metadata that is not a JSON object (changed by hand) reads as none; an
@@ -122,7 +126,7 @@ impl Connection {
             user_id,
             provider,
             secret_ref,
-            secret_version,
+            secret_version: u64::try_from(secret_version).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
             metadata,
             status: status.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
             status_reason,
@@ -133,6 +137,11 @@ impl Connection {
             updated_at: Timestamp::from_millis(updated_at),
         })
     }
+}
+
+/// A secret version in its column's form (SQL's signed 64-bit integer).
+pub(crate) fn version_column(version: u64) -> Result<i64, sqlx::Error> {
+    i64::try_from(version).map_err(|e| sqlx::Error::Encode(Box::new(e)))
 }
 
 #[cfg(test)]
@@ -172,7 +181,8 @@ mod tests {
         .unwrap();
         assert_eq!(c.expires_at, Some(Timestamp::from_secs(1_700_000_300)));
         assert_eq!(c.updated_at.as_millis(), 1_700_000_000_456);
-        let cols = c.columns();
+        let cols = c.columns().unwrap();
+        assert_eq!(cols.secret_version, 3);
         assert_eq!(cols.metadata, r#"{"email":"u@example.com"}"#);
         assert_eq!(
             (cols.status, cols.expires_at, cols.next_refresh_at),
@@ -198,5 +208,41 @@ mod tests {
             0,
         );
         assert!(odd.unwrap().metadata.is_empty());
+    }
+
+    #[test]
+    fn a_version_outside_either_range_is_an_error_not_a_wrapped_number() {
+        let negative = Connection::from_columns(
+            "u".into(),
+            "gcp".into(),
+            "r".into(),
+            -1,
+            "{}",
+            "active",
+            None,
+            None,
+            None,
+            0,
+            0,
+            0,
+        );
+        assert!(matches!(negative, Err(sqlx::Error::Decode(_))), "{negative:?}");
+        let mut c = Connection::from_columns(
+            "u".into(),
+            "gcp".into(),
+            "r".into(),
+            1,
+            "{}",
+            "active",
+            None,
+            None,
+            None,
+            0,
+            0,
+            0,
+        )
+        .unwrap();
+        c.secret_version = u64::MAX;
+        assert!(matches!(c.columns(), Err(sqlx::Error::Encode(_))));
     }
 }

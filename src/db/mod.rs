@@ -163,7 +163,7 @@ pub trait Store: Send + Sync + 'static {
     /// was no row. Updates only a row that still names `expected`, inserts only where there still is no
     /// row; `false`, nothing written, when the row changed meanwhile. The version may go down: a secret
     /// destroyed outside Tokenkeeper starts over at version 1, and the reference must follow it.
-    async fn put_connection(&self, c: &Connection, expected: Option<i64>) -> Result<bool, DbError>;
+    async fn put_connection(&self, c: &Connection, expected: Option<u64>) -> Result<bool, DbError>;
     /// Updates an existing row only (a refresh landing): `false` when the row is gone (deleted meanwhile)
     /// or names a newer secret version (the user stored a new credential meanwhile).
     async fn update_connection(&self, c: &Connection) -> Result<bool, DbError>;

@@ -125,7 +125,8 @@ impl_store!(SqliteStore, {
     }
 
     async fn notify_changed(&self, _key: &str) -> Result<Option<u64>, DbError> {
-        Ok(Some(self.changes.bump()))
+        let counted = self.changes.bump().map_err(|e| DbError::Sql(sqlx::Error::Io(e)))?;
+        Ok(Some(counted))
     }
 
     async fn subscribe_changes(&self) -> Result<super::ChangeFeed, DbError> {

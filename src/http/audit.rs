@@ -83,7 +83,7 @@ async fn list(
         .list(&who.user_id, page.before, limit)
         .await
         .map_err(ApiError::internal)?;
-    let next = (rows.len() as i64 == limit)
+    let next = (i64::try_from(rows.len()) == Ok(limit))
         .then(|| rows.last().map(|r| r.id))
         .flatten();
     let events: Vec<EventView> = rows

@@ -97,7 +97,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
                 })
                 .on_response(
                     |res: &axum::response::Response, latency: Duration, _span: &tracing::Span| {
-                        let (status, latency_ms) = (res.status().as_u16(), latency.as_millis() as u64);
+                        let (status, latency_ms) = (
+                            res.status().as_u16(),
+                            u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
+                        );
                         if res.status().is_server_error() {
                             tracing::error!(status, latency_ms, "response");
                         } else {

@@ -378,11 +378,8 @@ fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, 
         Some(Value::Number(n)) => {
             if let Some(i) = n.as_i64() {
                 Ok(Some(i))
-            } else if let Some(f) = n.as_f64()
-                && f.is_finite()
-                && f.abs() < 1e15
-            {
-                Ok(Some(f.floor() as i64))
+            } else if let Some(secs) = n.as_f64().and_then(|f| crate::clock::whole_secs(f.floor())) {
+                Ok(Some(secs))
             } else {
                 Err(AuthJsError::Malformed)
             }

@@ -45,7 +45,7 @@ impl Sessions {
         let token = SecretString::from(format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(raw)));
         let token_hash = hash_token(token.expose_secret());
         let now = self.clock.now_ms();
-        let expires_at_ms = now + self.ttl.as_millis() as i64;
+        let expires_at_ms = now.saturating_add(crate::clock::millis_i64(self.ttl));
         self.store
             .create_session(&NewSession {
                 token_hash: token_hash.clone(),
@@ -77,7 +77,7 @@ impl Sessions {
     /// a session lifetime ago (a revoked row is kept that long as a record of when it was ended).
     /// Only this user's rows, through the `user_id` index. A failure here does not fail the login.
     async fn prune(&self, user_id: &str, now: i64) {
-        let revoked_before = now.saturating_sub(self.ttl.as_millis() as i64);
+        let revoked_before = now.saturating_sub(crate::clock::millis_i64(self.ttl));
         match self.store.prune_sessions(user_id, now, revoked_before).await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(deleted = n, "dead sessions pruned"),

@@ -46,7 +46,7 @@ impl RateLimiter {
             store,
             clock,
             max_failures: i64::from(max_failures),
-            window_ms: window.as_millis() as i64,
+            window_ms: crate::clock::millis_i64(window),
         }
     }
 
@@ -99,7 +99,7 @@ impl RateLimiter {
             }
         }
         Ok(if wait_ms > 0 {
-            Verdict::Refuse(RetryAfter(((wait_ms + 999) / 1000) as u64))
+            Verdict::Refuse(RetryAfter(u64::try_from((wait_ms + 999) / 1000).unwrap_or(1)))
         } else if settling {
             Verdict::Settling
         } else {

@@ -224,17 +224,16 @@ pub(super) fn token_url(
 fn substitute(template: &str, token_data: &Map<String, Value>) -> Option<String> {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
-    while let Some(start) = rest.find('{') {
-        let end = rest[start..].find('}')? + start;
-        out.push_str(&rest[..start]);
-        let name = &rest[start + 1..end];
+    while let Some((before, after)) = rest.split_once('{') {
+        let (name, after) = after.split_once('}')?;
+        out.push_str(before);
         let value = match token_data.get(name)? {
             Value::String(s) if !s.is_empty() => s.clone(),
             Value::Number(n) => n.to_string(),
             _ => return None,
         };
         out.push_str(&percent_encode(&value));
-        rest = &rest[end + 1..];
+        rest = after;
     }
     out.push_str(rest);
     Some(out)
@@ -260,10 +259,9 @@ pub(super) fn epoch_seconds(v: &Value) -> Result<i64, &'static str> {
             Some(i) => i,
             None => {
                 let f = n.as_f64().ok_or(MSG)?;
-                if !f.is_finite() || f < 0.0 || f > EPOCH_MAX as f64 {
-                    return Err(MSG);
-                }
-                f.trunc() as i64
+                crate::clock::whole_secs(f)
+                    .filter(|s| (0..=EPOCH_MAX).contains(s))
+                    .ok_or(MSG)?
             }
         },
         Value::String(s) => {
@@ -272,10 +270,12 @@ pub(super) fn epoch_seconds(v: &Value) -> Result<i64, &'static str> {
                 Ok(i) => i,
                 Err(_) => {
                     let f: f64 = s.parse().map_err(|_| MSG)?;
-                    if !f.is_finite() || f < 0.0 || f > EPOCH_MAX as f64 || s.contains(['e', 'E']) {
+                    if s.contains(['e', 'E']) {
                         return Err(MSG);
                     }
-                    f.trunc() as i64
+                    crate::clock::whole_secs(f)
+                        .filter(|s| (0..=EPOCH_MAX).contains(s))
+                        .ok_or(MSG)?
                 }
             }
         }
@@ -404,7 +404,9 @@ fn check_format(field: &FieldSpec, value: &Value, policy: &UrlPolicy) -> Result<
         }
         FieldFormat::ScalewayAccessKey => {
             let s = as_str(field, value)?.trim();
-            let ok = s.len() == 20 && s.starts_with("SCW") && s[3..].bytes().all(|b| b.is_ascii_alphanumeric());
+            let ok = s.len() == 20
+                && s.strip_prefix("SCW")
+                    .is_some_and(|id| id.bytes().all(|b| b.is_ascii_alphanumeric()));
             if !ok {
                 return Err(err("must be SCW followed by 17 letters or digits"));
             }

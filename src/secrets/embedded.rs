@@ -24,7 +24,7 @@ use zeroize::Zeroizing;
 use super::{SecretError, SecretStore, SecretVersion};
 
 /// How many versions of a secret are kept (KV v2's default `max_versions`).
-pub const MAX_VERSIONS: u64 = 10;
+pub const MAX_VERSIONS: i64 = 10;
 
 const AAD_PREFIX: &[u8] = b"tokenkeeper-embedded-v1\0";
 const NONCE_LEN: usize = 12;
@@ -149,7 +149,7 @@ fn db_err(e: sqlx::Error) -> SecretError {
 fn now_secs() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
+        .map(crate::clock::secs_i64)
         .unwrap_or(0)
 }
 
@@ -356,14 +356,16 @@ impl SecretStore for EmbeddedStore {
             .fetch_optional(&mut *tx)
             .await
             .map_err(db_err)?;
-        let current = current.unwrap_or(0) as u64;
+        let current = current.unwrap_or(0);
+        let current_u =
+            u64::try_from(current).map_err(|_| SecretError::Corrupt("stored version is negative".into()))?;
         if let Some(expected) = cas
-            && expected != current
+            && expected != current_u
         {
             return Err(SecretError::CasMismatch); // dropping `tx` rolls back
         }
-        let new_version = current + 1;
-        let (nonce, ct) = self.seal(&path, new_version, value.expose_secret())?;
+        let (new_version, written) = (current + 1, current_u + 1);
+        let (nonce, ct) = self.seal(&path, written, value.expose_secret())?;
         let now = now_secs();
         sqlx::query(
             "INSERT INTO secret_current (path, current_version, updated_at) VALUES (?, ?, ?)
@@ -371,7 +373,7 @@ impl SecretStore for EmbeddedStore {
                                              updated_at = excluded.updated_at",
         )
         .bind(&path)
-        .bind(new_version as i64)
+        .bind(new_version)
         .bind(now)
         .execute(&mut *tx)
         .await
@@ -381,7 +383,7 @@ impl SecretStore for EmbeddedStore {
              VALUES (?, ?, ?, ?, ?)",
         )
         .bind(&path)
-        .bind(new_version as i64)
+        .bind(new_version)
         .bind(nonce)
         .bind(ct)
         .bind(now)
@@ -390,12 +392,12 @@ impl SecretStore for EmbeddedStore {
         .map_err(db_err)?;
         sqlx::query("DELETE FROM secret_versions WHERE path = ? AND version <= ?")
             .bind(&path)
-            .bind(new_version as i64 - MAX_VERSIONS as i64)
+            .bind(new_version - MAX_VERSIONS)
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
-        Ok(new_version)
+        Ok(written)
     }
 
     async fn delete(&self, name: &str) -> Result<(), SecretError> {

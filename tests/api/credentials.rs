@@ -221,7 +221,7 @@ async fn concurrent_writers_lose_nothing(db: Db, secrets: Secrets) {
         total += winners;
         // Every success made its own version: none was silently overwritten.
         let latest = app.services.secrets.read(&name, None).await.unwrap().unwrap();
-        assert_eq!(latest.version as usize, total, "versions {statuses:?}");
+        assert_eq!(usize::try_from(latest.version).unwrap(), total, "versions {statuses:?}");
         // The reference names the newest version whatever order the writers finished in, and reads give it.
         let view: Value = app.get_auth("/api/tokens/datadog", &token).await.json().await.unwrap();
         assert_eq!(view["secretVersion"], latest.version, "round {round}");

@@ -146,7 +146,7 @@ impl Interloper {
     async fn land_their_reference(&self, version: u64) {
         let row = self.store.get_connection(&self.uid, "splunk").await.unwrap().unwrap();
         let theirs = Connection {
-            secret_version: version as i64,
+            secret_version: version,
             ..row.clone()
         };
         assert!(

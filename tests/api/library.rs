@@ -68,7 +68,8 @@ async fn a_claimed_row_that_is_not_due_any_more_is_left_unread(db: Db, secrets: 
 
     // Once the claim's lease has run out it is due: its refresh starts from the secret (and fails here:
     // no OAuth client is configured for this service).
-    app.clock.advance_secs(DueBatch::default().lease.as_secs() as i64 + 1);
+    app.clock
+        .advance_secs(tokenkeeper::clock::secs_i64(DueBatch::default().lease) + 1);
     let report = svc
         .refresh_due(app.clock.now(), &DueBatch::default(), &never)
         .await

@@ -29,7 +29,7 @@ fn lost() -> DbError {
 
 #[async_trait::async_trait]
 impl Store for LosesAnswer {
-    async fn put_connection(&self, c: &Connection, expected: Option<i64>) -> Result<bool, DbError> {
+    async fn put_connection(&self, c: &Connection, expected: Option<u64>) -> Result<bool, DbError> {
         let landed = self.inner.put_connection(c, expected).await?;
         if self.lose.swap(false, Ordering::SeqCst) {
             return Err(lost());

@@ -40,7 +40,7 @@ async fn reads_racing_one_held_refresh(
     let release = async {
         endpoint.wait_for_calls(calls + 1).await;
         for app in apps {
-            app.wait_in_flight(per_app as i64).await;
+            app.wait_in_flight(per_app.try_into().unwrap()).await;
         }
         endpoint.release();
     };
@@ -534,7 +534,7 @@ async fn shutdown_leaves_no_refresh_half_done(db: Db) {
         let name = services.credentials.secret_name(&key(uid));
         let secret = services
             .secrets
-            .read(&name, Some(row.secret_version as u64))
+            .read(&name, Some(row.secret_version))
             .await
             .unwrap()
             .unwrap_or_else(|| panic!("{uid}: the reference names a missing secret"));

@@ -26,7 +26,7 @@ use super::process::{ExternalProcess, free_port};
 use super::skip::{Dependency, skip};
 
 /// Access-token lifetime the server is started with.
-pub const ACCESS_TOKEN_SECONDS: u64 = 300;
+pub const ACCESS_TOKEN_SECONDS: i64 = 300;
 
 pub struct OAuthServer {
     /// `http://127.0.0.1:PORT`

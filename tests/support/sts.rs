@@ -170,7 +170,7 @@ async fn iam(endpoint: &str, key: (&str, &str), params: &[(&str, &str)], log: &P
 
 fn xml(doc: &str, tag: &str) -> String {
     let open = format!("<{tag}>");
-    let start = doc.find(&open).unwrap_or_else(|| panic!("no <{tag}> in {doc}")) + open.len();
-    let end = start + doc[start..].find(&format!("</{tag}>")).expect("closing tag");
-    doc[start..end].trim().to_string()
+    let (_, after) = doc.split_once(&open).unwrap_or_else(|| panic!("no <{tag}> in {doc}"));
+    let (text, _) = after.split_once(&format!("</{tag}>")).expect("closing tag");
+    text.trim().to_string()
 }

@@ -64,7 +64,7 @@ impl CredentialService {
         batch: &DueBatch,
         stopping: &(dyn Fn() -> bool + Sync),
     ) -> Result<PassReport, CredentialError> {
-        let lease_until = Timestamp::from_secs(now.as_secs() + batch.lease.as_secs() as i64);
+        let lease_until = Timestamp::from_secs(now.as_secs() + crate::clock::secs_i64(batch.lease));
         let claimed = self.store.claim_due(now, lease_until, batch.limit).await?;
         let mut report = PassReport {
             claimed: claimed.len(),

@@ -75,7 +75,7 @@ enum Landed {
 
 impl CredentialService {
     fn margin_secs(&self) -> i64 {
-        self.config.refresh.margin.as_secs() as i64
+        crate::clock::secs_i64(self.config.refresh.margin)
     }
 
     /// Whether a credential is due for a refresh at `now`: within the margin of its expiry (a margin

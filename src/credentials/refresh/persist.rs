@@ -115,10 +115,11 @@ mod tests {
         }
         async fn read(&self, _: &str, version: Option<u64>) -> Result<Option<SecretVersion>, SecretError> {
             let v = self.versions.lock().unwrap();
-            let n = version.unwrap_or(v.len() as u64);
-            Ok((n >= 1)
-                .then(|| v.get(n as usize - 1))
-                .flatten()
+            let n = version.unwrap_or(v.len().try_into().unwrap());
+            Ok(usize::try_from(n)
+                .ok()
+                .and_then(|n| n.checked_sub(1))
+                .and_then(|i| v.get(i))
                 .map(|s| SecretVersion {
                     value: SecretString::from(s.clone()),
                     version: n,

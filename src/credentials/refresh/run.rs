@@ -77,7 +77,7 @@ impl CredentialService {
             }
         };
         let updated = Connection {
-            secret_version: version as i64,
+            secret_version: version,
             metadata: job.key.spec().metadata_of(fresh.token_data.fields()),
             status: ConnectionStatus::Active,
             status_reason: None,
@@ -156,7 +156,7 @@ impl CredentialService {
         let current = self.secrets.current_version(name).await?;
         let named = self
             .secrets
-            .read(name, Some(row.secret_version as u64))
+            .read(name, Some(row.secret_version))
             .await?
             .ok_or_else(missing)?;
         Ok((decode(&named.value)?, current))

@@ -40,11 +40,11 @@ const POLL_MS: std::ops::RangeInclusive<u64> = 25..=50;
 fn wall_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+        .map_or(0, crate::clock::millis_i64)
 }
 
 fn lease_ms() -> i64 {
-    LEASE.as_millis() as i64
+    crate::clock::millis_i64(LEASE)
 }
 
 impl SqliteStore {

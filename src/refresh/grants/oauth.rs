@@ -136,7 +136,7 @@ pub(super) fn parse_token_response(status: u16, body: &[u8], now: i64) -> Result
         _ => return Err(GrantError::transient("invalid_response")),
     };
     let expires_in = match json.get("expires_in") {
-        Some(Value::Number(n)) => n.as_f64().map(|f| f as i64),
+        Some(Value::Number(n)) => n.as_f64().and_then(crate::clock::whole_secs),
         Some(Value::String(s)) => s.trim().parse::<i64>().ok(),
         _ => None,
     }
@@ -205,5 +205,15 @@ mod tests {
         // Missing expires_in: the default lifetime.
         let r = parse_token_response(200, br#"{"access_token":"x"}"#, 10).unwrap();
         assert_eq!(r.expires_at, 10 + crate::refresh::grants::DEFAULT_LIFETIME_SECS);
+        // A lifetime no number of seconds can hold is no lifetime: the default, not "never expires".
+        for absurd in ["1e300", "-1e300", "1.5e15"] {
+            let body = format!(r#"{{"access_token":"x","expires_in":{absurd}}}"#);
+            let r = parse_token_response(200, body.as_bytes(), 10).unwrap();
+            assert_eq!(
+                r.expires_at,
+                10 + crate::refresh::grants::DEFAULT_LIFETIME_SECS,
+                "{absurd}"
+            );
+        }
     }
 }

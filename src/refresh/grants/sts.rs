@@ -139,9 +139,9 @@ pub(super) async fn assume_role(
 /// only by a default `xmlns`).
 fn xml_text(xml: &str, tag: &str) -> Option<String> {
     let open = format!("<{tag}>");
-    let start = xml.find(&open)? + open.len();
-    let end = start + xml[start..].find(&format!("</{tag}>"))?;
-    let raw = xml[start..end].trim();
+    let (_, after) = xml.split_once(&open)?;
+    let (raw, _) = after.split_once(&format!("</{tag}>"))?;
+    let raw = raw.trim();
     let text = raw
         .replace("&lt;", "<")
         .replace("&gt;", ">")
@@ -170,13 +170,12 @@ pub fn parse_iso8601_utc(s: &str) -> Option<i64> {
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
         return None;
     }
-    let mut rest = &s[19..];
+    let mut rest = s.get(19..)?;
     if let Some(frac) = rest.strip_prefix('.') {
-        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
+        rest = frac.trim_start_matches(|c: char| c.is_ascii_digit());
+        if rest.len() == frac.len() {
             return None;
         }
-        rest = &frac[digits..];
     }
     let offset = match rest {
         "Z" | "z" => 0,
