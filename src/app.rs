@@ -149,7 +149,7 @@ impl Services {
             },
             metrics: self.metrics.clone(),
         });
-        http::router(state, self.settings.max_body_bytes)
+        http::router(state, self.settings.max_body_bytes, self.settings.http.request_timeout)
     }
 
     /// Serves on `listener` until `shutdown` resolves; in-flight requests finish first.
@@ -158,28 +158,18 @@ impl Services {
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let app = self
-            .router()
-            .into_make_service_with_connect_info::<std::net::SocketAddr>();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let refresher = self
             .settings
             .refresher_enabled
             .then(|| tokio::spawn(self.refresher.clone().run(stop_rx.clone())));
         let pruner = tokio::spawn(self.audit_pruner.clone().run(stop_rx));
-        // Responses are written whole: Nagle's algorithm would only hold back the last segment.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
-            if let Err(err) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %err, "could not set TCP_NODELAY");
-            }
-        });
-        let res = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                // The refresher stops between credentials; requests in flight finish.
-                let _ = stop_tx.send(true);
-            })
-            .await;
+        let res = http::serve::serve(listener, self.router(), self.settings.http, async move {
+            shutdown.await;
+            // The refresher stops between credentials; requests in flight finish.
+            let _ = stop_tx.send(true);
+        })
+        .await;
         if let Some(r) = refresher {
             let _ = r.await;
         }

@@ -5,6 +5,7 @@
 
 pub mod audit;
 mod grants;
+mod http;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -17,6 +18,7 @@ pub use grants::{
     AwsSettings, DEFAULT_REGION, DEFAULT_SESSION_DURATION_SECS, GrantSettings, ProviderGrantSettings,
     SESSION_DURATION_VAR,
 };
+pub use http::{HEADER_TIMEOUT_VAR, HttpLimits, MAX_CONNECTIONS_VAR, REQUEST_TIMEOUT_VAR};
 
 #[derive(Debug, thiserror::Error)]
 #[error("invalid setting {var}: {reason}")]
@@ -90,6 +92,8 @@ pub struct Settings {
     /// Run the background refresher in this instance (default true).
     pub refresher_enabled: bool,
     pub max_body_bytes: usize,
+    /// The HTTP server's header and request timeouts and its connection cap.
+    pub http: HttpLimits,
     /// User-given provider base URLs may be http / private addresses (tests only).
     pub allow_private_urls: bool,
     /// Special-purpose networks that requests to user-given URLs may reach anyway
@@ -266,6 +270,7 @@ impl Settings {
                 0 => return Err(err("TOKENKEEPER_MAX_BODY_BYTES", "must be at least 1")),
                 n => n,
             },
+            http: HttpLimits::from_lookup(env)?,
             allow_private_urls: flag(env, "TOKENKEEPER_ALLOW_PRIVATE_URLS")?,
             allowed_private_networks: crate::net::parse_networks(
                 &raw(env, "TOKENKEEPER_ALLOWED_PRIVATE_NETWORKS").unwrap_or_default(),
@@ -349,6 +354,8 @@ mod tests {
         assert_eq!(s.passwords.hash, PasswordHashKind::Bcrypt);
         assert!(s.auth_secrets.is_empty() && s.internal_secret.is_none());
         assert_eq!(s.refresh_margin, Duration::from_secs(300));
+        let http = (s.http.header_timeout, s.http.request_timeout, s.http.max_connections);
+        assert_eq!(http, (Duration::from_secs(10), Duration::from_secs(30), 10_000));
     }
 
     #[test]
@@ -402,6 +409,13 @@ mod tests {
             ("TOKENKEEPER_OUTBOUND_TIMEOUT_SECS", "0"),
             ("TOKENKEEPER_MAX_BODY_BYTES", "0"),
             ("TOKENKEEPER_MAX_CONCURRENT_HASHES", "0"),
+            ("TOKENKEEPER_HTTP_HEADER_TIMEOUT_SECS", "0"),
+            ("TOKENKEEPER_HTTP_HEADER_TIMEOUT_SECS", "ten"),
+            ("TOKENKEEPER_HTTP_REQUEST_TIMEOUT_SECS", "0"),
+            ("TOKENKEEPER_HTTP_REQUEST_TIMEOUT_SECS", "-30"),
+            ("TOKENKEEPER_MAX_CONNECTIONS", "0"),
+            ("TOKENKEEPER_MAX_CONNECTIONS", "lots"),
+            ("TOKENKEEPER_MAX_CONNECTIONS", "99999999999"),
         ] {
             let err = settings(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var, "{var}={value}: {err}");

@@ -195,3 +195,42 @@ fn audit_retention_must_be_a_positive_number_of_days() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+/// `serve` with an invalid HTTP limit exits non-zero before listening, naming the variable. (Were a value
+/// accepted, the server would start: its first line on stdout then fails the test.)
+#[test]
+fn a_bad_http_limit_refuses_start_up_naming_the_variable() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    for (var, value) in [
+        ("TOKENKEEPER_HTTP_HEADER_TIMEOUT_SECS", "0"),
+        ("TOKENKEEPER_HTTP_REQUEST_TIMEOUT_SECS", "soon"),
+        ("TOKENKEEPER_MAX_CONNECTIONS", "0"),
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tokenkeeper"))
+            .arg("serve")
+            .env("TOKENKEEPER_DATA_DIR", dir.path())
+            .env("TOKENKEEPER_LISTEN", "127.0.0.1:0")
+            .env_remove("DATABASE_URL")
+            .env_remove("VAULT_ADDR")
+            .env(var, value)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first_line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first_line)
+            .unwrap();
+        if !first_line.is_empty() {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{var}={value}: the server started: {first_line}");
+        }
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{var}={value}");
+        assert!(stderr.contains(var), "{var}={value}: {stderr}");
+    }
+}

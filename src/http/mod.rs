@@ -9,6 +9,7 @@ pub mod health;
 pub mod metrics;
 pub mod openapi;
 pub mod providers;
+pub mod serve;
 pub mod tokens;
 
 use std::time::Duration;
@@ -56,7 +57,8 @@ pub struct AppServices {
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+pub fn router(state: AppState, max_body_bytes: usize, request_timeout: Duration) -> Router {
+    let time_limit = axum::middleware::from_fn_with_state(request_timeout, serve::limit_request_time);
     let request_metrics = axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track);
     Router::new()
         .merge(auth::routes())
@@ -70,6 +72,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        // Inside the metrics, request id and trace layers: a request cut by the limit is counted and logged.
+        .layer(time_limit)
         .layer(request_metrics)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(

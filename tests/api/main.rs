@@ -10,6 +10,7 @@ mod auth_routes;
 mod credentials;
 mod errors;
 mod failures;
+mod http_limits;
 mod identity;
 mod library;
 mod lost_answer;
