@@ -144,6 +144,7 @@ impl Auditor {
     /// when reads are aggregated, is counted in its group). A failed database write never fails the
     /// caller (the writer logs and counts it); a sink that cannot be written and fails closed does, with
     /// [`AuditError::Unavailable`], after the event was queued for the database all the same.
+    #[tracing::instrument(level = "debug", skip_all, fields(kind = e.kind.as_str(), outcome = e.outcome.as_str(), user = e.user_id))]
     pub async fn record(&self, e: Event<'_>) -> Result<(), AuditError> {
         let at = self.clock.now_ms();
         let logged = match &self.sink {
@@ -194,6 +195,7 @@ impl Auditor {
 
     /// Waits until every event recorded before this call is written (or has failed and been logged),
     /// aggregated read counts included.
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn flush(&self) {
         if let Some(reads) = &self.reads {
             for rec in reads.drain(self.clock.now_ms()) {
@@ -244,6 +246,7 @@ async fn flush_reads_every(reads: Arc<ReadCounts>, clock: SharedClock, queue: to
 
 impl Auditor {
     /// A user's own events, newest first; `before`: an event id from the previous page.
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %user_id))]
     pub async fn list(&self, user_id: &str, before: Option<i64>, limit: i64) -> Result<Vec<AuditRecord>, DbError> {
         // The caller's own recent events are in the batch writer's queue until flushed.
         self.flush().await;

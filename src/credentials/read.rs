@@ -8,6 +8,7 @@ use crate::db::Connection;
 // The read path's spans are at debug level: a read is the hot path, and its events carry their own ids.
 impl CredentialService {
     /// Every user's connections counted per status (for `/metrics`).
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn count_by_status(&self) -> Result<Vec<(String, i64)>, CredentialError> {
         Ok(self.store.count_connections_by_status().await?)
     }

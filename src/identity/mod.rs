@@ -89,7 +89,15 @@ impl Authenticator {
         }
     }
 
+    /// Who is calling. Its span gets the user id once known (never a token, a cookie or a header).
+    #[tracing::instrument(level = "debug", skip_all, fields(user = tracing::field::Empty))]
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Identity, AuthError> {
+        let identity = self.identify(headers).await?;
+        tracing::Span::current().record("user", identity.user_id.as_str());
+        Ok(identity)
+    }
+
+    async fn identify(&self, headers: &HeaderMap) -> Result<Identity, AuthError> {
         if let Some(token) = bearer(headers) {
             if token.starts_with(sessions::TOKEN_PREFIX) {
                 let (user_id, token_hash) = self.sessions.resolve(token).await?.ok_or(AuthError::Unauthenticated)?;

@@ -39,6 +39,7 @@ impl Sessions {
         Self { store, clock, ttl }
     }
 
+    #[tracing::instrument(skip_all, fields(user = %user_id))]
     pub async fn issue(&self, user_id: &str) -> Result<IssuedSession, DbError> {
         let mut raw = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut raw);
@@ -63,12 +64,14 @@ impl Sessions {
     }
 
     /// The user behind a live session token, with the token's hash.
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn resolve(&self, token: &str) -> Result<Option<(String, String)>, DbError> {
         let hash = hash_token(token);
         let user = self.store.session_user(&hash, self.clock.now_ms()).await?;
         Ok(user.map(|u| (u, hash)))
     }
 
+    #[tracing::instrument(skip_all)]
     pub async fn revoke(&self, token_hash: &str) -> Result<(), DbError> {
         self.store.revoke_session(token_hash, self.clock.now_ms()).await
     }

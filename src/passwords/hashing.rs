@@ -68,17 +68,20 @@ impl Hasher {
         }
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn hash(&self, password: SecretString) -> Result<SecretString, HashError> {
         let (kind, cost) = (self.kind, self.bcrypt_cost);
         self.run(move || hash_blocking(kind, cost, &password)).await?
     }
 
     /// True when `password` matches `hash` (bcrypt `$2*$` or `$argon2id$`).
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn verify(&self, password: SecretString, hash: SecretString) -> Result<bool, HashError> {
         self.run(move || Ok(verify_blocking(&password, &hash))).await?
     }
 
     /// Same work as a real verification, for unknown accounts. Always false.
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn verify_dummy(&self, password: SecretString) -> Result<bool, HashError> {
         let dummy = SecretString::from(self.dummy.expose_secret().to_string());
         self.verify(password, dummy).await.map(|_| false)

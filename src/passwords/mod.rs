@@ -108,6 +108,7 @@ impl PasswordService {
         Ok(())
     }
 
+    #[tracing::instrument(skip_all, fields(user = tracing::field::Empty))]
     pub async fn register(
         &self,
         email: &str,
@@ -131,6 +132,9 @@ impl PasswordService {
             created_at: self.clock.now_ms(),
         };
         let res = self.store.create_user(&user).await;
+        if res.is_ok() {
+            tracing::Span::current().record("user", user.id.as_str());
+        }
         let outcome = if res.is_ok() { Outcome::Ok } else { Outcome::Failed };
         let uid = res.is_ok().then_some(user.id.as_str());
         self.audit
@@ -144,6 +148,7 @@ impl PasswordService {
     }
 
     /// Unknown email and wrong password answer alike, after alike work (a dummy hash is checked).
+    #[tracing::instrument(skip_all, fields(user = tracing::field::Empty))]
     pub async fn login(
         &self,
         email: &str,
@@ -190,6 +195,7 @@ impl PasswordService {
                 return Err(e);
             }
         };
+        tracing::Span::current().record("user", user.id.as_str());
         self.limiter.succeeded(attempt, &account).await?;
         let session = self.sessions.issue(&user.id).await?;
         self.audit
@@ -199,6 +205,7 @@ impl PasswordService {
     }
 
     /// Verifies the current password, stores the new hash, revokes every other session of the user.
+    #[tracing::instrument(skip_all, fields(user = %user_id))]
     pub async fn change_password(
         &self,
         user_id: &str,
@@ -271,6 +278,7 @@ impl PasswordService {
     }
 
     /// Operator reset from the CLI: no current password, every session revoked.
+    #[tracing::instrument(skip_all, fields(user = tracing::field::Empty))]
     pub async fn reset_password(&self, email: &str, new: SecretString) -> Result<(), PasswordError> {
         self.check_new_password("password", &new)?;
         let user = self
@@ -278,6 +286,7 @@ impl PasswordService {
             .user_by_email(&normalize_email(email)?)
             .await?
             .ok_or(PasswordError::UserNotFound)?;
+        tracing::Span::current().record("user", user.id.as_str());
         let hash = self.hasher.hash(new).await?;
         self.store
             .set_password(&user.id, &hash, self.clock.now_ms(), None)
@@ -294,10 +303,12 @@ impl PasswordService {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %user_id))]
     pub async fn me(&self, user_id: &str) -> Result<User, PasswordError> {
         self.store.user_by_id(user_id).await?.ok_or(PasswordError::UserNotFound)
     }
 
+    #[tracing::instrument(skip_all)]
     pub async fn logout(&self, session_hash: Option<&str>) -> Result<(), PasswordError> {
         if let Some(h) = session_hash {
             self.sessions.revoke(h).await?;

@@ -52,6 +52,8 @@ impl RateLimiter {
 
     /// Records the attempt on every key, then admits it, refuses it (its record taken back; the longest
     /// wait wins), or waits for the attempts ahead of it to settle.
+    // Spans without fields: a key names an account (an email) or an address.
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn begin(&self, keys: &[String]) -> Result<Admission, DbError> {
         let now = self.clock.now_ms();
         let ids = self.store.reserve_attempts(keys, now).await?;
@@ -108,6 +110,7 @@ impl RateLimiter {
     }
 
     /// The password was wrong: the attempt's record becomes a failure.
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn failed(&self, attempt: Attempt) -> Result<(), DbError> {
         self.store.confirm_failures(&attempt.ids).await?;
         // Housekeeping: drop what no window can see any more.
@@ -124,6 +127,7 @@ impl RateLimiter {
 
     /// The password was right: the reservation is taken back, and the account's count is cleared (not
     /// the address's: one good password must not reopen an address that is guessing at other accounts).
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn succeeded(&self, attempt: Attempt, account_key: &str) -> Result<(), DbError> {
         self.store.delete_failures(&attempt.ids).await?;
         self.store.clear_failures(account_key).await
