@@ -114,20 +114,8 @@ async fn register(url: &str, email: &str) -> u16 {
 
 /// The server's in-flight gauge, minus the scrape itself.
 async fn in_flight(url: &str) -> usize {
-    let text = fresh_client()
-        .get(format!("{url}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("tokenkeeper_http_requests_in_flight "))
-        .expect("in-flight gauge");
-    let n: usize = line.rsplit_once(' ').unwrap().1.parse().unwrap();
-    n - 1
+    let metrics = format!("{url}/metrics");
+    support::app::scraped::<usize>(&fresh_client(), &metrics, "tokenkeeper_http_requests_in_flight").await - 1
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use crate::support::alone::alone;
-use crate::support::app::{Db, TestApp, TestConfig, spawn_app, sql};
+use crate::support::app::{Db, TestApp, TestConfig, scraped, spawn_app, sql};
 use crate::support::token_endpoint::{Answer, TokenEndpoint};
 
 async fn events_are_recorded_per_user_and_paged(db: Db) {
@@ -234,20 +234,12 @@ async fn break_audit_writes(app: &TestApp, on: bool) {
 }
 
 async fn audit_write_failures(app: &TestApp) -> f64 {
-    let text = app
-        .client
-        .get(app.at("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("tokenkeeper_audit_write_failures_total "))
-        .expect("tokenkeeper_audit_write_failures_total is exposed");
-    line.rsplit_once(' ').unwrap().1.parse().unwrap()
+    scraped(
+        &app.client,
+        &app.at("/metrics"),
+        "tokenkeeper_audit_write_failures_total",
+    )
+    .await
 }
 
 /// An audit write that fails is logged and counted, and the read it was for still answers.

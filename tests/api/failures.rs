@@ -3,15 +3,16 @@
 //! recovery without a restart.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{Value, json};
 use tokenkeeper::credentials::CredentialError;
 use tokenkeeper::db::{Connection, SharedStore};
-use tokenkeeper::secrets::{SecretError, SecretStore, SecretVersion};
+use tokenkeeper::secrets::{SecretError, SecretStore};
 
 use crate::support::app::{Db, Secrets, TestApp, TestConfig, error_of, spawn_app, spawn_app_wrapping_secrets, sql};
+use crate::support::decorated::{Decorated, Hooks};
 use crate::support::openbao::OpenBao;
 
 /// Makes every insert or update of `connections` fail.
@@ -128,7 +129,6 @@ async fn vault_down_gives_503_and_recovers(db: Db) {
 /// store reads the current version (`theirs_first`) or right after this store's secret write, and their
 /// reference right after this store's secret write.
 struct Interloper {
-    inner: Arc<dyn SecretStore>,
     store: SharedStore,
     uid: String,
     theirs: String,
@@ -138,9 +138,9 @@ struct Interloper {
 }
 
 impl Interloper {
-    async fn write_their_secret(&self, name: &str) -> u64 {
+    async fn write_their_secret(&self, inner: &dyn SecretStore, name: &str) -> u64 {
         let value = json!({"api_token": self.theirs, "base_url": "https://s.example.com"}).to_string();
-        self.inner.write(name, &SecretString::from(value), None).await.unwrap()
+        inner.write(name, &SecretString::from(value), None).await.unwrap()
     }
 
     async fn land_their_reference(&self, version: u64) {
@@ -159,36 +159,30 @@ impl Interloper {
 }
 
 #[async_trait::async_trait]
-impl SecretStore for Interloper {
-    fn reference(&self, name: &str) -> String {
-        self.inner.reference(name)
-    }
-    async fn read(&self, name: &str, version: Option<u64>) -> Result<Option<SecretVersion>, SecretError> {
-        self.inner.read(name, version).await
-    }
-    async fn current_version(&self, name: &str) -> Result<u64, SecretError> {
+impl Hooks for Interloper {
+    async fn current_version(&self, inner: &dyn SecretStore, name: &str) -> Result<u64, SecretError> {
         if self.secret_pending.swap(false, Ordering::SeqCst) {
-            self.write_their_secret(name).await;
+            self.write_their_secret(inner, name).await;
         }
-        self.inner.current_version(name).await
+        inner.current_version(name).await
     }
-    async fn write(&self, name: &str, value: &SecretString, cas: Option<u64>) -> Result<u64, SecretError> {
-        let ours = self.inner.write(name, value, cas).await?;
+    async fn write(
+        &self,
+        inner: &dyn SecretStore,
+        name: &str,
+        value: &SecretString,
+        cas: Option<u64>,
+    ) -> Result<u64, SecretError> {
+        let ours = inner.write(name, value, cas).await?;
         if self.reference_pending.swap(false, Ordering::SeqCst) {
             let theirs = if self.theirs_first {
                 ours - 1
             } else {
-                self.write_their_secret(name).await
+                self.write_their_secret(inner, name).await
             };
             self.land_their_reference(theirs).await;
         }
         Ok(ours)
-    }
-    async fn delete(&self, name: &str) -> Result<(), SecretError> {
-        self.inner.delete(name).await
-    }
-    async fn check(&self) -> Result<(), SecretError> {
-        self.inner.check().await
     }
 }
 
@@ -212,7 +206,6 @@ async fn a_reference_changed_meanwhile_is_a_conflict(db: Db, secrets: Secrets) {
     for theirs_first in [false, true] {
         let theirs = format!("splunk-theirs-first-{theirs_first}");
         let other = Interloper {
-            inner: app.services.secrets.clone(),
             store: app.services.store.clone(),
             uid: uid.clone(),
             theirs: theirs.clone(),
@@ -221,7 +214,8 @@ async fn a_reference_changed_meanwhile_is_a_conflict(db: Db, secrets: Secrets) {
             reference_pending: AtomicBool::new(true),
         };
         // No refresh engine, hence no credential lock: a library caller.
-        let svc = app.library_credentials(app.services.store.clone(), Arc::new(other));
+        let other = Decorated::around(app.services.secrets.clone(), other);
+        let svc = app.library_credentials(app.services.store.clone(), other);
         let err = svc
             .store_tokens_in_db(&uid.as_str().into(), &body("splunk-ours"), "splunk", "test")
             .await
@@ -248,44 +242,22 @@ async fn a_reference_changed_meanwhile_is_a_conflict(db: Db, secrets: Secrets) {
 /// notes, each time it is asked to delete, whether the reference row was still in the database then.
 #[derive(Default)]
 struct DeleteProbe {
-    inner: OnceLock<Arc<dyn SecretStore>>,
     /// The service's database and the user whose `splunk` row is looked at, set once they exist.
     rows: OnceLock<(SharedStore, String)>,
     failing: AtomicBool,
     row_present_at_delete: Mutex<Vec<bool>>,
 }
 
-impl DeleteProbe {
-    fn inner(&self) -> &dyn SecretStore {
-        self.inner.get().expect("wrapped").as_ref()
-    }
-}
-
 #[async_trait::async_trait]
-impl SecretStore for DeleteProbe {
-    fn reference(&self, name: &str) -> String {
-        self.inner().reference(name)
-    }
-    async fn read(&self, name: &str, version: Option<u64>) -> Result<Option<SecretVersion>, SecretError> {
-        self.inner().read(name, version).await
-    }
-    async fn current_version(&self, name: &str) -> Result<u64, SecretError> {
-        self.inner().current_version(name).await
-    }
-    async fn write(&self, name: &str, value: &SecretString, cas: Option<u64>) -> Result<u64, SecretError> {
-        self.inner().write(name, value, cas).await
-    }
-    async fn delete(&self, name: &str) -> Result<(), SecretError> {
+impl Hooks for DeleteProbe {
+    async fn delete(&self, inner: &dyn SecretStore, name: &str) -> Result<(), SecretError> {
         let (store, uid) = self.rows.get().expect("rows set");
         let row = store.get_connection(uid, "splunk").await.unwrap();
         self.row_present_at_delete.lock().unwrap().push(row.is_some());
         if self.failing.load(Ordering::SeqCst) {
             return Err(SecretError::Unavailable("injected: delete refused".into()));
         }
-        self.inner().delete(name).await
-    }
-    async fn check(&self) -> Result<(), SecretError> {
-        self.inner().check().await
+        inner.delete(name).await
     }
 }
 
@@ -296,17 +268,11 @@ async fn a_failed_secret_delete_puts_the_reference_back(db: Db, secrets: Secrets
     let Some(cfg) = TestConfig::default().secrets(secrets).await else {
         return;
     };
-    let probe = Arc::new(DeleteProbe::default());
-    let wrap = {
-        let probe = probe.clone();
-        Box::new(move |inner| {
-            probe.inner.set(inner).ok().expect("wrapped once");
-            probe as Arc<dyn SecretStore>
-        })
-    };
-    let app = spawn_app_wrapping_secrets(db, cfg, wrap).await.unwrap();
+    let probe = Decorated::new(DeleteProbe::default());
+    let app = spawn_app_wrapping_secrets(db, cfg, probe.wrap()).await.unwrap();
     let (uid, token) = app.user("delete-order@example.com").await;
     probe
+        .hooks
         .rows
         .set((app.services.store.clone(), uid.clone()))
         .ok()
@@ -314,12 +280,12 @@ async fn a_failed_secret_delete_puts_the_reference_back(db: Db, secrets: Secrets
     let splunk = json!({"api_token": "splunk-delete-order", "base_url": "https://s.example.com"});
     assert_eq!(app.put_auth("/api/tokens/splunk", &token, splunk).await.status(), 200);
 
-    probe.failing.store(true, Ordering::SeqCst);
+    probe.hooks.failing.store(true, Ordering::SeqCst);
     let r = app.delete_auth("/api/tokens/splunk", &token).await;
     assert_eq!(r.status(), 503);
     assert_eq!(error_of(r).await, "Secret store unavailable");
     assert_eq!(
-        *probe.row_present_at_delete.lock().unwrap(),
+        *probe.hooks.row_present_at_delete.lock().unwrap(),
         [false],
         "the reference is deleted before the secret"
     );
@@ -331,9 +297,9 @@ async fn a_failed_secret_delete_puts_the_reference_back(db: Db, secrets: Secrets
     let data = app.credentials("splunk", &token).await;
     assert_eq!(data["tokenData"]["api_token"], "splunk-delete-order");
 
-    probe.failing.store(false, Ordering::SeqCst);
+    probe.hooks.failing.store(false, Ordering::SeqCst);
     assert_eq!(app.delete_auth("/api/tokens/splunk", &token).await.status(), 204);
-    assert_eq!(*probe.row_present_at_delete.lock().unwrap(), [false, false]);
+    assert_eq!(*probe.hooks.row_present_at_delete.lock().unwrap(), [false, false]);
     assert_eq!(app.get_auth("/api/tokens/splunk", &token).await.status(), 404);
     let name = app
         .services
@@ -349,39 +315,23 @@ async fn a_failed_secret_delete_puts_the_reference_back(db: Db, secrets: Secrets
 /// secret lands just before each write: the write's check-and-set fails as it would in that race.
 #[derive(Default)]
 struct CasRace {
-    inner: OnceLock<Arc<dyn SecretStore>>,
     armed: AtomicBool,
 }
 
-impl CasRace {
-    fn inner(&self) -> &dyn SecretStore {
-        self.inner.get().expect("wrapped").as_ref()
-    }
-}
-
 #[async_trait::async_trait]
-impl SecretStore for CasRace {
-    fn reference(&self, name: &str) -> String {
-        self.inner().reference(name)
-    }
-    async fn read(&self, name: &str, version: Option<u64>) -> Result<Option<SecretVersion>, SecretError> {
-        self.inner().read(name, version).await
-    }
-    async fn current_version(&self, name: &str) -> Result<u64, SecretError> {
-        self.inner().current_version(name).await
-    }
-    async fn write(&self, name: &str, value: &SecretString, cas: Option<u64>) -> Result<u64, SecretError> {
+impl Hooks for CasRace {
+    async fn write(
+        &self,
+        inner: &dyn SecretStore,
+        name: &str,
+        value: &SecretString,
+        cas: Option<u64>,
+    ) -> Result<u64, SecretError> {
         if self.armed.swap(false, Ordering::SeqCst) {
             let theirs = json!({"api_token": "splunk-theirs", "base_url": "https://s.example.com"}).to_string();
-            self.inner().write(name, &SecretString::from(theirs), None).await?;
+            inner.write(name, &SecretString::from(theirs), None).await?;
         }
-        self.inner().write(name, value, cas).await
-    }
-    async fn delete(&self, name: &str) -> Result<(), SecretError> {
-        self.inner().delete(name).await
-    }
-    async fn check(&self) -> Result<(), SecretError> {
-        self.inner().check().await
+        inner.write(name, value, cas).await
     }
 }
 
@@ -392,15 +342,8 @@ async fn a_check_and_set_conflict_answers_409(db: Db, secrets: Secrets) {
     let Some(cfg) = TestConfig::default().secrets(secrets).await else {
         return;
     };
-    let race = Arc::new(CasRace::default());
-    let wrap = {
-        let race = race.clone();
-        Box::new(move |inner| {
-            race.inner.set(inner).ok().expect("wrapped once");
-            race as Arc<dyn SecretStore>
-        })
-    };
-    let app = spawn_app_wrapping_secrets(db, cfg, wrap).await.unwrap();
+    let race = Decorated::new(CasRace::default());
+    let app = spawn_app_wrapping_secrets(db, cfg, race.wrap()).await.unwrap();
     let (uid, token) = app.user("cas-409@example.com").await;
     let body = |k: &str| json!({"api_token": k, "base_url": "https://s.example.com"});
     assert_eq!(
@@ -410,7 +353,7 @@ async fn a_check_and_set_conflict_answers_409(db: Db, secrets: Secrets) {
         200
     );
 
-    race.armed.store(true, Ordering::SeqCst);
+    race.hooks.armed.store(true, Ordering::SeqCst);
     let r = app.put_auth("/api/tokens/splunk", &token, body("splunk-refused")).await;
     assert_eq!(r.status(), 409);
     assert_eq!(

@@ -3,43 +3,32 @@
 //! refresher's unit of work) leaves a claimed credential that someone refreshed or stored anew after the
 //! claim as it is, without reading its secret.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use secrecy::SecretString;
 use serde_json::json;
 use tokenkeeper::clock::Clock as _;
 use tokenkeeper::credentials::DueBatch;
 use tokenkeeper::secrets::{SecretError, SecretStore, SecretVersion};
 
 use crate::support::app::{Db, Secrets, TestConfig, spawn_app};
+use crate::support::decorated::{Decorated, Hooks};
 
-/// The app's secret store, counting reads.
+/// Counts the reads of the store it decorates.
+#[derive(Default)]
 struct CountingReads {
-    inner: Arc<dyn SecretStore>,
     reads: AtomicUsize,
 }
 
 #[async_trait::async_trait]
-impl SecretStore for CountingReads {
-    fn reference(&self, name: &str) -> String {
-        self.inner.reference(name)
-    }
-    async fn read(&self, name: &str, version: Option<u64>) -> Result<Option<SecretVersion>, SecretError> {
+impl Hooks for CountingReads {
+    async fn read(
+        &self,
+        inner: &dyn SecretStore,
+        name: &str,
+        version: Option<u64>,
+    ) -> Result<Option<SecretVersion>, SecretError> {
         self.reads.fetch_add(1, Ordering::SeqCst);
-        self.inner.read(name, version).await
-    }
-    async fn current_version(&self, name: &str) -> Result<u64, SecretError> {
-        self.inner.current_version(name).await
-    }
-    async fn write(&self, name: &str, value: &SecretString, cas: Option<u64>) -> Result<u64, SecretError> {
-        self.inner.write(name, value, cas).await
-    }
-    async fn delete(&self, name: &str) -> Result<(), SecretError> {
-        self.inner.delete(name).await
-    }
-    async fn check(&self) -> Result<(), SecretError> {
-        self.inner.check().await
+        inner.read(name, version).await
     }
 }
 
@@ -53,10 +42,7 @@ async fn a_claimed_row_that_is_not_due_any_more_is_left_unread(db: Db, secrets: 
     let expires_at = app.clock.now_secs() + 60;
     let body = json!({"access_token": "access-0", "refresh_token": "rt-0", "expires_at": expires_at});
     assert_eq!(app.put_auth("/api/tokens/gcp", &token, body).await.status(), 200);
-    let secrets = Arc::new(CountingReads {
-        inner: app.services.secrets.clone(),
-        reads: AtomicUsize::new(0),
-    });
+    let secrets = Decorated::around(app.services.secrets.clone(), CountingReads::default());
     let svc = app.library_credentials(app.services.store.clone(), secrets.clone());
     let never = || false;
 
@@ -64,7 +50,7 @@ async fn a_claimed_row_that_is_not_due_any_more_is_left_unread(db: Db, secrets: 
     let claimed_at = tokenkeeper::clock::Timestamp::from_millis(app.clock.now_ms() - 1);
     let report = svc.refresh_due(claimed_at, &DueBatch::default(), &never).await.unwrap();
     assert_eq!((report.claimed, report.refreshed, report.failed), (1, 1, 0));
-    assert_eq!(secrets.reads.load(Ordering::SeqCst), 0, "the secret was read");
+    assert_eq!(secrets.hooks.reads.load(Ordering::SeqCst), 0, "the secret was read");
 
     // Once the claim's lease has run out it is due: its refresh starts from the secret (and fails here:
     // no OAuth client is configured for this service).
@@ -75,7 +61,7 @@ async fn a_claimed_row_that_is_not_due_any_more_is_left_unread(db: Db, secrets: 
         .await
         .unwrap();
     assert_eq!((report.claimed, report.refreshed, report.failed), (1, 0, 1));
-    assert!(secrets.reads.load(Ordering::SeqCst) > 0);
+    assert!(secrets.hooks.reads.load(Ordering::SeqCst) > 0);
 }
 
 crate::on_all_stores!(a_claimed_row_that_is_not_due_any_more_is_left_unread);

@@ -165,20 +165,13 @@ impl TestApp {
     /// Requests the server is handling right now (`tokenkeeper_http_requests_in_flight`), not counting
     /// the scrape that asks.
     pub async fn requests_in_flight(&self) -> i64 {
-        let text = self
-            .client
-            .get(self.at("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let line = text
-            .lines()
-            .find(|l| l.starts_with("tokenkeeper_http_requests_in_flight "))
-            .expect("the in-flight gauge is exposed");
-        line.rsplit_once(' ').unwrap().1.parse::<i64>().unwrap() - 1
+        scraped::<i64>(
+            &self.client,
+            &self.at("/metrics"),
+            "tokenkeeper_http_requests_in_flight",
+        )
+        .await
+            - 1
     }
 
     /// Waits (bounded) until exactly `n` requests are being handled: sent requests that have arrived, or
@@ -429,4 +422,17 @@ pub async fn sql(app: &TestApp, stmt: &str) {
         let mut c = sqlx::SqliteConnection::connect(&app.database_url).await.unwrap();
         sqlx::raw_sql(stmt).execute(&mut c).await.unwrap();
     }
+}
+
+/// The value of the unlabelled metric `name` in a scrape of `metrics_url` (a `name value` line).
+pub async fn scraped<T: std::str::FromStr>(client: &reqwest::Client, metrics_url: &str, name: &str) -> T
+where
+    T::Err: std::fmt::Debug,
+{
+    let text = client.get(metrics_url).send().await.unwrap().text().await.unwrap();
+    let value = text
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("{name} is not exposed"));
+    value.parse().unwrap()
 }

@@ -3,6 +3,7 @@
 
 pub mod alone;
 pub mod app;
+pub mod decorated;
 pub mod fake_provider;
 pub mod logs;
 pub mod oauth_server;
