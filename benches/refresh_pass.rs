@@ -38,13 +38,9 @@ use tokenkeeper::background::{Refresher, RefresherSettings};
 use tokenkeeper::clock::SystemClock;
 use tokenkeeper::config::Settings;
 use tokenkeeper::credentials::{ConnectionKey, DueBatch, PassReport, TokenData};
+use tokenkeeper::db::postgres::CLAIM_DUE_SQL as CLAIM_SQL;
 use tokenkeeper::db::{AuditRecord, Connection};
 use tokenkeeper::refresh::grants::{self, GrantContext};
-
-/// The SQL of `PgStore::claim_due` (src/db/postgres.rs), copied: $1 lease_until, $2 now, $3 limit.
-const CLAIM_SQL: &str = "UPDATE connections c SET next_refresh_at = $1 FROM (SELECT user_id, provider FROM connections \
-     WHERE next_refresh_at <= $2 ORDER BY next_refresh_at LIMIT $3 FOR UPDATE SKIP LOCKED) due \
-     WHERE c.user_id = due.user_id AND c.provider = due.provider RETURNING c.user_id, c.provider";
 
 fn env_num<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)

@@ -98,6 +98,15 @@ impl PgStore {
     }
 }
 
+/// The claim of `claim_due` ($1 the lease's end, $2 now, $3 the batch size; times in whole seconds, as
+/// `next_refresh_at` is kept). SKIP LOCKED: instances claiming at the same moment take disjoint rows. A
+/// credential that needs re-authorization is never claimed, whatever its `next_refresh_at` says: only a
+/// new credential from its user can help it. Public for the refresh-pass bench, which shows its plan.
+pub const CLAIM_DUE_SQL: &str = "UPDATE connections c SET next_refresh_at = $1 FROM (SELECT user_id, provider \
+     FROM connections WHERE next_refresh_at <= $2 AND status <> 'needs_reauth' ORDER BY next_refresh_at \
+     LIMIT $3 FOR UPDATE SKIP LOCKED) due \
+     WHERE c.user_id = due.user_id AND c.provider = due.provider RETURNING c.user_id, c.provider";
+
 impl_store!(PgStore, {
     fn backend(&self) -> Backend {
         Backend::Postgres
@@ -194,18 +203,12 @@ impl_store!(PgStore, {
         lease_until: crate::clock::Timestamp,
         limit: i64,
     ) -> Result<Vec<(String, String)>, DbError> {
-        // next_refresh_at is kept in whole seconds.
-        // SKIP LOCKED: instances claiming at the same moment take disjoint rows.
-        let rows: Vec<(String, String)> = sqlx::query_as(
-            "UPDATE connections c SET next_refresh_at = $1 FROM (SELECT user_id, provider FROM connections \
-             WHERE next_refresh_at <= $2 ORDER BY next_refresh_at LIMIT $3 FOR UPDATE SKIP LOCKED) due \
-             WHERE c.user_id = due.user_id AND c.provider = due.provider RETURNING c.user_id, c.provider",
-        )
-        .bind(lease_until.as_secs())
-        .bind(now.as_secs())
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows: Vec<(String, String)> = sqlx::query_as(CLAIM_DUE_SQL)
+            .bind(lease_until.as_secs())
+            .bind(now.as_secs())
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows)
     }
 });

@@ -148,11 +148,12 @@ impl_store!(SqliteStore, {
         lease_until: crate::clock::Timestamp,
         limit: i64,
     ) -> Result<Vec<(String, String)>, DbError> {
-        // next_refresh_at is kept in whole seconds.
-        // SQLite has one writer at a time, so the UPDATE itself is the claim.
+        // next_refresh_at is kept in whole seconds. SQLite has one writer at a time, so the UPDATE itself is
+        // the claim. Never a credential that needs re-authorization (as on PostgreSQL, `CLAIM_DUE_SQL`).
         let rows: Vec<(String, String)> = sqlx::query_as(
             "UPDATE connections SET next_refresh_at = $1 WHERE rowid IN (SELECT rowid FROM connections \
-             WHERE next_refresh_at <= $2 ORDER BY next_refresh_at LIMIT $3) RETURNING user_id, provider",
+             WHERE next_refresh_at <= $2 AND status <> 'needs_reauth' ORDER BY next_refresh_at LIMIT $3) \
+             RETURNING user_id, provider",
         )
         .bind(lease_until.as_secs())
         .bind(now.as_secs())

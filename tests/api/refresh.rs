@@ -217,9 +217,10 @@ async fn scheduler_refreshes_exactly_the_due(db: Db) {
     assert_eq!(endpoint.reused(), 0);
 }
 
-/// The scheduler never calls the provider for a connection that needs re-authorization, and leaves it as
-/// it is: neither the refused connection as a refusal leaves it (no planned refresh), nor one that is
-/// still planned (a refusal that landed between the scheduler's claim and its refresh of the row).
+/// The scheduler never claims a connection that needs re-authorization, and leaves it as it is: neither
+/// the refused connection as a refusal leaves it (no planned refresh), nor one whose row still names a
+/// planned refresh (set by hand, or by an older version): claimed, it would come back at the end of every
+/// claim's lease, forever.
 async fn scheduler_leaves_needs_reauth_connections_alone(db: Db) {
     let endpoint = TokenEndpoint::start().await;
     let app = spawn_app(db, endpoint.config(TestConfig::default())).await.unwrap();
@@ -229,6 +230,7 @@ async fn scheduler_leaves_needs_reauth_connections_alone(db: Db) {
         endpoint.store_gcp(&app, &token, 60, &format!("rt-{name}")).await;
         users.push((uid, token));
     }
+    let mut refused_plan = None;
     for (i, (uid, _)) in users.iter().enumerate().skip(1) {
         let row = app.row(uid, "gcp").await;
         let refused = tokenkeeper::db::Connection {
@@ -237,15 +239,18 @@ async fn scheduler_leaves_needs_reauth_connections_alone(db: Db) {
             next_refresh_at: if i == 1 { None } else { row.next_refresh_at },
             ..row
         };
+        if i == 2 {
+            refused_plan = refused.next_refresh_at;
+            assert!(refused_plan.is_some());
+        }
         assert!(app.services.store.update_connection(&refused).await.unwrap());
     }
     let (_tx, stop) = tokio::sync::watch::channel(false);
     let report = app.services.refresher.run_pass(&stop).await;
-    // Claimed: the due one and the planned refused one; refreshed: the due one; the refused one is a
-    // failure of the pass that reached no provider.
+    // Claimed and refreshed: the due one only.
     assert_eq!(
         (report.claimed, report.refreshed, report.failed, report.skipped),
-        (2, 1, 1, 0)
+        (1, 1, 0, 0)
     );
     assert_eq!(endpoint.calls(), 1, "only the active connection reached the provider");
     assert_eq!(app.row(&users[0].0, "gcp").await.secret_version, 2);
@@ -259,8 +264,16 @@ async fn scheduler_leaves_needs_reauth_connections_alone(db: Db) {
         let (status, body) = read(&app, token).await;
         assert_eq!((status, &body["reason"]), (409, &json!("invalid_grant")));
     }
+    // Past the end of any claim's lease, still nothing to claim.
+    app.clock
+        .advance_secs(tokenkeeper::clock::secs_i64(tokenkeeper::credentials::DueBatch::default().lease) + 1);
     assert_eq!(app.services.refresher.run_pass(&stop).await.claimed, 0);
     assert_eq!(endpoint.calls(), 1);
+    let planned = app.row(&users[2].0, "gcp").await;
+    assert_eq!(
+        planned.next_refresh_at, refused_plan,
+        "the planned refused row was not claimed"
+    );
 }
 
 /// Tokens living less than the refresh margin (200 s against 300 s): a fresh one is not due again at
