@@ -30,6 +30,28 @@ pub enum DbError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
+impl DbError {
+    /// The database could not be reached, or dropped the connection under a statement (a restart, a
+    /// terminated backend, a failover, a full pool): worth retrying later, unlike a wrong statement.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Sql(
+                sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed,
+            ) => true,
+            // SQLSTATE class 08 (connection exception), 57P0x (admin or crash shutdown, cannot connect
+            // now), 53300 (too many connections).
+            Self::Sql(sqlx::Error::Database(e)) => e
+                .code()
+                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P") || c == "53300"),
+            _ => false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,

@@ -82,7 +82,7 @@ async fn list(
         .audit
         .list(&who.user_id, page.before, limit)
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::database)?;
     let next = (i64::try_from(rows.len()) == Ok(limit))
         .then(|| rows.last().map(|r| r.id))
         .flatten();

@@ -8,6 +8,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::credentials::CredentialError;
+use crate::db::DbError;
 use crate::identity::AuthError;
 use crate::passwords::PasswordError;
 
@@ -76,6 +77,17 @@ impl ApiError {
         Self::Unavailable("Audit log unavailable".into())
     }
 
+    /// A database error: 503 when the database is unreachable or dropped the connection (the request may
+    /// be retried), else 500.
+    pub fn database(e: DbError) -> Self {
+        if e.is_unavailable() {
+            tracing::warn!(error = %e, "database unavailable");
+            Self::Unavailable("Database unavailable; try again".into())
+        } else {
+            Self::internal(e)
+        }
+    }
+
     fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -117,7 +129,7 @@ impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         match e {
             AuthError::Unauthenticated => Self::Unauthenticated,
-            AuthError::Store(e) => Self::internal(e),
+            AuthError::Store(e) => Self::database(e),
         }
     }
 }
@@ -135,7 +147,7 @@ impl From<PasswordError> for ApiError {
                 retry_after_secs: wait.0,
             },
             PasswordError::AuditUnavailable(_) => Self::audit_unavailable(),
-            PasswordError::Db(e) => Self::internal(e),
+            PasswordError::Db(e) => Self::database(e),
             PasswordError::Hash(e) => Self::internal(e),
         }
     }
@@ -166,7 +178,8 @@ impl From<CredentialError> for ApiError {
                 Self::Unavailable(e.to_string())
             }
             CredentialError::AuditUnavailable(_) => Self::audit_unavailable(),
-            CredentialError::Inconsistent(_) | CredentialError::Db(_) => Self::internal(e),
+            CredentialError::Db(e) => Self::database(e),
+            CredentialError::Inconsistent(_) => Self::internal(e),
         }
     }
 }

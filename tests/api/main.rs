@@ -8,6 +8,7 @@ mod audit_scale;
 mod audit_sink;
 mod auth_routes;
 mod credentials;
+mod database_outage;
 mod errors;
 mod failures;
 mod http_limits;
