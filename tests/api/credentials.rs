@@ -393,13 +393,10 @@ async fn cache_is_dropped_everywhere_on_write_and_delete(db: Db) {
 
 /// Waits until `app`'s read cache has applied `n` change announcements.
 async fn announced(app: &TestApp, n: u64) {
-    for _ in 0..100 {
-        if app.services.credentials.cache_announcements() >= n {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("fewer than {n} change announcements arrived in 5 s");
+    crate::support::wait::until(&format!("{n} change announcements applied"), || async {
+        app.services.credentials.cache_announcements() >= n
+    })
+    .await;
 }
 
 /// PostgreSQL announces every change to a connection row from a trigger, in the transaction that makes
@@ -412,6 +409,9 @@ async fn a_change_made_by_hand_in_sql_is_announced(db: Db) {
     let (uid, token) = app.user("by-hand@example.com").await;
     let body = json!({"api_key": "glsa_deleted_by_hand", "base_url": "https://g.example.com"});
     assert_eq!(app.put_auth("/api/tokens/grafana", &token, body).await.status(), 200);
+    // The store's own announcement arrives asynchronously: wait for it, or it could drop the entry cached
+    // below (the test then failed under load with 0 cached entries before the SQL delete).
+    announced(&app, 1).await;
     assert_eq!(read(&app, &token).await, (200, json!("glsa_deleted_by_hand")));
     assert_eq!(app.services.credentials.cached_entries(), 1);
     let mut conn = sqlx::PgConnection::connect(&app.database_url).await.unwrap();
@@ -420,14 +420,13 @@ async fn a_change_made_by_hand_in_sql_is_announced(db: Db) {
         .execute(&mut conn)
         .await
         .unwrap();
-    for _ in 0..50 {
-        if app.services.credentials.cached_entries() == 0 {
-            assert_eq!(read(&app, &token).await.0, 404);
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("a row deleted in SQL stayed in the read cache");
+    announced(&app, 2).await;
+    assert_eq!(
+        app.services.credentials.cached_entries(),
+        0,
+        "a row deleted in SQL stayed in the read cache"
+    );
+    assert_eq!(read(&app, &token).await.0, 404);
 }
 
 mod cache {
