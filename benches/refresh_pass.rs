@@ -310,10 +310,20 @@ async fn bench(db_url: String) -> bool {
                 .iter()
                 .map(|&i| json!({"email": format!("bench{i}@example.com")}).to_string())
                 .collect();
+            // Each user's personal org first (its id: the user's), as the service makes it.
             sqlx::query(
-                "INSERT INTO connections (user_id, provider, secret_ref, secret_version, metadata, status, \
+                "INSERT INTO orgs (id, name, personal, created_by, created_at) \
+                 SELECT u, u, TRUE, u, $2 FROM UNNEST($1::text[]) AS t(u)",
+            )
+            .bind(&users)
+            .bind(ts)
+            .execute(&pool)
+            .await
+            .unwrap();
+            sqlx::query(
+                "INSERT INTO connections (org_id, user_id, provider, secret_ref, secret_version, metadata, status, \
                  expires_at, next_refresh_at, refresh_failures, created_at, updated_at) \
-                 SELECT u, 'gcp', r, 1, m, 'active', $4, $5, 0, $6, $6 \
+                 SELECT u, u, 'gcp', r, 1, m, 'active', $4, $5, 0, $6, $6 \
                  FROM UNNEST($1::text[], $2::text[], $3::text[]) AS t(u, r, m)",
             )
             .bind(&users)
@@ -763,6 +773,7 @@ async fn step_costs(services: &Services, users: &[String]) -> Vec<(&'static str,
             .insert_audit(&AuditRecord {
                 id: 0,
                 user_id: Some(u.clone()),
+                org_id: Some(u.clone()),
                 kind: "bench".into(),
                 provider: Some("gcp".into()),
                 outcome: "ok".into(),

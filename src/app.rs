@@ -16,6 +16,7 @@ use crate::db::{self, SharedStore};
 use crate::http::{self, AppServices, AppState};
 use crate::identity::{Authenticator, Sessions};
 use crate::metrics::Metrics;
+use crate::orgs::OrgService;
 use crate::passwords::{Hasher, PasswordService, RateLimiter};
 use crate::providers::UrlPolicy;
 use crate::secrets::SecretStore;
@@ -33,6 +34,7 @@ pub struct Services {
     pub passwords: PasswordService,
     pub authenticator: Authenticator,
     pub credentials: CredentialService,
+    pub orgs: OrgService,
     /// The background refresher (run by [`Services::serve`] unless disabled; tests run its passes).
     pub refresher: Refresher,
     /// The audit pruner (run by [`Services::serve`]; its first pass an interval after start).
@@ -121,6 +123,7 @@ impl Services {
         );
         let audit_pruner = AuditPruner::new(audit.clone(), settings.audit.prune_interval);
         let metrics = Metrics::new();
+        let orgs = OrgService::new(store.clone(), clock.clone());
         Ok(Self {
             settings,
             clock,
@@ -130,6 +133,7 @@ impl Services {
             passwords,
             authenticator,
             credentials,
+            orgs,
             refresher,
             audit_pruner,
             metrics,
@@ -142,6 +146,7 @@ impl Services {
             authenticator: self.authenticator.clone(),
             trust_forwarded_for: self.settings.trust_forwarded_for,
             credentials: self.credentials.clone(),
+            orgs: self.orgs.clone(),
             audit: self.audit.clone(),
             readiness: Readiness {
                 store: self.store.clone(),

@@ -11,7 +11,8 @@ use secrecy::SecretString;
 use crate::app::{Services, database_url, describe_secret_store};
 use crate::clock::SystemClock;
 use crate::config::Settings;
-use crate::credentials::UserId;
+use crate::credentials::{Caller as CredentialCaller, UserId};
+use crate::orgs::{Acting, Channel, Permission};
 use crate::passwords::Caller;
 
 #[derive(Parser, Debug)]
@@ -37,30 +38,69 @@ pub enum Command {
     /// A user's provider connections (the same library calls as the HTTP API).
     #[command(subcommand)]
     Tokens(TokensCommand),
+    /// Organizations and their members.
+    #[command(subcommand)]
+    Org(OrgCommand),
     /// Print the least-privilege Vault policy for VAULT_KV_MOUNT / VAULT_KV_BASE_PATH.
     VaultPolicy,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum TokensCommand {
-    /// List a user's connections (metadata and status, never secrets).
+    /// List the connections of a user's org (metadata and status, never secrets).
     List {
         #[arg(long)]
         user: String,
+        /// The org (an id from `org list`) the user acts in; default: their personal org.
+        #[arg(long)]
+        org: Option<String>,
     },
-    /// Print a user's credential for one provider as JSON (refreshed first if due).
+    /// Print a credential for one provider as JSON (refreshed first if due), as the platform's backend
+    /// reads it: for any member of the org.
     Get {
         #[arg(long)]
         user: String,
         #[arg(long)]
         provider: String,
+        /// The org the user acts in; default: their personal org.
+        #[arg(long)]
+        org: Option<String>,
     },
-    /// Delete a user's credential: the reference, then the secret.
+    /// Delete a credential: the reference, then the secret (the user must be an editor of the org).
     Delete {
         #[arg(long)]
         user: String,
         #[arg(long)]
         provider: String,
+        /// The org the user acts in; default: their personal org.
+        #[arg(long)]
+        org: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OrgCommand {
+    /// Create an org whose admin is the registered user with this email; prints its id.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// The email of its first admin.
+        #[arg(long)]
+        admin_email: String,
+    },
+    /// Add a registered user to an org with a role (viewer, editor or admin).
+    AddMember {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        role: String,
+    },
+    /// A user's orgs with their role, as JSON.
+    List {
+        #[arg(long)]
+        user: String,
     },
 }
 
@@ -93,6 +133,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::User(cmd) => user(settings, cmd).await,
         Command::Tokens(cmd) => tokens(settings, cmd).await,
+        Command::Org(cmd) => org(settings, cmd).await,
         Command::VaultPolicy => {
             print!(
                 "{}",
@@ -162,23 +203,55 @@ async fn user(settings: Settings, cmd: UserCommand) -> anyhow::Result<()> {
 async fn tokens(settings: Settings, cmd: TokensCommand) -> anyhow::Result<()> {
     let services = Services::build(settings, Arc::new(SystemClock)).await?;
     let creds = &services.credentials;
+    // The operator acts as the platform's backend does (an internal caller): the user's role decides.
+    let acting = |user: String, org: Option<String>| async move {
+        let acting = services
+            .orgs
+            .acting(UserId::from(user), org.as_deref(), Channel::Internal)
+            .await?;
+        anyhow::Ok(acting)
+    };
+    let caller = |a: &Acting| CredentialCaller::new(a.user.clone(), a.org.clone());
     match cmd {
-        TokensCommand::List { user } => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&creds.list(&UserId::from(user)).await?)?
-            );
+        TokensCommand::List { user, org } => {
+            let a = acting(user, org).await?;
+            a.require(Permission::ReadConnections)?;
+            println!("{}", serde_json::to_string_pretty(&creds.list(&a.org).await?)?);
         }
-        TokensCommand::Get { user, provider } => {
-            let data = creds.get_token_data(&UserId::from(user), &provider, "cli").await?;
+        TokensCommand::Get { user, provider, org } => {
+            let a = acting(user, org).await?;
+            a.require(Permission::ReadValues)?;
+            let data = creds.get_token_data(&caller(&a), &provider, "cli").await?;
             println!("{}", serde_json::to_string(&data)?);
         }
-        TokensCommand::Delete { user, provider } => {
-            creds.delete(&UserId::new(user.as_str()), &provider, "cli").await?;
-            println!("deleted {provider} credential of {user}");
+        TokensCommand::Delete { user, provider, org } => {
+            let a = acting(user, org).await?;
+            a.require(Permission::WriteConnections)?;
+            creds.delete(&caller(&a), &provider, "cli").await?;
+            println!("deleted {provider} credential of org {}", a.org);
         }
     }
     services.audit.flush().await;
+    Ok(())
+}
+
+async fn org(settings: Settings, cmd: OrgCommand) -> anyhow::Result<()> {
+    let services = Services::build(settings, Arc::new(SystemClock)).await?;
+    let orgs = &services.orgs;
+    match cmd {
+        OrgCommand::Create { name, admin_email } => {
+            let org = orgs.create_for(&admin_email, &name).await?;
+            println!("{}", org.id);
+        }
+        OrgCommand::AddMember { org, email, role } => {
+            let member = orgs.admit(&org, &email, &role).await?;
+            println!("added {} to {org} as {}", member.user_id, member.role.as_str());
+        }
+        OrgCommand::List { user } => {
+            let list = orgs.list(&UserId::from(user)).await?;
+            println!("{}", serde_json::to_string_pretty(&list)?);
+        }
+    }
     Ok(())
 }
 

@@ -234,3 +234,103 @@ fn a_bad_http_limit_refuses_start_up_naming_the_variable() {
         assert!(stderr.contains(var), "{var}={value}: {stderr}");
     }
 }
+
+/// `org create`, `org add-member`, `org list`, and `tokens list/get/delete --org`: a member's role decides.
+#[test]
+fn org_commands_and_tokens_in_an_org() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let create = |email: &str| {
+        let out = stdout(&run(d, &["user", "create", "--email", email], Some("first-password\n")));
+        out.split_whitespace().nth(2).unwrap().to_string()
+    };
+    let (ada, bob) = (create("ada@example.com"), create("bob@example.com"));
+    let org = stdout(&run(
+        d,
+        &[
+            "org",
+            "create",
+            "--name",
+            "Platform",
+            "--admin-email",
+            "ada@example.com",
+        ],
+        None,
+    ))
+    .trim()
+    .to_string();
+    assert!(org.starts_with("org-"), "{org}");
+    let added = [
+        "org",
+        "add-member",
+        "--org",
+        &org,
+        "--email",
+        "bob@example.com",
+        "--role",
+        "viewer",
+    ];
+    assert!(stdout(&run(d, &added, None)).contains("as viewer"));
+    // Bad input fails clearly: an unknown role, a member twice, an unknown org.
+    for (args, error) in [
+        (
+            vec!["--email", "ada@example.com", "--role", "owner", "--org", &org],
+            "role must be one of",
+        ),
+        (
+            vec!["--email", "bob@example.com", "--role", "viewer", "--org", &org],
+            "already a member",
+        ),
+        (
+            vec!["--email", "bob@example.com", "--role", "viewer", "--org", "org-none"],
+            "Organization not found",
+        ),
+    ] {
+        let o = run(d, &[&["org", "add-member"][..], &args].concat(), None);
+        assert!(!o.status.success());
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains(error),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let listed: serde_json::Value =
+        serde_json::from_str(&stdout(&run(d, &["org", "list", "--user", &bob], None))).unwrap();
+    assert_eq!(listed[0]["id"], bob.as_str());
+    assert_eq!(
+        (listed[1]["id"].as_str(), listed[1]["role"].as_str()),
+        (Some(org.as_str()), Some("viewer"))
+    );
+
+    // Ada stores a credential in the org through the library; Bob (viewer) lists and reads it (the operator
+    // reads as the platform's backend does) but may not delete it; it is not in Bob's personal org.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let svc = rt.block_on(async {
+        let env = std::collections::HashMap::from([("TOKENKEEPER_DATA_DIR".to_string(), d.display().to_string())]);
+        let settings = tokenkeeper::config::Settings::from_lookup(&|k| env.get(k).cloned()).unwrap();
+        tokenkeeper::app::Services::build(settings, std::sync::Arc::new(tokenkeeper::clock::SystemClock))
+            .await
+            .unwrap()
+    });
+    let caller = tokenkeeper::credentials::Caller::new(ada.as_str().into(), tokenkeeper::ids::OrgId::from_stored(&org));
+    let body = serde_json::json!({"api_token": "cli-org-splunk-123", "base_url": "https://splunk.example.com"});
+    rt.block_on(svc.credentials.store_tokens_in_db(&caller, &body, "splunk", "test"))
+        .unwrap();
+    let in_org = |cmd: &str| {
+        run(
+            d,
+            &["tokens", cmd, "--user", &bob, "--org", &org, "--provider", "splunk"],
+            None,
+        )
+    };
+    assert!(stdout(&run(d, &["tokens", "list", "--user", &bob, "--org", &org], None)).contains("\"splunk\""));
+    assert!(stdout(&in_org("get")).contains("cli-org-splunk-123"));
+    let o = in_org("delete");
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("editor role"));
+    assert_eq!(stdout(&run(d, &["tokens", "list", "--user", &bob], None)).trim(), "[]");
+    // Not a member: the org is not found.
+    let o = run(d, &["tokens", "list", "--user", "stranger", "--org", &org], None);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("Organization not found"));
+    assert!(stdout(&run(d, &["tokens", "list", "--user", &ada, "--org", &org], None)).contains("\"splunk\""));
+}

@@ -14,6 +14,9 @@ const newPassword = "another good one";
 const apiKey = "glsa_exampleExampleExample_0123abcd";
 const baseUrl = "https://example.grafana.net";
 let token; // the Bearer session token from login
+let orgId; // the shared org the example creates
+let memberId; // the second user, added to it
+const memberEmail = email.replace("js-example-", "js-member-");
 
 class Mismatch extends Error {}
 
@@ -193,6 +196,81 @@ const steps = [
     const body = await expectJson(res, 404);
     check(typeof body.error === "string" && body.error, `expected {"error": ...}: ${JSON.stringify(body)}`);
     return body.error;
+  }],
+
+  ["GET /api/orgs", async () => {
+    const { orgs } = await expectJson(await fetch(`${B}/api/orgs`, { headers: { Authorization: `Bearer ${token}` } }), 200);
+    check(orgs.length === 1 && orgs[0].personal && orgs[0].role === "admin", `one personal org: ${JSON.stringify(orgs)}`);
+    return `personal org ${orgs[0].id}`;
+  }],
+
+  ["POST /api/orgs", async () => {
+    const res = await fetch(`${B}/api/orgs`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ name: "Platform team" }),
+    });
+    const org = await expectJson(res, 201);
+    check(org.role === "admin" && !org.personal, `the creator is admin: ${JSON.stringify(org)}`);
+    orgId = org.id;
+    return orgId;
+  }],
+
+  ["PUT /api/tokens/grafana (X-Org-ID)", async () => {
+    const res = await fetch(`${B}/api/tokens/grafana`, {
+      method: "PUT",
+      headers: { Authorization: `Bearer ${token}`, "X-Org-ID": orgId, "Content-Type": "application/json" },
+      body: JSON.stringify({ api_key: apiKey, base_url: baseUrl }),
+    });
+    checkConnection(await expectJson(res, 200));
+    const list = await expectJson(
+      await fetch(`${B}/api/tokens`, { headers: { Authorization: `Bearer ${token}`, "X-Org-ID": orgId } }), 200);
+    check(list.connections.length === 1, `one connection in the org: ${JSON.stringify(list)}`);
+    return "stored in the org";
+  }],
+
+  ["POST /api/orgs/{org}/members", async () => {
+    const reg = await fetch(`${B}/api/auth/register`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ email: memberEmail, password, name: "Bob" }),
+    });
+    memberId = (await expectJson(reg, 201)).id;
+    const res = await fetch(`${B}/api/orgs/${orgId}/members`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ email: memberEmail, role: "viewer" }),
+    });
+    const member = await expectJson(res, 201);
+    check(member.userId === memberId && member.role === "viewer", `the new member: ${JSON.stringify(member)}`);
+    return `${memberEmail} is a viewer`;
+  }],
+
+  ["PATCH /api/orgs/{org}/members/{user}", async () => {
+    const res = await fetch(`${B}/api/orgs/${orgId}/members/${memberId}`, {
+      method: "PATCH",
+      headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ role: "editor" }),
+    });
+    const member = await expectJson(res, 200);
+    check(member.role === "editor", `the new role: ${JSON.stringify(member)}`);
+    return "now an editor";
+  }],
+
+  ["GET /api/orgs/{org}/members", async () => {
+    const res = await fetch(`${B}/api/orgs/${orgId}/members`, { headers: { Authorization: `Bearer ${token}` } });
+    const { members } = await expectJson(res, 200);
+    check(members.length === 2, `two members: ${JSON.stringify(members)}`);
+    return members.map((m) => `${m.email} (${m.role})`).join(", ");
+  }],
+
+  ["DELETE /api/orgs/{org}/members/{user}", async () => {
+    const res = await fetch(`${B}/api/orgs/${orgId}/members/${memberId}`, {
+      method: "DELETE",
+      headers: { Authorization: `Bearer ${token}` },
+    });
+    await expectEmpty(res, 204);
+    return "removed";
   }],
 
   ["POST /api/auth/logout", async () => {

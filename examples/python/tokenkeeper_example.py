@@ -27,6 +27,9 @@ new_password = "another good one"
 api_key = "glsa_exampleExampleExample_0123abcd"
 base_url = "https://example.grafana.net"
 token = None  # the Bearer session token from login
+org_id = None  # the shared org the example creates
+member_id = None  # the second user, added to it
+member_email = email.replace("py-example-", "py-member-")
 
 
 class Mismatch(Exception):
@@ -189,6 +192,67 @@ def connection_deleted():
     return body["error"]
 
 
+def orgs():
+    r = requests.get(f"{B}/api/orgs", headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT)
+    found = expect_json(r, 200)["orgs"]
+    check(len(found) == 1 and found[0]["personal"] and found[0]["role"] == "admin", f"one personal org: {found}")
+    return f"personal org {found[0]['id']}"
+
+
+def create_org():
+    global org_id
+    r = requests.post(f"{B}/api/orgs", headers={"Authorization": f"Bearer {token}"},
+                      json={"name": "Platform team"}, timeout=TIMEOUT)
+    org = expect_json(r, 201)
+    check(org["role"] == "admin" and not org["personal"], f"the creator is admin: {org}")
+    org_id = org["id"]
+    return org_id
+
+
+def store_in_org():
+    in_org = {"Authorization": f"Bearer {token}", "X-Org-ID": org_id}
+    r = requests.put(f"{B}/api/tokens/grafana", headers=in_org,
+                     json={"api_key": api_key, "base_url": base_url}, timeout=TIMEOUT)
+    check_connection(expect_json(r, 200))
+    listed = expect_json(requests.get(f"{B}/api/tokens", headers=in_org, timeout=TIMEOUT), 200)["connections"]
+    check(len(listed) == 1, f"one connection in the org: {listed}")
+    return "stored in the org"
+
+
+def add_member():
+    global member_id
+    r = requests.post(f"{B}/api/auth/register",
+                      json={"email": member_email, "password": password, "name": "Bob"}, timeout=TIMEOUT)
+    member_id = expect_json(r, 201)["id"]
+    r = requests.post(f"{B}/api/orgs/{org_id}/members", headers={"Authorization": f"Bearer {token}"},
+                      json={"email": member_email, "role": "viewer"}, timeout=TIMEOUT)
+    member = expect_json(r, 201)
+    check(member["userId"] == member_id and member["role"] == "viewer", f"the new member: {member}")
+    return f"{member_email} is a viewer"
+
+
+def set_role():
+    r = requests.patch(f"{B}/api/orgs/{org_id}/members/{member_id}", headers={"Authorization": f"Bearer {token}"},
+                       json={"role": "editor"}, timeout=TIMEOUT)
+    member = expect_json(r, 200)
+    check(member["role"] == "editor", f"the new role: {member}")
+    return "now an editor"
+
+
+def members():
+    r = requests.get(f"{B}/api/orgs/{org_id}/members", headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT)
+    found = expect_json(r, 200)["members"]
+    check(len(found) == 2, f"two members: {found}")
+    return ", ".join(f"{m['email']} ({m['role']})" for m in found)
+
+
+def remove_member():
+    r = requests.delete(f"{B}/api/orgs/{org_id}/members/{member_id}", headers={"Authorization": f"Bearer {token}"},
+                        timeout=TIMEOUT)
+    expect_empty(r, 204)
+    return "removed"
+
+
 def logout():
     r = requests.post(f"{B}/api/auth/logout", headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT)
     expect_empty(r, 204)
@@ -239,6 +303,13 @@ STEPS = [
     ("GET /api/audit", audit),
     ("DELETE /api/tokens/grafana", delete),
     ("GET /api/tokens/grafana (deleted)", connection_deleted),
+    ("GET /api/orgs", orgs),
+    ("POST /api/orgs", create_org),
+    ("PUT /api/tokens/grafana (X-Org-ID)", store_in_org),
+    ("POST /api/orgs/{org}/members", add_member),
+    ("PATCH /api/orgs/{org}/members/{user}", set_role),
+    ("GET /api/orgs/{org}/members", members),
+    ("DELETE /api/orgs/{org}/members/{user}", remove_member),
     ("POST /api/auth/logout", logout),
     ("GET /healthz", healthz),
     ("GET /readyz", readyz),

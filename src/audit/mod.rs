@@ -63,6 +63,8 @@ impl Outcome {
 #[derive(Debug, Clone)]
 pub struct Event<'a> {
     pub user_id: Option<&'a str>,
+    /// The org the event acted in; `None` outside any org (registration, login, passwords).
+    pub org_id: Option<&'a str>,
     pub kind: EventKind,
     pub provider: Option<&'a str>,
     pub outcome: Outcome,
@@ -165,6 +167,7 @@ impl Auditor {
         let rec = AuditRecord {
             id: 0,
             user_id: e.user_id.map(str::to_string),
+            org_id: e.org_id.map(str::to_string),
             kind: e.kind.as_str().to_string(),
             provider: e.provider.map(str::to_string),
             outcome: e.outcome.as_str().to_string(),

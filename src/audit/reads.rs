@@ -22,6 +22,7 @@ const MINUTE_MS: i64 = 60_000;
 struct Group {
     minute: i64,
     user_id: Option<String>,
+    org_id: Option<String>,
     provider: Option<String>,
     client_addr: Option<String>,
     outcome: String,
@@ -33,6 +34,7 @@ impl Group {
         let group = Self {
             minute: rec.at.div_euclid(MINUTE_MS),
             user_id: rec.user_id,
+            org_id: rec.org_id,
             provider: rec.provider,
             client_addr: rec.client_addr,
             outcome: rec.outcome,
@@ -50,7 +52,8 @@ impl Group {
             self.provider,
             self.client_addr,
             self.outcome,
-            self.detail
+            self.detail,
+            self.org_id
         ])
         .to_string()
     }
@@ -59,6 +62,7 @@ impl Group {
         AuditRecord {
             id: 0,
             user_id: self.user_id.clone(),
+            org_id: self.org_id.clone(),
             kind: EventKind::CredentialRead.as_str().to_string(),
             provider: self.provider.clone(),
             outcome: self.outcome.clone(),
@@ -126,6 +130,7 @@ mod tests {
         AuditRecord {
             id: 0,
             user_id: Some("u".into()),
+            org_id: None,
             kind: EventKind::CredentialRead.as_str().into(),
             provider: Some("splunk".into()),
             outcome: "ok".into(),

@@ -7,6 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::db::{AuditRecord, DbError, SharedStore};
 
+// Nearly every message is an event: boxing it would cost an allocation per event to save bytes on the
+// rare flush.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Queued {
     Event(AuditRecord),
     Flush(tokio::sync::oneshot::Sender<()>),
@@ -176,6 +179,7 @@ mod tests {
         let rec = AuditRecord {
             id: 0,
             user_id: Some("u".into()),
+            org_id: None,
             kind: EventKind::CredentialRead.as_str().into(),
             provider: None,
             outcome: Outcome::Ok.as_str().into(),

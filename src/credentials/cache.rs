@@ -219,6 +219,7 @@ mod tests {
 
     fn row(version: u64) -> Connection {
         Connection {
+            org_id: "u".into(),
             user_id: "u".into(),
             provider: "grafana".into(),
             secret_ref: "local:x".into(),

@@ -1,14 +1,14 @@
 //! Deleting: the reference first, then every version of the secret. If the secret store refuses,
 //! the reference is put back so nothing is left half-deleted, and the caller is told to retry.
 
-use super::{ConnectionKey, CredentialError, CredentialService, UserId};
+use super::{Caller, ConnectionKey, CredentialError, CredentialService};
 use crate::audit::EventKind;
 
 impl CredentialService {
-    #[tracing::instrument(skip_all, fields(user = %user, provider = %provider))]
-    pub async fn delete(&self, user: &UserId, provider: &str, client_addr: &str) -> Result<(), CredentialError> {
-        let res = async { self.delete_inner(&Self::key(user, provider)?).await }.await;
-        self.audited(user, EventKind::CredentialDelete, provider, client_addr, res)
+    #[tracing::instrument(skip_all, fields(user = %caller.user, org = %caller.org, provider = %provider))]
+    pub async fn delete(&self, caller: &Caller, provider: &str, client_addr: &str) -> Result<(), CredentialError> {
+        let res = async { self.delete_inner(&Self::key(&caller.org, provider)?).await }.await;
+        self.audited(caller, EventKind::CredentialDelete, provider, client_addr, res)
             .await
     }
 
@@ -17,11 +17,7 @@ impl CredentialService {
         let row = self.row(key).await?;
         // Fail early, before touching anything, when the secret store is down.
         self.secrets.check().await?;
-        if !self
-            .store
-            .delete_connection(key.user().as_str(), key.provider())
-            .await?
-        {
+        if !self.store.delete_connection(key.org().as_str(), key.provider()).await? {
             return Err(CredentialError::NotConnected(key.provider().to_string()));
         }
         if let Err(e) = self.secrets.delete(&self.secret_name(key)).await {

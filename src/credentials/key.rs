@@ -1,60 +1,64 @@
 //! Which credential: the one key that the lock, the read cache, the secret's name and the background
-//! refresher all use, so that naming a credential by more than a user and a provider is one change here.
+//! refresher all use, so that naming a credential by more than an org and a provider is one change here.
 
+pub use crate::ids::{OrgId, UserId};
 use crate::providers::ProviderSpec;
 
-/// A user's id, as the identity layer established it (a UUID for users Tokenkeeper registered, any
-/// text for an Auth.js `sub` or an internal caller's `X-User-ID`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct UserId(String);
+/// Who acts on credentials, and in which org: the org owns the connections, the user is recorded in the
+/// audit trail (and as the creator of a connection they store first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub user: UserId,
+    pub org: OrgId,
+}
 
-impl UserId {
-    pub fn new(id: impl Into<String>) -> Self {
-        Self(id.into())
+impl Caller {
+    /// `user` acting in their personal org (the library's and the CLI's default, as in Part 1).
+    pub fn personal(user: UserId) -> Self {
+        Self {
+            org: OrgId::personal(&user),
+            user,
+        }
     }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
+    pub fn new(user: UserId, org: OrgId) -> Self {
+        Self { user, org }
     }
 }
 
-impl From<&str> for UserId {
-    fn from(id: &str) -> Self {
-        Self::new(id)
+/// A user id acting in its personal org: the seed's `store_tokens_in_db(user, ...)` and
+/// `get_token_data(user, ...)` keep their meaning.
+impl From<&str> for Caller {
+    fn from(user: &str) -> Self {
+        Self::personal(UserId::from(user))
     }
 }
 
-impl From<String> for UserId {
-    fn from(id: String) -> Self {
-        Self(id)
+impl From<String> for Caller {
+    fn from(user: String) -> Self {
+        Self::personal(UserId::from(user))
     }
 }
 
-impl std::fmt::Display for UserId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// One stored credential: a user's connection to a provider of the catalog.
+/// One stored credential: an org's connection to a provider of the catalog.
 #[derive(Clone)]
 pub struct ConnectionKey {
-    user: UserId,
+    org: OrgId,
     spec: &'static ProviderSpec,
 }
 
 impl ConnectionKey {
-    pub fn new(user: UserId, spec: &'static ProviderSpec) -> Self {
-        Self { user, spec }
+    pub fn new(org: OrgId, spec: &'static ProviderSpec) -> Self {
+        Self { org, spec }
     }
 
     /// The key of a stored row (`None` for a provider the catalog no longer has).
-    pub fn of_row(user_id: &str, provider: &str) -> Option<Self> {
-        Some(Self::new(UserId::from(user_id), crate::providers::find(provider)?))
+    pub fn of_row(org_id: &str, provider: &str) -> Option<Self> {
+        Some(Self::new(OrgId::from_stored(org_id), crate::providers::find(provider)?))
     }
 
-    pub fn user(&self) -> &UserId {
-        &self.user
+    pub fn org(&self) -> &OrgId {
+        &self.org
     }
 
     pub fn spec(&self) -> &'static ProviderSpec {
@@ -66,28 +70,30 @@ impl ConnectionKey {
         self.spec.id
     }
 
-    /// The name of the cross-process lock ([`crate::db::Store::refresh_lock`]): `{user}\0{provider}`, as
-    /// every earlier version named it (instances of two versions side by side must take the same lock).
+    /// The name of the cross-process lock ([`crate::db::Store::refresh_lock`]): `{org}\0{provider}`; for a
+    /// personal org, `{user}\0{provider}` as every earlier version named it (instances of two versions side
+    /// by side must take the same lock).
     pub(super) fn lock_name(&self) -> String {
-        format!("{}\u{0}{}", self.user, self.provider())
+        format!("{}\u{0}{}", self.org, self.provider())
     }
 
-    /// How a change is announced to other processes: `{provider}:{user}`, the text PostgreSQL's trigger on
-    /// `connections` sends (migration 0002). Provider ids never hold a `:`.
+    /// How a change is announced to other processes: `{provider}:{org}`, the text PostgreSQL's trigger on
+    /// `connections` sends (migration 0004; for a personal org the same text as 0002's `{provider}:{user}`).
+    /// Provider ids never hold a `:`.
     pub(super) fn announcement(&self) -> String {
-        format!("{}:{}", self.provider(), self.user)
+        format!("{}:{}", self.provider(), self.org)
     }
 
     /// The key an announcement names; `None` for text no key announces (another provider set, by hand).
     pub(super) fn from_announcement(text: &str) -> Option<Self> {
-        let (provider, user) = text.split_once(':')?;
-        Self::of_row(user, provider)
+        let (provider, org) = text.split_once(':')?;
+        Self::of_row(org, provider)
     }
 }
 
 impl PartialEq for ConnectionKey {
     fn eq(&self, other: &Self) -> bool {
-        self.user == other.user && self.provider() == other.provider()
+        self.org == other.org && self.provider() == other.provider()
     }
 }
 
@@ -95,14 +101,14 @@ impl Eq for ConnectionKey {}
 
 impl std::hash::Hash for ConnectionKey {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.user.hash(state);
+        self.org.hash(state);
         self.provider().hash(state);
     }
 }
 
 impl std::fmt::Debug for ConnectionKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ConnectionKey({}, {})", self.user, self.provider())
+        write!(f, "ConnectionKey({}, {})", self.org, self.provider())
     }
 }
 

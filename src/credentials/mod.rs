@@ -34,7 +34,7 @@ use crate::providers::UrlPolicy;
 use crate::secrets::SecretStore;
 pub use error::CredentialError;
 use error::failure_reason;
-pub use key::{ConnectionKey, UserId};
+pub use key::{Caller, ConnectionKey, OrgId, UserId};
 pub use naming::NamingSettings;
 pub use refresh::{DueBatch, PassReport, RefreshSettings};
 pub use view::ConnectionView;
@@ -154,11 +154,11 @@ impl CredentialService {
         self.config.naming.secret_name(key)
     }
 
-    /// The credential `provider` names for `user`; unknown providers are refused (404).
-    fn key(user: &UserId, provider: &str) -> Result<ConnectionKey, CredentialError> {
+    /// The credential `provider` names in `org`; unknown providers are refused (404).
+    fn key(org: &OrgId, provider: &str) -> Result<ConnectionKey, CredentialError> {
         let spec =
             crate::providers::find(provider).ok_or_else(|| CredentialError::UnknownProvider(provider.to_string()))?;
-        Ok(ConnectionKey::new(user.clone(), spec))
+        Ok(ConnectionKey::new(org.clone(), spec))
     }
 
     /// A credential was written or deleted (and committed): drop cached copies here and in every other
@@ -181,14 +181,14 @@ impl CredentialService {
     /// Audits the outcome of an operation (with a short reason on failure) and passes it through.
     async fn audited<T>(
         &self,
-        user: &UserId,
+        caller: &Caller,
         kind: EventKind,
         provider: &str,
         addr: &str,
         res: Result<T, CredentialError>,
     ) -> Result<T, CredentialError> {
         let reason = res.as_ref().err().map(failure_reason);
-        self.audit(user, kind, provider, res.is_ok(), addr, reason).await?;
+        self.audit(caller, kind, provider, res.is_ok(), addr, reason).await?;
         res
     }
 
@@ -196,7 +196,7 @@ impl CredentialService {
     /// be written (and fails closed) fails the request.
     async fn audit(
         &self,
-        user: &UserId,
+        caller: &Caller,
         kind: EventKind,
         provider: &str,
         ok: bool,
@@ -205,7 +205,8 @@ impl CredentialService {
     ) -> Result<(), CredentialError> {
         let outcome = if ok { Outcome::Ok } else { Outcome::Failed };
         let e = Event {
-            user_id: Some(user.as_str()),
+            user_id: Some(caller.user.as_str()),
+            org_id: Some(caller.org.as_str()),
             kind,
             provider: Some(provider),
             outcome,

@@ -1,5 +1,7 @@
 //! Aurora's secret naming, kept exactly so that both systems can share a Vault:
-//! `{prefix}-{env}-{user}-{provider}-token`, the user id reduced to letters, digits, `-` and `_`.
+//! `{prefix}-{env}-{user}-{provider}-token`, the user id reduced to letters, digits, `-` and `_`. An org's
+//! id stands where the user's stood: a personal org's id is its user's, so the default connection of a
+//! personal org keeps Part 1's name exactly; a shared org's connections carry the org's id (`org-...`).
 
 use super::ConnectionKey;
 
@@ -15,7 +17,7 @@ pub struct NamingSettings {
 impl NamingSettings {
     /// The name of `key`'s secret.
     pub fn secret_name(&self, key: &ConnectionKey) -> String {
-        secret_name(&self.prefix, &self.env, key.user().as_str(), key.provider())
+        secret_name(&self.prefix, &self.env, key.org().as_str(), key.provider())
     }
 }
 

@@ -1,7 +1,9 @@
 //! Reading: listings and metadata (no secret), and the secret token data itself (refreshed first if due).
 
 use super::refresh::Trigger;
-use super::{ConnectionKey, ConnectionStatus, ConnectionView, CredentialError, CredentialService, TokenData, UserId};
+use super::{
+    Caller, ConnectionKey, ConnectionStatus, ConnectionView, CredentialError, CredentialService, OrgId, TokenData,
+};
 use crate::audit::EventKind;
 use crate::db::Connection;
 
@@ -13,42 +15,47 @@ impl CredentialService {
         Ok(self.store.count_connections_by_status().await?)
     }
 
-    #[tracing::instrument(level = "debug", skip_all, fields(user = %user))]
-    pub async fn list(&self, user: &UserId) -> Result<Vec<ConnectionView>, CredentialError> {
+    /// The connections of `org`.
+    #[tracing::instrument(level = "debug", skip_all, fields(org = %org))]
+    pub async fn list(&self, org: &OrgId) -> Result<Vec<ConnectionView>, CredentialError> {
         let now = self.clock.now();
-        let rows = self.store.list_connections(user.as_str()).await?;
+        let rows = self.store.list_connections(org.as_str()).await?;
         Ok(rows.iter().map(|c| ConnectionView::from_row(c, now)).collect())
     }
 
-    #[tracing::instrument(level = "debug", skip_all, fields(user = %user, provider = %provider))]
-    pub async fn connection(&self, user: &UserId, provider: &str) -> Result<ConnectionView, CredentialError> {
-        let key = Self::key(user, provider)?;
+    #[tracing::instrument(level = "debug", skip_all, fields(org = %org, provider = %provider))]
+    pub async fn connection(&self, org: &OrgId, provider: &str) -> Result<ConnectionView, CredentialError> {
+        let key = Self::key(org, provider)?;
         let row = self.row(&key).await?;
         Ok(ConnectionView::from_row(&row, self.clock.now()))
     }
 
     pub(super) async fn row(&self, key: &ConnectionKey) -> Result<Connection, CredentialError> {
         self.store
-            .get_connection(key.user().as_str(), key.provider())
+            .get_connection(key.org().as_str(), key.provider())
             .await?
             .ok_or_else(|| CredentialError::NotConnected(key.provider().to_string()))
     }
 
     /// The seed's `get_token_data(user, provider)`: the secret token data, refreshed first when it
     /// expires within the margin. A connection that needs re-authorization is refused (409).
-    #[tracing::instrument(level = "debug", skip_all, fields(user = %user, provider = %provider))]
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %caller.user, org = %caller.org, provider = %provider))]
     pub async fn get_token_data(
         &self,
-        user: &UserId,
+        caller: &Caller,
         provider: &str,
         client_addr: &str,
     ) -> Result<TokenData, CredentialError> {
-        let res = async { self.get_inner(&Self::key(user, provider)?, client_addr).await }.await;
-        self.audited(user, EventKind::CredentialRead, provider, client_addr, res)
+        let res = async {
+            self.get_inner(caller, &Self::key(&caller.org, provider)?, client_addr)
+                .await
+        }
+        .await;
+        self.audited(caller, EventKind::CredentialRead, provider, client_addr, res)
             .await
     }
 
-    async fn get_inner(&self, key: &ConnectionKey, addr: &str) -> Result<TokenData, CredentialError> {
+    async fn get_inner(&self, caller: &Caller, key: &ConnectionKey, addr: &str) -> Result<TokenData, CredentialError> {
         // Fast path: an active, unexpiring credential whose reference row is cached: no SQL, and with
         // cached token data no secret-store call either.
         if let Some(cache) = &self.cache
@@ -67,7 +74,7 @@ impl CredentialService {
             return Err(needs_reauth(&row));
         }
         if self.is_expiring(&row, self.clock.now()) {
-            return self.refresh(key, Trigger::Read, addr).await.data;
+            return self.refresh(caller, key, Trigger::Read, addr).await.data;
         }
         let data = self.read_secret(key, &row).await?;
         if let (Some(cache), Some(ticket)) = (&self.cache, ticket) {

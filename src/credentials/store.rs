@@ -4,7 +4,7 @@
 use rand::RngCore;
 use serde_json::Value;
 
-use super::{ConnectionKey, ConnectionStatus, CredentialError, CredentialService, Stored, TokenData, UserId};
+use super::{Caller, ConnectionKey, ConnectionStatus, CredentialError, CredentialService, OrgId, Stored, TokenData};
 use crate::audit::EventKind;
 use crate::clock::Timestamp;
 use crate::db::Connection;
@@ -19,23 +19,23 @@ fn generate_external_id() -> String {
 
 impl CredentialService {
     /// The seed's `store_tokens_in_db(user, token_data, provider)`: validates `body` against the provider's
-    /// catalog entry, stores the secret and its reference, and returns the connection.
-    #[tracing::instrument(skip_all, fields(user = %user, provider = %provider))]
+    /// catalog entry, stores the secret and its reference in the caller's org, and returns the connection.
+    #[tracing::instrument(skip_all, fields(user = %caller.user, org = %caller.org, provider = %provider))]
     pub async fn store_tokens_in_db(
         &self,
-        user: &UserId,
+        caller: &Caller,
         body: &Value,
         provider: &str,
         client_addr: &str,
     ) -> Result<Stored, CredentialError> {
-        let res = async { self.store_inner(&Self::key(user, provider)?, body).await }.await;
-        self.audited(user, EventKind::CredentialStore, provider, client_addr, res)
+        let res = async { self.store_inner(caller, &Self::key(&caller.org, provider)?, body).await }.await;
+        self.audited(caller, EventKind::CredentialStore, provider, client_addr, res)
             .await
     }
 
-    async fn store_inner(&self, key: &ConnectionKey, body: &Value) -> Result<Stored, CredentialError> {
+    async fn store_inner(&self, caller: &Caller, key: &ConnectionKey, body: &Value) -> Result<Stored, CredentialError> {
         let spec = key.spec();
-        super::naming::check_user_id(key.user().as_str())?;
+        super::naming::check_user_id(key.org().as_str())?;
         let mut valid = spec.validate(body, &self.config.url_policy)?;
         let mut generated_external_id = None;
         for field in spec.fields.iter().filter(|f| f.generated_if_absent) {
@@ -50,9 +50,14 @@ impl CredentialService {
         let metadata = spec.metadata_of(&valid.token_data);
         let token_data = TokenData::new(valid.token_data);
         let name = self.secret_name(key);
-        let (user_id, provider) = (key.user().as_str(), key.provider());
+        let (org_id, provider) = (key.org().as_str(), key.provider());
         let _lock = self.lock(key).await?;
-        let previous = self.store.get_connection(user_id, provider).await?;
+        let previous = self.store.get_connection(org_id, provider).await?;
+        if previous.is_none() && caller.org == OrgId::personal(&caller.user) {
+            // A library caller's user may be new (the HTTP layer made the org when it resolved it).
+            let now = self.clock.now().as_millis();
+            self.store.ensure_personal_org(org_id, org_id, now).await?;
+        }
 
         // Check-and-set against the secret store's current version: a concurrent writer loses cleanly. The
         // version comes from the metadata, not the data: a soft-deleted current version still counts.
@@ -67,7 +72,10 @@ impl CredentialService {
         let expires_at = valid.expires_at.map(Timestamp::from_secs);
         let refreshes = valid.refresh.refreshes();
         let row = Connection {
-            user_id: user_id.to_string(),
+            org_id: org_id.to_string(),
+            user_id: previous
+                .as_ref()
+                .map_or_else(|| caller.user.to_string(), |p| p.user_id.clone()),
             provider: provider.to_string(),
             secret_ref: self.secrets.reference(&name),
             secret_version: version,
@@ -91,7 +99,7 @@ impl CredentialService {
             Ok(true) => {}
             Ok(false) => {
                 // Theirs stands: the secret store is put back as their reference describes it.
-                match self.store.get_connection(user_id, provider).await {
+                match self.store.get_connection(org_id, provider).await {
                     Ok(theirs) => self.undo_secret_write(&name, version, theirs.as_ref()).await,
                     Err(e) => {
                         tracing::error!(secret = name, error = %e, "could not undo a secret write after a conflict")
@@ -103,7 +111,7 @@ impl CredentialService {
                 // The error may have come after the commit (its answer lost): look at the row that stands
                 // before undoing anything. It names our version only if our write landed (the secret store
                 // hands each version out once), and then there is nothing to undo.
-                match self.store.get_connection(user_id, provider).await {
+                match self.store.get_connection(org_id, provider).await {
                     Ok(Some(s)) if s.secret_version == row.secret_version && s.secret_ref == row.secret_ref => {}
                     Ok(standing) => {
                         self.undo_secret_write(&name, version, standing.as_ref()).await;

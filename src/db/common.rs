@@ -14,13 +14,13 @@ macro_rules! user_columns {
 }
 macro_rules! connection_columns {
     () => {
-        "user_id, provider, secret_ref, secret_version, metadata, status, status_reason, expires_at, \
+        "org_id, user_id, provider, secret_ref, secret_version, metadata, status, status_reason, expires_at, \
          next_refresh_at, refresh_failures, created_at, updated_at"
     };
 }
 macro_rules! audit_columns {
     () => {
-        "id, user_id, kind, provider, outcome, client_addr, detail, at, count"
+        "id, user_id, org_id, kind, provider, outcome, client_addr, detail, at, count"
     };
 }
 
@@ -46,6 +46,7 @@ macro_rules! connection_from_row {
         use sqlx::Row;
         let r = $r;
         $crate::db::Connection::from_columns(
+            r.try_get("org_id")?,
             r.try_get("user_id")?,
             r.try_get("provider")?,
             r.try_get("secret_ref")?,
@@ -69,6 +70,7 @@ macro_rules! audit_from_row {
         $crate::db::AuditRecord {
             id: r.try_get("id")?,
             user_id: r.try_get("user_id")?,
+            org_id: r.try_get("org_id")?,
             kind: r.try_get("kind")?,
             provider: r.try_get("provider")?,
             outcome: r.try_get("outcome")?,
@@ -95,6 +97,8 @@ macro_rules! impl_store {
 
             async fn create_user(&self, u: &User) -> Result<(), DbError> {
                 use secrecy::ExposeSecret;
+                // The user and their personal org (its id: theirs; they its admin), in one transaction.
+                let mut tx = self.pool.begin().await?;
                 let res = sqlx::query(
                     "INSERT INTO users (id, email, name, password_hash, password_changed_at, created_at) \
                      VALUES ($1, $2, $3, $4, $5, $6)",
@@ -105,13 +109,23 @@ macro_rules! impl_store {
                 .bind(u.password_hash.as_ref().map(|h| h.expose_secret().to_string()))
                 .bind(u.password_changed_at)
                 .bind(u.created_at)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await;
                 match res {
-                    Ok(_) => Ok(()),
-                    Err(e) if $crate::db::common::is_unique_violation(&e) => Err(DbError::Conflict),
-                    Err(e) => Err(e.into()),
+                    Ok(_) => {}
+                    Err(e) if $crate::db::common::is_unique_violation(&e) => return Err(DbError::Conflict),
+                    Err(e) => return Err(e.into()),
                 }
+                let org = $crate::db::OrgRow {
+                    id: u.id.clone(),
+                    name: u.name.clone().unwrap_or_else(|| u.email.clone()),
+                    personal: true,
+                    created_by: u.id.clone(),
+                    created_at: u.created_at,
+                };
+                $crate::db::orgs::insert_org!(&mut tx, &org);
+                tx.commit().await?;
+                Ok(())
             }
 
             async fn user_by_email(&self, email: &str) -> Result<Option<User>, DbError> {
@@ -322,9 +336,9 @@ macro_rules! impl_store {
                 let r = sqlx::query(
                     "UPDATE connections SET secret_ref = $3, secret_version = $4, metadata = $5, status = $6, \
                      status_reason = $7, expires_at = $8, next_refresh_at = $9, refresh_failures = $10, \
-                     updated_at = $11 WHERE user_id = $1 AND provider = $2 AND secret_version <= $4",
+                     updated_at = $11 WHERE org_id = $1 AND provider = $2 AND secret_version <= $4",
                 )
-                .bind(&c.user_id)
+                .bind(&c.org_id)
                 .bind(&c.provider)
                 .bind(&c.secret_ref)
                 .bind(col.secret_version)
@@ -342,25 +356,25 @@ macro_rules! impl_store {
 
             async fn put_connection(&self, c: &Connection, expected: Option<u64>) -> Result<bool, DbError> {
                 let col = c.columns()?;
-                // $1 to $11 as in update_connection; $12: the version the row must still name (update), or
+                // $1 to $11 as in update_connection ($1: the org); $12: the version the row must still name (update), or
                 // the new row's created_at (insert).
                 let (sql, last) = match expected {
                     Some(version) => (
                         "UPDATE connections SET secret_ref = $3, secret_version = $4, metadata = $5, status = $6, \
                          status_reason = $7, expires_at = $8, next_refresh_at = $9, refresh_failures = $10, \
-                         updated_at = $11 WHERE user_id = $1 AND provider = $2 AND secret_version = $12",
+                         updated_at = $11 WHERE org_id = $1 AND provider = $2 AND secret_version = $12",
                         $crate::db::connection::version_column(version)?,
                     ),
                     None => (
-                        "INSERT INTO connections (user_id, provider, secret_ref, secret_version, metadata, status, \
-                         status_reason, expires_at, next_refresh_at, refresh_failures, updated_at, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-                         ON CONFLICT (user_id, provider) DO NOTHING",
+                        "INSERT INTO connections (org_id, provider, secret_ref, secret_version, metadata, status, \
+                         status_reason, expires_at, next_refresh_at, refresh_failures, updated_at, created_at, \
+                         user_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+                         ON CONFLICT (org_id, provider) DO NOTHING",
                         col.created_at,
                     ),
                 };
-                let r = sqlx::query(sql)
-                    .bind(&c.user_id)
+                let query = sqlx::query(sql)
+                    .bind(&c.org_id)
                     .bind(&c.provider)
                     .bind(&c.secret_ref)
                     .bind(col.secret_version)
@@ -371,21 +385,22 @@ macro_rules! impl_store {
                     .bind(col.next_refresh_at)
                     .bind(c.refresh_failures)
                     .bind(col.updated_at)
-                    .bind(last)
-                    .execute(&self.pool)
-                    .await?;
+                    .bind(last);
+                // $13, the creator, only for an insert.
+                let query = if expected.is_none() { query.bind(&c.user_id) } else { query };
+                let r = query.execute(&self.pool).await?;
                 Ok(r.rows_affected() == 1)
             }
 
-            async fn get_connection(&self, user_id: &str, provider: &str) -> Result<Option<Connection>, DbError> {
-                let sql = concat!("SELECT ", connection_columns!(), " FROM connections WHERE user_id = $1 AND provider = $2");
-                let row = sqlx::query(sql).bind(user_id).bind(provider).fetch_optional(&self.pool).await?;
+            async fn get_connection(&self, org_id: &str, provider: &str) -> Result<Option<Connection>, DbError> {
+                let sql = concat!("SELECT ", connection_columns!(), " FROM connections WHERE org_id = $1 AND provider = $2");
+                let row = sqlx::query(sql).bind(org_id).bind(provider).fetch_optional(&self.pool).await?;
                 Ok(match row { Some(r) => Some(connection_from_row!(&r)), None => None })
             }
 
-            async fn list_connections(&self, user_id: &str) -> Result<Vec<Connection>, DbError> {
-                let sql = concat!("SELECT ", connection_columns!(), " FROM connections WHERE user_id = $1 ORDER BY provider");
-                let rows = sqlx::query(sql).bind(user_id).fetch_all(&self.pool).await?;
+            async fn list_connections(&self, org_id: &str) -> Result<Vec<Connection>, DbError> {
+                let sql = concat!("SELECT ", connection_columns!(), " FROM connections WHERE org_id = $1 ORDER BY provider");
+                let rows = sqlx::query(sql).bind(org_id).fetch_all(&self.pool).await?;
                 let mut out = Vec::with_capacity(rows.len());
                 for r in &rows {
                     out.push(connection_from_row!(r));
@@ -401,9 +416,9 @@ macro_rules! impl_store {
                 Ok(rows)
             }
 
-            async fn delete_connection(&self, user_id: &str, provider: &str) -> Result<bool, DbError> {
-                let r = sqlx::query("DELETE FROM connections WHERE user_id = $1 AND provider = $2")
-                    .bind(user_id)
+            async fn delete_connection(&self, org_id: &str, provider: &str) -> Result<bool, DbError> {
+                let r = sqlx::query("DELETE FROM connections WHERE org_id = $1 AND provider = $2")
+                    .bind(org_id)
                     .bind(provider)
                     .execute(&self.pool)
                     .await?;

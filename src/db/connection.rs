@@ -55,6 +55,9 @@ pub struct UnknownStatus(String);
 /// A stored connection: the reference to its secret and what may be shown without it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Connection {
+    /// The org that owns it.
+    pub org_id: String,
+    /// The user who first stored it.
     pub user_id: String,
     pub provider: String,
     pub secret_ref: String,
@@ -105,6 +108,7 @@ impl Connection {
     /// unknown status is an error.
     #[allow(clippy::too_many_arguments)] // one per column
     pub(crate) fn from_columns(
+        org_id: String,
         user_id: String,
         provider: String,
         secret_ref: String,
@@ -123,6 +127,7 @@ impl Connection {
             _ => Map::new(),
         };
         Ok(Self {
+            org_id,
             user_id,
             provider,
             secret_ref,
@@ -165,6 +170,7 @@ mod tests {
     #[test]
     fn columns_round_trip() {
         let c = Connection::from_columns(
+            "o".into(),
             "u".into(),
             "gcp".into(),
             "local:x".into(),
@@ -194,6 +200,7 @@ mod tests {
         );
         // Metadata changed by hand into something else reads as none.
         let odd = Connection::from_columns(
+            "o".into(),
             "u".into(),
             "gcp".into(),
             "r".into(),
@@ -214,6 +221,7 @@ mod tests {
     fn a_version_outside_either_range_is_an_error_not_a_wrapped_number() {
         let negative = Connection::from_columns(
             "u".into(),
+            "u".into(),
             "gcp".into(),
             "r".into(),
             -1,
@@ -228,6 +236,7 @@ mod tests {
         );
         assert!(matches!(negative, Err(sqlx::Error::Decode(_))), "{negative:?}");
         let mut c = Connection::from_columns(
+            "u".into(),
             "u".into(),
             "gcp".into(),
             "r".into(),

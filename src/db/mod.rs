@@ -7,6 +7,7 @@
 mod common;
 mod connection;
 pub mod generation;
+mod orgs;
 pub mod postgres;
 pub mod sqlite;
 
@@ -17,6 +18,7 @@ use secrecy::SecretString;
 
 use crate::clock::Timestamp;
 pub use connection::{Connection, ConnectionStatus, UnknownStatus};
+pub use orgs::{MemberChange, MemberRow, OrgRow, OrgStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -94,6 +96,7 @@ pub struct NewSession {
 pub struct AuditRecord {
     pub id: i64,
     pub user_id: Option<String>,
+    pub org_id: Option<String>,
     pub kind: String,
     pub provider: Option<String>,
     pub outcome: String,
@@ -117,7 +120,8 @@ pub struct PruneReport {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+/// Everything SQL keeps; the orgs part is [`OrgStore`].
+pub trait Store: OrgStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
     async fn migrate(&self) -> Result<(), DbError>;
     async fn ping(&self) -> Result<(), DbError>;
@@ -189,12 +193,12 @@ pub trait Store: Send + Sync + 'static {
     /// Updates an existing row only (a refresh landing): `false` when the row is gone (deleted meanwhile)
     /// or names a newer secret version (the user stored a new credential meanwhile).
     async fn update_connection(&self, c: &Connection) -> Result<bool, DbError>;
-    async fn get_connection(&self, user_id: &str, provider: &str) -> Result<Option<Connection>, DbError>;
-    async fn list_connections(&self, user_id: &str) -> Result<Vec<Connection>, DbError>;
+    async fn get_connection(&self, org_id: &str, provider: &str) -> Result<Option<Connection>, DbError>;
+    async fn list_connections(&self, org_id: &str) -> Result<Vec<Connection>, DbError>;
     /// Connections per status, for metrics.
     async fn count_connections_by_status(&self) -> Result<Vec<(String, i64)>, DbError>;
     /// Returns whether a row was deleted.
-    async fn delete_connection(&self, user_id: &str, provider: &str) -> Result<bool, DbError>;
+    async fn delete_connection(&self, org_id: &str, provider: &str) -> Result<bool, DbError>;
 
     // Refresh coordination across instances.
     /// Holds the cross-process refresh lock of one credential until the guard is dropped, waiting while

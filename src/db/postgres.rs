@@ -7,6 +7,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use super::common::{
     audit_columns, audit_from_row, connection_columns, connection_from_row, impl_store, user_columns, user_from_row,
 };
+use super::orgs::impl_org_store;
 use super::{AuditRecord, Backend, Connection, DbError, NewSession, User};
 
 /// The `LISTEN/NOTIFY` channel on which changed credentials are announced (by a trigger on `connections`).
@@ -102,10 +103,10 @@ impl PgStore {
 /// `next_refresh_at` is kept). SKIP LOCKED: instances claiming at the same moment take disjoint rows. A
 /// credential that needs re-authorization is never claimed, whatever its `next_refresh_at` says: only a
 /// new credential from its user can help it. Public for the refresh-pass bench, which shows its plan.
-pub const CLAIM_DUE_SQL: &str = "UPDATE connections c SET next_refresh_at = $1 FROM (SELECT user_id, provider \
+pub const CLAIM_DUE_SQL: &str = "UPDATE connections c SET next_refresh_at = $1 FROM (SELECT org_id, provider \
      FROM connections WHERE next_refresh_at <= $2 AND status <> 'needs_reauth' ORDER BY next_refresh_at \
      LIMIT $3 FOR UPDATE SKIP LOCKED) due \
-     WHERE c.user_id = due.user_id AND c.provider = due.provider RETURNING c.user_id, c.provider";
+     WHERE c.org_id = due.org_id AND c.provider = due.provider RETURNING c.org_id, c.provider";
 
 impl_store!(PgStore, {
     fn backend(&self) -> Backend {
@@ -127,9 +128,9 @@ impl_store!(PgStore, {
             events.iter().map(f).collect()
         }
         sqlx::query(
-            "INSERT INTO audit_events (user_id, kind, provider, outcome, client_addr, detail, at, count, read_key) \
+            "INSERT INTO audit_events (user_id, kind, provider, outcome, client_addr, detail, at, count, read_key, org_id) \
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], \
-             $8::int8[], $9::text[]) \
+             $8::int8[], $9::text[], $10::text[]) \
              ON CONFLICT (read_key) WHERE read_key IS NOT NULL DO UPDATE SET count = audit_events.count + excluded.count",
         )
         .bind(col(events, |e| e.user_id.as_deref()))
@@ -141,6 +142,7 @@ impl_store!(PgStore, {
         .bind(events.iter().map(|e| e.at).collect::<Vec<i64>>())
         .bind(events.iter().map(|e| e.count).collect::<Vec<i64>>())
         .bind(col(events, |e| e.read_key.as_deref()))
+        .bind(col(events, |e| e.org_id.as_deref()))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -212,3 +214,5 @@ impl_store!(PgStore, {
         Ok(rows)
     }
 });
+
+impl_org_store!(PgStore);

@@ -13,6 +13,7 @@ use super::common::{
     audit_columns, audit_from_row, connection_columns, connection_from_row, impl_store, user_columns, user_from_row,
 };
 use super::generation::ChangeGeneration;
+use super::orgs::impl_org_store;
 use super::{AuditRecord, Backend, Connection, DbError, NewSession, RefreshLock, User};
 
 pub struct SqliteStore {
@@ -106,15 +107,17 @@ impl_store!(SqliteStore, {
                     e.at,
                     e.count,
                     &e.read_key,
+                    &e.org_id,
                 )
             })
             .collect();
         let rows = serde_json::to_string(&rows).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
         sqlx::query(
-            "INSERT INTO audit_events (user_id, kind, provider, outcome, client_addr, detail, at, count, read_key) \
+            "INSERT INTO audit_events (user_id, kind, provider, outcome, client_addr, detail, at, count, read_key, org_id) \
              SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), \
              json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'), \
-             json_extract(value, '$[6]'), json_extract(value, '$[7]'), json_extract(value, '$[8]') \
+             json_extract(value, '$[6]'), json_extract(value, '$[7]'), json_extract(value, '$[8]'), \
+             json_extract(value, '$[9]') \
              FROM json_each($1) WHERE true ORDER BY key \
              ON CONFLICT (read_key) WHERE read_key IS NOT NULL DO UPDATE SET count = count + excluded.count",
         )
@@ -153,7 +156,7 @@ impl_store!(SqliteStore, {
         let rows: Vec<(String, String)> = sqlx::query_as(
             "UPDATE connections SET next_refresh_at = $1 WHERE rowid IN (SELECT rowid FROM connections \
              WHERE next_refresh_at <= $2 AND status <> 'needs_reauth' ORDER BY next_refresh_at LIMIT $3) \
-             RETURNING user_id, provider",
+             RETURNING org_id, provider",
         )
         .bind(lease_until.as_secs())
         .bind(now.as_secs())
@@ -163,3 +166,5 @@ impl_store!(SqliteStore, {
         Ok(rows)
     }
 });
+
+impl_org_store!(SqliteStore);

@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use crate::credentials::CredentialError;
 use crate::db::DbError;
 use crate::identity::AuthError;
+use crate::orgs::OrgError;
 use crate::passwords::PasswordError;
 
 /// The body of every error response.
@@ -130,6 +131,18 @@ impl From<AuthError> for ApiError {
         match e {
             AuthError::Unauthenticated => Self::Unauthenticated,
             AuthError::Store(e) => Self::database(e),
+        }
+    }
+}
+
+impl From<OrgError> for ApiError {
+    fn from(e: OrgError) -> Self {
+        match e {
+            OrgError::BadOrgId | OrgError::BadRole | OrgError::BadName => Self::BadRequest(e.to_string()),
+            OrgError::OrgNotFound | OrgError::UserNotFound | OrgError::NotMember => Self::NotFound(e.to_string()),
+            OrgError::Forbidden(_) | OrgError::CookieReadsNoValues => Self::Forbidden(e.to_string()),
+            OrgError::AlreadyMember | OrgError::LastAdmin => Self::Conflict(e.to_string()),
+            OrgError::Store(e) => Self::internal(e),
         }
     }
 }

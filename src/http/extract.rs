@@ -1,4 +1,5 @@
-//! Request extractors: JSON bodies with JSON errors, the authenticated caller, the client address.
+//! Request extractors: JSON bodies with JSON errors, the authenticated caller (and the org it acts in),
+//! the client address.
 
 use std::net::SocketAddr;
 
@@ -9,7 +10,9 @@ use serde::de::DeserializeOwned;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::identity::Identity;
+use crate::identity::{AuthMethod, Identity};
+use crate::ids::UserId;
+use crate::orgs::{Acting, Channel, OrgError};
 
 /// `Json<T>` whose rejections are `ApiError`s: 400 malformed, 415 wrong content type, 413 too large.
 pub struct ApiJson<T>(pub T);
@@ -73,6 +76,51 @@ impl FromRequestParts<AppState> for Auth {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         Ok(Self(state.authenticator.authenticate(&parts.headers).await?))
+    }
+}
+
+/// The header that names the org a request acts in (absent: the caller's personal org).
+pub const ORG_HEADER: &str = "x-org-id";
+
+/// `X-Org-ID` in the OpenAPI document (`params(OrgHeader)`); [`InOrg`] reads it.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct OrgHeader {
+    /// The org to act in (an id from `GET /api/orgs`); absent: the caller's personal org.
+    #[serde(rename = "X-Org-ID")]
+    #[allow(dead_code)] // read from the headers by `InOrg`
+    x_org_id: Option<String>,
+}
+
+/// The authenticated caller in the org the request acts in, with their role there (`docs/ORGS.md`):
+/// `X-Org-ID`, else their personal org. 401 unauthenticated, 400 a malformed `X-Org-ID`, 404 an org
+/// they are not a member of. Handlers then ask [`Acting::require`] for what they do.
+pub struct InOrg(pub Acting);
+
+impl FromRequestParts<AppState> for InOrg {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Auth(who) = Auth::from_request_parts(parts, state).await?;
+        let org = match parts.headers.get(ORG_HEADER) {
+            None => None,
+            Some(v) => Some(v.to_str().map_err(|_| OrgError::BadOrgId)?),
+        };
+        Ok(Self(
+            state
+                .orgs
+                .acting(UserId::from(who.user_id.clone()), org, channel(&who))
+                .await?,
+        ))
+    }
+}
+
+/// How permissions see an identity's method.
+pub fn channel(who: &Identity) -> Channel {
+    match who.method {
+        AuthMethod::AuthJsCookie => Channel::BrowserCookie,
+        AuthMethod::Internal => Channel::Internal,
+        AuthMethod::Session { .. } | AuthMethod::AuthJsBearer => Channel::Bearer,
     }
 }
 

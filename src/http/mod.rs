@@ -8,6 +8,7 @@ pub mod extract;
 pub mod health;
 pub mod metrics;
 pub mod openapi;
+pub mod orgs;
 pub mod providers;
 pub mod serve;
 pub mod tokens;
@@ -49,6 +50,7 @@ pub struct AppServices {
     pub passwords: PasswordService,
     pub authenticator: Authenticator,
     pub credentials: CredentialService,
+    pub orgs: crate::orgs::OrgService,
     pub audit: crate::audit::Auditor,
     pub readiness: crate::app::Readiness,
     pub trust_forwarded_for: bool,
@@ -68,6 +70,7 @@ pub fn router(state: AppState, max_body_bytes: usize, request_timeout: Duration)
         .merge(providers::routes())
         .merge(openapi::routes())
         .merge(tokens::routes())
+        .merge(orgs::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

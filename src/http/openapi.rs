@@ -39,6 +39,12 @@ mod provider_schemas;
         super::tokens::delete,
         super::tokens::credentials,
         super::tokens::refresh,
+        super::orgs::list,
+        super::orgs::create,
+        super::orgs::members,
+        super::orgs::add_member,
+        super::orgs::set_role,
+        super::orgs::remove_member,
         super::audit::list,
         super::health::healthz,
         super::health::readyz,
@@ -49,7 +55,8 @@ mod provider_schemas;
     tags(
         (name = "auth", description = "Accounts and sessions"),
         (name = "providers", description = "The provider catalog"),
-        (name = "tokens", description = "The caller's provider credentials"),
+        (name = "tokens", description = "The provider credentials of the org a request acts in (`X-Org-ID`, else the caller's personal org)"),
+        (name = "orgs", description = "Organizations, their members and roles"),
         (name = "connect", description = "`PUT /api/tokens/{provider}` once per provider, with that provider's exact fields"),
         (name = "audit", description = "The caller's audit trail"),
         (name = "health", description = "Liveness and readiness"),
@@ -194,10 +201,17 @@ fn provider_path(template: &PathItem, spec: &ProviderSpec) -> PathItem {
             let id = op.operation_id.take().unwrap_or_else(|| verb.to_string());
             op.operation_id = Some(format!("{id}_{}", spec.id));
             op.tags = Some(vec!["connect".into()]);
-            op.parameters = None;
+            without_path_parameters(op);
         }
     }
     item
+}
+
+/// The operation's parameters but `{provider}` (fixed in the path): `X-Org-ID` stays.
+fn without_path_parameters(op: &mut Operation) {
+    if let Some(params) = op.parameters.as_mut() {
+        params.retain(|p| p.parameter_in != utoipa::openapi::path::ParameterIn::Path);
+    }
 }
 
 /// `PUT /api/tokens/<id>`: the templated operation with `{provider}` fixed, so that its body schema is exact.
@@ -210,9 +224,20 @@ fn provider_operation(template: &Operation, spec: &ProviderSpec) -> Operation {
         "{} The same route as `PUT /api/tokens/{{provider}}`, for `{}`.",
         spec.docs, spec.id
     ));
-    op.parameters = None;
-    // The provider exists: no 404 for an unknown one.
-    op.responses.responses.remove("404");
+    without_path_parameters(&mut op);
+    // The provider exists: a 404 is only for an org the caller is not a member of.
+    op.responses.responses.insert(
+        "404".into(),
+        utoipa::openapi::ResponseBuilder::new()
+            .description("An org the caller is not a member of")
+            .content(
+                "application/json",
+                utoipa::openapi::ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Error")))
+                    .build(),
+            )
+            .into(),
+    );
     if let Some(body) = op.request_body.as_mut() {
         body.description = Some(format!(
             "The {} fields (Aurora's names; unknown fields are refused)",

@@ -10,8 +10,9 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::{ApiError, ConflictBody, ErrorBody};
-use super::extract::{ApiJson, ApiPath as Path, Auth, ClientAddr};
-use crate::credentials::{ConnectionView, TokenData, UserId};
+use super::extract::{ApiJson, ApiPath as Path, ClientAddr, InOrg, OrgHeader};
+use crate::credentials::{Caller, ConnectionView, TokenData};
+use crate::orgs::{Acting, Permission};
 
 /// A stored connection, as `PUT` answers it.
 #[derive(Serialize, ToSchema)]
@@ -40,6 +41,11 @@ pub struct TokenDataResponse {
     pub token_data: TokenData,
 }
 
+/// Who acts on credentials: the caller, in the org the request acts in.
+fn caller(acting: &Acting) -> Caller {
+    Caller::new(acting.user.clone(), acting.org.clone())
+}
+
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/tokens", routing::get(list))
@@ -57,7 +63,7 @@ pub fn routes() -> Router<AppState> {
     path = "/api/tokens/{provider}",
     operation_id = "storeCredential",
     tag = "tokens",
-    params(("provider" = String, Path, description = "A provider id from `GET /api/providers`")),
+    params(("provider" = String, Path, description = "A provider id from `GET /api/providers`"), OrgHeader),
     // The body schema (anyOf the providers' `TokenBody_<id>`) is set from the catalog in `openapi.rs`.
     request_body(
         content = Value,
@@ -69,8 +75,9 @@ pub fn routes() -> Router<AppState> {
     security(("bearer" = []), ("authjs_session_cookie" = []), ("internal_user_id" = [], "internal_secret" = [])),
     responses(
         (status = 200, description = "Stored", body = StoredConnection),
-        (status = 400, description = "Malformed body, or a field missing, unknown or invalid", body = ErrorBody),
+        (status = 400, description = "Malformed body, a field missing, unknown or invalid, or a malformed `X-Org-ID`", body = ErrorBody),
         (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 403, description = "The caller's role in the org does not allow it", body = ErrorBody),
         (status = 404, description = "Unknown provider", body = ErrorBody),
         (status = 409, description = "The credential was changed at the same time; retry", body = ConflictBody),
         (status = 413, description = "Request body too large", body = ErrorBody),
@@ -81,14 +88,15 @@ pub fn routes() -> Router<AppState> {
 )]
 async fn store(
     State(state): State<AppState>,
-    Auth(who): Auth,
+    InOrg(acting): InOrg,
     ClientAddr(addr): ClientAddr,
     Path(provider): Path<String>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
+    acting.require(Permission::WriteConnections)?;
     let stored = state
         .credentials
-        .store_tokens_in_db(&UserId::from(who.user_id), &body, &provider, &addr)
+        .store_tokens_in_db(&caller(&acting), &body, &provider, &addr)
         .await?;
     // The generated external id is shown once: the user puts it in the role's trust policy.
     let out = StoredConnection {
@@ -104,15 +112,20 @@ async fn store(
     path = "/api/tokens",
     operation_id = "listConnections",
     tag = "tokens",
+    params(OrgHeader),
     security(("bearer" = []), ("authjs_session_cookie" = []), ("internal_user_id" = [], "internal_secret" = [])),
     responses(
-        (status = 200, description = "The caller's connections", body = ConnectionList),
+        (status = 200, description = "The org's connections", body = ConnectionList),
+        (status = 400, description = "A malformed `X-Org-ID`", body = ErrorBody),
         (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 403, description = "The caller's role in the org does not allow it", body = ErrorBody),
+        (status = 404, description = "An org the caller is not a member of", body = ErrorBody),
         (status = 500, description = "Internal error (details only in the log)", body = ErrorBody),
     ),
 )]
-async fn list(State(state): State<AppState>, Auth(who): Auth) -> Result<Json<ConnectionList>, ApiError> {
-    let connections = state.credentials.list(&UserId::from(who.user_id)).await?;
+async fn list(State(state): State<AppState>, InOrg(acting): InOrg) -> Result<Json<ConnectionList>, ApiError> {
+    acting.require(Permission::ReadConnections)?;
+    let connections = state.credentials.list(&acting.org).await?;
     Ok(Json(ConnectionList { connections }))
 }
 
@@ -122,27 +135,24 @@ async fn list(State(state): State<AppState>, Auth(who): Auth) -> Result<Json<Con
     path = "/api/tokens/{provider}",
     operation_id = "getConnection",
     tag = "tokens",
-    params(("provider" = String, Path, description = "A provider id from `GET /api/providers`")),
+    params(("provider" = String, Path, description = "A provider id from `GET /api/providers`"), OrgHeader),
     security(("bearer" = []), ("authjs_session_cookie" = []), ("internal_user_id" = [], "internal_secret" = [])),
     responses(
         (status = 200, description = "The connection", body = ConnectionView),
-        (status = 400, description = "`provider` is not valid UTF-8", body = ErrorBody),
+        (status = 400, description = "`provider` is not valid UTF-8, or a malformed `X-Org-ID`", body = ErrorBody),
         (status = 401, description = "Not authenticated", body = ErrorBody),
-        (status = 404, description = "Unknown provider, or no credential stored for it", body = ErrorBody),
+        (status = 403, description = "The caller's role in the org does not allow it", body = ErrorBody),
+        (status = 404, description = "Unknown provider, no credential stored for it, or an org the caller is not a member of", body = ErrorBody),
         (status = 500, description = "Internal error (details only in the log)", body = ErrorBody),
     ),
 )]
 async fn connection(
     State(state): State<AppState>,
-    Auth(who): Auth,
+    InOrg(acting): InOrg,
     Path(provider): Path<String>,
 ) -> Result<Json<ConnectionView>, ApiError> {
-    Ok(Json(
-        state
-            .credentials
-            .connection(&UserId::from(who.user_id), &provider)
-            .await?,
-    ))
+    acting.require(Permission::ReadConnections)?;
+    Ok(Json(state.credentials.connection(&acting.org, &provider).await?))
 }
 
 /// The secret token data, refreshed first when due. Bearer and internal callers only (not a browser cookie).
@@ -151,7 +161,7 @@ async fn connection(
     path = "/api/tokens/{provider}/credentials",
     operation_id = "getCredentials",
     tag = "tokens",
-    params(("provider" = String, Path, description = "A provider id from `GET /api/providers`")),
+    params(("provider" = String, Path, description = "A provider id from `GET /api/providers`"), OrgHeader),
     security(("bearer" = []), ("internal_user_id" = [], "internal_secret" = [])),
     responses(
         (status = 200, description = "The credential", body = TokenDataResponse,
@@ -159,10 +169,10 @@ async fn connection(
                 ("Cache-Control" = String, description = "`no-store`"),
                 ("Pragma" = String, description = "`no-cache`"),
             )),
-        (status = 400, description = "`provider` is not valid UTF-8", body = ErrorBody),
+        (status = 400, description = "`provider` is not valid UTF-8, or a malformed `X-Org-ID`", body = ErrorBody),
         (status = 401, description = "Not authenticated", body = ErrorBody),
-        (status = 403, description = "Authenticated by the Auth.js session cookie, which may not read secrets", body = ErrorBody),
-        (status = 404, description = "Unknown provider, or no credential stored for it", body = ErrorBody),
+        (status = 403, description = "The caller's role in the org does not allow it, or the Auth.js session cookie, which may not read secrets", body = ErrorBody),
+        (status = 404, description = "Unknown provider, no credential stored for it, or an org the caller is not a member of", body = ErrorBody),
         (status = 409, description = "The credential needs to be connected again (`provider`, `reason`), or was changed at the same time", body = ConflictBody),
         (status = 500, description = "Internal error (details only in the log)", body = ErrorBody),
         (status = 503, description = "The secret store, the provider (for a due refresh) or the audit log is unavailable", body = ErrorBody),
@@ -170,18 +180,14 @@ async fn connection(
 )]
 async fn credentials(
     State(state): State<AppState>,
-    Auth(who): Auth,
+    InOrg(acting): InOrg,
     ClientAddr(addr): ClientAddr,
     Path(provider): Path<String>,
 ) -> Result<Response, ApiError> {
-    if !who.may_read_secrets() {
-        return Err(ApiError::Forbidden(
-            "Credentials are only given to Bearer and internal callers".into(),
-        ));
-    }
+    acting.require(Permission::ReadValues)?;
     let data = state
         .credentials
-        .get_token_data(&UserId::from(who.user_id), &provider, &addr)
+        .get_token_data(&caller(&acting), &provider, &addr)
         .await?;
     let mut resp = Json(TokenDataResponse {
         provider,
@@ -201,13 +207,14 @@ async fn credentials(
     path = "/api/tokens/{provider}/refresh",
     operation_id = "refreshCredential",
     tag = "tokens",
-    params(("provider" = String, Path, description = "A provider id from `GET /api/providers`")),
+    params(("provider" = String, Path, description = "A provider id from `GET /api/providers`"), OrgHeader),
     security(("bearer" = []), ("authjs_session_cookie" = []), ("internal_user_id" = [], "internal_secret" = [])),
     responses(
         (status = 200, description = "The connection after the refresh", body = ConnectionView),
-        (status = 400, description = "`provider` is not valid UTF-8", body = ErrorBody),
+        (status = 400, description = "`provider` is not valid UTF-8, or a malformed `X-Org-ID`", body = ErrorBody),
         (status = 401, description = "Not authenticated", body = ErrorBody),
-        (status = 404, description = "Unknown provider, or no credential stored for it", body = ErrorBody),
+        (status = 403, description = "The caller's role in the org does not allow it", body = ErrorBody),
+        (status = 404, description = "Unknown provider, no credential stored for it, or an org the caller is not a member of", body = ErrorBody),
         (status = 409, description = "The credential needs to be connected again (`provider`, `reason`), or was changed at the same time", body = ConflictBody),
         (status = 500, description = "Internal error (details only in the log)", body = ErrorBody),
         (status = 503, description = "The secret store, the provider or the audit log is unavailable", body = ErrorBody),
@@ -215,14 +222,15 @@ async fn credentials(
 )]
 async fn refresh(
     State(state): State<AppState>,
-    Auth(who): Auth,
+    InOrg(acting): InOrg,
     ClientAddr(addr): ClientAddr,
     Path(provider): Path<String>,
 ) -> Result<Json<ConnectionView>, ApiError> {
+    acting.require(Permission::WriteConnections)?;
     Ok(Json(
         state
             .credentials
-            .refresh_now(&UserId::from(who.user_id), &provider, &addr)
+            .refresh_now(&caller(&acting), &provider, &addr)
             .await?,
     ))
 }
@@ -233,13 +241,14 @@ async fn refresh(
     path = "/api/tokens/{provider}",
     operation_id = "deleteConnection",
     tag = "tokens",
-    params(("provider" = String, Path, description = "A provider id from `GET /api/providers`")),
+    params(("provider" = String, Path, description = "A provider id from `GET /api/providers`"), OrgHeader),
     security(("bearer" = []), ("authjs_session_cookie" = []), ("internal_user_id" = [], "internal_secret" = [])),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, description = "`provider` is not valid UTF-8", body = ErrorBody),
+        (status = 400, description = "`provider` is not valid UTF-8, or a malformed `X-Org-ID`", body = ErrorBody),
         (status = 401, description = "Not authenticated", body = ErrorBody),
-        (status = 404, description = "Unknown provider, or no credential stored for it", body = ErrorBody),
+        (status = 403, description = "The caller's role in the org does not allow it", body = ErrorBody),
+        (status = 404, description = "Unknown provider, no credential stored for it, or an org the caller is not a member of", body = ErrorBody),
         (status = 409, description = "The credential was changed at the same time; retry", body = ConflictBody),
         (status = 500, description = "Internal error (details only in the log)", body = ErrorBody),
         (status = 503, description = "The secret store is unavailable (nothing was deleted, retry), or the audit log is", body = ErrorBody),
@@ -247,13 +256,11 @@ async fn refresh(
 )]
 async fn delete(
     State(state): State<AppState>,
-    Auth(who): Auth,
+    InOrg(acting): InOrg,
     ClientAddr(addr): ClientAddr,
     Path(provider): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state
-        .credentials
-        .delete(&UserId::from(who.user_id), &provider, &addr)
-        .await?;
+    acting.require(Permission::WriteConnections)?;
+    state.credentials.delete(&caller(&acting), &provider, &addr).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -339,6 +339,7 @@ impl PasswordService {
     ) -> Event<'a> {
         Event {
             user_id,
+            org_id: None,
             kind,
             provider: None,
             outcome,

@@ -86,6 +86,7 @@ async fn a_burst_of_events_lands_whole(db: Db) {
             let detail = format!("n{i}");
             let e = Event {
                 user_id: Some("burst-user"),
+                org_id: None,
                 kind: EventKind::CredentialRead,
                 provider: (!i.is_multiple_of(3)).then_some("datadog"),
                 outcome: if i.is_multiple_of(5) {
@@ -141,6 +142,7 @@ async fn a_burst_of_events_lands_whole(db: Db) {
     let odd = "quote \" backslash \\ newline \n tab \t nul-free unicode é 🔑 [1,{\"a\":null}]";
     let e = Event {
         user_id: Some("odd-user"),
+        org_id: None,
         kind: EventKind::Login,
         provider: None,
         outcome: Outcome::Failed,

@@ -103,6 +103,7 @@ fn failed_login<'a>(detail: &'a str) -> tokenkeeper::audit::Event<'a> {
     use tokenkeeper::audit::{Event, EventKind, Outcome};
     Event {
         user_id: Some("pruned-user"),
+        org_id: None,
         kind: EventKind::Login,
         provider: None,
         outcome: Outcome::Failed,

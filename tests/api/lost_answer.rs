@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::json;
 use tokenkeeper::db::{
-    AttemptCounts, AuditRecord, Backend, ChangeFeed, Connection, DbError, NewSession, RefreshLock, SharedStore, Store,
-    User,
+    AttemptCounts, AuditRecord, Backend, ChangeFeed, Connection, DbError, MemberChange, MemberRow, NewSession, OrgRow,
+    OrgStore, RefreshLock, SharedStore, Store, User,
 };
 
 use crate::support::app::{Db, Secrets, TestConfig, spawn_app};
@@ -25,6 +25,37 @@ fn lost() -> DbError {
         std::io::ErrorKind::ConnectionReset,
         "connection reset after commit",
     )))
+}
+
+#[async_trait::async_trait]
+impl OrgStore for LosesAnswer {
+    async fn ensure_personal_org(&self, user_id: &str, name: &str, now: i64) -> Result<(), DbError> {
+        self.inner.ensure_personal_org(user_id, name, now).await
+    }
+    async fn create_org(&self, org: &OrgRow) -> Result<(), DbError> {
+        self.inner.create_org(org).await
+    }
+    async fn orgs_of(&self, user_id: &str) -> Result<Vec<(OrgRow, String)>, DbError> {
+        self.inner.orgs_of(user_id).await
+    }
+    async fn membership(&self, org_id: &str, user_id: &str) -> Result<Option<(OrgRow, String)>, DbError> {
+        self.inner.membership(org_id, user_id).await
+    }
+    async fn members(&self, org_id: &str) -> Result<Vec<MemberRow>, DbError> {
+        self.inner.members(org_id).await
+    }
+    async fn add_member(&self, org_id: &str, user_id: &str, role: &str, now: i64) -> Result<bool, DbError> {
+        self.inner.add_member(org_id, user_id, role, now).await
+    }
+    async fn change_member(
+        &self,
+        org_id: &str,
+        by: &str,
+        user_id: &str,
+        role: Option<&str>,
+    ) -> Result<MemberChange, DbError> {
+        self.inner.change_member(org_id, by, user_id, role).await
+    }
 }
 
 #[async_trait::async_trait]

@@ -18,6 +18,8 @@ mod lost_answer;
 mod metrics_scrape;
 mod openapi;
 mod ops;
+mod org_upgrade;
+mod orgs;
 mod rate_limit;
 mod refresh;
 mod refresh_real;

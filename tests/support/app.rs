@@ -79,6 +79,12 @@ pub async fn spawn_app_wrapping_secrets(db: Db, cfg: TestConfig, wrap: WrapSecre
     Some(spawn_with_database(database_url, cfg, ManualClock::starting_now(), wrap).await)
 }
 
+/// An instance on a database the test made (an older schema to upgrade, say): `sqlite://...` or
+/// `postgres://...`.
+pub async fn spawn_on_database(database_url: String, cfg: TestConfig) -> TestApp {
+    spawn_with_database(Some(database_url), cfg, ManualClock::starting_now(), Box::new(|s| s)).await
+}
+
 /// A second instance on the same database (and clock) as `other`: shares rate limits and sessions.
 pub async fn spawn_sibling(other: &TestApp, cfg: TestConfig) -> TestApp {
     spawn_with_database(

@@ -16,7 +16,7 @@ use std::future::Future;
 
 use super::{Landed, Trigger};
 use crate::audit::EventKind;
-use crate::credentials::{ConnectionKey, CredentialError, CredentialService, failure_reason};
+use crate::credentials::{Caller, ConnectionKey, CredentialError, CredentialService, failure_reason};
 
 /// What a refresh came to, as its caller gets it.
 #[derive(Debug)]
@@ -31,6 +31,8 @@ pub struct Outcome<T> {
 /// One refresh, owned by its task.
 pub(super) struct Job {
     pub key: ConnectionKey,
+    /// For whom it runs: the audit event's user and org.
+    pub caller: Caller,
     pub trigger: Trigger,
     pub client_addr: String,
     /// The provider's answer, once it is in the row: what the audit event says.
@@ -64,9 +66,10 @@ impl AuditNote {
 }
 
 impl Job {
-    pub(super) fn new(key: ConnectionKey, trigger: Trigger, client_addr: &str) -> Self {
+    pub(super) fn new(key: ConnectionKey, caller: Caller, trigger: Trigger, client_addr: &str) -> Self {
         Self {
             key,
+            caller,
             trigger,
             client_addr: client_addr.to_string(),
             note: None,
@@ -91,8 +94,8 @@ impl Job {
             return Ok(false);
         };
         let kind = EventKind::CredentialRefresh;
-        let (user, provider, addr) = (self.key.user(), self.key.provider(), &self.client_addr);
-        svc.audit(user, kind, provider, note.ok, addr, note.detail.as_deref())
+        let (caller, provider, addr) = (&self.caller, self.key.provider(), &self.client_addr);
+        svc.audit(caller, kind, provider, note.ok, addr, note.detail.as_deref())
             .await?;
         Ok(true)
     }

@@ -9,7 +9,9 @@ use futures::StreamExt as _;
 use super::detach::Job;
 use super::{Landed, Trigger};
 use crate::clock::Timestamp;
-use crate::credentials::{ConnectionKey, ConnectionStatus, CredentialError, CredentialService, read::needs_reauth};
+use crate::credentials::{
+    Caller, ConnectionKey, ConnectionStatus, CredentialError, CredentialService, UserId, read::needs_reauth,
+};
 
 /// How many credentials one claim takes, how many are refreshed at once, and for how long a claim
 /// keeps other instances away from a row (longer than one refresh can take; if this instance dies, the
@@ -72,12 +74,12 @@ impl CredentialService {
         };
         // Some(true): refreshed (or found fresh); Some(false): failed; None: skipped (stopping).
         let results: Vec<Option<bool>> = futures::stream::iter(claimed)
-            .map(|(user, provider)| async move {
+            .map(|(org, provider)| async move {
                 if stopping() {
                     return None;
                 }
                 let since = Trigger::Scheduled { since: now };
-                Some(self.refresh_scheduled(&user, &provider, since).await.is_ok())
+                Some(self.refresh_scheduled(&org, &provider, since).await.is_ok())
             })
             .buffer_unordered(batch.concurrency)
             .collect()
@@ -93,11 +95,14 @@ impl CredentialService {
     }
 
     /// One claimed credential: refreshed if still due; `Err` when its refresh failed.
-    #[tracing::instrument(skip_all, fields(user = user_id, provider = provider))]
-    async fn refresh_scheduled(&self, user_id: &str, provider: &str, trigger: Trigger) -> Result<(), CredentialError> {
-        let key = ConnectionKey::of_row(user_id, provider)
+    #[tracing::instrument(skip_all, fields(org = org_id, provider = provider))]
+    async fn refresh_scheduled(&self, org_id: &str, provider: &str, trigger: Trigger) -> Result<(), CredentialError> {
+        let key = ConnectionKey::of_row(org_id, provider)
             .ok_or_else(|| CredentialError::UnknownProvider(provider.to_string()))?;
-        let job = Job::new(key, trigger, "refresher");
+        // The refresher acts for the org: its events carry the org's id as their user (for a personal org,
+        // its user, as before orgs).
+        let caller = Caller::new(UserId::from(org_id), key.org().clone());
+        let job = Job::new(key, caller, trigger, "refresher");
         let outcome = self
             .detached(job, |_, landed| async move {
                 match landed? {

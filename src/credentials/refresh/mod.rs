@@ -18,7 +18,7 @@ mod serve;
 use std::time::Duration;
 
 use super::read::needs_reauth;
-use super::{ConnectionKey, ConnectionStatus, ConnectionView, CredentialError, CredentialService, TokenData, UserId};
+use super::{Caller, ConnectionKey, ConnectionStatus, ConnectionView, CredentialError, CredentialService, TokenData};
 use crate::audit::EventKind;
 use crate::clock::Timestamp;
 use crate::config::GrantSettings;
@@ -104,8 +104,14 @@ impl CredentialService {
     /// The work runs in a spawned task that this call awaits: dropping this future (a client that
     /// disconnects) leaves the refresh running to the end, so a rotated refresh token is always stored.
     #[tracing::instrument(level = "debug", skip_all, fields(?trigger))]
-    pub(super) async fn refresh(&self, key: &ConnectionKey, trigger: Trigger, client_addr: &str) -> Outcome<TokenData> {
-        let job = detach::Job::new(key.clone(), trigger, client_addr);
+    pub(super) async fn refresh(
+        &self,
+        caller: &Caller,
+        key: &ConnectionKey,
+        trigger: Trigger,
+        client_addr: &str,
+    ) -> Outcome<TokenData> {
+        let job = detach::Job::new(key.clone(), caller.clone(), trigger, client_addr);
         let key = key.clone();
         self.detached(job, |svc, landed| async move { svc.serve(&key, landed?).await })
             .await
@@ -118,16 +124,16 @@ impl CredentialService {
     /// event (there a client that disconnects cannot stop it) and its outcome says so.
     /// What ends before is recorded here: unknown provider, not connected, `needs_reauth`, a provider
     /// whose credentials do not refresh.
-    #[tracing::instrument(skip_all, fields(user = %user, provider = %provider))]
+    #[tracing::instrument(skip_all, fields(user = %caller.user, org = %caller.org, provider = %provider))]
     pub async fn refresh_now(
         &self,
-        user: &UserId,
+        caller: &Caller,
         provider: &str,
         client_addr: &str,
     ) -> Result<ConnectionView, CredentialError> {
         let mut audited = false;
         let res = async {
-            let key = Self::key(user, provider)?;
+            let key = Self::key(&caller.org, provider)?;
             let row = self.row(&key).await?;
             if row.status == ConnectionStatus::NeedsReauth {
                 return Err(needs_reauth(&row));
@@ -136,7 +142,7 @@ impl CredentialService {
                 let forced = Trigger::Forced {
                     since: self.clock.now(),
                 };
-                let outcome = self.refresh(&key, forced, client_addr).await;
+                let outcome = self.refresh(caller, &key, forced, client_addr).await;
                 audited = outcome.audited;
                 outcome.data?;
             }
@@ -146,7 +152,7 @@ impl CredentialService {
         if audited {
             return res;
         }
-        self.audited(user, EventKind::CredentialRefresh, provider, client_addr, res)
+        self.audited(caller, EventKind::CredentialRefresh, provider, client_addr, res)
             .await
     }
 }

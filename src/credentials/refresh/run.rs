@@ -42,7 +42,7 @@ impl CredentialService {
             http: &self.config.http,
             settings: &self.config.refresh.grants,
             now: now.as_secs(),
-            user_id: key.user().as_str(),
+            user_id: row.user_id.as_str(),
         };
         match grants::refresh(key.spec(), &current, &ctx).await {
             Ok(fresh) => self.store_refreshed(job, row, cas, fresh, now).await,
