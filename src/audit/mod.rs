@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::clock::SharedClock;
 use crate::config::{AuditSettings, ReadAudit};
-use crate::db::{AuditRecord, DbError, PruneReport, SharedStore};
+use crate::db::{AuditOwner, AuditRecord, DbError, PruneReport, SharedStore};
 use reads::ReadCounts;
 pub use sink::AuditError;
 use sink::{Line, Sink};
@@ -248,11 +248,16 @@ async fn flush_reads_every(reads: Arc<ReadCounts>, clock: SharedClock, queue: to
 }
 
 impl Auditor {
-    /// A user's own events, newest first; `before`: an event id from the previous page.
-    #[tracing::instrument(level = "debug", skip_all, fields(user = %user_id))]
-    pub async fn list(&self, user_id: &str, before: Option<i64>, limit: i64) -> Result<Vec<AuditRecord>, DbError> {
+    /// A user's own events, or an org's, newest first; `before`: an event id from the previous page.
+    #[tracing::instrument(level = "debug", skip_all, fields(owner = ?owner))]
+    pub async fn list(
+        &self,
+        owner: AuditOwner<'_>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<AuditRecord>, DbError> {
         // The caller's own recent events are in the batch writer's queue until flushed.
         self.flush().await;
-        self.store.list_audit(user_id, before, limit.clamp(1, 200)).await
+        self.store.list_audit(owner, before, limit.clamp(1, 200)).await
     }
 }

@@ -78,7 +78,7 @@ impl ConnectionKey {
     }
 
     /// How a change is announced to other processes: `{provider}:{org}`, the text PostgreSQL's trigger on
-    /// `connections` sends (migration 0004; for a personal org the same text as 0002's `{provider}:{user}`).
+    /// `connections` sends (migration 0005; for a personal org the same text as 0002's `{provider}:{user}`).
     /// Provider ids never hold a `:`.
     pub(super) fn announcement(&self) -> String {
         format!("{}:{}", self.provider(), self.org)

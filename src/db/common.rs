@@ -316,10 +316,14 @@ macro_rules! impl_store {
                 res.map(Some)
             }
 
-            async fn list_audit(&self, user_id: &str, before: Option<i64>, limit: i64) -> Result<Vec<AuditRecord>, DbError> {
-                let sql = concat!("SELECT ", audit_columns!(), " FROM audit_events WHERE user_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3");
+            async fn list_audit(&self, owner: $crate::db::AuditOwner<'_>, before: Option<i64>, limit: i64) -> Result<Vec<AuditRecord>, DbError> {
+                use $crate::db::AuditOwner;
+                let (sql, id) = match owner {
+                    AuditOwner::User(id) => (concat!("SELECT ", audit_columns!(), " FROM audit_events WHERE user_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"), id),
+                    AuditOwner::Org(id) => (concat!("SELECT ", audit_columns!(), " FROM audit_events WHERE org_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"), id),
+                };
                 let rows = sqlx::query(sql)
-                    .bind(user_id)
+                    .bind(id)
                     .bind(before.unwrap_or(i64::MAX))
                     .bind(limit)
                     .fetch_all(&self.pool)

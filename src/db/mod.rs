@@ -92,6 +92,13 @@ pub struct NewSession {
     pub expires_at: i64,
 }
 
+/// Whose audit events: a user's own, or those acted in an org.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditOwner<'a> {
+    User(&'a str),
+    Org(&'a str),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditRecord {
     pub id: i64,
@@ -181,7 +188,12 @@ pub trait Store: OrgStore + Send + Sync + 'static {
     /// SQLite has one writer and runs it always).
     async fn prune_audit(&self, before: i64, batch: i64) -> Result<Option<PruneReport>, DbError>;
     /// Newest first; `before`: only ids below it.
-    async fn list_audit(&self, user_id: &str, before: Option<i64>, limit: i64) -> Result<Vec<AuditRecord>, DbError>;
+    async fn list_audit(
+        &self,
+        owner: AuditOwner<'_>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<AuditRecord>, DbError>;
 
     // Connections.
     /// Writes the reference of a credential being stored, as a check-and-set on the row read before it

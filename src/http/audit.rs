@@ -1,5 +1,6 @@
-//! `GET /api/audit`: the caller's own audit events, newest first, paged with `limit` and `before`; each
-//! with its count (aggregated credential reads).
+//! `GET /api/audit`: the caller's own audit events, or with `scope=org` (admins) those acted in the org
+//! `X-Org-ID` names; newest first, paged with `limit` and `before`; each with its count (aggregated
+//! credential reads).
 
 use axum::extract::State;
 use axum::{Json, Router, routing};
@@ -8,8 +9,10 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiQuery, Auth};
+use super::extract::{ApiQuery, Auth, OrgHeader, acting_in};
 use crate::clock::rfc3339;
+use crate::db::AuditOwner;
+use crate::orgs::Permission;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/api/audit", routing::get(list))
@@ -23,12 +26,26 @@ pub struct Page {
     limit: Option<i64>,
     /// Only events older than this event id (a page's `nextBefore`).
     before: Option<i64>,
+    /// `user` (default): the caller's own events; `org`: every member's events in the org `X-Org-ID` names
+    /// (else the caller's personal org), for its admins.
+    scope: Option<Scope>,
+}
+
+#[derive(Deserialize, ToSchema, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    User,
+    Org,
 }
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventView {
     id: i64,
+    /// With `scope=org`: the member who acted (for a background refresh, the org's id).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    user_id: Option<String>,
     /// `register`, `login`, `change_password`, `credential_store`, `credential_read`, `credential_refresh`,
     /// `credential_delete`.
     kind: String,
@@ -60,27 +77,43 @@ pub struct AuditPage {
     path = "/api/audit",
     operation_id = "listAuditEvents",
     tag = "audit",
-    params(Page),
+    params(Page, OrgHeader),
     security(("bearer" = []), ("authjs_session_cookie" = []), ("internal_user_id" = [], "internal_secret" = [])),
     responses(
         (status = 200, description = "A page of events", body = AuditPage),
-        (status = 400, description = "`limit` out of range, or a parameter is not an integer", body = ErrorBody),
+        (status = 400, description = "`limit` out of range, a parameter is not an integer, an unknown `scope`, or a malformed `X-Org-ID`", body = ErrorBody),
         (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 403, description = "`scope=org` by a member who is not an admin of the org", body = ErrorBody),
+        (status = 404, description = "`scope=org` in an org the caller is not a member of", body = ErrorBody),
         (status = 500, description = "Internal error (details only in the log)", body = ErrorBody),
     ),
 )]
 async fn list(
     State(state): State<AppState>,
     Auth(who): Auth,
+    headers: axum::http::HeaderMap,
     ApiQuery(page): ApiQuery<Page>,
 ) -> Result<Json<AuditPage>, ApiError> {
     let limit = page.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
         return Err(ApiError::BadRequest("limit must be between 1 and 200".into()));
     }
+    let by_org = page.scope == Some(Scope::Org);
+    let org = match by_org {
+        true => {
+            let acting = acting_in(&state, &who, &headers).await?;
+            acting.require(Permission::ReadOrgAudit)?;
+            Some(acting.org)
+        }
+        false => None,
+    };
+    let owner = match &org {
+        Some(org) => AuditOwner::Org(org.as_str()),
+        None => AuditOwner::User(&who.user_id),
+    };
     let rows = state
         .audit
-        .list(&who.user_id, page.before, limit)
+        .list(owner, page.before, limit)
         .await
         .map_err(ApiError::database)?;
     let next = (i64::try_from(rows.len()) == Ok(limit))
@@ -90,6 +123,7 @@ async fn list(
         .into_iter()
         .map(|r| EventView {
             id: r.id,
+            user_id: if by_org { r.user_id } else { None },
             kind: r.kind,
             provider: r.provider,
             outcome: r.outcome,

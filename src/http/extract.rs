@@ -102,17 +102,20 @@ impl FromRequestParts<AppState> for InOrg {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let Auth(who) = Auth::from_request_parts(parts, state).await?;
-        let org = match parts.headers.get(ORG_HEADER) {
-            None => None,
-            Some(v) => Some(v.to_str().map_err(|_| OrgError::BadOrgId)?),
-        };
-        Ok(Self(
-            state
-                .orgs
-                .acting(UserId::from(who.user_id.clone()), org, channel(&who))
-                .await?,
-        ))
+        Ok(Self(acting_in(state, &who, &parts.headers).await?))
     }
+}
+
+/// `who` in the org the headers name (`X-Org-ID`), else in their personal org; see [`InOrg`].
+pub async fn acting_in(state: &AppState, who: &Identity, headers: &axum::http::HeaderMap) -> Result<Acting, ApiError> {
+    let org = match headers.get(ORG_HEADER) {
+        None => None,
+        Some(v) => Some(v.to_str().map_err(|_| OrgError::BadOrgId)?),
+    };
+    Ok(state
+        .orgs
+        .acting(UserId::from(who.user_id.clone()), org, channel(who))
+        .await?)
 }
 
 /// How permissions see an identity's method.

@@ -109,7 +109,7 @@ async fn a_burst_of_events_lands_whole(db: Db) {
         let page = app
             .services
             .store
-            .list_audit("burst-user", before, 1_000)
+            .list_audit(tokenkeeper::db::AuditOwner::User("burst-user"), before, 1_000)
             .await
             .unwrap();
         let Some(last) = page.last() else { break };
@@ -151,7 +151,12 @@ async fn a_burst_of_events_lands_whole(db: Db) {
     };
     app.services.audit.record(e).await.unwrap();
     app.services.audit.flush().await;
-    let got = app.services.store.list_audit("odd-user", None, 10).await.unwrap();
+    let got = app
+        .services
+        .store
+        .list_audit(tokenkeeper::db::AuditOwner::User("odd-user"), None, 10)
+        .await
+        .unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].detail.as_deref(), Some(odd));
     assert_eq!(got[0].provider, None);

@@ -113,7 +113,12 @@ fn failed_login<'a>(detail: &'a str) -> tokenkeeper::audit::Event<'a> {
 }
 
 async fn details_left(app: &TestApp) -> Vec<String> {
-    let rows = app.services.store.list_audit("pruned-user", None, 100).await.unwrap();
+    let rows = app
+        .services
+        .store
+        .list_audit(tokenkeeper::db::AuditOwner::User("pruned-user"), None, 100)
+        .await
+        .unwrap();
     rows.into_iter().map(|r| r.detail.unwrap()).collect()
 }
 

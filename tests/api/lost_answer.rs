@@ -140,8 +140,13 @@ impl Store for LosesAnswer {
     async fn prune_audit(&self, before: i64, batch: i64) -> Result<Option<tokenkeeper::db::PruneReport>, DbError> {
         self.inner.prune_audit(before, batch).await
     }
-    async fn list_audit(&self, user_id: &str, before: Option<i64>, limit: i64) -> Result<Vec<AuditRecord>, DbError> {
-        self.inner.list_audit(user_id, before, limit).await
+    async fn list_audit(
+        &self,
+        owner: tokenkeeper::db::AuditOwner<'_>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<AuditRecord>, DbError> {
+        self.inner.list_audit(owner, before, limit).await
     }
     async fn update_connection(&self, c: &Connection) -> Result<bool, DbError> {
         self.inner.update_connection(c).await

@@ -151,7 +151,7 @@ async fn permission_table(db: Db) {
         (Mode::AuthJsCookie(authjs_token.clone()), authjs_id.clone()),
     ];
     // (route class, method, path, body, lowest role allowed, status when allowed)
-    let routes: [RouteClass; 7] = [
+    let routes: [RouteClass; 8] = [
         ("list", "GET", "/api/tokens", None, "viewer", 200),
         ("metadata", "GET", "/api/tokens/grafana", None, "viewer", 200),
         ("value", "GET", "/api/tokens/grafana/credentials", None, "editor", 200),
@@ -173,6 +173,7 @@ async fn permission_table(db: Db) {
             "admin",
             200,
         ),
+        ("org audit", "GET", "/api/audit?scope=org", None, "admin", 200),
     ];
     let rank = |r: &str| ["viewer", "editor", "admin"].iter().position(|x| *x == r).unwrap();
     let mut cells = 0;
@@ -204,7 +205,7 @@ async fn permission_table(db: Db) {
         // Back to viewer, so that the next mode's user is the one changing.
         assert_eq!(set_role(&app, &admin, &org, user, "viewer").await.status(), 200);
     }
-    assert_eq!(cells, 4 * 3 * 7);
+    assert_eq!(cells, 4 * 3 * 8);
 }
 
 /// `X-Org-ID`: absent is the personal org; an org the caller is not in is 404 (as if it did not exist);
@@ -478,6 +479,116 @@ async fn admin_count(app: &TestApp, org: &str) -> usize {
     members.iter().filter(|m| m.role == "admin").count()
 }
 
+/// `GET /api/audit?scope=org`: the org's events, every member's, with who acted, newest first, paged; not
+/// the events of another org; admins only.
+async fn org_audit_trail(db: Db) {
+    let app = spawn_app(db, TestConfig::default()).await.unwrap();
+    let (admin_id, admin) = app.user("admin@example.com").await;
+    let (member_id, member) = app.user("member@example.com").await;
+    let org = create_org(&app, &admin, "Team").await;
+    assert_eq!(
+        add_member(&app, &admin, &org, "member@example.com", "editor")
+            .await
+            .status(),
+        201
+    );
+    let (a, m) = (Mode::Session(admin.clone()), Mode::Session(member.clone()));
+    assert_eq!(
+        send(&app, &a, "PUT", "/api/tokens/grafana", Some(&org), Some(grafana("a")))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        send(&app, &m, "PUT", "/api/tokens/grafana", Some(&org), Some(grafana("m")))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        send(&app, &m, "DELETE", "/api/tokens/grafana", Some(&org), None)
+            .await
+            .status(),
+        204
+    );
+    // In the member's personal org: not the team's business.
+    assert_eq!(
+        send(&app, &m, "PUT", "/api/tokens/grafana", None, Some(grafana("own")))
+            .await
+            .status(),
+        200
+    );
+
+    let page = |mode: Mode, query: String| {
+        let app = &app;
+        let org = org.clone();
+        async move {
+            send(
+                app,
+                &mode,
+                "GET",
+                &format!("/api/audit?scope=org{query}"),
+                Some(&org),
+                None,
+            )
+            .await
+        }
+    };
+    let r = page(a.clone(), String::new()).await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    let seen: Vec<(String, String)> = body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap().to_string(),
+                e["userId"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("credential_delete".to_string(), member_id.clone()),
+            ("credential_store".to_string(), member_id.clone()),
+            ("credential_store".to_string(), admin_id.clone()),
+        ]
+    );
+    // Paged: one at a time, newest first.
+    let first: Value = page(a.clone(), "&limit=1".into()).await.json().await.unwrap();
+    assert_eq!(first["events"][0]["kind"], "credential_delete");
+    let before = first["nextBefore"].as_i64().unwrap();
+    let second: Value = page(a.clone(), format!("&limit=1&before={before}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            second["events"][0]["kind"].as_str(),
+            second["events"][0]["userId"].as_str()
+        ),
+        (Some("credential_store"), Some(member_id.as_str()))
+    );
+    // An editor may not; an unknown scope is 400; without scope the caller's own events, without userId.
+    assert_eq!(page(m.clone(), String::new()).await.status(), 403);
+    assert_eq!(app.get_auth("/api/audit?scope=everyone", &admin).await.status(), 400);
+    let own: Value = app.get_auth("/api/audit", &member).await.json().await.unwrap();
+    assert!(
+        own["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e.get("userId").is_none())
+    );
+    assert_eq!(
+        own["events"][0]["kind"], "credential_store",
+        "the member's own last event: in their personal org"
+    );
+}
+
 /// Two instances on one PostgreSQL: a member removed (or demoted) on one loses access on the other at
 /// once, since memberships are read on every request (nothing cached that a change would have to reach).
 async fn membership_changes_reach_every_instance(db: Db) {
@@ -538,5 +649,6 @@ crate::on_both_backends!(
     permission_table,
     org_header_picks_the_org,
     members_and_bad_input,
+    org_audit_trail,
     admins_demoting_each_other_leave_one_admin
 );
