@@ -129,6 +129,8 @@ fn main() {
     env.insert("TOKENKEEPER_BCRYPT_COST".into(), cost.to_string());
     env.insert("TOKENKEEPER_REFRESHER_DISABLED".into(), "true".into());
     env.insert("TOKENKEEPER_RATE_LIMIT_MAX_FAILURES".into(), "1000000".into());
+    env.insert("TOKENKEEPER_REGISTER_LIMIT".into(), "1000000".into());
+    env.insert("TOKENKEEPER_HASH_QUEUE".into(), "1000000".into());
     let settings = Settings::from_lookup(&|k| env.get(k).cloned()).expect("settings");
     let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
     let (url, server) = server_rt.block_on(async {

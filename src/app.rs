@@ -17,7 +17,7 @@ use crate::http::{self, AppServices, AppState};
 use crate::identity::{Authenticator, Sessions};
 use crate::metrics::Metrics;
 use crate::orgs::OrgService;
-use crate::passwords::{Hasher, PasswordService, RateLimiter};
+use crate::passwords::{Hasher, PasswordService, REGISTER_WINDOW, RateLimiter};
 use crate::providers::UrlPolicy;
 use crate::secrets::SecretStore;
 use crate::secrets::embedded::{EmbeddedKey, EmbeddedStore};
@@ -55,7 +55,7 @@ impl Services {
         clock: SharedClock,
         wrap: impl FnOnce(Arc<dyn SecretStore>) -> Arc<dyn SecretStore>,
     ) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&settings.data_dir)
+        crate::files::private_dir(&settings.data_dir)
             .with_context(|| format!("cannot create data dir {}", settings.data_dir.display()))?;
         let store = db::connect(&database_url(&settings))
             .await
@@ -73,12 +73,17 @@ impl Services {
         let pw = &settings.passwords;
         let sessions = Sessions::new(store.clone(), clock.clone(), pw.session_ttl);
         let hasher = Hasher::new(pw).await?;
-        let limiter = RateLimiter::new(store.clone(), clock.clone(), pw.max_failures, pw.failure_window);
+        // One table for both limits: neither prunes what the other still counts.
+        let keep = pw.failure_window.max(REGISTER_WINDOW);
+        let limiter = RateLimiter::new(store.clone(), clock.clone(), pw.max_failures, pw.failure_window).keeping(keep);
+        let registrations =
+            RateLimiter::new(store.clone(), clock.clone(), pw.register_limit, REGISTER_WINDOW).keeping(keep);
         let passwords = PasswordService::new(
             store.clone(),
             clock.clone(),
             hasher,
             limiter,
+            registrations,
             sessions.clone(),
             audit.clone(),
         );
@@ -144,7 +149,7 @@ impl Services {
         let state = AppState::new(AppServices {
             passwords: self.passwords.clone(),
             authenticator: self.authenticator.clone(),
-            trust_forwarded_for: self.settings.trust_forwarded_for,
+            trusted_proxies: self.settings.trusted_proxies.clone(),
             credentials: self.credentials.clone(),
             orgs: self.orgs.clone(),
             audit: self.audit.clone(),

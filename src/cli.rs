@@ -126,7 +126,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => serve(settings).await,
         Command::Migrate => {
             let url = database_url(&settings);
-            std::fs::create_dir_all(&settings.data_dir)?;
+            crate::files::private_dir(&settings.data_dir)?;
             crate::db::connect(&url).await.context("migration failed")?;
             println!("database schema is up to date");
             Ok(())

@@ -41,6 +41,10 @@ pub struct PasswordSettings {
     pub bcrypt_cost: u32,
     /// Concurrent hashes allowed on the blocking pool (default: number of CPUs).
     pub max_concurrent_hashes: usize,
+    /// Password work that may wait for a hashing slot; beyond, 503 (`TOKENKEEPER_HASH_QUEUE`, default 64).
+    pub hash_queue: usize,
+    /// Registrations per client address and hour (`TOKENKEEPER_REGISTER_LIMIT`, default 10).
+    pub register_limit: u32,
     pub session_ttl: Duration,
     pub max_failures: u32,
     pub failure_window: Duration,
@@ -80,8 +84,8 @@ pub struct Settings {
     pub auth_secrets: Vec<SecretString>,
     pub internal_secret: Option<SecretString>,
     pub passwords: PasswordSettings,
-    /// Take the client address from the first `X-Forwarded-For` entry (only behind a trusted proxy).
-    pub trust_forwarded_for: bool,
+    /// Reverse proxies whose `X-Forwarded-For` entries are believed (`TOKENKEEPER_TRUSTED_PROXIES`).
+    pub trusted_proxies: crate::net::TrustedProxies,
     pub outbound_timeout: Duration,
     /// Refresh credentials this long before they expire (default 5 minutes).
     pub refresh_margin: Duration,
@@ -260,7 +264,7 @@ impl Settings {
             auth_secrets,
             internal_secret: secret(env, "TOKENKEEPER_INTERNAL_SECRET")?,
             passwords,
-            trust_forwarded_for: flag(env, "TOKENKEEPER_TRUST_FORWARDED_FOR")?,
+            trusted_proxies: trusted_proxies(env)?,
             outbound_timeout: secs(env, "TOKENKEEPER_OUTBOUND_TIMEOUT_SECS", 10, 1, MAX_SECS)?,
             refresh_margin: Duration::from_secs(parsed(env, "TOKENKEEPER_REFRESH_MARGIN_SECS", 300u64)?),
             refresh_interval: Duration::from_secs(parsed(env, "TOKENKEEPER_REFRESH_INTERVAL_SECS", 15u64)?.max(1)),
@@ -292,6 +296,19 @@ impl Settings {
     }
 }
 
+/// `TOKENKEEPER_TRUSTED_PROXIES`. The former `TOKENKEEPER_TRUST_FORWARDED_FOR=true` trusted the first
+/// entry, which the client writes: refused at start-up rather than silently dropped.
+fn trusted_proxies(env: Env) -> Result<crate::net::TrustedProxies, ConfigError> {
+    if flag(env, "TOKENKEEPER_TRUST_FORWARDED_FOR")? {
+        return Err(err(
+            "TOKENKEEPER_TRUST_FORWARDED_FOR",
+            "no longer supported: list your reverse proxies in TOKENKEEPER_TRUSTED_PROXIES (comma-separated CIDRs)",
+        ));
+    }
+    let list = raw(env, "TOKENKEEPER_TRUSTED_PROXIES").unwrap_or_default();
+    crate::net::TrustedProxies::parse(&list).map_err(|reason| err("TOKENKEEPER_TRUSTED_PROXIES", reason))
+}
+
 fn password_settings(env: Env) -> Result<PasswordSettings, ConfigError> {
     let hash = match raw(env, "TOKENKEEPER_PASSWORD_HASH").as_deref() {
         None | Some("bcrypt") => PasswordHashKind::Bcrypt,
@@ -320,10 +337,16 @@ fn password_settings(env: Env) -> Result<PasswordSettings, ConfigError> {
     if max_failures == 0 {
         return Err(err("TOKENKEEPER_RATE_LIMIT_MAX_FAILURES", "must be at least 1"));
     }
+    let register_limit = parsed(env, "TOKENKEEPER_REGISTER_LIMIT", 10u32)?;
+    if register_limit == 0 {
+        return Err(err("TOKENKEEPER_REGISTER_LIMIT", "must be at least 1"));
+    }
     Ok(PasswordSettings {
         hash,
         bcrypt_cost,
         max_concurrent_hashes,
+        hash_queue: parsed(env, "TOKENKEEPER_HASH_QUEUE", 64usize)?,
+        register_limit,
         session_ttl: secs(env, "TOKENKEEPER_SESSION_TTL_SECS", 7 * 24 * 3600, 1, MAX_SECS)?,
         max_failures,
         failure_window: secs(env, "TOKENKEEPER_RATE_LIMIT_WINDOW_SECS", 15 * 60, 1, MAX_SECS)?,
@@ -368,6 +391,10 @@ mod tests {
             ("DATABASE_URL", "mysql://localhost/x"),
             ("TOKENKEEPER_ENV", "prod/../x"),
             ("TOKENKEEPER_TRUST_FORWARDED_FOR", "maybe"),
+            ("TOKENKEEPER_TRUST_FORWARDED_FOR", "true"),
+            ("TOKENKEEPER_TRUSTED_PROXIES", "10.0.0.0/8, proxy.internal"),
+            ("TOKENKEEPER_REGISTER_LIMIT", "0"),
+            ("TOKENKEEPER_HASH_QUEUE", "many"),
             ("VAULT_ADDR", "not a url"),
             ("TOKENKEEPER_ALLOWED_PRIVATE_NETWORKS", "10.0.0.0/8,intranet"),
         ] {

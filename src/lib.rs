@@ -15,6 +15,7 @@ pub mod clock;
 pub mod config;
 pub mod credentials;
 pub mod db;
+pub mod files;
 pub mod http;
 pub mod identity;
 pub mod ids;

@@ -58,6 +58,9 @@ fn start_with(dir: &Path, log: &Path, env: &[(&str, &str)], stdout: Stdio) -> Se
         // 5 of those be checked at a time and refuses an attempt that waited 10 s, which a slow machine
         // reaches. The limit has its own tests (tests/api/rate_limit.rs); here it would only add timing.
         .env("TOKENKEEPER_RATE_LIMIT_MAX_FAILURES", "1000")
+        // 25 registrations from one address, 50 hashes waiting at once: neither limit is the point here.
+        .env("TOKENKEEPER_REGISTER_LIMIT", "1000")
+        .env("TOKENKEEPER_HASH_QUEUE", "1000")
         .env("TOKENKEEPER_LOG_FORMAT", "json")
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())

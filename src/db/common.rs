@@ -9,7 +9,7 @@ pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
 // Column lists as macros so that queries stay `&'static str` literals (sqlx refuses built strings).
 macro_rules! user_columns {
     () => {
-        "id, email, name, password_hash, password_changed_at, created_at"
+        "id, email, name, password_hash, password_changed_at, password_generation, created_at"
     };
 }
 macro_rules! connection_columns {
@@ -36,6 +36,7 @@ macro_rules! user_from_row {
                 .try_get::<Option<String>, _>("password_hash")?
                 .map(secrecy::SecretString::from),
             password_changed_at: r.try_get("password_changed_at")?,
+            password_generation: r.try_get("password_generation")?,
             created_at: r.try_get("created_at")?,
         }
     }};
@@ -100,14 +101,15 @@ macro_rules! impl_store {
                 // The user and their personal org (its id: theirs; they its admin), in one transaction.
                 let mut tx = self.pool.begin().await?;
                 let res = sqlx::query(
-                    "INSERT INTO users (id, email, name, password_hash, password_changed_at, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    "INSERT INTO users (id, email, name, password_hash, password_changed_at, password_generation, \
+                     created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 )
                 .bind(&u.id)
                 .bind(&u.email)
                 .bind(&u.name)
                 .bind(u.password_hash.as_ref().map(|h| h.expose_secret().to_string()))
                 .bind(u.password_changed_at)
+                .bind(u.password_generation)
                 .bind(u.created_at)
                 .execute(&mut *tx)
                 .await;
@@ -149,44 +151,67 @@ macro_rules! impl_store {
             ) -> Result<bool, DbError> {
                 use secrecy::ExposeSecret;
                 let mut tx = self.pool.begin().await?;
-                let updated = sqlx::query("UPDATE users SET password_hash = $1, password_changed_at = $2 WHERE id = $3")
-                    .bind(hash.expose_secret())
-                    .bind(changed_at)
-                    .bind(user_id)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
+                let updated = sqlx::query(
+                    "UPDATE users SET password_hash = $1, password_changed_at = $2, \
+                     password_generation = password_generation + 1 WHERE id = $3",
+                )
+                .bind(hash.expose_secret())
+                .bind(changed_at)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
                 if updated == 0 {
                     return Ok(false);
                 }
+                let keep = keep_session.unwrap_or("");
                 sqlx::query(
                     "UPDATE sessions SET revoked_at = $1 \
                      WHERE user_id = $2 AND revoked_at IS NULL AND token_hash <> $3",
                 )
                 .bind(changed_at)
                 .bind(user_id)
-                .bind(keep_session.unwrap_or(""))
+                .bind(keep)
+                .execute(&mut *tx)
+                .await?;
+                // The session that made the change goes on, under the new generation.
+                sqlx::query(
+                    "UPDATE sessions SET password_generation = \
+                     (SELECT password_generation FROM users WHERE id = $1) \
+                     WHERE user_id = $1 AND token_hash = $2",
+                )
+                .bind(user_id)
+                .bind(keep)
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;
                 Ok(true)
             }
 
-            async fn create_session(&self, s: &NewSession) -> Result<(), DbError> {
-                sqlx::query("INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
-                    .bind(&s.token_hash)
-                    .bind(&s.user_id)
-                    .bind(s.created_at)
-                    .bind(s.expires_at)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(())
+            async fn create_session(&self, s: &NewSession) -> Result<bool, DbError> {
+                let r = sqlx::query(
+                    "INSERT INTO sessions (token_hash, user_id, created_at, expires_at, password_generation) \
+                     SELECT $1, id, $3, $4, $5 FROM users \
+                     WHERE id = $2 AND password_generation = $5",
+                )
+                .bind(&s.token_hash)
+                .bind(&s.user_id)
+                .bind(s.created_at)
+                .bind(s.expires_at)
+                .bind(s.password_generation)
+                .execute(&self.pool)
+                .await?;
+                Ok(r.rows_affected() == 1)
             }
 
             async fn session_user(&self, token_hash: &str, now: i64) -> Result<Option<String>, DbError> {
                 use sqlx::Row;
+                // A login that checked the old password while a change committed wrote its session with the
+                // old generation (the check above and the change can interleave): refused here.
                 let row = sqlx::query(
-                    "SELECT user_id FROM sessions WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2",
+                    "SELECT s.user_id FROM sessions s JOIN users u ON u.id = s.user_id \
+                     WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 \
+                     AND s.password_generation = u.password_generation",
                 )
                 .bind(token_hash)
                 .bind(now)

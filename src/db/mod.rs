@@ -81,6 +81,8 @@ pub struct User {
     pub password_hash: Option<SecretString>,
     /// Milliseconds since the epoch.
     pub password_changed_at: Option<i64>,
+    /// Moves on with every password change; a session of another generation is refused (0 for a new user).
+    pub password_generation: i64,
     pub created_at: i64,
 }
 
@@ -90,6 +92,8 @@ pub struct NewSession {
     pub user_id: String,
     pub created_at: i64,
     pub expires_at: i64,
+    /// The user's password generation read before the password was checked.
+    pub password_generation: i64,
 }
 
 /// Whose audit events: a user's own, or those acted in an org.
@@ -138,8 +142,9 @@ pub trait Store: OrgStore + Send + Sync + 'static {
     async fn create_user(&self, user: &User) -> Result<(), DbError>;
     async fn user_by_email(&self, email: &str) -> Result<Option<User>, DbError>;
     async fn user_by_id(&self, id: &str) -> Result<Option<User>, DbError>;
-    /// Sets a new hash and `password_changed_at`, and revokes every session of the user except
-    /// `keep_session`, in one transaction. Returns false when the user does not exist.
+    /// Sets a new hash and `password_changed_at`, moves the password generation on (`keep_session` with
+    /// it), and revokes every session of the user except `keep_session`, in one transaction. Returns false
+    /// when the user does not exist.
     async fn set_password(
         &self,
         user_id: &str,
@@ -147,8 +152,9 @@ pub trait Store: OrgStore + Send + Sync + 'static {
         changed_at: i64,
         keep_session: Option<&str>,
     ) -> Result<bool, DbError>;
-    async fn create_session(&self, session: &NewSession) -> Result<(), DbError>;
-    /// The user of a live (unexpired, unrevoked) session.
+    /// Writes the session if its password generation is still the user's; false (nothing written) if not.
+    async fn create_session(&self, session: &NewSession) -> Result<bool, DbError>;
+    /// The user of a live session: unexpired, unrevoked, and of the user's current password generation.
     async fn session_user(&self, token_hash: &str, now: i64) -> Result<Option<String>, DbError>;
     async fn revoke_session(&self, token_hash: &str, now: i64) -> Result<(), DbError>;
     /// Deletes the user's dead sessions: expired at `now`, or revoked at or before `revoked_before`.

@@ -34,6 +34,8 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
         let file = opts.get_filename().to_owned();
+        // Created 0600 before SQLite opens it: its -wal and -shm files take the database file's mode.
+        crate::files::private_sqlite_file(&file).map_err(|e| DbError::Sql(sqlx::Error::Io(e)))?;
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts).await?;
         // Connecting created the file, unless the database lives in memory (private to this process).
         // The real path: every process must map the same counter, however it names the database.

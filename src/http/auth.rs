@@ -58,8 +58,11 @@ pub struct UserResponse {
         (status = 409, description = "The e-mail address is already registered", body = ErrorBody),
         (status = 413, description = "Request body too large", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
+        (status = 429, description = "Too many registrations from this address within the hour", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 500, description = "Internal error (details only in the log)", body = ErrorBody),
-        (status = 503, description = "The audit log cannot be written (`TOKENKEEPER_AUDIT_LOG`, failing closed)", body = ErrorBody),
+        (status = 503, description = "Too much password work waiting already (retry after `Retry-After` seconds), or the audit log cannot be written (`TOKENKEEPER_AUDIT_LOG`, failing closed)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait, when the hashing queue is full"))),
     ),
 )]
 async fn register(
@@ -120,7 +123,8 @@ pub struct LoginResponse {
         (status = 429, description = "Too many failed attempts", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
         (status = 500, description = "Internal error (details only in the log)", body = ErrorBody),
-        (status = 503, description = "The audit log cannot be written (`TOKENKEEPER_AUDIT_LOG`, failing closed)", body = ErrorBody),
+        (status = 503, description = "Too much password work waiting already (retry after `Retry-After` seconds), or the audit log cannot be written (`TOKENKEEPER_AUDIT_LOG`, failing closed)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait, when the hashing queue is full"))),
     ),
 )]
 async fn login(
@@ -173,7 +177,8 @@ pub struct MessageResponse {
         (status = 429, description = "Too many failed attempts", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
         (status = 500, description = "Internal error (details only in the log)", body = ErrorBody),
-        (status = 503, description = "The audit log cannot be written (`TOKENKEEPER_AUDIT_LOG`, failing closed)", body = ErrorBody),
+        (status = 503, description = "Too much password work waiting already (retry after `Retry-After` seconds), or the audit log cannot be written (`TOKENKEEPER_AUDIT_LOG`, failing closed)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait, when the hashing queue is full"))),
     ),
 )]
 async fn change_password(

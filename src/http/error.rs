@@ -12,6 +12,7 @@ use crate::db::DbError;
 use crate::identity::AuthError;
 use crate::orgs::OrgError;
 use crate::passwords::PasswordError;
+use crate::passwords::hashing::HashError;
 
 /// The body of every error response.
 #[derive(ToSchema)]
@@ -64,6 +65,9 @@ pub enum ApiError {
     TooManyRequests { retry_after_secs: u64 },
     #[error("{0}")]
     Unavailable(String),
+    /// 503 with `Retry-After`: the work could not even wait its turn (a full hashing queue).
+    #[error("{message}")]
+    Busy { message: String, retry_after_secs: u64 },
     #[error("Internal server error")]
     Internal(#[source] anyhow::Error),
 }
@@ -99,7 +103,7 @@ impl ApiError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -118,7 +122,7 @@ impl IntoResponse for ApiError {
             b.extend(x.clone());
         }
         let mut resp = (status, Json(body)).into_response();
-        if let Self::TooManyRequests { retry_after_secs } = self {
+        if let Self::TooManyRequests { retry_after_secs } | Self::Busy { retry_after_secs, .. } = self {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs.max(1)));
         }
@@ -161,6 +165,10 @@ impl From<PasswordError> for ApiError {
             },
             PasswordError::AuditUnavailable(_) => Self::audit_unavailable(),
             PasswordError::Db(e) => Self::database(e),
+            PasswordError::Hash(HashError::Busy) => Self::Busy {
+                message: "Too much password work at the moment, try again shortly".into(),
+                retry_after_secs: 1,
+            },
             PasswordError::Hash(e) => Self::internal(e),
         }
     }

@@ -127,28 +127,20 @@ pub fn channel(who: &Identity) -> Channel {
     }
 }
 
-/// The client's address: the peer, or the first `X-Forwarded-For` entry behind a trusted proxy.
+/// The client's address: the socket's peer, or behind trusted proxies the rightmost `X-Forwarded-For`
+/// entry that is not one of them ([`crate::net::TrustedProxies`]).
 pub struct ClientAddr(pub String);
 
 impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        if state.trust_forwarded_for
-            && let Some(first) = parts
-                .headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(',').next())
-                .map(str::trim)
-                .filter(|v| v.parse::<std::net::IpAddr>().is_ok())
-        {
-            return Ok(Self(first.to_string()));
-        }
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string());
-        Ok(Self(peer.unwrap_or_else(|| "unknown".into())))
+        let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() else {
+            return Ok(Self("unknown".into()));
+        };
+        // A header line that is not text makes the walk stop at the proxy that passed it on.
+        let lines = parts.headers.get_all("x-forwarded-for").iter();
+        let lines = lines.map(|v| v.to_str().unwrap_or("?"));
+        Ok(Self(state.trusted_proxies.client(peer.ip(), lines).to_string()))
     }
 }

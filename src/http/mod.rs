@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod headers;
 pub mod health;
 pub mod metrics;
 pub mod openapi;
@@ -53,7 +54,7 @@ pub struct AppServices {
     pub orgs: crate::orgs::OrgService,
     pub audit: crate::audit::Auditor,
     pub readiness: crate::app::Readiness,
-    pub trust_forwarded_for: bool,
+    pub trusted_proxies: crate::net::TrustedProxies,
     pub metrics: crate::metrics::Metrics,
 }
 
@@ -62,14 +63,14 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn router(state: AppState, max_body_bytes: usize, request_timeout: Duration) -> Router {
     let time_limit = axum::middleware::from_fn_with_state(request_timeout, serve::limit_request_time);
     let request_metrics = axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track);
-    Router::new()
-        .merge(auth::routes())
+    let router = Router::new()
+        .merge(headers::no_store(auth::routes()))
         .merge(health::routes())
         .merge(metrics::routes())
         .merge(audit::routes())
         .merge(providers::routes())
         .merge(openapi::routes())
-        .merge(tokens::routes())
+        .merge(headers::no_store(tokens::routes()))
         .merge(orgs::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -118,7 +119,8 @@ pub fn router(state: AppState, max_body_bytes: usize, request_timeout: Duration)
                 // 5xx are logged by `on_response` above (at ERROR): one line per request, not two.
                 .on_failure(()),
         )
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid));
+    headers::everywhere(router)
 }
 
 async fn not_found() -> impl IntoResponse {

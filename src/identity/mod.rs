@@ -130,7 +130,7 @@ impl Authenticator {
         Err(AuthError::Unauthenticated)
     }
 
-    /// Refuses Auth.js sessions that began before the user's last password change.
+    /// Refuses Auth.js sessions that began before the user's last password change, or in its second.
     async fn accept_authjs(&self, claims: authjs::AuthJsClaims, method: AuthMethod) -> Result<Identity, AuthError> {
         if !valid_external_user_id(&claims.user_id) {
             return Err(AuthError::Unauthenticated);
@@ -138,9 +138,10 @@ impl Authenticator {
         if let Some(user) = self.store.user_by_id(&claims.user_id).await?
             && let Some(changed_ms) = user.password_changed_at
         {
-            // Whole seconds: JWT times have no finer grain, so a token from the same second is accepted.
+            // Whole seconds: JWT times have no finer grain, so a token from the second of the change may
+            // have signed in with the old password; it is refused too (the user signs in once more).
             let signed_in = claims.signed_in_at().ok_or(AuthError::Unauthenticated)?;
-            if signed_in < changed_ms.div_euclid(1000) {
+            if signed_in <= changed_ms.div_euclid(1000) {
                 return Err(AuthError::Unauthenticated);
             }
         }

@@ -1,6 +1,13 @@
 //! Tokenkeeper's own Bearer sessions: 256 random bits, handed out once; only their SHA-256 is stored,
 //! with an expiry, and they can be revoked (logout, password change). Dead rows of a user are deleted
 //! when that user logs in again.
+//!
+//! A session carries the user's password generation read *before* the password was checked. A password
+//! change moves the generation on in the transaction that revokes the other sessions, so a login whose
+//! check raced the change is refused twice over: its session is not written when the generation moved
+//! before the insert, and a session written anyway (the change committed between the insert's check
+//! and its commit) is refused at every lookup, which compares it with the user's current generation.
+//! Nothing caches sessions: each request reads SQL, so a change holds on every instance at once.
 
 use std::time::Duration;
 
@@ -39,28 +46,32 @@ impl Sessions {
         Self { store, clock, ttl }
     }
 
+    /// A new session for `user_id`, or `None` when the user's password generation is no longer
+    /// `password_generation` (the password changed while the login checked the old one).
     #[tracing::instrument(skip_all, fields(user = %user_id))]
-    pub async fn issue(&self, user_id: &str) -> Result<IssuedSession, DbError> {
+    pub async fn issue(&self, user_id: &str, password_generation: i64) -> Result<Option<IssuedSession>, DbError> {
         let mut raw = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut raw);
         let token = SecretString::from(format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(raw)));
         let token_hash = hash_token(token.expose_secret());
         let now = self.clock.now_ms();
         let expires_at_ms = now.saturating_add(crate::clock::millis_i64(self.ttl));
-        self.store
-            .create_session(&NewSession {
-                token_hash: token_hash.clone(),
-                user_id: user_id.to_string(),
-                created_at: now,
-                expires_at: expires_at_ms,
-            })
-            .await?;
+        let session = NewSession {
+            token_hash: token_hash.clone(),
+            user_id: user_id.to_string(),
+            created_at: now,
+            expires_at: expires_at_ms,
+            password_generation,
+        };
+        if !self.store.create_session(&session).await? {
+            return Ok(None);
+        }
         self.prune(user_id, now).await;
-        Ok(IssuedSession {
+        Ok(Some(IssuedSession {
             token,
             token_hash,
             expires_at_ms,
-        })
+        }))
     }
 
     /// The user behind a live session token, with the token's hash.

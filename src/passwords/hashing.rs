@@ -1,10 +1,13 @@
 //! Password hashing on the blocking pool, bounded so that a burst of logins cannot starve the
-//! executor (health checks stay fast) nor queue unbounded CPU work.
+//! executor (health checks stay fast) nor queue unbounded CPU work: at most `max_concurrent_hashes` run,
+//! at most `hash_queue` more wait for a turn, and work beyond that is refused at once ([`HashError::Busy`],
+//! 503 with `Retry-After`) rather than queued behind minutes of hashing.
 //!
 //! New hashes use bcrypt (default, cost >= 10) or Argon2id; verification accepts both formats whatever
 //! the setting, so switching the setting never locks anyone out.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _, SaltString, rand_core::OsRng};
 use argon2::{Argon2, PasswordHash};
@@ -23,6 +26,9 @@ pub const MIN_PASSWORD_CHARS: usize = 8;
 pub enum HashError {
     #[error("password hashing failed: {0}")]
     Failed(String),
+    /// Every hashing slot is taken and the queue is full.
+    #[error("too much password work at the moment")]
+    Busy,
 }
 
 #[derive(Clone)]
@@ -30,6 +36,10 @@ pub struct Hasher {
     kind: PasswordHashKind,
     bcrypt_cost: u32,
     permits: Arc<Semaphore>,
+    /// Running plus waiting jobs: `max_concurrent_hashes + hash_queue` permits, taken without waiting.
+    admission: Arc<Semaphore>,
+    /// Hashes and verifications started, for tests and for the curious.
+    jobs: Arc<AtomicU64>,
     /// A real hash of a random password, checked for unknown emails so they take as long as a wrong password.
     dummy: Arc<SecretString>,
 }
@@ -49,11 +59,18 @@ impl Hasher {
             kind: settings.hash,
             bcrypt_cost: settings.bcrypt_cost,
             permits: Arc::new(Semaphore::new(settings.max_concurrent_hashes)),
+            admission: Arc::new(Semaphore::new(settings.max_concurrent_hashes + settings.hash_queue)),
+            jobs: Arc::new(AtomicU64::new(0)),
             dummy: Arc::new(SecretString::from(String::new())),
         };
         let random = SecretString::from(uuid::Uuid::new_v4().to_string());
         h.dummy = Arc::new(h.hash(random).await?);
         Ok(h)
+    }
+
+    /// How many hashes and verifications this hasher (and its clones) started.
+    pub fn jobs(&self) -> u64 {
+        self.jobs.load(Ordering::Relaxed)
     }
 
     pub fn kind(&self) -> PasswordHashKind {
@@ -88,11 +105,13 @@ impl Hasher {
     }
 
     async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, HashError> {
+        let _admitted = self.admission.try_acquire().map_err(|_| HashError::Busy)?;
         let _permit = self
             .permits
             .acquire()
             .await
             .map_err(|e| HashError::Failed(e.to_string()))?;
+        self.jobs.fetch_add(1, Ordering::Relaxed);
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || span.in_scope(f))
             .await
@@ -147,6 +166,8 @@ mod tests {
             hash: kind,
             bcrypt_cost: 10,
             max_concurrent_hashes: 2,
+            hash_queue: 8,
+            register_limit: 10,
             session_ttl: std::time::Duration::from_secs(60),
             max_failures: 5,
             failure_window: std::time::Duration::from_secs(900),
@@ -196,6 +217,45 @@ mod tests {
         let b = Hasher::new(&settings(PasswordHashKind::Argon2id)).await.unwrap();
         assert!(b.verify(s("tokenkeeper-fixture"), s(fixture)).await.unwrap());
         assert!(!b.verify(s("tokenkeeper-fixtur"), s(fixture)).await.unwrap());
+    }
+
+    /// One slot, a queue of one: a job runs (held here), a second waits, a third is refused at once;
+    /// once the first ends the second runs.
+    #[tokio::test]
+    async fn work_beyond_the_queue_is_refused() {
+        let mut cfg = settings(PasswordHashKind::Bcrypt);
+        (cfg.max_concurrent_hashes, cfg.hash_queue) = (1, 1);
+        let h = Hasher::new(&cfg).await.unwrap();
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let (started, running) = tokio::sync::oneshot::channel::<()>();
+        let first = tokio::spawn({
+            let h = h.clone();
+            async move {
+                h.run(move || {
+                    let _ = started.send(());
+                    held.recv().is_ok()
+                })
+                .await
+            }
+        });
+        running.await.unwrap();
+        let second = tokio::spawn({
+            let h = h.clone();
+            async move { h.verify_dummy(s("queued password")).await }
+        });
+        while h.admission.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        // Refused at the first poll, without waiting for anything.
+        use futures::FutureExt as _;
+        let third = h.verify_dummy(s("one too many")).now_or_never();
+        assert!(matches!(third, Some(Err(HashError::Busy))), "{third:?}");
+        let third = h.hash(s("one too many")).now_or_never();
+        assert!(matches!(third, Some(Err(HashError::Busy))));
+        release.send(()).unwrap();
+        assert!(first.await.unwrap().unwrap());
+        assert!(!second.await.unwrap().unwrap());
+        assert!(!h.verify_dummy(s("room again")).await.unwrap());
     }
 
     #[tokio::test]

@@ -49,9 +49,14 @@ pub struct PasswordService {
     clock: SharedClock,
     hasher: Hasher,
     limiter: RateLimiter,
+    /// Registrations per address ([`REGISTER_WINDOW`]).
+    registrations: RateLimiter,
     sessions: Sessions,
     audit: Auditor,
 }
+
+/// The window of the registration limit (`TOKENKEEPER_REGISTER_LIMIT` per address within it).
+pub const REGISTER_WINDOW: std::time::Duration = std::time::Duration::from_secs(3600);
 
 pub struct LoggedIn {
     pub user: User,
@@ -77,6 +82,7 @@ impl PasswordService {
         clock: SharedClock,
         hasher: Hasher,
         limiter: RateLimiter,
+        registrations: RateLimiter,
         sessions: Sessions,
         audit: Auditor,
     ) -> Self {
@@ -85,6 +91,7 @@ impl PasswordService {
             clock,
             hasher,
             limiter,
+            registrations,
             sessions,
             audit,
         }
@@ -108,6 +115,8 @@ impl PasswordService {
         Ok(())
     }
 
+    /// Refused, in this order and before any hashing: invalid input (400), the address over its limit
+    /// (429), a taken email (409). Every registration that gets past the limit counts against it.
     #[tracing::instrument(skip_all, fields(user = tracing::field::Empty))]
     pub async fn register(
         &self,
@@ -122,6 +131,43 @@ impl PasswordService {
         if name.as_ref().is_some_and(|n| n.chars().count() > 200) {
             return Err(PasswordError::Invalid("name must be at most 200 characters".into()));
         }
+        let keys = [rate_limit::address_key("register", caller.client_addr)];
+        let attempt = match self.registrations.begin(&keys).await? {
+            Admission::Go(attempt) => attempt,
+            Admission::Refused(wait) => {
+                self.audit_failed(None, EventKind::Register, caller, "too many registrations")
+                    .await?;
+                return Err(PasswordError::TooManyAttempts(wait));
+            }
+        };
+        let res = self.create_user(email, password, name).await;
+        match &res {
+            // A server error or a full hashing queue is not the caller's registration.
+            Err(PasswordError::Db(_) | PasswordError::Hash(_)) => self.registrations.abandon(attempt).await,
+            _ => self.registrations.failed(attempt).await?,
+        }
+        if let Ok(user) = &res {
+            tracing::Span::current().record("user", user.id.as_str());
+        }
+        let outcome = if res.is_ok() { Outcome::Ok } else { Outcome::Failed };
+        let uid = res.as_ref().ok().map(|u| u.id.as_str());
+        self.audit
+            .record(self.event(uid, EventKind::Register, outcome, caller, None))
+            .await?;
+        res
+    }
+
+    /// A taken email is refused before the (slow, on purpose) hash; two registrations of one new email
+    /// at once both hash, and the database's unique email refuses the second.
+    async fn create_user(
+        &self,
+        email: String,
+        password: SecretString,
+        name: Option<String>,
+    ) -> Result<User, PasswordError> {
+        if self.store.user_by_email(&email).await?.is_some() {
+            return Err(PasswordError::EmailTaken);
+        }
         let hash = self.hasher.hash(password).await?;
         let user = User {
             id: uuid::Uuid::new_v4().to_string(),
@@ -129,18 +175,10 @@ impl PasswordService {
             name,
             password_hash: Some(hash),
             password_changed_at: None,
+            password_generation: 0,
             created_at: self.clock.now_ms(),
         };
-        let res = self.store.create_user(&user).await;
-        if res.is_ok() {
-            tracing::Span::current().record("user", user.id.as_str());
-        }
-        let outcome = if res.is_ok() { Outcome::Ok } else { Outcome::Failed };
-        let uid = res.is_ok().then_some(user.id.as_str());
-        self.audit
-            .record(self.event(uid, EventKind::Register, outcome, caller, None))
-            .await?;
-        match res {
+        match self.store.create_user(&user).await {
             Ok(()) => Ok(user),
             Err(DbError::Conflict) => Err(PasswordError::EmailTaken),
             Err(e) => Err(e.into()),
@@ -197,7 +235,17 @@ impl PasswordService {
         };
         tracing::Span::current().record("user", user.id.as_str());
         self.limiter.succeeded(attempt, &account).await?;
-        let session = self.sessions.issue(&user.id).await?;
+        let Some(session) = self.sessions.issue(&user.id, user.password_generation).await? else {
+            // The password changed while this login checked the old one.
+            self.audit_failed(
+                Some(&user.id),
+                EventKind::Login,
+                caller,
+                "password changed during login",
+            )
+            .await?;
+            return Err(PasswordError::InvalidCredentials);
+        };
         self.audit
             .record(self.event(Some(&user.id), EventKind::Login, Outcome::Ok, caller, None))
             .await?;

@@ -1,4 +1,5 @@
-//! Brute-force limits on login and change-password, kept in SQL so every instance shares them.
+//! Brute-force limits on login and change-password, and the registration limit (every registration
+//! counts, per address and hour), kept in SQL so every instance shares them.
 //!
 //! A key is an account or a client address. After `max_failures` failures inside `window`, tries
 //! are refused until the oldest failure in the window ages out; the answer says when (`Retry-After`).
@@ -22,6 +23,8 @@ pub struct RateLimiter {
     clock: SharedClock,
     max_failures: i64,
     window_ms: i64,
+    /// Records younger than this survive pruning: the longest window of every limiter on the table.
+    keep_ms: i64,
 }
 
 /// How long an attempt waits for the attempts ahead of it to settle before it is refused.
@@ -47,7 +50,14 @@ impl RateLimiter {
             clock,
             max_failures: i64::from(max_failures),
             window_ms: crate::clock::millis_i64(window),
+            keep_ms: crate::clock::millis_i64(window),
         }
+    }
+
+    /// Another limiter shares the table with a longer window: prune nothing it still counts.
+    pub fn keeping(mut self, longest_window: Duration) -> Self {
+        self.keep_ms = self.keep_ms.max(crate::clock::millis_i64(longest_window));
+        self
     }
 
     /// Records the attempt on every key, then admits it, refuses it (its record taken back; the longest
@@ -109,12 +119,13 @@ impl RateLimiter {
         })
     }
 
-    /// The password was wrong: the attempt's record becomes a failure.
+    /// The password was wrong (or, for a limit on every attempt, the attempt happened): the attempt's
+    /// record becomes a failure, counted until it leaves the window.
     #[tracing::instrument(level = "debug", skip_all)]
     pub async fn failed(&self, attempt: Attempt) -> Result<(), DbError> {
         self.store.confirm_failures(&attempt.ids).await?;
         // Housekeeping: drop what no window can see any more.
-        self.store.prune_failures(self.clock.now_ms() - self.window_ms).await?;
+        self.store.prune_failures(self.clock.now_ms() - self.keep_ms).await?;
         Ok(())
     }
 
@@ -153,6 +164,7 @@ pub fn account_key(action: &str, account: &str) -> String {
     format!("{action}:account:{account}")
 }
 
+/// The key of a client address: IPv6 clients are counted per /64 ([`crate::net::address_group`]).
 pub fn address_key(action: &str, addr: &str) -> String {
-    format!("{action}:addr:{addr}")
+    format!("{action}:addr:{}", crate::net::address_group(addr))
 }

@@ -190,6 +190,9 @@ impl EmbeddedStore {
             std::fs::create_dir_all(parent)
                 .map_err(|e| SecretError::Unavailable(format!("cannot create {}: {e}", parent.display())))?;
         }
+        // Created 0600 before SQLite opens it: its -wal and -shm files take the database file's mode.
+        crate::files::private_sqlite_file(db_path)
+            .map_err(|e| SecretError::Unavailable(format!("cannot create {}: {e}", db_path.display())))?;
         let opts = SqliteConnectOptions::new()
             .filename(db_path)
             .create_if_missing(true)
@@ -218,12 +221,6 @@ impl EmbeddedStore {
             )",
         ] {
             sqlx::query(stmt).execute(&pool).await.map_err(db_err)?;
-        }
-        if let Ok(meta) = std::fs::metadata(db_path)
-            && meta.permissions().mode() & 0o077 != 0
-        {
-            // Ciphertexts only, but there is no reason for others to read them.
-            let _ = std::fs::set_permissions(db_path, std::fs::Permissions::from_mode(0o600));
         }
         Ok(Self {
             pool,

@@ -154,6 +154,7 @@ mod authjs {
             name: None,
             password_hash: Some(SecretString::from(hash)),
             password_changed_at: None,
+            password_generation: 0,
             created_at: 0,
         };
         app.services.store.create_user(&user).await.unwrap();
@@ -274,16 +275,19 @@ mod authjs {
             401,
             "signed in before the change"
         );
-        // A change after the token was issued: now `valid` is refused too, as cookie and as Bearer.
-        app.clock.set_ms((iat + 60) * 1000);
-        let hash = include_str!("../fixtures/python-bcrypt.txt").trim().to_string();
-        app.services
-            .store
-            .set_password("user-authjs-1", &SecretString::from(hash), (iat + 60) * 1000, None)
-            .await
-            .unwrap();
-        assert_eq!(me_bearer(&app, &valid).await, 401);
-        assert_eq!(me_cookie(&app, &format!("authjs.session-token={valid}")).await, 401);
+        // A change within the second of the token's iat: JWT times are whole seconds, so the token may
+        // have been issued before the change; it is refused, as cookie and as Bearer.
+        let hash = SecretString::from(include_str!("../fixtures/python-bcrypt.txt").trim().to_string());
+        for changed_ms in [iat * 1000 + 999, (iat + 60) * 1000] {
+            app.clock.set_ms(changed_ms);
+            let set = app
+                .services
+                .store
+                .set_password("user-authjs-1", &hash, changed_ms, None);
+            assert!(set.await.unwrap());
+            assert_eq!(me_bearer(&app, &valid).await, 401, "changed at {changed_ms}");
+            assert_eq!(me_cookie(&app, &format!("authjs.session-token={valid}")).await, 401);
+        }
     }
 }
 

@@ -125,6 +125,7 @@ async fn permission_table(db: Db) {
         name: None,
         password_hash: None,
         password_changed_at: None,
+        password_generation: 0,
         created_at: 0,
     };
     app.services.store.create_user(&authjs_user).await.unwrap();

@@ -36,7 +36,10 @@ impl Default for TestConfig {
     fn default() -> Self {
         let mut env = HashMap::new();
         env.insert("TOKENKEEPER_BCRYPT_COST".into(), "10".into());
-        env.insert("TOKENKEEPER_TRUST_FORWARDED_FOR".into(), "true".into());
+        // The test client is the trusted proxy: a test picks its address with one X-Forwarded-For entry.
+        env.insert("TOKENKEEPER_TRUSTED_PROXIES".into(), "127.0.0.1/32".into());
+        // Tests register many users from one address.
+        env.insert("TOKENKEEPER_REGISTER_LIMIT".into(), "100000".into());
         // Tests drive the refresher themselves (run_pass), with their clock.
         env.insert("TOKENKEEPER_REFRESHER_DISABLED".into(), "true".into());
         // Provider endpoints point at a closed local port: no test reaches the internet.
@@ -235,6 +238,29 @@ impl TestApp {
                 allow_http: false,
             },
         )
+    }
+
+    /// The password workflows built through the library on `store` (a decorator of this instance's), with
+    /// this instance's settings, clock and auditor; and their hasher, which counts its jobs.
+    pub async fn library_passwords(
+        &self,
+        store: tokenkeeper::db::SharedStore,
+    ) -> (tokenkeeper::passwords::PasswordService, tokenkeeper::passwords::Hasher) {
+        use tokenkeeper::passwords::{Hasher, PasswordService, REGISTER_WINDOW, RateLimiter};
+        let pw = &self.services.settings.passwords;
+        let clock = self.services.clock.clone();
+        let hasher = Hasher::new(pw).await.unwrap();
+        let limiter = |max, window| RateLimiter::new(store.clone(), clock.clone(), max, window);
+        let passwords = PasswordService::new(
+            store.clone(),
+            clock.clone(),
+            hasher.clone(),
+            limiter(pw.max_failures, pw.failure_window),
+            limiter(pw.register_limit, REGISTER_WINDOW),
+            tokenkeeper::identity::Sessions::new(store.clone(), clock.clone(), pw.session_ttl),
+            self.services.audit.clone(),
+        );
+        (passwords, hasher)
     }
 
     pub fn at(&self, path: &str) -> String {

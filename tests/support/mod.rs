@@ -12,6 +12,7 @@ pub mod postgres;
 pub mod process;
 pub mod skip;
 pub mod stand_in;
+pub mod store_faults;
 pub mod sts;
 pub mod token_endpoint;
 pub mod vault_proxy;
