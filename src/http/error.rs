@@ -146,7 +146,7 @@ impl From<OrgError> for ApiError {
             OrgError::OrgNotFound | OrgError::UserNotFound | OrgError::NotMember => Self::NotFound(e.to_string()),
             OrgError::Forbidden(_) | OrgError::CookieReadsNoValues => Self::Forbidden(e.to_string()),
             OrgError::AlreadyMember | OrgError::LastAdmin => Self::Conflict(e.to_string()),
-            OrgError::Store(e) => Self::internal(e),
+            OrgError::Store(e) => Self::database(e),
         }
     }
 }

@@ -10,15 +10,24 @@ use crate::support::wait;
 /// A listing waits on a table lock the test holds; the test terminates the backend that waits (the event:
 /// `pg_stat_activity` shows it waiting on the lock), then lets go of the lock.
 async fn a_statement_cut_by_the_database_gets_503(db: Db) {
+    cut_while_waiting_on(db, "BEGIN; LOCK TABLE connections IN ACCESS EXCLUSIVE MODE").await;
+}
+
+/// The same cut in the statement that finds the caller's role in the acting org, which every request on
+/// `/api/tokens` makes before its own work (chaos.sh found it answering 500 after the orgs landed).
+async fn a_cut_membership_lookup_gets_503(db: Db) {
+    cut_while_waiting_on(db, "BEGIN; LOCK TABLE memberships IN ACCESS EXCLUSIVE MODE").await;
+}
+
+/// A listing of `/api/tokens` blocked on the table `lock` locks, its backend terminated: 503, then
+/// served again.
+async fn cut_while_waiting_on(db: Db, lock: &'static str) {
     let Some(app) = spawn_app(db, Default::default()).await else {
         return;
     };
     let (_, token) = app.user("outage@example.com").await;
     let mut holder = sqlx::PgConnection::connect(&app.database_url).await.unwrap();
-    sqlx::raw_sql("BEGIN; LOCK TABLE connections IN ACCESS EXCLUSIVE MODE")
-        .execute(&mut holder)
-        .await
-        .unwrap();
+    sqlx::raw_sql(lock).execute(&mut holder).await.unwrap();
     let listing = tokio::spawn({
         let (client, url, token) = (app.client.clone(), app.at("/api/tokens"), token.clone());
         async move { client.get(url).bearer_auth(token).send().await.unwrap() }
@@ -43,4 +52,7 @@ async fn a_statement_cut_by_the_database_gets_503(db: Db) {
     assert_eq!(r.status(), 200, "served again on a new connection");
 }
 
-crate::on_postgres!(a_statement_cut_by_the_database_gets_503);
+crate::on_postgres!(
+    a_statement_cut_by_the_database_gets_503,
+    a_cut_membership_lookup_gets_503
+);
