@@ -10,6 +10,7 @@
 # Settings (environment): BENCH_USERS (10000), BENCH_CONNS (64), BENCH_THREADS (2), BENCH_DURATION (10s),
 # BENCH_ROUNDS (3: read figures are the median round; OpenBao's raw rate is measured between the rounds),
 # BENCH_CONFIGS ("a b c d"), BENCH_PG_URL (postgres://postgres@127.0.0.1:5432/postgres),
+# BENCH_SERVER_ENV (extra VAR=value settings for the server),
 # BENCH_SKIP_BUILD=1 (use the existing release binary of $CARGO_TARGET_DIR, default target/), BENCH_BIN (this
 # binary instead, e.g. a debug build for a quick smoke run), BAO_BIN, BENCH_STRICT, BENCH_KEEP=1 (keep the work dir).
 set -euo pipefail
@@ -29,6 +30,9 @@ CONFIGS="${BENCH_CONFIGS:-a b c d}"
 PG_URL="${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 SECRET="bench-secret"
 BIN="${BENCH_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/tokenkeeper}"
+# Extra settings for the server (its environment is otherwise only what is set below), e.g.
+# BENCH_SERVER_ENV="TOKENKEEPER_AUDIT_READS=every" to compare with a release that audited every read.
+read -ra SERVER_ENV <<<"${BENCH_SERVER_ENV:-}"
 
 need_tools wrk curl python3
 find_bao
@@ -112,6 +116,7 @@ run_config() {
     TOKENKEEPER_READ_CACHE="$cache" \
     RUST_LOG=warn \
     "${env_extra[@]}" \
+    "${SERVER_ENV[@]}" \
     "$BIN" serve >"$WORK/$name/server.log" 2>&1 &
   local tk_pid=$!; PIDS+=("$tk_pid")
   wait_http "$base/healthz" 60 "$tk_pid"
