@@ -737,14 +737,14 @@ async fn step_costs(services: &Services, users: &[String]) -> Vec<(&'static str,
     let name = |u: &str| {
         services
             .credentials
-            .secret_name(&ConnectionKey::of_row(u, "gcp").expect("gcp"))
+            .secret_name(&ConnectionKey::of_row(u, "gcp", "default").expect("gcp"))
     };
     step!("refresh_lock: BEGIN + pg_advisory_xact_lock + ROLLBACK", |u| {
         let l = store.refresh_lock(&format!("{u}\u{0}gcp")).await.unwrap();
         drop(l);
     });
     step!("get_connection (row re-read)", |u| {
-        store.get_connection(u, "gcp").await.unwrap().unwrap();
+        store.get_connection(u, "gcp", "default").await.unwrap().unwrap();
     });
     step!("secrets.read (latest version, embedded store)", |u| {
         secrets.read(&name(u), None).await.unwrap().unwrap();
@@ -759,7 +759,7 @@ async fn step_costs(services: &Services, users: &[String]) -> Vec<(&'static str,
     let rows: Vec<Connection> = {
         let mut v = Vec::new();
         for u in users {
-            v.push(store.get_connection(u, "gcp").await.unwrap().unwrap());
+            v.push(store.get_connection(u, "gcp", "default").await.unwrap().unwrap());
         }
         v
     };
@@ -776,6 +776,7 @@ async fn step_costs(services: &Services, users: &[String]) -> Vec<(&'static str,
                 org_id: Some(u.clone()),
                 kind: "bench".into(),
                 provider: Some("gcp".into()),
+                connection: Some("default".into()),
                 outcome: "ok".into(),
                 client_addr: Some("bench".into()),
                 detail: None,

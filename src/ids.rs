@@ -77,6 +77,54 @@ impl std::fmt::Display for OrgId {
     }
 }
 
+/// The name of one of an org's connections to a provider (`?name=`): 1 to 40 of `[a-z0-9-]`, starting with a
+/// letter or digit; `default` when none is given. It goes into secret names, lock names and change
+/// announcements, so it holds neither `:` nor `/` (the announcement's separators) nor anything a secret name
+/// would have to reduce.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnectionName(String);
+
+impl ConnectionName {
+    pub const DEFAULT: &'static str = "default";
+    const MAX: usize = 40;
+
+    /// A name as a client sent it; `None` outside the pattern (answered with 400).
+    pub fn parse(text: &str) -> Option<Self> {
+        let bytes = text.as_bytes();
+        let ok = matches!(bytes.first(), Some(b) if b.is_ascii_lowercase() || b.is_ascii_digit())
+            && bytes.len() <= Self::MAX
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-');
+        ok.then(|| Self(text.to_string()))
+    }
+
+    /// A name read back from the database (written through [`ConnectionName::parse`]).
+    pub fn from_stored(text: impl Into<String>) -> Self {
+        Self(text.into())
+    }
+
+    pub fn is_default(&self) -> bool {
+        self.0 == Self::DEFAULT
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for ConnectionName {
+    fn default() -> Self {
+        Self(Self::DEFAULT.to_string())
+    }
+}
+
+impl std::fmt::Display for ConnectionName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,6 +145,32 @@ mod tests {
         assert!(OrgId::parse("org-0123").is_some());
         for bad in ["", "a\nb", &"x".repeat(256)] {
             assert!(OrgId::parse(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn connection_names_follow_the_pattern() {
+        assert!(ConnectionName::default().is_default());
+        for good in ["default", "prod", "0", "aws-prod-2", &"a".repeat(40)] {
+            assert_eq!(
+                ConnectionName::parse(good).map(|n| n.0),
+                Some(good.to_string()),
+                "{good:?}"
+            );
+        }
+        for bad in [
+            "",
+            "-prod",
+            "Prod",
+            "a_b",
+            "a.b",
+            "a/b",
+            "a:b",
+            "a b",
+            "é",
+            &"a".repeat(41),
+        ] {
+            assert!(ConnectionName::parse(bad).is_none(), "{bad:?}");
         }
     }
 }

@@ -24,6 +24,7 @@ struct Group {
     user_id: Option<String>,
     org_id: Option<String>,
     provider: Option<String>,
+    connection: Option<String>,
     client_addr: Option<String>,
     outcome: String,
     detail: Option<String>,
@@ -36,6 +37,7 @@ impl Group {
             user_id: rec.user_id,
             org_id: rec.org_id,
             provider: rec.provider,
+            connection: rec.connection,
             client_addr: rec.client_addr,
             outcome: rec.outcome,
             detail: rec.detail,
@@ -53,7 +55,8 @@ impl Group {
             self.client_addr,
             self.outcome,
             self.detail,
-            self.org_id
+            self.org_id,
+            self.connection
         ])
         .to_string()
     }
@@ -65,6 +68,7 @@ impl Group {
             org_id: self.org_id.clone(),
             kind: EventKind::CredentialRead.as_str().to_string(),
             provider: self.provider.clone(),
+            connection: self.connection.clone(),
             outcome: self.outcome.clone(),
             client_addr: self.client_addr.clone(),
             detail: self.detail.clone(),
@@ -133,6 +137,7 @@ mod tests {
             org_id: None,
             kind: EventKind::CredentialRead.as_str().into(),
             provider: Some("splunk".into()),
+            connection: None,
             outcome: "ok".into(),
             client_addr: Some(addr.into()),
             detail: None,

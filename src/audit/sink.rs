@@ -36,6 +36,9 @@ pub(super) struct Line<'a> {
     pub outcome: &'a str,
     pub user: Option<&'a str>,
     pub provider: Option<&'a str>,
+    /// The connection's name (`default` unless named).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection: Option<&'a str>,
     /// The caller's address.
     pub address: Option<&'a str>,
     pub detail: Option<&'a str>,

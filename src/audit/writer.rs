@@ -182,6 +182,7 @@ mod tests {
             org_id: None,
             kind: EventKind::CredentialRead.as_str().into(),
             provider: None,
+            connection: None,
             outcome: Outcome::Ok.as_str().into(),
             client_addr: None,
             detail: None,

@@ -214,7 +214,7 @@ mod tests {
     use crate::clock::Timestamp;
 
     fn k(user: &str) -> ConnectionKey {
-        ConnectionKey::of_row(user, "grafana").unwrap()
+        ConnectionKey::of_row(user, "grafana", "default").unwrap()
     }
 
     fn row(version: u64) -> Connection {
@@ -222,6 +222,8 @@ mod tests {
             org_id: "u".into(),
             user_id: "u".into(),
             provider: "grafana".into(),
+            name: "default".into(),
+            id: "c1".into(),
             secret_ref: "local:x".into(),
             secret_version: version,
             metadata: Map::new(),

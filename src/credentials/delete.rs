@@ -1,14 +1,21 @@
 //! Deleting: the reference first, then every version of the secret. If the secret store refuses,
 //! the reference is put back so nothing is left half-deleted, and the caller is told to retry.
 
-use super::{Caller, ConnectionKey, CredentialError, CredentialService};
+use super::{Caller, ConnectionKey, CredentialError, CredentialService, Target};
 use crate::audit::EventKind;
 
 impl CredentialService {
-    #[tracing::instrument(skip_all, fields(user = %caller.user, org = %caller.org, provider = %provider))]
-    pub async fn delete(&self, caller: &Caller, provider: &str, client_addr: &str) -> Result<(), CredentialError> {
-        let res = async { self.delete_inner(&Self::key(&caller.org, provider)?).await }.await;
-        self.audited(caller, EventKind::CredentialDelete, provider, client_addr, res)
+    /// Deletes the one connection `target` names; the org's other connections to the provider stay.
+    #[tracing::instrument(skip_all, fields(user = %caller.user, org = %caller.org))]
+    pub async fn delete(
+        &self,
+        caller: &Caller,
+        target: impl Into<Target>,
+        client_addr: &str,
+    ) -> Result<(), CredentialError> {
+        let target = target.into();
+        let res = async { self.delete_inner(&Self::key(&caller.org, &target)?).await }.await;
+        self.audited(caller, EventKind::CredentialDelete, &target, client_addr, res)
             .await
     }
 
@@ -17,8 +24,12 @@ impl CredentialService {
         let row = self.row(key).await?;
         // Fail early, before touching anything, when the secret store is down.
         self.secrets.check().await?;
-        if !self.store.delete_connection(key.org().as_str(), key.provider()).await? {
-            return Err(CredentialError::NotConnected(key.provider().to_string()));
+        if !self
+            .store
+            .delete_connection(key.org().as_str(), key.provider(), key.name().as_str())
+            .await?
+        {
+            return Err(CredentialError::NotConnected(key.describe()));
         }
         if let Err(e) = self.secrets.delete(&self.secret_name(key)).await {
             // Put the reference back only where there is none: a row stored meanwhile by a writer outside

@@ -16,6 +16,9 @@ pub enum CredentialError {
     NeedsReauth { provider: String, reason: String },
     #[error("The {0} credential was changed at the same time; retry")]
     Conflict(String),
+    /// A new connection whose secret name another connection's secret already has (see `store.rs`).
+    #[error("The connection name {0:?} would share a secret name with another connection; choose another name")]
+    NameTaken(String),
     #[error("Secret store unavailable")]
     SecretStoreUnavailable(#[source] SecretError),
     #[error("The provider could not refresh the {provider} credential")]
@@ -50,6 +53,7 @@ pub(super) fn failure_reason(e: &CredentialError) -> &'static str {
         CredentialError::NotConnected(_) => "not connected",
         CredentialError::NeedsReauth { .. } => "needs_reauth",
         CredentialError::Conflict(_) => "concurrent change",
+        CredentialError::NameTaken(_) => "secret name taken",
         CredentialError::SecretStoreUnavailable(_) => "secret store unavailable",
         CredentialError::RefreshUnavailable { .. } => "refresh failed",
         CredentialError::Inconsistent(_) => "inconsistent",

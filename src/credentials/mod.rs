@@ -34,7 +34,7 @@ use crate::providers::UrlPolicy;
 use crate::secrets::SecretStore;
 pub use error::CredentialError;
 use error::failure_reason;
-pub use key::{Caller, ConnectionKey, OrgId, UserId};
+pub use key::{Caller, ConnectionKey, ConnectionName, OrgId, Target, UserId};
 pub use naming::NamingSettings;
 pub use refresh::{DueBatch, PassReport, RefreshSettings};
 pub use view::ConnectionView;
@@ -154,11 +154,11 @@ impl CredentialService {
         self.config.naming.secret_name(key)
     }
 
-    /// The credential `provider` names in `org`; unknown providers are refused (404).
-    fn key(org: &OrgId, provider: &str) -> Result<ConnectionKey, CredentialError> {
-        let spec =
-            crate::providers::find(provider).ok_or_else(|| CredentialError::UnknownProvider(provider.to_string()))?;
-        Ok(ConnectionKey::new(org.clone(), spec))
+    /// The credential `target` names in `org`; unknown providers are refused (404).
+    fn key(org: &OrgId, target: &Target) -> Result<ConnectionKey, CredentialError> {
+        let spec = crate::providers::find(&target.provider)
+            .ok_or_else(|| CredentialError::UnknownProvider(target.provider.clone()))?;
+        Ok(ConnectionKey::new(org.clone(), spec, target.name.clone()))
     }
 
     /// A credential was written or deleted (and committed): drop cached copies here and in every other
@@ -183,12 +183,12 @@ impl CredentialService {
         &self,
         caller: &Caller,
         kind: EventKind,
-        provider: &str,
+        target: &Target,
         addr: &str,
         res: Result<T, CredentialError>,
     ) -> Result<T, CredentialError> {
         let reason = res.as_ref().err().map(failure_reason);
-        self.audit(caller, kind, provider, res.is_ok(), addr, reason).await?;
+        self.audit(caller, kind, target, res.is_ok(), addr, reason).await?;
         res
     }
 
@@ -198,7 +198,7 @@ impl CredentialService {
         &self,
         caller: &Caller,
         kind: EventKind,
-        provider: &str,
+        target: &Target,
         ok: bool,
         addr: &str,
         detail: Option<&str>,
@@ -208,7 +208,8 @@ impl CredentialService {
             user_id: Some(caller.user.as_str()),
             org_id: Some(caller.org.as_str()),
             kind,
-            provider: Some(provider),
+            provider: Some(&target.provider),
+            connection: Some(target.name.as_str()),
             outcome,
             client_addr: Some(addr),
             detail,

@@ -2,6 +2,8 @@
 //! `{prefix}-{env}-{user}-{provider}-token`, the user id reduced to letters, digits, `-` and `_`. An org's
 //! id stands where the user's stood: a personal org's id is its user's, so the default connection of a
 //! personal org keeps Part 1's name exactly; a shared org's connections carry the org's id (`org-...`).
+//! A connection with a name other than `default` adds it before `-token`
+//! (`aurora-dev-user123-aws-prod-token`): every connection has a secret of its own.
 
 use super::ConnectionKey;
 
@@ -17,7 +19,12 @@ pub struct NamingSettings {
 impl NamingSettings {
     /// The name of `key`'s secret.
     pub fn secret_name(&self, key: &ConnectionKey) -> String {
-        secret_name(&self.prefix, &self.env, key.org().as_str(), key.provider())
+        if key.name().is_default() {
+            secret_name(&self.prefix, &self.env, key.org().as_str(), key.provider())
+        } else {
+            let provider = format!("{}-{}", key.provider(), key.name());
+            secret_name(&self.prefix, &self.env, key.org().as_str(), &provider)
+        }
     }
 }
 
@@ -60,6 +67,28 @@ mod tests {
             "acme-prod-abcde-aws-token"
         );
         assert_eq!(sanitize_user_id("0b7e-4a_Z"), "0b7e-4a_Z");
+    }
+
+    #[test]
+    fn named_connections_add_their_name_before_token() {
+        let naming = NamingSettings {
+            prefix: "aurora".into(),
+            env: "dev".into(),
+        };
+        let key = |org, name| ConnectionKey::of_row(org, "aws", name).unwrap();
+        assert_eq!(
+            naming.secret_name(&key("user123", "default")),
+            "aurora-dev-user123-aws-token"
+        );
+        assert_eq!(
+            naming.secret_name(&key("user123", "prod")),
+            "aurora-dev-user123-aws-prod-token"
+        );
+        let shared = "org-0123456789abcdef0123456789abcdef";
+        assert_eq!(
+            naming.secret_name(&key(shared, "prod")),
+            format!("aurora-dev-{shared}-aws-prod-token")
+        );
     }
 
     #[test]

@@ -2,7 +2,8 @@
 
 use super::refresh::Trigger;
 use super::{
-    Caller, ConnectionKey, ConnectionStatus, ConnectionView, CredentialError, CredentialService, OrgId, TokenData,
+    Caller, ConnectionKey, ConnectionStatus, ConnectionView, CredentialError, CredentialService, OrgId, Target,
+    TokenData,
 };
 use crate::audit::EventKind;
 use crate::db::Connection;
@@ -23,35 +24,37 @@ impl CredentialService {
         Ok(rows.iter().map(|c| ConnectionView::from_row(c, now)).collect())
     }
 
-    #[tracing::instrument(level = "debug", skip_all, fields(org = %org, provider = %provider))]
-    pub async fn connection(&self, org: &OrgId, provider: &str) -> Result<ConnectionView, CredentialError> {
-        let key = Self::key(org, provider)?;
+    /// One connection of `org` (a bare provider id names its `default` connection).
+    #[tracing::instrument(level = "debug", skip_all, fields(org = %org))]
+    pub async fn connection(&self, org: &OrgId, target: impl Into<Target>) -> Result<ConnectionView, CredentialError> {
+        let key = Self::key(org, &target.into())?;
         let row = self.row(&key).await?;
         Ok(ConnectionView::from_row(&row, self.clock.now()))
     }
 
     pub(super) async fn row(&self, key: &ConnectionKey) -> Result<Connection, CredentialError> {
         self.store
-            .get_connection(key.org().as_str(), key.provider())
+            .get_connection(key.org().as_str(), key.provider(), key.name().as_str())
             .await?
-            .ok_or_else(|| CredentialError::NotConnected(key.provider().to_string()))
+            .ok_or_else(|| CredentialError::NotConnected(key.describe()))
     }
 
     /// The seed's `get_token_data(user, provider)`: the secret token data, refreshed first when it
     /// expires within the margin. A connection that needs re-authorization is refused (409).
-    #[tracing::instrument(level = "debug", skip_all, fields(user = %caller.user, org = %caller.org, provider = %provider))]
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %caller.user, org = %caller.org))]
     pub async fn get_token_data(
         &self,
         caller: &Caller,
-        provider: &str,
+        target: impl Into<Target>,
         client_addr: &str,
     ) -> Result<TokenData, CredentialError> {
+        let target = target.into();
         let res = async {
-            self.get_inner(caller, &Self::key(&caller.org, provider)?, client_addr)
+            self.get_inner(caller, &Self::key(&caller.org, &target)?, client_addr)
                 .await
         }
         .await;
-        self.audited(caller, EventKind::CredentialRead, provider, client_addr, res)
+        self.audited(caller, EventKind::CredentialRead, &target, client_addr, res)
             .await
     }
 

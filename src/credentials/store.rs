@@ -4,7 +4,9 @@
 use rand::RngCore;
 use serde_json::Value;
 
-use super::{Caller, ConnectionKey, ConnectionStatus, CredentialError, CredentialService, OrgId, Stored, TokenData};
+use super::{
+    Caller, ConnectionKey, ConnectionStatus, CredentialError, CredentialService, OrgId, Stored, Target, TokenData,
+};
 use crate::audit::EventKind;
 use crate::clock::Timestamp;
 use crate::db::Connection;
@@ -19,17 +21,19 @@ fn generate_external_id() -> String {
 
 impl CredentialService {
     /// The seed's `store_tokens_in_db(user, token_data, provider)`: validates `body` against the provider's
-    /// catalog entry, stores the secret and its reference in the caller's org, and returns the connection.
-    #[tracing::instrument(skip_all, fields(user = %caller.user, org = %caller.org, provider = %provider))]
+    /// catalog entry, stores the secret and its reference in the caller's org under the connection's name
+    /// (a bare provider id: `default`), and returns the connection.
+    #[tracing::instrument(skip_all, fields(user = %caller.user, org = %caller.org))]
     pub async fn store_tokens_in_db(
         &self,
         caller: &Caller,
         body: &Value,
-        provider: &str,
+        target: impl Into<Target>,
         client_addr: &str,
     ) -> Result<Stored, CredentialError> {
-        let res = async { self.store_inner(caller, &Self::key(&caller.org, provider)?, body).await }.await;
-        self.audited(caller, EventKind::CredentialStore, provider, client_addr, res)
+        let target = target.into();
+        let res = async { self.store_inner(caller, &Self::key(&caller.org, &target)?, body).await }.await;
+        self.audited(caller, EventKind::CredentialStore, &target, client_addr, res)
             .await
     }
 
@@ -50,9 +54,12 @@ impl CredentialService {
         let metadata = spec.metadata_of(&valid.token_data);
         let token_data = TokenData::new(valid.token_data);
         let name = self.secret_name(key);
-        let (org_id, provider) = (key.org().as_str(), key.provider());
+        let (org_id, provider, conn_name) = (key.org().as_str(), key.provider(), key.name().as_str());
         let _lock = self.lock(key).await?;
-        let previous = self.store.get_connection(org_id, provider).await?;
+        let previous = self.store.get_connection(org_id, provider, conn_name).await?;
+        if previous.is_none() {
+            self.check_secret_unclaimed(key, &name).await?;
+        }
         if previous.is_none() && caller.org == OrgId::personal(&caller.user) {
             // A library caller's user may be new (the HTTP layer made the org when it resolved it).
             let now = self.clock.now().as_millis();
@@ -77,6 +84,10 @@ impl CredentialService {
                 .as_ref()
                 .map_or_else(|| caller.user.to_string(), |p| p.user_id.clone()),
             provider: provider.to_string(),
+            name: conn_name.to_string(),
+            id: previous
+                .as_ref()
+                .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), |p| p.id.clone()),
             secret_ref: self.secrets.reference(&name),
             secret_version: version,
             metadata,
@@ -99,7 +110,7 @@ impl CredentialService {
             Ok(true) => {}
             Ok(false) => {
                 // Theirs stands: the secret store is put back as their reference describes it.
-                match self.store.get_connection(org_id, provider).await {
+                match self.store.get_connection(org_id, provider, conn_name).await {
                     Ok(theirs) => self.undo_secret_write(&name, version, theirs.as_ref()).await,
                     Err(e) => {
                         tracing::error!(secret = name, error = %e, "could not undo a secret write after a conflict")
@@ -111,7 +122,7 @@ impl CredentialService {
                 // The error may have come after the commit (its answer lost): look at the row that stands
                 // before undoing anything. It names our version only if our write landed (the secret store
                 // hands each version out once), and then there is nothing to undo.
-                match self.store.get_connection(org_id, provider).await {
+                match self.store.get_connection(org_id, provider, conn_name).await {
                     Ok(Some(s)) if s.secret_version == row.secret_version && s.secret_ref == row.secret_ref => {}
                     Ok(standing) => {
                         self.undo_secret_write(&name, version, standing.as_ref()).await;
@@ -130,6 +141,27 @@ impl CredentialService {
             connection,
             generated_external_id,
         })
+    }
+
+    /// A new connection's secret name must not be another connection's: Aurora's names join their parts
+    /// with `-`, which ids and names may hold too (user `a` and connection `gcp` of `aws` give the name of
+    /// user `a-aws`'s `gcp`). Refused (409) before anything is written, so nobody's secret is touched.
+    async fn check_secret_unclaimed(&self, key: &ConnectionKey, name: &str) -> Result<(), CredentialError> {
+        match self
+            .store
+            .connection_by_secret_ref(&self.secrets.reference(name))
+            .await?
+        {
+            Some(owner) => {
+                tracing::warn!(
+                    secret = name,
+                    owner_org = owner.org_id,
+                    "a new connection's secret name is taken"
+                );
+                Err(CredentialError::NameTaken(key.name().to_string()))
+            }
+            None => Ok(()),
+        }
     }
 
     /// The reference could not be written: leave the secret store as the reference that stands (`standing`)

@@ -9,7 +9,11 @@ use crate::db::{Connection, ConnectionStatus};
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectionView {
+    /// A stable handle of the connection (32 hex digits).
+    pub id: String,
     pub provider: String,
+    /// Which of the org's connections to the provider (`default` unless named: `?name=`).
+    pub name: String,
     pub metadata: Map<String, Value>,
     pub status: ConnectionStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -28,7 +32,9 @@ pub struct ConnectionView {
 impl ConnectionView {
     pub fn from_row(c: &Connection, now: Timestamp) -> Self {
         Self {
+            id: c.id.clone(),
             provider: c.provider.clone(),
+            name: c.name.clone(),
             metadata: c.metadata.clone(),
             status: c.status,
             status_reason: c.status_reason.clone(),

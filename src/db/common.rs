@@ -14,13 +14,13 @@ macro_rules! user_columns {
 }
 macro_rules! connection_columns {
     () => {
-        "org_id, user_id, provider, secret_ref, secret_version, metadata, status, status_reason, expires_at, \
+        "org_id, user_id, provider, name, id, secret_ref, secret_version, metadata, status, status_reason, expires_at, \
          next_refresh_at, refresh_failures, created_at, updated_at"
     };
 }
 macro_rules! audit_columns {
     () => {
-        "id, user_id, org_id, kind, provider, outcome, client_addr, detail, at, count"
+        "id, user_id, org_id, kind, provider, connection_name, outcome, client_addr, detail, at, count"
     };
 }
 
@@ -50,6 +50,8 @@ macro_rules! connection_from_row {
             r.try_get("org_id")?,
             r.try_get("user_id")?,
             r.try_get("provider")?,
+            r.try_get("name")?,
+            r.try_get("id")?,
             r.try_get("secret_ref")?,
             r.try_get("secret_version")?,
             r.try_get("metadata")?,
@@ -74,6 +76,7 @@ macro_rules! audit_from_row {
             org_id: r.try_get("org_id")?,
             kind: r.try_get("kind")?,
             provider: r.try_get("provider")?,
+            connection: r.try_get("connection_name")?,
             outcome: r.try_get("outcome")?,
             client_addr: r.try_get("client_addr")?,
             detail: r.try_get("detail")?,
@@ -365,7 +368,7 @@ macro_rules! impl_store {
                 let r = sqlx::query(
                     "UPDATE connections SET secret_ref = $3, secret_version = $4, metadata = $5, status = $6, \
                      status_reason = $7, expires_at = $8, next_refresh_at = $9, refresh_failures = $10, \
-                     updated_at = $11 WHERE org_id = $1 AND provider = $2 AND secret_version <= $4",
+                     updated_at = $11 WHERE org_id = $1 AND provider = $2 AND name = $12 AND secret_version <= $4",
                 )
                 .bind(&c.org_id)
                 .bind(&c.provider)
@@ -378,6 +381,7 @@ macro_rules! impl_store {
                 .bind(col.next_refresh_at)
                 .bind(c.refresh_failures)
                 .bind(col.updated_at)
+                .bind(&c.name)
                 .execute(&self.pool)
                 .await?;
                 Ok(r.rows_affected() == 1)
@@ -385,20 +389,20 @@ macro_rules! impl_store {
 
             async fn put_connection(&self, c: &Connection, expected: Option<u64>) -> Result<bool, DbError> {
                 let col = c.columns()?;
-                // $1 to $11 as in update_connection ($1: the org); $12: the version the row must still name (update), or
-                // the new row's created_at (insert).
+                // $1 to $11 as in update_connection ($1: the org); $12: the connection's name; $13: the version the
+                // row must still name (update), or the new row's created_at (insert).
                 let (sql, last) = match expected {
                     Some(version) => (
                         "UPDATE connections SET secret_ref = $3, secret_version = $4, metadata = $5, status = $6, \
                          status_reason = $7, expires_at = $8, next_refresh_at = $9, refresh_failures = $10, \
-                         updated_at = $11 WHERE org_id = $1 AND provider = $2 AND secret_version = $12",
+                         updated_at = $11 WHERE org_id = $1 AND provider = $2 AND name = $12 AND secret_version = $13",
                         $crate::db::connection::version_column(version)?,
                     ),
                     None => (
                         "INSERT INTO connections (org_id, provider, secret_ref, secret_version, metadata, status, \
-                         status_reason, expires_at, next_refresh_at, refresh_failures, updated_at, created_at, \
-                         user_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-                         ON CONFLICT (org_id, provider) DO NOTHING",
+                         status_reason, expires_at, next_refresh_at, refresh_failures, updated_at, name, created_at, \
+                         user_id, id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+                         ON CONFLICT (org_id, provider, name) DO NOTHING",
                         col.created_at,
                     ),
                 };
@@ -414,21 +418,28 @@ macro_rules! impl_store {
                     .bind(col.next_refresh_at)
                     .bind(c.refresh_failures)
                     .bind(col.updated_at)
+                    .bind(&c.name)
                     .bind(last);
-                // $13, the creator, only for an insert.
-                let query = if expected.is_none() { query.bind(&c.user_id) } else { query };
+                // $14 and $15, the creator and the id, only for an insert.
+                let query = if expected.is_none() { query.bind(&c.user_id).bind(&c.id) } else { query };
                 let r = query.execute(&self.pool).await?;
                 Ok(r.rows_affected() == 1)
             }
 
-            async fn get_connection(&self, org_id: &str, provider: &str) -> Result<Option<Connection>, DbError> {
-                let sql = concat!("SELECT ", connection_columns!(), " FROM connections WHERE org_id = $1 AND provider = $2");
-                let row = sqlx::query(sql).bind(org_id).bind(provider).fetch_optional(&self.pool).await?;
+            async fn get_connection(&self, org_id: &str, provider: &str, name: &str) -> Result<Option<Connection>, DbError> {
+                let sql = concat!("SELECT ", connection_columns!(), " FROM connections WHERE org_id = $1 AND provider = $2 AND name = $3");
+                let row = sqlx::query(sql).bind(org_id).bind(provider).bind(name).fetch_optional(&self.pool).await?;
+                Ok(match row { Some(r) => Some(connection_from_row!(&r)), None => None })
+            }
+
+            async fn connection_by_secret_ref(&self, secret_ref: &str) -> Result<Option<Connection>, DbError> {
+                let sql = concat!("SELECT ", connection_columns!(), " FROM connections WHERE secret_ref = $1 LIMIT 1");
+                let row = sqlx::query(sql).bind(secret_ref).fetch_optional(&self.pool).await?;
                 Ok(match row { Some(r) => Some(connection_from_row!(&r)), None => None })
             }
 
             async fn list_connections(&self, org_id: &str) -> Result<Vec<Connection>, DbError> {
-                let sql = concat!("SELECT ", connection_columns!(), " FROM connections WHERE org_id = $1 ORDER BY provider");
+                let sql = concat!("SELECT ", connection_columns!(), " FROM connections WHERE org_id = $1 ORDER BY provider, name");
                 let rows = sqlx::query(sql).bind(org_id).fetch_all(&self.pool).await?;
                 let mut out = Vec::with_capacity(rows.len());
                 for r in &rows {
@@ -445,10 +456,11 @@ macro_rules! impl_store {
                 Ok(rows)
             }
 
-            async fn delete_connection(&self, org_id: &str, provider: &str) -> Result<bool, DbError> {
-                let r = sqlx::query("DELETE FROM connections WHERE org_id = $1 AND provider = $2")
+            async fn delete_connection(&self, org_id: &str, provider: &str, name: &str) -> Result<bool, DbError> {
+                let r = sqlx::query("DELETE FROM connections WHERE org_id = $1 AND provider = $2 AND name = $3")
                     .bind(org_id)
                     .bind(provider)
+                    .bind(name)
                     .execute(&self.pool)
                     .await?;
                 Ok(r.rows_affected() > 0)

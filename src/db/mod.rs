@@ -110,6 +110,8 @@ pub struct AuditRecord {
     pub org_id: Option<String>,
     pub kind: String,
     pub provider: Option<String>,
+    /// The connection's name, for events about one.
+    pub connection: Option<String>,
     pub outcome: String,
     pub client_addr: Option<String>,
     pub detail: Option<String>,
@@ -120,6 +122,14 @@ pub struct AuditRecord {
     /// written with the same key add their counts up (an upsert), across instances. `None` for every other
     /// event. Written only, never read back.
     pub read_key: Option<String>,
+}
+
+/// A connection [`Store::claim_due`] claimed for the background refresher.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct DueConnection {
+    pub org_id: String,
+    pub provider: String,
+    pub name: String,
 }
 
 /// What one pass of [`Store::prune_audit`] did.
@@ -211,12 +221,14 @@ pub trait Store: OrgStore + Send + Sync + 'static {
     /// Updates an existing row only (a refresh landing): `false` when the row is gone (deleted meanwhile)
     /// or names a newer secret version (the user stored a new credential meanwhile).
     async fn update_connection(&self, c: &Connection) -> Result<bool, DbError>;
-    async fn get_connection(&self, org_id: &str, provider: &str) -> Result<Option<Connection>, DbError>;
+    async fn get_connection(&self, org_id: &str, provider: &str, name: &str) -> Result<Option<Connection>, DbError>;
+    /// The connection whose reference is `secret_ref`, if any (a new connection's secret must be its own).
+    async fn connection_by_secret_ref(&self, secret_ref: &str) -> Result<Option<Connection>, DbError>;
     async fn list_connections(&self, org_id: &str) -> Result<Vec<Connection>, DbError>;
     /// Connections per status, for metrics.
     async fn count_connections_by_status(&self) -> Result<Vec<(String, i64)>, DbError>;
     /// Returns whether a row was deleted.
-    async fn delete_connection(&self, org_id: &str, provider: &str) -> Result<bool, DbError>;
+    async fn delete_connection(&self, org_id: &str, provider: &str, name: &str) -> Result<bool, DbError>;
 
     // Refresh coordination across instances.
     /// Holds the cross-process refresh lock of one credential until the guard is dropped, waiting while
@@ -234,7 +246,7 @@ pub trait Store: OrgStore + Send + Sync + 'static {
         now: Timestamp,
         lease_until: Timestamp,
         limit: i64,
-    ) -> Result<Vec<(String, String)>, DbError>;
+    ) -> Result<Vec<DueConnection>, DbError>;
 
     // Cross-process cache invalidation.
     /// Tells every other process that a credential changed; call it after the change is committed.

@@ -103,10 +103,11 @@ impl PgStore {
 /// `next_refresh_at` is kept). SKIP LOCKED: instances claiming at the same moment take disjoint rows. A
 /// credential that needs re-authorization is never claimed, whatever its `next_refresh_at` says: only a
 /// new credential from its user can help it. Public for the refresh-pass bench, which shows its plan.
-pub const CLAIM_DUE_SQL: &str = "UPDATE connections c SET next_refresh_at = $1 FROM (SELECT org_id, provider \
+pub const CLAIM_DUE_SQL: &str = "UPDATE connections c SET next_refresh_at = $1 FROM (SELECT org_id, provider, name \
      FROM connections WHERE next_refresh_at <= $2 AND status <> 'needs_reauth' ORDER BY next_refresh_at \
      LIMIT $3 FOR UPDATE SKIP LOCKED) due \
-     WHERE c.org_id = due.org_id AND c.provider = due.provider RETURNING c.org_id, c.provider";
+     WHERE c.org_id = due.org_id AND c.provider = due.provider AND c.name = due.name \
+     RETURNING c.org_id, c.provider, c.name";
 
 impl_store!(PgStore, {
     fn backend(&self) -> Backend {
@@ -128,9 +129,9 @@ impl_store!(PgStore, {
             events.iter().map(f).collect()
         }
         sqlx::query(
-            "INSERT INTO audit_events (user_id, kind, provider, outcome, client_addr, detail, at, count, read_key, org_id) \
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], \
-             $8::int8[], $9::text[], $10::text[]) \
+            "INSERT INTO audit_events (user_id, kind, provider, outcome, client_addr, detail, at, count, read_key, org_id, \
+             connection_name) SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+             $6::text[], $7::int8[], $8::int8[], $9::text[], $10::text[], $11::text[]) \
              ON CONFLICT (read_key) WHERE read_key IS NOT NULL DO UPDATE SET count = audit_events.count + excluded.count",
         )
         .bind(col(events, |e| e.user_id.as_deref()))
@@ -143,6 +144,7 @@ impl_store!(PgStore, {
         .bind(events.iter().map(|e| e.count).collect::<Vec<i64>>())
         .bind(col(events, |e| e.read_key.as_deref()))
         .bind(col(events, |e| e.org_id.as_deref()))
+        .bind(col(events, |e| e.connection.as_deref()))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -204,8 +206,8 @@ impl_store!(PgStore, {
         now: crate::clock::Timestamp,
         lease_until: crate::clock::Timestamp,
         limit: i64,
-    ) -> Result<Vec<(String, String)>, DbError> {
-        let rows: Vec<(String, String)> = sqlx::query_as(CLAIM_DUE_SQL)
+    ) -> Result<Vec<super::DueConnection>, DbError> {
+        let rows: Vec<super::DueConnection> = sqlx::query_as(CLAIM_DUE_SQL)
             .bind(lease_until.as_secs())
             .bind(now.as_secs())
             .bind(limit)

@@ -110,16 +110,17 @@ impl_store!(SqliteStore, {
                     e.count,
                     &e.read_key,
                     &e.org_id,
+                    &e.connection,
                 )
             })
             .collect();
         let rows = serde_json::to_string(&rows).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
         sqlx::query(
-            "INSERT INTO audit_events (user_id, kind, provider, outcome, client_addr, detail, at, count, read_key, org_id) \
-             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), \
+            "INSERT INTO audit_events (user_id, kind, provider, outcome, client_addr, detail, at, count, read_key, org_id, \
+             connection_name) SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), \
              json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'), \
              json_extract(value, '$[6]'), json_extract(value, '$[7]'), json_extract(value, '$[8]'), \
-             json_extract(value, '$[9]') \
+             json_extract(value, '$[9]'), json_extract(value, '$[10]') \
              FROM json_each($1) WHERE true ORDER BY key \
              ON CONFLICT (read_key) WHERE read_key IS NOT NULL DO UPDATE SET count = count + excluded.count",
         )
@@ -152,13 +153,13 @@ impl_store!(SqliteStore, {
         now: crate::clock::Timestamp,
         lease_until: crate::clock::Timestamp,
         limit: i64,
-    ) -> Result<Vec<(String, String)>, DbError> {
+    ) -> Result<Vec<super::DueConnection>, DbError> {
         // next_refresh_at is kept in whole seconds. SQLite has one writer at a time, so the UPDATE itself is
         // the claim. Never a credential that needs re-authorization (as on PostgreSQL, `CLAIM_DUE_SQL`).
-        let rows: Vec<(String, String)> = sqlx::query_as(
+        let rows: Vec<super::DueConnection> = sqlx::query_as(
             "UPDATE connections SET next_refresh_at = $1 WHERE rowid IN (SELECT rowid FROM connections \
              WHERE next_refresh_at <= $2 AND status <> 'needs_reauth' ORDER BY next_refresh_at LIMIT $3) \
-             RETURNING org_id, provider",
+             RETURNING org_id, provider, name",
         )
         .bind(lease_until.as_secs())
         .bind(now.as_secs())

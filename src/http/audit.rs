@@ -50,6 +50,10 @@ pub struct EventView {
     /// `credential_delete`.
     kind: String,
     provider: Option<String>,
+    /// The connection's name (`default` unless named), for events about a connection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    name: Option<String>,
     /// `ok` or `failed`.
     outcome: String,
     client_addr: Option<String>,
@@ -126,6 +130,7 @@ async fn list(
             user_id: if by_org { r.user_id } else { None },
             kind: r.kind,
             provider: r.provider,
+            name: r.connection,
             outcome: r.outcome,
             client_addr: r.client_addr,
             detail: r.detail,

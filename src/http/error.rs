@@ -186,7 +186,7 @@ impl From<CredentialError> for ApiError {
                 message: e.to_string(),
                 extra: serde_json::json!({ "provider": provider, "reason": reason }),
             },
-            CredentialError::Conflict(_) => Self::Conflict(e.to_string()),
+            CredentialError::Conflict(_) | CredentialError::NameTaken(_) => Self::Conflict(e.to_string()),
             CredentialError::SecretStoreUnavailable(ref inner) => {
                 tracing::warn!(error = %inner, "secret store unavailable");
                 Self::Unavailable("Secret store unavailable".into())

@@ -10,8 +10,8 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::{ApiError, ConflictBody, ErrorBody};
-use super::extract::{ApiJson, ApiPath as Path, ClientAddr, InOrg, OrgHeader};
-use crate::credentials::{Caller, ConnectionView, TokenData};
+use super::extract::{ApiJson, ApiPath as Path, ApiQuery, ClientAddr, InOrg, OrgHeader};
+use crate::credentials::{Caller, ConnectionName, ConnectionView, Target, TokenData};
 use crate::orgs::{Acting, Permission};
 
 /// A stored connection, as `PUT` answers it.
@@ -36,9 +36,50 @@ pub struct ConnectionList {
 #[serde(rename_all = "camelCase")]
 pub struct TokenDataResponse {
     pub provider: String,
+    /// The connection's name (`default` unless named).
+    pub name: String,
     /// The credential's fields (secret ones included), refreshed first when due.
     #[schema(value_type = Object)]
     pub token_data: TokenData,
+}
+
+/// `?name=`: which of the org's connections to a provider a request means (several per provider).
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct NameQuery {
+    /// The connection's name: 1 to 40 lowercase letters, digits and `-`, starting with a letter or digit.
+    /// Absent: `default`.
+    #[param(pattern = "^[a-z0-9][a-z0-9-]{0,39}$", max_length = 40, example = "prod")]
+    name: Option<String>,
+}
+
+/// The connection name a request gives (`None` when it gives none); 400 outside the pattern, before
+/// anything is read or changed.
+struct Named(Option<ConnectionName>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Named {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, ApiError> {
+        let ApiQuery(q) = ApiQuery::<NameQuery>::from_request_parts(parts, state).await?;
+        match q.name {
+            None => Ok(Self(None)),
+            Some(text) => ConnectionName::parse(&text).map(|n| Self(Some(n))).ok_or_else(|| {
+                ApiError::BadRequest(
+                    "Invalid connection name: use 1 to 40 lowercase letters, digits and '-', starting with a \
+                     letter or digit"
+                        .into(),
+                )
+            }),
+        }
+    }
+}
+
+impl Named {
+    /// The connection of `provider` the request names (`default` without `?name=`).
+    fn of(self, provider: String) -> Target {
+        Target::new(provider, self.0.unwrap_or_default())
+    }
 }
 
 /// Who acts on credentials: the caller, in the org the request acts in.
@@ -63,7 +104,7 @@ pub fn routes() -> Router<AppState> {
     path = "/api/tokens/{provider}",
     operation_id = "storeCredential",
     tag = "tokens",
-    params(("provider" = String, Path, description = "A provider id from `GET /api/providers`"), OrgHeader),
+    params(("provider" = String, Path, description = "A provider id from `GET /api/providers`"), NameQuery, OrgHeader),
     // The body schema (anyOf the providers' `TokenBody_<id>`) is set from the catalog in `openapi.rs`.
     request_body(
         content = Value,
@@ -75,11 +116,11 @@ pub fn routes() -> Router<AppState> {
     security(("bearer" = []), ("authjs_session_cookie" = []), ("internal_user_id" = [], "internal_secret" = [])),
     responses(
         (status = 200, description = "Stored", body = StoredConnection),
-        (status = 400, description = "Malformed body, a field missing, unknown or invalid, or a malformed `X-Org-ID`", body = ErrorBody),
+        (status = 400, description = "Malformed body, a field missing, unknown or invalid, a malformed `X-Org-ID`, or a `name` outside the pattern", body = ErrorBody),
         (status = 401, description = "Not authenticated", body = ErrorBody),
         (status = 403, description = "The caller's role in the org does not allow it", body = ErrorBody),
         (status = 404, description = "Unknown provider", body = ErrorBody),
-        (status = 409, description = "The credential was changed at the same time; retry", body = ConflictBody),
+        (status = 409, description = "The credential was changed at the same time (retry), or a new connection's secret name would be another connection's (choose another name)", body = ConflictBody),
         (status = 413, description = "Request body too large", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 500, description = "Internal error (details only in the log)", body = ErrorBody),
@@ -89,6 +130,7 @@ pub fn routes() -> Router<AppState> {
 async fn store(
     State(state): State<AppState>,
     InOrg(acting): InOrg,
+    named: Named,
     ClientAddr(addr): ClientAddr,
     Path(provider): Path<String>,
     ApiJson(body): ApiJson<Value>,
@@ -96,7 +138,7 @@ async fn store(
     acting.require(Permission::WriteConnections)?;
     let stored = state
         .credentials
-        .store_tokens_in_db(&caller(&acting), &body, &provider, &addr)
+        .store_tokens_in_db(&caller(&acting), &body, named.of(provider), &addr)
         .await?;
     // The generated external id is shown once: the user puts it in the role's trust policy.
     let out = StoredConnection {
@@ -106,26 +148,33 @@ async fn store(
     Ok((StatusCode::OK, Json(out)).into_response())
 }
 
-/// The caller's connections: metadata, status and age, never a secret.
+/// The org's connections (with `?name=`, those of that name): metadata, status and age, never a secret.
 #[utoipa::path(
     get,
     path = "/api/tokens",
     operation_id = "listConnections",
     tag = "tokens",
-    params(OrgHeader),
+    params(NameQuery, OrgHeader),
     security(("bearer" = []), ("authjs_session_cookie" = []), ("internal_user_id" = [], "internal_secret" = [])),
     responses(
         (status = 200, description = "The org's connections", body = ConnectionList),
-        (status = 400, description = "A malformed `X-Org-ID`", body = ErrorBody),
+        (status = 400, description = "A malformed `X-Org-ID`, or a `name` outside the pattern", body = ErrorBody),
         (status = 401, description = "Not authenticated", body = ErrorBody),
         (status = 403, description = "The caller's role in the org does not allow it", body = ErrorBody),
         (status = 404, description = "An org the caller is not a member of", body = ErrorBody),
         (status = 500, description = "Internal error (details only in the log)", body = ErrorBody),
     ),
 )]
-async fn list(State(state): State<AppState>, InOrg(acting): InOrg) -> Result<Json<ConnectionList>, ApiError> {
+async fn list(
+    State(state): State<AppState>,
+    InOrg(acting): InOrg,
+    Named(name): Named,
+) -> Result<Json<ConnectionList>, ApiError> {
     acting.require(Permission::ReadConnections)?;
-    let connections = state.credentials.list(&acting.org).await?;
+    let mut connections = state.credentials.list(&acting.org).await?;
+    if let Some(name) = name {
+        connections.retain(|c| c.name == name.as_str());
+    }
     Ok(Json(ConnectionList { connections }))
 }
 
@@ -135,11 +184,11 @@ async fn list(State(state): State<AppState>, InOrg(acting): InOrg) -> Result<Jso
     path = "/api/tokens/{provider}",
     operation_id = "getConnection",
     tag = "tokens",
-    params(("provider" = String, Path, description = "A provider id from `GET /api/providers`"), OrgHeader),
+    params(("provider" = String, Path, description = "A provider id from `GET /api/providers`"), NameQuery, OrgHeader),
     security(("bearer" = []), ("authjs_session_cookie" = []), ("internal_user_id" = [], "internal_secret" = [])),
     responses(
         (status = 200, description = "The connection", body = ConnectionView),
-        (status = 400, description = "`provider` is not valid UTF-8, or a malformed `X-Org-ID`", body = ErrorBody),
+        (status = 400, description = "`provider` is not valid UTF-8, a malformed `X-Org-ID`, or a `name` outside the pattern", body = ErrorBody),
         (status = 401, description = "Not authenticated", body = ErrorBody),
         (status = 403, description = "The caller's role in the org does not allow it", body = ErrorBody),
         (status = 404, description = "Unknown provider, no credential stored for it, or an org the caller is not a member of", body = ErrorBody),
@@ -149,10 +198,13 @@ async fn list(State(state): State<AppState>, InOrg(acting): InOrg) -> Result<Jso
 async fn connection(
     State(state): State<AppState>,
     InOrg(acting): InOrg,
+    named: Named,
     Path(provider): Path<String>,
 ) -> Result<Json<ConnectionView>, ApiError> {
     acting.require(Permission::ReadConnections)?;
-    Ok(Json(state.credentials.connection(&acting.org, &provider).await?))
+    Ok(Json(
+        state.credentials.connection(&acting.org, named.of(provider)).await?,
+    ))
 }
 
 /// The secret token data, refreshed first when due. Bearer and internal callers only (not a browser cookie).
@@ -161,7 +213,7 @@ async fn connection(
     path = "/api/tokens/{provider}/credentials",
     operation_id = "getCredentials",
     tag = "tokens",
-    params(("provider" = String, Path, description = "A provider id from `GET /api/providers`"), OrgHeader),
+    params(("provider" = String, Path, description = "A provider id from `GET /api/providers`"), NameQuery, OrgHeader),
     security(("bearer" = []), ("internal_user_id" = [], "internal_secret" = [])),
     responses(
         (status = 200, description = "The credential", body = TokenDataResponse,
@@ -169,7 +221,7 @@ async fn connection(
                 ("Cache-Control" = String, description = "`no-store`"),
                 ("Pragma" = String, description = "`no-cache`"),
             )),
-        (status = 400, description = "`provider` is not valid UTF-8, or a malformed `X-Org-ID`", body = ErrorBody),
+        (status = 400, description = "`provider` is not valid UTF-8, a malformed `X-Org-ID`, or a `name` outside the pattern", body = ErrorBody),
         (status = 401, description = "Not authenticated", body = ErrorBody),
         (status = 403, description = "The caller's role in the org does not allow it, or the Auth.js session cookie, which may not read secrets", body = ErrorBody),
         (status = 404, description = "Unknown provider, no credential stored for it, or an org the caller is not a member of", body = ErrorBody),
@@ -181,16 +233,19 @@ async fn connection(
 async fn credentials(
     State(state): State<AppState>,
     InOrg(acting): InOrg,
+    named: Named,
     ClientAddr(addr): ClientAddr,
     Path(provider): Path<String>,
 ) -> Result<Response, ApiError> {
     acting.require(Permission::ReadValues)?;
+    let target = named.of(provider);
     let data = state
         .credentials
-        .get_token_data(&caller(&acting), &provider, &addr)
+        .get_token_data(&caller(&acting), &target, &addr)
         .await?;
     let mut resp = Json(TokenDataResponse {
-        provider,
+        provider: target.provider,
+        name: target.name.to_string(),
         token_data: data,
     })
     .into_response();
@@ -207,11 +262,11 @@ async fn credentials(
     path = "/api/tokens/{provider}/refresh",
     operation_id = "refreshCredential",
     tag = "tokens",
-    params(("provider" = String, Path, description = "A provider id from `GET /api/providers`"), OrgHeader),
+    params(("provider" = String, Path, description = "A provider id from `GET /api/providers`"), NameQuery, OrgHeader),
     security(("bearer" = []), ("authjs_session_cookie" = []), ("internal_user_id" = [], "internal_secret" = [])),
     responses(
         (status = 200, description = "The connection after the refresh", body = ConnectionView),
-        (status = 400, description = "`provider` is not valid UTF-8, or a malformed `X-Org-ID`", body = ErrorBody),
+        (status = 400, description = "`provider` is not valid UTF-8, a malformed `X-Org-ID`, or a `name` outside the pattern", body = ErrorBody),
         (status = 401, description = "Not authenticated", body = ErrorBody),
         (status = 403, description = "The caller's role in the org does not allow it", body = ErrorBody),
         (status = 404, description = "Unknown provider, no credential stored for it, or an org the caller is not a member of", body = ErrorBody),
@@ -223,6 +278,7 @@ async fn credentials(
 async fn refresh(
     State(state): State<AppState>,
     InOrg(acting): InOrg,
+    named: Named,
     ClientAddr(addr): ClientAddr,
     Path(provider): Path<String>,
 ) -> Result<Json<ConnectionView>, ApiError> {
@@ -230,7 +286,7 @@ async fn refresh(
     Ok(Json(
         state
             .credentials
-            .refresh_now(&caller(&acting), &provider, &addr)
+            .refresh_now(&caller(&acting), named.of(provider), &addr)
             .await?,
     ))
 }
@@ -241,11 +297,11 @@ async fn refresh(
     path = "/api/tokens/{provider}",
     operation_id = "deleteConnection",
     tag = "tokens",
-    params(("provider" = String, Path, description = "A provider id from `GET /api/providers`"), OrgHeader),
+    params(("provider" = String, Path, description = "A provider id from `GET /api/providers`"), NameQuery, OrgHeader),
     security(("bearer" = []), ("authjs_session_cookie" = []), ("internal_user_id" = [], "internal_secret" = [])),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, description = "`provider` is not valid UTF-8, or a malformed `X-Org-ID`", body = ErrorBody),
+        (status = 400, description = "`provider` is not valid UTF-8, a malformed `X-Org-ID`, or a `name` outside the pattern", body = ErrorBody),
         (status = 401, description = "Not authenticated", body = ErrorBody),
         (status = 403, description = "The caller's role in the org does not allow it", body = ErrorBody),
         (status = 404, description = "Unknown provider, no credential stored for it, or an org the caller is not a member of", body = ErrorBody),
@@ -257,10 +313,14 @@ async fn refresh(
 async fn delete(
     State(state): State<AppState>,
     InOrg(acting): InOrg,
+    named: Named,
     ClientAddr(addr): ClientAddr,
     Path(provider): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     acting.require(Permission::WriteConnections)?;
-    state.credentials.delete(&caller(&acting), &provider, &addr).await?;
+    state
+        .credentials
+        .delete(&caller(&acting), named.of(provider), &addr)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -390,6 +390,7 @@ impl PasswordService {
             org_id: None,
             kind,
             provider: None,
+            connection: None,
             outcome,
             client_addr: Some(caller.client_addr),
             detail,

@@ -89,6 +89,7 @@ async fn a_burst_of_events_lands_whole(db: Db) {
                 org_id: None,
                 kind: EventKind::CredentialRead,
                 provider: (!i.is_multiple_of(3)).then_some("datadog"),
+                connection: None,
                 outcome: if i.is_multiple_of(5) {
                     Outcome::Failed
                 } else {
@@ -145,6 +146,7 @@ async fn a_burst_of_events_lands_whole(db: Db) {
         org_id: None,
         kind: EventKind::Login,
         provider: None,
+        connection: None,
         outcome: Outcome::Failed,
         client_addr: Some("::1"),
         detail: Some(odd),

@@ -106,6 +106,7 @@ fn failed_login<'a>(detail: &'a str) -> tokenkeeper::audit::Event<'a> {
         org_id: None,
         kind: EventKind::Login,
         provider: None,
+        connection: None,
         outcome: Outcome::Failed,
         client_addr: Some("10.0.0.1"),
         detail: Some(detail),

@@ -553,7 +553,7 @@ async fn a_reference_write_on_an_outdated_read_does_not_land(db: Db, secrets: Se
         200
     );
     let store = &app.services.store;
-    let stale = store.get_connection(&uid, "splunk").await.unwrap().unwrap();
+    let stale = store.get_connection(&uid, "splunk", "default").await.unwrap().unwrap();
     assert_eq!(
         app.put_auth("/api/tokens/splunk", &token, body("splunk-second-token"))
             .await
@@ -565,7 +565,7 @@ async fn a_reference_write_on_an_outdated_read_does_not_land(db: Db, secrets: Se
         "the row moved on to version 2"
     );
     assert!(!store.put_connection(&stale, None).await.unwrap(), "there is a row");
-    let row = store.get_connection(&uid, "splunk").await.unwrap().unwrap();
+    let row = store.get_connection(&uid, "splunk", "default").await.unwrap().unwrap();
     assert_eq!(row.secret_version, 2);
     // On the row as it is, it lands.
     let degraded = tokenkeeper::db::Connection {
@@ -574,15 +574,23 @@ async fn a_reference_write_on_an_outdated_read_does_not_land(db: Db, secrets: Se
     };
     assert!(store.put_connection(&degraded, Some(2)).await.unwrap());
     assert_eq!(
-        store.get_connection(&uid, "splunk").await.unwrap().unwrap().status,
+        store
+            .get_connection(&uid, "splunk", "default")
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
         tokenkeeper::db::ConnectionStatus::Degraded
     );
     // Where there is no row, only a write expecting none lands.
-    store.delete_connection(&uid, "splunk").await.unwrap();
+    store.delete_connection(&uid, "splunk", "default").await.unwrap();
     assert!(!store.put_connection(&degraded, Some(2)).await.unwrap());
-    assert!(store.get_connection(&uid, "splunk").await.unwrap().is_none());
+    assert!(store.get_connection(&uid, "splunk", "default").await.unwrap().is_none());
     assert!(store.put_connection(&degraded, None).await.unwrap());
-    assert_eq!(store.get_connection(&uid, "splunk").await.unwrap(), Some(degraded));
+    assert_eq!(
+        store.get_connection(&uid, "splunk", "default").await.unwrap(),
+        Some(degraded)
+    );
 }
 
 mod stale {

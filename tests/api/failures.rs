@@ -144,7 +144,12 @@ impl Interloper {
     }
 
     async fn land_their_reference(&self, version: u64) {
-        let row = self.store.get_connection(&self.uid, "splunk").await.unwrap().unwrap();
+        let row = self
+            .store
+            .get_connection(&self.uid, "splunk", "default")
+            .await
+            .unwrap()
+            .unwrap();
         let theirs = Connection {
             secret_version: version,
             ..row.clone()
@@ -252,7 +257,7 @@ struct DeleteProbe {
 impl Hooks for DeleteProbe {
     async fn delete(&self, inner: &dyn SecretStore, name: &str) -> Result<(), SecretError> {
         let (store, uid) = self.rows.get().expect("rows set");
-        let row = store.get_connection(uid, "splunk").await.unwrap();
+        let row = store.get_connection(uid, "splunk", "default").await.unwrap();
         self.row_present_at_delete.lock().unwrap().push(row.is_some());
         if self.failing.load(Ordering::SeqCst) {
             return Err(SecretError::Unavailable("injected: delete refused".into()));
@@ -304,7 +309,7 @@ async fn a_failed_secret_delete_puts_the_reference_back(db: Db, secrets: Secrets
     let name = app
         .services
         .credentials
-        .secret_name(&tokenkeeper::credentials::ConnectionKey::of_row(&uid, "splunk").unwrap());
+        .secret_name(&tokenkeeper::credentials::ConnectionKey::of_row(&uid, "splunk", "default").unwrap());
     assert!(
         probe.inner().read(&name, None).await.unwrap().is_none(),
         "the secret is destroyed"

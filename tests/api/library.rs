@@ -111,7 +111,7 @@ async fn stores_and_deletes_wait_for_the_credential_lock(db: Db) {
     assert!(
         app.services
             .store
-            .get_connection(&uid, "splunk")
+            .get_connection(&uid, "splunk", "default")
             .await
             .unwrap()
             .is_none()
@@ -121,7 +121,7 @@ async fn stores_and_deletes_wait_for_the_credential_lock(db: Db) {
     assert!(
         app.services
             .store
-            .get_connection(&uid, "splunk")
+            .get_connection(&uid, "splunk", "default")
             .await
             .unwrap()
             .is_some()
@@ -141,7 +141,7 @@ async fn stores_and_deletes_wait_for_the_credential_lock(db: Db) {
     assert!(
         app.services
             .store
-            .get_connection(&uid, "splunk")
+            .get_connection(&uid, "splunk", "default")
             .await
             .unwrap()
             .is_some()
@@ -151,7 +151,7 @@ async fn stores_and_deletes_wait_for_the_credential_lock(db: Db) {
     assert!(
         app.services
             .store
-            .get_connection(&uid, "splunk")
+            .get_connection(&uid, "splunk", "default")
             .await
             .unwrap()
             .is_none()

@@ -18,6 +18,7 @@ mod identity;
 mod library;
 mod lost_answer;
 mod metrics_scrape;
+mod names;
 mod openapi;
 mod ops;
 mod org_upgrade;

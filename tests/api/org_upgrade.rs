@@ -10,39 +10,6 @@ const INTERNAL: &str = "s3cret-internal";
 /// The last migration of the release before orgs.
 const BEFORE_ORGS: i64 = 4;
 
-/// A database at `BEFORE_ORGS`, and what keeps it alive (a SQLite file's directory).
-async fn previous_release_database(db: Db, alice: &str, svc: &str) -> Option<(String, tempfile::TempDir)> {
-    let dir = tempfile::tempdir().unwrap();
-    let url = match db {
-        Db::Sqlite => format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display()),
-        Db::Postgres => {
-            let admin = crate::support::postgres::admin_url()?;
-            crate::support::postgres::fresh_database(&admin).await
-        }
-    };
-    let path = match db {
-        Db::Sqlite => "migrations/sqlite",
-        Db::Postgres => "migrations/postgres",
-    };
-    let stmts = old_rows(alice, svc);
-    let migrator = sqlx::migrate::Migrator::new(std::path::Path::new(path)).await.unwrap();
-    match db {
-        Db::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-            migrator.run_to(BEFORE_ORGS, &pool).await.unwrap();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(stmts)).execute(&pool).await.unwrap();
-            pool.close().await;
-        }
-        Db::Postgres => {
-            let pool = sqlx::PgPool::connect(&url).await.unwrap();
-            migrator.run_to(BEFORE_ORGS, &pool).await.unwrap();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(stmts)).execute(&pool).await.unwrap();
-            pool.close().await;
-        }
-    }
-    Some((url, dir))
-}
-
 /// Rows as the previous release wrote them: a registered user with a session, an internal caller's user
 /// (no users row), a connection each, an audit event.
 fn old_rows(alice: &str, svc: &str) -> String {
@@ -70,7 +37,7 @@ async fn previous_release_is_upgraded(db: Db, secrets: Secrets) {
     // Ids unique per run: OpenBao is shared by the tests of a binary.
     let run = uuid::Uuid::new_v4().simple().to_string();
     let (alice, svc) = (format!("alice-{run}"), format!("svc-{run}"));
-    let Some((url, _dir)) = previous_release_database(db, &alice, &svc).await else {
+    let Some((url, _dir)) = crate::support::upgrade::database_at(db, BEFORE_ORGS, old_rows(&alice, &svc)).await else {
         return;
     };
     let Some(cfg) = TestConfig::default()

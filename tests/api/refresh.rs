@@ -18,7 +18,7 @@ fn now_secs(app: &TestApp) -> i64 {
 
 /// The gcp credential of `uid`.
 fn key(uid: &str) -> tokenkeeper::credentials::ConnectionKey {
-    tokenkeeper::credentials::ConnectionKey::of_row(uid, "gcp").unwrap()
+    tokenkeeper::credentials::ConnectionKey::of_row(uid, "gcp", "default").unwrap()
 }
 
 async fn read(app: &TestApp, token: &str) -> (u16, Value) {
@@ -375,7 +375,7 @@ async fn delete_during_refresh_stays_deleted(db: Db) {
         assert_eq!(deleted, 204, "{answer:?}");
         let expected = if answer == Answer::InvalidGrant { 409 } else { 200 };
         assert_eq!(status, expected, "{answer:?}: {body}");
-        let row = app.services.store.get_connection(&uid, "gcp").await.unwrap();
+        let row = app.services.store.get_connection(&uid, "gcp", "default").await.unwrap();
         assert!(row.is_none(), "{answer:?}: the deleted connection came back: {row:?}");
         assert_eq!(read(&app, &token).await.0, 404, "{answer:?}");
         let name = app.services.credentials.secret_name(&key(&uid));
@@ -542,7 +542,12 @@ async fn shutdown_leaves_no_refresh_half_done(db: Db) {
     // reference names (read directly, so that no new refresh happens) is the provider's live one.
     let mut refreshed = 0;
     for uid in &users {
-        let row = services.store.get_connection(uid, "gcp").await.unwrap().unwrap();
+        let row = services
+            .store
+            .get_connection(uid, "gcp", "default")
+            .await
+            .unwrap()
+            .unwrap();
         refreshed += usize::from(row.secret_version == 2);
         let name = services.credentials.secret_name(&key(uid));
         let secret = services

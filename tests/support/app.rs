@@ -210,10 +210,16 @@ impl TestApp {
             .collect()
     }
 
-    /// The user's reference row for `provider`, read straight from the database (it must exist).
+    /// The user's reference row for `provider` (its default connection), read straight from the database
+    /// (it must exist).
     pub async fn row(&self, uid: &str, provider: &str) -> tokenkeeper::db::Connection {
-        let row = self.services.store.get_connection(uid, provider).await.unwrap();
-        row.unwrap_or_else(|| panic!("no {provider} row for {uid}"))
+        self.named_row(uid, provider, "default").await
+    }
+
+    /// The reference row of `org`'s connection `name` to `provider` (it must exist).
+    pub async fn named_row(&self, org: &str, provider: &str, name: &str) -> tokenkeeper::db::Connection {
+        let row = self.services.store.get_connection(org, provider, name).await.unwrap();
+        row.unwrap_or_else(|| panic!("no {provider} {name} row for {org}"))
     }
 
     /// A credential service over this app's clock and audit trail, as a library caller builds one (default

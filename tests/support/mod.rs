@@ -15,5 +15,6 @@ pub mod stand_in;
 pub mod store_faults;
 pub mod sts;
 pub mod token_endpoint;
+pub mod upgrade;
 pub mod vault_proxy;
 pub mod wait;

@@ -190,8 +190,11 @@ impl Store for FaultyStore {
     async fn update_connection(&self, c: &Connection) -> Result<bool, DbError> {
         self.inner.update_connection(c).await
     }
-    async fn get_connection(&self, user_id: &str, provider: &str) -> Result<Option<Connection>, DbError> {
-        self.inner.get_connection(user_id, provider).await
+    async fn get_connection(&self, org_id: &str, provider: &str, name: &str) -> Result<Option<Connection>, DbError> {
+        self.inner.get_connection(org_id, provider, name).await
+    }
+    async fn connection_by_secret_ref(&self, secret_ref: &str) -> Result<Option<Connection>, DbError> {
+        self.inner.connection_by_secret_ref(secret_ref).await
     }
     async fn list_connections(&self, user_id: &str) -> Result<Vec<Connection>, DbError> {
         self.inner.list_connections(user_id).await
@@ -199,8 +202,8 @@ impl Store for FaultyStore {
     async fn count_connections_by_status(&self) -> Result<Vec<(String, i64)>, DbError> {
         self.inner.count_connections_by_status().await
     }
-    async fn delete_connection(&self, user_id: &str, provider: &str) -> Result<bool, DbError> {
-        self.inner.delete_connection(user_id, provider).await
+    async fn delete_connection(&self, org_id: &str, provider: &str, name: &str) -> Result<bool, DbError> {
+        self.inner.delete_connection(org_id, provider, name).await
     }
     async fn refresh_lock(&self, key: &str) -> Result<RefreshLock, DbError> {
         self.inner.refresh_lock(key).await
@@ -210,7 +213,7 @@ impl Store for FaultyStore {
         now: tokenkeeper::clock::Timestamp,
         lease_until: tokenkeeper::clock::Timestamp,
         limit: i64,
-    ) -> Result<Vec<(String, String)>, DbError> {
+    ) -> Result<Vec<tokenkeeper::db::DueConnection>, DbError> {
         self.inner.claim_due(now, lease_until, limit).await
     }
     async fn notify_changed(&self, key: &str) -> Result<Option<u64>, DbError> {

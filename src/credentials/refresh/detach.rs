@@ -94,8 +94,8 @@ impl Job {
             return Ok(false);
         };
         let kind = EventKind::CredentialRefresh;
-        let (caller, provider, addr) = (&self.caller, self.key.provider(), &self.client_addr);
-        svc.audit(caller, kind, provider, note.ok, addr, note.detail.as_deref())
+        let (caller, target, addr) = (&self.caller, self.key.target(), &self.client_addr);
+        svc.audit(caller, kind, &target, note.ok, addr, note.detail.as_deref())
             .await?;
         Ok(true)
     }

@@ -12,6 +12,7 @@ use crate::clock::Timestamp;
 use crate::credentials::{
     Caller, ConnectionKey, ConnectionStatus, CredentialError, CredentialService, UserId, read::needs_reauth,
 };
+use crate::db::DueConnection;
 
 /// How many credentials one claim takes, how many are refreshed at once, and for how long a claim
 /// keeps other instances away from a row (longer than one refresh can take; if this instance dies, the
@@ -74,12 +75,12 @@ impl CredentialService {
         };
         // Some(true): refreshed (or found fresh); Some(false): failed; None: skipped (stopping).
         let results: Vec<Option<bool>> = futures::stream::iter(claimed)
-            .map(|(org, provider)| async move {
+            .map(|due| async move {
                 if stopping() {
                     return None;
                 }
                 let since = Trigger::Scheduled { since: now };
-                Some(self.refresh_scheduled(&org, &provider, since).await.is_ok())
+                Some(self.refresh_scheduled(&due, since).await.is_ok())
             })
             .buffer_unordered(batch.concurrency)
             .collect()
@@ -95,10 +96,11 @@ impl CredentialService {
     }
 
     /// One claimed credential: refreshed if still due; `Err` when its refresh failed.
-    #[tracing::instrument(skip_all, fields(org = org_id, provider = provider))]
-    async fn refresh_scheduled(&self, org_id: &str, provider: &str, trigger: Trigger) -> Result<(), CredentialError> {
-        let key = ConnectionKey::of_row(org_id, provider)
-            .ok_or_else(|| CredentialError::UnknownProvider(provider.to_string()))?;
+    #[tracing::instrument(skip_all, fields(org = due.org_id, provider = due.provider, name = due.name))]
+    async fn refresh_scheduled(&self, due: &DueConnection, trigger: Trigger) -> Result<(), CredentialError> {
+        let key = ConnectionKey::of_row(&due.org_id, &due.provider, &due.name)
+            .ok_or_else(|| CredentialError::UnknownProvider(due.provider.clone()))?;
+        let org_id = due.org_id.as_str();
         // The refresher acts for the org: its events carry the org's id as their user (for a personal org,
         // its user, as before orgs).
         let caller = Caller::new(UserId::from(org_id), key.org().clone());

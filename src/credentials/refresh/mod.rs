@@ -18,7 +18,9 @@ mod serve;
 use std::time::Duration;
 
 use super::read::needs_reauth;
-use super::{Caller, ConnectionKey, ConnectionStatus, ConnectionView, CredentialError, CredentialService, TokenData};
+use super::{
+    Caller, ConnectionKey, ConnectionStatus, ConnectionView, CredentialError, CredentialService, Target, TokenData,
+};
 use crate::audit::EventKind;
 use crate::clock::Timestamp;
 use crate::config::GrantSettings;
@@ -124,16 +126,17 @@ impl CredentialService {
     /// event (there a client that disconnects cannot stop it) and its outcome says so.
     /// What ends before is recorded here: unknown provider, not connected, `needs_reauth`, a provider
     /// whose credentials do not refresh.
-    #[tracing::instrument(skip_all, fields(user = %caller.user, org = %caller.org, provider = %provider))]
+    #[tracing::instrument(skip_all, fields(user = %caller.user, org = %caller.org))]
     pub async fn refresh_now(
         &self,
         caller: &Caller,
-        provider: &str,
+        target: impl Into<Target>,
         client_addr: &str,
     ) -> Result<ConnectionView, CredentialError> {
+        let target = target.into();
         let mut audited = false;
         let res = async {
-            let key = Self::key(&caller.org, provider)?;
+            let key = Self::key(&caller.org, &target)?;
             let row = self.row(&key).await?;
             if row.status == ConnectionStatus::NeedsReauth {
                 return Err(needs_reauth(&row));
@@ -152,7 +155,7 @@ impl CredentialService {
         if audited {
             return res;
         }
-        self.audited(caller, EventKind::CredentialRefresh, provider, client_addr, res)
+        self.audited(caller, EventKind::CredentialRefresh, &target, client_addr, res)
             .await
     }
 }

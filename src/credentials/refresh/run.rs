@@ -94,7 +94,7 @@ impl CredentialService {
                 job.note = Some(AuditNote::ok());
                 Ok(Landed::Fresh(fresh.token_data))
             }
-            Landing::Gone => Err(CredentialError::NotConnected(provider.to_string())),
+            Landing::Gone => Err(CredentialError::NotConnected(job.key.describe())),
             Landing::Superseded(current) => Ok(Landed::Current(*current)),
         }
     }
@@ -135,7 +135,7 @@ impl CredentialService {
         match self.land_row(&job.key, &updated).await? {
             Landing::Recorded => {}
             // Deleted while the provider was called: nothing to record, nothing to serve.
-            Landing::Gone => return Err(CredentialError::NotConnected(provider.to_string())),
+            Landing::Gone => return Err(CredentialError::NotConnected(job.key.describe())),
             // A new credential was stored meanwhile: the old one's failure is not its failure.
             Landing::Superseded(current) => return Ok(Landed::Current(*current)),
         }
