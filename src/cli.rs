@@ -11,7 +11,7 @@ use secrecy::SecretString;
 use crate::app::{Services, database_url, describe_secret_store};
 use crate::clock::SystemClock;
 use crate::config::Settings;
-use crate::credentials::{Caller as CredentialCaller, UserId};
+use crate::credentials::{Caller as CredentialCaller, ConnectionName, Target, UserId};
 use crate::orgs::{Acting, Channel, Permission};
 use crate::passwords::Caller;
 
@@ -54,6 +54,9 @@ pub enum TokensCommand {
         /// The org (an id from `org list`) the user acts in; default: their personal org.
         #[arg(long)]
         org: Option<String>,
+        /// Only the connections of this name (default: every connection).
+        #[arg(long, value_parser = connection_name)]
+        name: Option<ConnectionName>,
     },
     /// Print a credential for one provider as JSON (refreshed first if due), as the platform's backend
     /// reads it: for any member of the org.
@@ -65,6 +68,9 @@ pub enum TokensCommand {
         /// The org the user acts in; default: their personal org.
         #[arg(long)]
         org: Option<String>,
+        /// Which of the org's connections to the provider.
+        #[arg(long, value_parser = connection_name, default_value = ConnectionName::DEFAULT)]
+        name: ConnectionName,
     },
     /// Delete a credential: the reference, then the secret (the user must be an editor of the org).
     Delete {
@@ -75,7 +81,16 @@ pub enum TokensCommand {
         /// The org the user acts in; default: their personal org.
         #[arg(long)]
         org: Option<String>,
+        /// Which of the org's connections to the provider.
+        #[arg(long, value_parser = connection_name, default_value = ConnectionName::DEFAULT)]
+        name: ConnectionName,
     },
+}
+
+/// `--name`, checked as `?name=` is.
+fn connection_name(text: &str) -> Result<ConnectionName, String> {
+    ConnectionName::parse(text)
+        .ok_or_else(|| "use 1 to 40 lowercase letters, digits and '-', starting with a letter or digit".to_string())
 }
 
 #[derive(Subcommand, Debug)]
@@ -213,22 +228,40 @@ async fn tokens(settings: Settings, cmd: TokensCommand) -> anyhow::Result<()> {
     };
     let caller = |a: &Acting| CredentialCaller::new(a.user.clone(), a.org.clone());
     match cmd {
-        TokensCommand::List { user, org } => {
+        TokensCommand::List { user, org, name } => {
             let a = acting(user, org).await?;
             a.require(Permission::ReadConnections)?;
-            println!("{}", serde_json::to_string_pretty(&creds.list(&a.org).await?)?);
+            let mut listed = creds.list(&a.org).await?;
+            if let Some(name) = name {
+                listed.retain(|c| c.name == name.as_str());
+            }
+            println!("{}", serde_json::to_string_pretty(&listed)?);
         }
-        TokensCommand::Get { user, provider, org } => {
+        TokensCommand::Get {
+            user,
+            provider,
+            org,
+            name,
+        } => {
             let a = acting(user, org).await?;
             a.require(Permission::ReadValues)?;
-            let data = creds.get_token_data(&caller(&a), &provider, "cli").await?;
+            let data = creds
+                .get_token_data(&caller(&a), Target::new(provider, name), "cli")
+                .await?;
             println!("{}", serde_json::to_string(&data)?);
         }
-        TokensCommand::Delete { user, provider, org } => {
+        TokensCommand::Delete {
+            user,
+            provider,
+            org,
+            name,
+        } => {
             let a = acting(user, org).await?;
             a.require(Permission::WriteConnections)?;
-            creds.delete(&caller(&a), &provider, "cli").await?;
-            println!("deleted {provider} credential of org {}", a.org);
+            creds
+                .delete(&caller(&a), Target::new(provider.clone(), name.clone()), "cli")
+                .await?;
+            println!("deleted {provider} connection {name} of org {}", a.org);
         }
     }
     services.audit.flush().await;

@@ -160,6 +160,35 @@ fn operator_commands_work_end_to_end() {
         .unwrap();
     assert_eq!(read(creds).unwrap(), "cli-splunk-token-123");
     assert_eq!(creds.cached_entries(), 1);
+
+    // A named connection beside it: `--name` lists, reads and deletes that one only.
+    let prod = serde_json::json!({"api_token": "cli-splunk-prod-456", "base_url": "https://splunk.example.com"});
+    let prod_name = tokenkeeper::credentials::ConnectionName::parse("prod").unwrap();
+    let target = tokenkeeper::credentials::Target::new("splunk", prod_name);
+    rt.block_on(creds.store_tokens_in_db(&user_id.as_str().into(), &prod, &target, "test"))
+        .unwrap();
+    let named = |cmd: &str, name: &str| {
+        let mut args = vec!["tokens", cmd, "--user", &user_id, "--name", name];
+        if cmd != "list" {
+            args.extend(["--provider", "splunk"]);
+        }
+        run(d, &args, None)
+    };
+    let listed: serde_json::Value = serde_json::from_str(&stdout(&named("list", "prod"))).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["name"], "prod");
+    assert!(stdout(&named("get", "prod")).contains("cli-splunk-prod-456"));
+    stdout(&named("delete", "prod"));
+    assert!(!named("get", "prod").status.success());
+    assert_eq!(
+        read(creds).unwrap(),
+        "cli-splunk-token-123",
+        "the default connection stays"
+    );
+    // A name outside the pattern is refused before anything runs.
+    let o = named("get", "Prod");
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("lowercase letters"));
 }
 
 /// A retention of zero, a negative or a non-numeric number of days: start-up refuses, naming the

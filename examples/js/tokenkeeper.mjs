@@ -198,6 +198,41 @@ const steps = [
     return body.error;
   }],
 
+  ["PUT /api/tokens/grafana?name=staging", async () => {
+    // Several connections per provider: each named one has its own id and secret.
+    const res = await fetch(`${B}/api/tokens/grafana?name=staging`, {
+      method: "PUT",
+      headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ api_key: apiKey, base_url: baseUrl }),
+    });
+    const conn = await expectJson(res, 200);
+    checkConnection(conn);
+    check(conn.name === "staging", `name should be "staging": ${conn.name}`);
+    check(/^[0-9a-f]{32}$/.test(conn.id), `id should be 32 hex digits: ${conn.id}`);
+    check(conn.secretRef.endsWith("-grafana-staging-token"), `its own secret: ${conn.secretRef}`);
+    return `stored at ${conn.secretRef}`;
+  }],
+
+  ["GET /api/tokens/grafana/credentials?name=staging", async () => {
+    const res = await fetch(`${B}/api/tokens/grafana/credentials?name=staging`, {
+      headers: { Authorization: `Bearer ${token}` },
+    });
+    const { name, tokenData } = await expectJson(res, 200);
+    check(name === "staging" && tokenData?.api_key === apiKey, `the staging connection's key: ${name}`);
+    const bad = await fetch(`${B}/api/tokens/grafana?name=Staging`, { headers: { Authorization: `Bearer ${token}` } });
+    const body = await expectJson(bad, 400);
+    return `a bad name: ${body.error}`;
+  }],
+
+  ["DELETE /api/tokens/grafana?name=staging", async () => {
+    const res = await fetch(`${B}/api/tokens/grafana?name=staging`, {
+      method: "DELETE",
+      headers: { Authorization: `Bearer ${token}` },
+    });
+    await expectEmpty(res, 204);
+    return "deleted";
+  }],
+
   ["GET /api/orgs", async () => {
     const { orgs } = await expectJson(await fetch(`${B}/api/orgs`, { headers: { Authorization: `Bearer ${token}` } }), 200);
     check(orgs.length === 1 && orgs[0].personal && orgs[0].role === "admin", `one personal org: ${JSON.stringify(orgs)}`);

@@ -10,6 +10,7 @@ prints what it expected and what it got, and exits 1. CI runs it against a live 
 """
 
 import os
+import re
 import sys
 import uuid
 
@@ -192,6 +193,35 @@ def connection_deleted():
     return body["error"]
 
 
+def store_named():
+    # Several connections per provider: each named one has its own id and secret.
+    r = requests.put(f"{B}/api/tokens/grafana", params={"name": "staging"}, headers={"Authorization": f"Bearer {token}"},
+                     json={"api_key": api_key, "base_url": base_url}, timeout=TIMEOUT)
+    conn = expect_json(r, 200)
+    check_connection(conn)
+    check(conn.get("name") == "staging", f'name should be "staging": {conn.get("name")}')
+    check(re.fullmatch(r"[0-9a-f]{32}", conn.get("id", "")) is not None, f"id should be 32 hex digits: {conn.get('id')}")
+    check(conn["secretRef"].endswith("-grafana-staging-token"), f"its own secret: {conn['secretRef']}")
+    return f"stored at {conn['secretRef']}"
+
+
+def credentials_named():
+    r = requests.get(f"{B}/api/tokens/grafana/credentials", params={"name": "staging"},
+                     headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT)
+    body = expect_json(r, 200)
+    check(body.get("name") == "staging" and body["tokenData"].get("api_key") == api_key, "the staging connection's key")
+    bad = requests.get(f"{B}/api/tokens/grafana", params={"name": "Staging"},
+                       headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT)
+    return f"a bad name: {expect_json(bad, 400)['error']}"
+
+
+def delete_named():
+    r = requests.delete(f"{B}/api/tokens/grafana", params={"name": "staging"},
+                        headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT)
+    expect_empty(r, 204)
+    return "deleted"
+
+
 def orgs():
     r = requests.get(f"{B}/api/orgs", headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT)
     found = expect_json(r, 200)["orgs"]
@@ -303,6 +333,9 @@ STEPS = [
     ("GET /api/audit", audit),
     ("DELETE /api/tokens/grafana", delete),
     ("GET /api/tokens/grafana (deleted)", connection_deleted),
+    ("PUT /api/tokens/grafana?name=staging", store_named),
+    ("GET /api/tokens/grafana/credentials?name=staging", credentials_named),
+    ("DELETE /api/tokens/grafana?name=staging", delete_named),
     ("GET /api/orgs", orgs),
     ("POST /api/orgs", create_org),
     ("PUT /api/tokens/grafana (X-Org-ID)", store_in_org),

@@ -70,10 +70,20 @@ async fn every_event_is_a_json_line(db: Db) {
     let keys: Vec<&str> = read.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(
         keys,
-        ["address", "detail", "event", "outcome", "provider", "time", "user"]
+        [
+            "address",
+            "connection",
+            "detail",
+            "event",
+            "outcome",
+            "provider",
+            "time",
+            "user"
+        ]
     );
     assert_eq!(read["user"], uid.as_str());
     assert_eq!(read["provider"], "splunk");
+    assert_eq!(read["connection"], "default");
     assert_eq!(read["outcome"], "ok");
     assert_eq!(read["address"], "127.0.0.1");
     assert!(read["time"].as_str().unwrap().ends_with('Z'));

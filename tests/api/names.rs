@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use tokenkeeper::clock::Clock as _;
 use tokenkeeper::credentials::DueBatch;
 
-use crate::support::app::{Db, Secrets, TestApp, TestConfig, error_of, spawn_app, spawn_on_database};
+use crate::support::app::{Db, Secrets, TestApp, TestConfig, error_of, spawn_app, spawn_on_database, spawn_sibling};
 use crate::support::token_endpoint::TokenEndpoint;
 
 const INTERNAL: &str = "s3cret-internal";
@@ -353,6 +353,69 @@ async fn a_secret_name_taken_by_another_connection_is_refused(db: Db) {
     assert_eq!(secret(&app, &shared).await.unwrap()["api_key"], "glsa_mine_0123456789");
 }
 
+/// PostgreSQL announces a change to a named connection (from its trigger) so that other instances drop
+/// exactly that connection from their read caches: the default connection's entry stays.
+async fn other_instances_drop_only_the_changed_connection(db: Db) {
+    if db == Db::Sqlite {
+        return; // SQLite's shared counter drops everything: nothing per connection to show
+    }
+    let Some(cfg) = TestConfig::default().secrets(Secrets::OpenBao).await else {
+        return;
+    };
+    let a = spawn_app(db, cfg).await.unwrap();
+    let b = spawn_sibling(&a, TestConfig::default().secrets(Secrets::OpenBao).await.unwrap()).await;
+    let (_, token) = a.user("cache-names@example.com").await;
+    assert_eq!(
+        a.put_auth("/api/tokens/grafana", &token, grafana("one")).await.status(),
+        200
+    );
+    assert_eq!(
+        a.put_auth("/api/tokens/grafana?name=prod", &token, grafana("two"))
+            .await
+            .status(),
+        200
+    );
+    announced(&a, 2).await;
+    let key = |v: Value| v["tokenData"]["api_key"].as_str().unwrap().to_string();
+    for query in ["", "?name=prod"] {
+        let path = format!("/api/tokens/grafana/credentials{query}");
+        key(a.get_auth(&path, &token).await.json().await.unwrap());
+    }
+    assert_eq!(a.services.credentials.cached_entries(), 2);
+
+    // Replaced on B: A drops the prod entry only, and reads the new value.
+    assert_eq!(
+        b.put_auth("/api/tokens/grafana?name=prod", &token, grafana("three"))
+            .await
+            .status(),
+        200
+    );
+    announced(&a, 3).await;
+    assert_eq!(
+        a.services.credentials.cached_entries(),
+        1,
+        "only the changed connection is dropped"
+    );
+    let path = "/api/tokens/grafana/credentials?name=prod";
+    assert_eq!(
+        key(a.get_auth(path, &token).await.json().await.unwrap()),
+        "glsa_three_0123456789"
+    );
+    let path = "/api/tokens/grafana/credentials";
+    assert_eq!(
+        key(a.get_auth(path, &token).await.json().await.unwrap()),
+        "glsa_one_0123456789"
+    );
+}
+
+/// Waits until `app`'s read cache has applied `n` change announcements.
+async fn announced(app: &TestApp, n: u64) {
+    crate::support::wait::until(&format!("{n} change announcements applied"), || async {
+        app.services.credentials.cache_announcements() >= n
+    })
+    .await;
+}
+
 crate::on_all_stores!(named_connections_are_independent);
 
 crate::on_both_backends!(
@@ -361,6 +424,7 @@ crate::on_both_backends!(
     shared_org_connections_are_named_after_the_org,
     a_secret_name_taken_by_another_connection_is_refused,
     previous_release_keeps_every_connection_as_default,
+    other_instances_drop_only_the_changed_connection,
 );
 
 /// The last migration of the release before connection names.
