@@ -416,6 +416,49 @@ async fn announced(app: &TestApp, n: u64) {
     .await;
 }
 
+/// The API description gives every `/api/tokens` operation (the per-provider copies too) the `name` query
+/// parameter with its pattern, and listings their `id` and `name` (schemathesis fuzzes from it).
+async fn the_api_description_names_connections(db: Db) {
+    let app = spawn_app(db, TestConfig::default()).await.unwrap();
+    let r = app.client.get(app.at("/openapi.json")).send().await.unwrap();
+    let doc: Value = r.json().await.unwrap();
+    let mut operations = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        if !path.starts_with("/api/tokens") {
+            continue;
+        }
+        for (method, op) in item.as_object().unwrap() {
+            let name = op["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|p| p["name"] == "name" && p["in"] == "query");
+            let name = name.unwrap_or_else(|| panic!("{method} {path} has no ?name="));
+            assert_eq!(
+                name["schema"]["pattern"], "^[a-z0-9][a-z0-9-]{0,39}$",
+                "{method} {path}"
+            );
+            operations += 1;
+        }
+    }
+    assert!(operations > 6, "every tokens operation was checked: {operations}");
+    let schemas = &doc["components"]["schemas"];
+    for (schema, fields) in [
+        ("ConnectionView", vec!["id", "name"]),
+        ("TokenDataResponse", vec!["name"]),
+    ] {
+        let required: Vec<&str> = schemas[schema]["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        for field in fields {
+            assert!(required.contains(&field), "{schema}.{field} in {required:?}");
+        }
+    }
+}
+
 crate::on_all_stores!(named_connections_are_independent);
 
 crate::on_both_backends!(
@@ -425,6 +468,7 @@ crate::on_both_backends!(
     a_secret_name_taken_by_another_connection_is_refused,
     previous_release_keeps_every_connection_as_default,
     other_instances_drop_only_the_changed_connection,
+    the_api_description_names_connections,
 );
 
 /// The last migration of the release before connection names.
