@@ -35,6 +35,8 @@ pub struct Services {
     pub authenticator: Authenticator,
     pub credentials: CredentialService,
     pub orgs: OrgService,
+    /// Sessions, users' password changes and roles in memory (read through by `authenticator`, `orgs`).
+    pub identity: Arc<db::IdentityCache>,
     /// The background refresher (run by [`Services::serve`] unless disabled; tests run its passes).
     pub refresher: Refresher,
     /// The audit pruner (run by [`Services::serve`]; its first pass an interval after start).
@@ -71,7 +73,9 @@ impl Services {
             format!("{}: cannot open the audit log {target}", crate::config::audit::LOG_VAR)
         })?;
         let pw = &settings.passwords;
-        let sessions = Sessions::new(store.clone(), clock.clone(), pw.session_ttl);
+        // Sessions, password changes and roles in memory, dropped on every change in any process.
+        let identity = db::IdentityCache::connect(store.clone()).await?;
+        let sessions = Sessions::new(store.clone(), identity.clone(), clock.clone(), pw.session_ttl);
         let hasher = Hasher::new(pw).await?;
         // One table for both limits: neither prunes what the other still counts.
         let keep = pw.failure_window.max(REGISTER_WINDOW);
@@ -88,7 +92,6 @@ impl Services {
             audit.clone(),
         );
         let authenticator = Authenticator::new(
-            store.clone(),
             clock.clone(),
             sessions,
             settings.auth_secrets.clone(),
@@ -128,7 +131,7 @@ impl Services {
         );
         let audit_pruner = AuditPruner::new(audit.clone(), settings.audit.prune_interval);
         let metrics = Metrics::new();
-        let orgs = OrgService::new(store.clone(), clock.clone());
+        let orgs = OrgService::new(store.clone(), identity.clone(), clock.clone());
         Ok(Self {
             settings,
             clock,
@@ -139,6 +142,7 @@ impl Services {
             authenticator,
             credentials,
             orgs,
+            identity,
             refresher,
             audit_pruner,
             metrics,

@@ -24,6 +24,14 @@ fn run(dir: &std::path::Path, args: &[&str], stdin: Option<&str>) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// The library's services on the data directory `d` (as `serve` builds them): a second process's view.
+async fn services_on(d: &std::path::Path) -> tokenkeeper::app::Services {
+    let env = std::collections::HashMap::from([("TOKENKEEPER_DATA_DIR".to_string(), d.display().to_string())]);
+    let settings = tokenkeeper::config::Settings::from_lookup(&|k| env.get(k).cloned()).unwrap();
+    let clock = std::sync::Arc::new(tokenkeeper::clock::SystemClock);
+    tokenkeeper::app::Services::build(settings, clock).await.unwrap()
+}
+
 fn stdout(o: &Output) -> String {
     assert!(o.status.success(), "failed: {}", String::from_utf8_lossy(&o.stderr));
     String::from_utf8_lossy(&o.stdout).to_string()
@@ -43,12 +51,7 @@ fn operator_commands_work_end_to_end() {
     // The library on the same database file, to check what set-password did: a session from before it,
     // and which password logs in after it.
     let pw_rt = tokio::runtime::Runtime::new().unwrap();
-    let pw_svc = pw_rt.block_on(async {
-        let env = std::collections::HashMap::from([("TOKENKEEPER_DATA_DIR".to_string(), d.display().to_string())]);
-        let settings = tokenkeeper::config::Settings::from_lookup(&|k| env.get(k).cloned()).unwrap();
-        let clock = std::sync::Arc::new(tokenkeeper::clock::SystemClock);
-        tokenkeeper::app::Services::build(settings, clock).await.unwrap()
-    });
+    let pw_svc = pw_rt.block_on(services_on(d));
     let login = |password: &str| {
         let caller = tokenkeeper::passwords::Caller {
             client_addr: "cli-test",
@@ -118,12 +121,7 @@ fn operator_commands_work_end_to_end() {
     );
     // A running service (the library, as `serve` builds it) on the same database file.
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let svc = rt.block_on(async {
-        let env = std::collections::HashMap::from([("TOKENKEEPER_DATA_DIR".to_string(), d.display().to_string())]);
-        let settings = tokenkeeper::config::Settings::from_lookup(&|k| env.get(k).cloned()).unwrap();
-        let clock = std::sync::Arc::new(tokenkeeper::clock::SystemClock);
-        tokenkeeper::app::Services::build(settings, clock).await.unwrap()
-    });
+    let svc = rt.block_on(services_on(d));
     let creds = &svc.credentials;
     let read = |creds: &tokenkeeper::credentials::CredentialService| {
         rt.block_on(creds.get_token_data(&user_id.as_str().into(), "splunk", "test"))
@@ -334,13 +332,7 @@ fn org_commands_and_tokens_in_an_org() {
     // Ada stores a credential in the org through the library; Bob (viewer) lists and reads it (the operator
     // reads as the platform's backend does) but may not delete it; it is not in Bob's personal org.
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let svc = rt.block_on(async {
-        let env = std::collections::HashMap::from([("TOKENKEEPER_DATA_DIR".to_string(), d.display().to_string())]);
-        let settings = tokenkeeper::config::Settings::from_lookup(&|k| env.get(k).cloned()).unwrap();
-        tokenkeeper::app::Services::build(settings, std::sync::Arc::new(tokenkeeper::clock::SystemClock))
-            .await
-            .unwrap()
-    });
+    let svc = rt.block_on(services_on(d));
     let caller = tokenkeeper::credentials::Caller::new(ada.as_str().into(), tokenkeeper::ids::OrgId::from_stored(&org));
     let body = serde_json::json!({"api_token": "cli-org-splunk-123", "base_url": "https://splunk.example.com"});
     rt.block_on(svc.credentials.store_tokens_in_db(&caller, &body, "splunk", "test"))
@@ -362,4 +354,48 @@ fn org_commands_and_tokens_in_an_org() {
     let o = run(d, &["tokens", "list", "--user", "stranger", "--org", &org], None);
     assert!(String::from_utf8_lossy(&o.stderr).contains("Organization not found"));
     assert!(stdout(&run(d, &["tokens", "list", "--user", &ada, "--org", &org], None)).contains("\"splunk\""));
+}
+
+/// A running service keeps sessions in memory; an operator's password reset from the CLI (another process
+/// on the same SQLite file) bumps the identity change counter, and the service's next request already
+/// refuses the sessions from before it.
+#[test]
+fn a_password_reset_by_the_cli_ends_a_running_service_sessions_at_once() {
+    use secrecy::ExposeSecret as _;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = stdout(&run(
+        d,
+        &["user", "create", "--email", "op@example.com"],
+        Some("first-password\n"),
+    ));
+    let user_id = out.split_whitespace().nth(2).unwrap().to_string();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let svc = rt.block_on(services_on(d));
+    let caller = tokenkeeper::passwords::Caller {
+        client_addr: "cli-test",
+    };
+    let password = secrecy::SecretString::from("first-password".to_string());
+    let login = rt
+        .block_on(svc.passwords.login("op@example.com", password, &caller))
+        .unwrap();
+    let mut headers = axum::http::HeaderMap::new();
+    let bearer = format!("Bearer {}", login.session.token.expose_secret());
+    headers.insert("authorization", bearer.parse().unwrap());
+    let authenticated = || rt.block_on(svc.authenticator.authenticate(&headers)).ok();
+    // Twice: the second answer comes from memory.
+    for _ in 0..2 {
+        assert_eq!(authenticated().map(|who| who.user_id), Some(user_id.clone()));
+    }
+    assert!(!svc.identity.is_empty(), "the session is cached");
+    stdout(&run(
+        d,
+        &["user", "set-password", "--email", "op@example.com"],
+        Some("second-password\n"),
+    ));
+    assert_eq!(
+        authenticated(),
+        None,
+        "the session the CLI revoked is refused at the service's next request"
+    );
 }

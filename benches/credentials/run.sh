@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Credential-read benchmark (issue 3). Runs the real release binary as a separate process in four
-# configurations and prints store throughput, read rate and p50/p99, `/healthz`'s rate in the same rounds,
+# configurations and prints store throughput, read rate and p50/p99, `/healthz`'s rate and the same read by a Bearer session in the same rounds,
 # OpenBao's raw KV v2 read rate, the cache ratios and resident memory, with PASS/FAIL against the goals. A bench, not a test: it exits 0
 # whatever the figures (BENCH_STRICT=1: exit 1 on a FAIL). See benches/README.md, "Credential reads (issue 3)".
 #
@@ -147,12 +147,24 @@ run_config() {
   echo "   reading ($ROUNDS rounds of $DURATION, $CONNS connections)" >&2
   curl -fsS -H "X-User-ID: user-0" -H "X-Internal-Secret: $SECRET" \
     "$base/api/tokens/datadog/credentials" >"$WORK/$name/sample.json"
+  # The same read by a Tokenkeeper Bearer session: a registered user reading their own datadog credential,
+  # so the session and the role come from the identity cache instead of the internal header's trust.
+  local account='{"email":"bench@example.com","password":"bench-password-1","name":"Bench"}' session
+  curl -fsS -H 'Content-Type: application/json' -d "$account" "$base/api/auth/register" >/dev/null
+  session="$(curl -fsS -H 'Content-Type: application/json' -d "$account" "$base/api/auth/login" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["token"])')"
+  curl -fsS -X PUT -H "Authorization: Bearer $session" -H 'Content-Type: application/json' \
+    -d "{\"api_key\":\"$(printf '%032x' 7)\",\"app_key\":\"$(printf '%040x' 7)\"}" \
+    "$base/api/tokens/datadog" >/dev/null
+  curl -fsS -H "Authorization: Bearer $session" "$base/api/tokens/datadog/credentials" >/dev/null
   local path="$bao_url/v1/aurora/data/users/aurora-dev-user-0-datadog-token"
   [[ "$kind" == vault ]] && curl -fsS -H "X-Vault-Token: root" "$path" >"$WORK/$name/raw-sample.json"
   for r in $(seq 1 "$ROUNDS"); do
     wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency \
       -H "X-User-ID: user-0" -H "X-Internal-Secret: $SECRET" \
       "$base/api/tokens/datadog/credentials" >"$WORK/$name/read.$r.txt"
+    wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -H "Authorization: Bearer $session" \
+      "$base/api/tokens/datadog/credentials" >"$WORK/$name/session.$r.txt"
     # What the server answers doing nothing, with the same wrk settings: the ceiling a cache hit is held to.
     wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$base/healthz" >"$WORK/$name/healthz.$r.txt"
     if [[ "$kind" == vault ]]; then
@@ -163,12 +175,13 @@ run_config() {
   done
   local read_fig; read_fig="$(wrk_median "$WORK/$name"/read.*.txt)"
   local healthz; healthz="$(wrk_median "$WORK/$name"/healthz.*.txt | cut -f1)"
+  local by_session; by_session="$(wrk_median "$WORK/$name"/session.*.txt | cut -f1)"
   [[ "$kind" == vault ]] && raw="$(wrk_median "$WORK/$name"/raw.*.txt | cut -f1)"
   local rss_after_kb; rss_after_kb="$(awk '/^VmRSS/{print $2}' "/proc/$tk_pid/status")"
   stop_pid "$tk_pid"
   [[ -n "$bao_pid" ]] && stop_pid "$bao_pid"
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$kind" "$cache" "$stored" "$store_rate" \
-    "$read_fig" "$healthz" "$raw" "$rss_kb" "$rss_after_kb" >>"$RESULTS"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$kind" "$cache" "$stored" "$store_rate" \
+    "$read_fig" "$healthz" "$by_session" "$raw" "$rss_kb" "$rss_after_kb" >>"$RESULTS"
   echo "   $(tail -1 "$RESULTS")" >&2
 }
 
@@ -189,9 +202,10 @@ import sys
 rows = {}
 for line in open(sys.argv[1]):
     f = line.rstrip("\n").split("\t")
-    name, kind, cache, stored, store_rate, rps, p50, p99, non2xx, healthz, raw, rss, rss_after = f
+    name, kind, cache, stored, store_rate, rps, p50, p99, non2xx, healthz, session, raw, rss, rss_after = f
     rows[name] = dict(kind=kind, cache=cache == "true", stored=int(stored or 0), store=float(store_rate or 0),
                       rps=float(rps), p50=float(p50), p99=float(p99), non2xx=int(non2xx), healthz=float(healthz),
+                      session=float(session),
                       raw=None if raw == "-" else float(raw), rss=int(rss) / 1024, rss_after=int(rss_after) / 1024)
 users, conns, threads, dur, rounds = sys.argv[2:7]
 label = {"a": "a embedded, cache on", "b": "b embedded, cache off",
@@ -204,12 +218,14 @@ def verdict(ok):
     fails += 0 if ok else 1
     return "PASS" if ok else "FAIL"
 print(f"\nCredential reads: {users} users, wrk -t{threads} -c{conns} -d{dur}, median of {rounds} rounds, wrk and the servers share the same cores\n")
-hdr = f"{'config':<31}{'store/s':>9}{'read/s':>10}{'p50 ms':>8}{'p99 ms':>8}{'healthz/s':>11}{'raw bao/s':>11}  {'hit/healthz >=60%':<19}{'off/raw >=70%':<17}{'on/off':<9}{'RSS MB <100':<15}{'after reads':<12}"
+hdr = f"{'config':<31}{'store/s':>9}{'read/s':>10}{'p50 ms':>8}{'p99 ms':>8}{'healthz/s':>11}{'session/s':>11}{'raw bao/s':>11}  {'session/read >=60%':<20}{'hit/healthz >=60%':<19}{'off/raw >=70%':<17}{'on/off':<9}{'RSS MB <100':<15}{'after reads':<12}"
 print(hdr); print("-" * len(hdr))
 pair = {"a": "b", "c": "d"}
 for n in sorted(rows):
     r = rows[n]
     offraw = onoff = hit = rss = ""
+    x = r["session"] / r["rps"]
+    by_session = f"{x*100:5.1f}% {verdict(x >= 0.60)}"
     if r["cache"]:
         x = r["rps"] / r["healthz"]
         hit = f"{x*100:5.1f}% {verdict(x >= 0.60)}"
@@ -222,7 +238,7 @@ for n in sorted(rows):
     rss = f"{r['rss']:6.1f} {verdict(r['rss'] < 100)}"
     after = f"{r['rss_after']:6.1f} {verdict(r['rss_after'] < 100)}"
     raw = f"{r['raw']:.0f}" if r["raw"] else "-"
-    print(f"{label.get(n, n):<31}{r['store']:>9.0f}{r['rps']:>10.0f}{r['p50']:>8.2f}{r['p99']:>8.2f}{r['healthz']:>11.0f}{raw:>11}  {hit:<19}{offraw:<17}{onoff:<9}{rss:<15}{after:<12}")
+    print(f"{label.get(n, n):<31}{r['store']:>9.0f}{r['rps']:>10.0f}{r['p50']:>8.2f}{r['p99']:>8.2f}{r['healthz']:>11.0f}{r['session']:>11.0f}{raw:>11}  {by_session:<20}{hit:<19}{offraw:<17}{onoff:<9}{rss:<15}{after:<12}")
     if r["stored"] != int(users) or r["non2xx"]:
         print(f"   WARNING {n}: {r['stored']}/{users} stores ok, {r['non2xx']} non-2xx reads")
 print()
@@ -230,6 +246,8 @@ print("store/s: PUT /api/tokens/datadog for user-0..user-N-1, one each. read/s, 
 print("/api/tokens/datadog/credentials for user-0. raw bao/s: GET /v1/aurora/data/users/aurora-dev-user-0-datadog-token")
 print("straight at OpenBao in the same run, between the read rounds. healthz/s: GET /healthz of the same server,")
 print("same wrk settings, in each read round; hit/healthz: a cache hit's rate against it (configurations with the cache).")
+print("session/s: the same read by a Tokenkeeper Bearer session (a registered user's own datadog credential), in")
+print("each read round; session/read: its rate against the read by internal header (identity from memory).")
 if raw_ref and "b" in rows:
     print(f"b (embedded, cache off) is {rows['b']['rps'] / raw_ref * 100:.0f} % of OpenBao's raw rate (mean of the OpenBao runs).")
 print("RSS: VmRSS after the stores and one read of every credential (cache filled); after reads: at the end of")

@@ -207,12 +207,12 @@ macro_rules! impl_store {
                 Ok(r.rows_affected() == 1)
             }
 
-            async fn session_user(&self, token_hash: &str, now: i64) -> Result<Option<String>, DbError> {
+            async fn session_user(&self, token_hash: &str, now: i64) -> Result<Option<(String, i64)>, DbError> {
                 use sqlx::Row;
                 // A login that checked the old password while a change committed wrote its session with the
                 // old generation (the check above and the change can interleave): refused here.
                 let row = sqlx::query(
-                    "SELECT s.user_id FROM sessions s JOIN users u ON u.id = s.user_id \
+                    "SELECT s.user_id, s.expires_at FROM sessions s JOIN users u ON u.id = s.user_id \
                      WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 \
                      AND s.password_generation = u.password_generation",
                 )
@@ -220,7 +220,7 @@ macro_rules! impl_store {
                 .bind(now)
                 .fetch_optional(&self.pool)
                 .await?;
-                Ok(match row { Some(r) => Some(r.try_get("user_id")?), None => None })
+                Ok(match row { Some(r) => Some((r.try_get("user_id")?, r.try_get("expires_at")?)), None => None })
             }
 
             async fn revoke_session(&self, token_hash: &str, now: i64) -> Result<(), DbError> {

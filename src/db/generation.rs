@@ -51,10 +51,20 @@ impl std::fmt::Debug for ChangeGeneration {
     }
 }
 
-/// The counter file of the database file `db`.
+/// The counter file of the database file `db`: credential changes.
 pub fn path_beside(db: &Path) -> PathBuf {
+    with_suffix(db, "-changes")
+}
+
+/// The second counter file of the database file `db`: identity changes (sessions, passwords,
+/// memberships), kept apart so that a logout does not empty every process's credential cache.
+pub fn identity_path_beside(db: &Path) -> PathBuf {
+    with_suffix(db, "-identity-changes")
+}
+
+fn with_suffix(db: &Path, suffix: &str) -> PathBuf {
     let mut name = db.as_os_str().to_owned();
-    name.push("-changes");
+    name.push(suffix);
     PathBuf::from(name)
 }
 
@@ -67,13 +77,18 @@ fn read_counter(file: &File) -> io::Result<u64> {
 impl ChangeGeneration {
     /// Opens (creating it if needed) the counter file beside the database file `db`.
     pub fn beside(db: &Path) -> io::Result<Self> {
+        Self::open(&path_beside(db))
+    }
+
+    /// Opens (creating it if needed) the counter file at `path` ([`path_beside`], [`identity_path_beside`]).
+    pub fn open(path: &Path) -> io::Result<Self> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .mode(0o600)
-            .open(path_beside(db))?;
+            .open(path)?;
         // Growing a file fills it with zeros; a file that already has its length keeps its counter,
         // so two processes creating it at the same moment cannot reset each other's count.
         if file.metadata()?.len() < FILE_LEN {

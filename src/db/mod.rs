@@ -7,6 +7,7 @@
 mod common;
 mod connection;
 pub mod generation;
+pub mod identity_cache;
 mod orgs;
 pub mod postgres;
 pub mod sqlite;
@@ -18,6 +19,7 @@ use secrecy::SecretString;
 
 use crate::clock::Timestamp;
 pub use connection::{Connection, ConnectionStatus, UnknownStatus};
+pub use identity_cache::IdentityCache;
 pub use orgs::{MemberChange, MemberRow, OrgRow, OrgStore};
 
 #[derive(Debug, thiserror::Error)]
@@ -164,8 +166,9 @@ pub trait Store: OrgStore + Send + Sync + 'static {
     ) -> Result<bool, DbError>;
     /// Writes the session if its password generation is still the user's; false (nothing written) if not.
     async fn create_session(&self, session: &NewSession) -> Result<bool, DbError>;
-    /// The user of a live session: unexpired, unrevoked, and of the user's current password generation.
-    async fn session_user(&self, token_hash: &str, now: i64) -> Result<Option<String>, DbError>;
+    /// The user of a live session (unexpired, unrevoked, and of the user's current password generation),
+    /// and when it expires.
+    async fn session_user(&self, token_hash: &str, now: i64) -> Result<Option<(String, i64)>, DbError>;
     async fn revoke_session(&self, token_hash: &str, now: i64) -> Result<(), DbError>;
     /// Deletes the user's dead sessions: expired at `now`, or revoked at or before `revoked_before`.
     /// One user's rows only (through the `user_id` index), so it stays cheap. Returns how many went.
@@ -256,6 +259,13 @@ pub trait Store: OrgStore + Send + Sync + 'static {
     async fn notify_changed(&self, key: &str) -> Result<Option<u64>, DbError>;
     /// How this process learns of changes made by the others.
     async fn subscribe_changes(&self) -> Result<ChangeFeed, DbError>;
+    /// Tells every other process that a session, a user's password or a membership changed (call it after
+    /// the change is committed), like [`Store::notify_changed`]: PostgreSQL's triggers on those tables
+    /// announce it themselves (`None`); SQLite bumps the identity change counter.
+    async fn notify_identity_changed(&self) -> Result<Option<u64>, DbError>;
+    /// How this process learns of the others' identity changes: announced user ids (`u:{id}`) on
+    /// PostgreSQL, the identity change counter on SQLite.
+    async fn subscribe_identity_changes(&self) -> Result<ChangeFeed, DbError>;
 }
 
 /// How a process learns that other processes changed credentials.

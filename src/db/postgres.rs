@@ -12,6 +12,8 @@ use super::{AuditRecord, Backend, Connection, DbError, NewSession, User};
 
 /// The `LISTEN/NOTIFY` channel on which changed credentials are announced (by a trigger on `connections`).
 const CHANNEL: &str = "tokenkeeper_cache";
+/// The channel on which changed sessions, users and memberships are announced (by triggers on them).
+const IDENTITY_CHANNEL: &str = "tokenkeeper_identity";
 
 pub struct PgStore {
     pool: PgPool,
@@ -99,6 +101,41 @@ impl PgStore {
     }
 }
 
+/// The payloads announced on `channel`, through a connection of its own (outside the pools: it is held for
+/// as long as the process runs); [`super::CHANGED_ALL`] whenever some may have been missed.
+async fn listen(url: &str, channel: &'static str) -> Result<super::ChangeFeed, DbError> {
+    let mut listener = sqlx::postgres::PgListener::connect(url).await?;
+    listener.listen(channel).await?;
+    let (tx, rx) = tokio::sync::mpsc::channel(1024);
+    tokio::spawn(async move {
+        loop {
+            // `try_recv` yields `None` after a lost connection, once it has connected and listened
+            // again: notifications may have been missed meanwhile, so everything counts as changed.
+            let key = match listener.try_recv().await {
+                Ok(Some(n)) => n.payload().to_string(),
+                Ok(None) => super::CHANGED_ALL.to_string(),
+                Err(e) => {
+                    // Reconnecting failed: listen again before dropping everything, so that no
+                    // change falls between the drop and the moment notifications arrive again.
+                    tracing::warn!(error = %e, channel, "invalidation listener failed; retrying");
+                    loop {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        match listener.listen(channel).await {
+                            Ok(()) => break,
+                            Err(e) => tracing::warn!(error = %e, channel, "invalidation listener: still down"),
+                        }
+                    }
+                    super::CHANGED_ALL.to_string()
+                }
+            };
+            if tx.send(key).await.is_err() {
+                break;
+            }
+        }
+    });
+    Ok(super::ChangeFeed::Announced(rx))
+}
+
 /// The claim of `claim_due` ($1 the lease's end, $2 now, $3 the batch size; times in whole seconds, as
 /// `next_refresh_at` is kept). SKIP LOCKED: instances claiming at the same moment take disjoint rows. A
 /// credential that needs re-authorization is never claimed, whatever its `next_refresh_at` says: only a
@@ -157,37 +194,17 @@ impl_store!(PgStore, {
     }
 
     async fn subscribe_changes(&self) -> Result<super::ChangeFeed, DbError> {
-        // Its own connection, outside the pools: it is held for as long as the process runs.
-        let mut listener = sqlx::postgres::PgListener::connect(&self.url).await?;
-        listener.listen(CHANNEL).await?;
-        let (tx, rx) = tokio::sync::mpsc::channel(1024);
-        tokio::spawn(async move {
-            loop {
-                // `try_recv` yields `None` after a lost connection, once it has connected and listened
-                // again: notifications may have been missed meanwhile, so everything counts as changed.
-                let key = match listener.try_recv().await {
-                    Ok(Some(n)) => n.payload().to_string(),
-                    Ok(None) => super::CHANGED_ALL.to_string(),
-                    Err(e) => {
-                        // Reconnecting failed: listen again before dropping everything, so that no
-                        // change falls between the drop and the moment notifications arrive again.
-                        tracing::warn!(error = %e, "cache invalidation listener failed; retrying");
-                        loop {
-                            tokio::time::sleep(Duration::from_secs(1)).await;
-                            match listener.listen(CHANNEL).await {
-                                Ok(()) => break,
-                                Err(e) => tracing::warn!(error = %e, "cache invalidation listener: still down"),
-                            }
-                        }
-                        super::CHANGED_ALL.to_string()
-                    }
-                };
-                if tx.send(key).await.is_err() {
-                    break;
-                }
-            }
-        });
-        Ok(super::ChangeFeed::Announced(rx))
+        listen(&self.url, CHANNEL).await
+    }
+
+    async fn notify_identity_changed(&self) -> Result<Option<u64>, DbError> {
+        // Nothing to do: triggers on users, sessions and memberships announce every change in its
+        // transaction (migrations/postgres/0007_announce_identity_changes.sql).
+        Ok(None)
+    }
+
+    async fn subscribe_identity_changes(&self) -> Result<super::ChangeFeed, DbError> {
+        listen(&self.url, IDENTITY_CHANNEL).await
     }
 
     async fn refresh_lock(&self, key: &str) -> Result<super::RefreshLock, DbError> {

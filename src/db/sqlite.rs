@@ -20,6 +20,8 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// Bumped after every credential change, by this and every other process on the same file.
     changes: Arc<ChangeGeneration>,
+    /// Bumped after every change to a session, a user or a membership (the identity cache's counter).
+    identity_changes: Arc<ChangeGeneration>,
     /// Signalled after this store releases a refresh lock, so that its own waiters retry at once
     /// instead of at their next poll.
     released: Arc<Notify>,
@@ -39,20 +41,27 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts).await?;
         // Connecting created the file, unless the database lives in memory (private to this process).
         // The real path: every process must map the same counter, however it names the database.
-        let changes = if let Ok(file) = std::fs::canonicalize(&file)
+        let (changes, identity_changes) = if let Ok(file) = std::fs::canonicalize(&file)
             && file.is_file()
         {
-            ChangeGeneration::beside(&file).map_err(|e| {
-                DbError::Sql(sqlx::Error::Configuration(
-                    format!("cannot open the change counter beside {}: {e}", file.display()).into(),
-                ))
-            })?
+            let open = |path: std::path::PathBuf| {
+                ChangeGeneration::open(&path).map_err(|e| {
+                    DbError::Sql(sqlx::Error::Configuration(
+                        format!("cannot open the change counter {}: {e}", path.display()).into(),
+                    ))
+                })
+            };
+            (
+                open(super::generation::path_beside(&file))?,
+                open(super::generation::identity_path_beside(&file))?,
+            )
         } else {
-            ChangeGeneration::private()
+            (ChangeGeneration::private(), ChangeGeneration::private())
         };
         Ok(Self {
             pool,
             changes: Arc::new(changes),
+            identity_changes: Arc::new(identity_changes),
             released: Arc::new(Notify::new()),
         })
     }
@@ -137,6 +146,18 @@ impl_store!(SqliteStore, {
 
     async fn subscribe_changes(&self) -> Result<super::ChangeFeed, DbError> {
         Ok(super::ChangeFeed::Counted(self.changes.clone()))
+    }
+
+    async fn notify_identity_changed(&self) -> Result<Option<u64>, DbError> {
+        let counted = self
+            .identity_changes
+            .bump()
+            .map_err(|e| DbError::Sql(sqlx::Error::Io(e)))?;
+        Ok(Some(counted))
+    }
+
+    async fn subscribe_identity_changes(&self) -> Result<super::ChangeFeed, DbError> {
+        Ok(super::ChangeFeed::Counted(self.identity_changes.clone()))
     }
 
     async fn refresh_lock(&self, key: &str) -> Result<RefreshLock, DbError> {

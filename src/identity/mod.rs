@@ -15,7 +15,7 @@ use axum::http::header::{AUTHORIZATION, COOKIE};
 use secrecy::SecretString;
 
 use crate::clock::SharedClock;
-use crate::db::{DbError, SharedStore};
+use crate::db::DbError;
 
 pub use sessions::Sessions;
 
@@ -65,7 +65,6 @@ pub fn valid_external_user_id(id: &str) -> bool {
 
 #[derive(Clone)]
 pub struct Authenticator {
-    store: SharedStore,
     clock: SharedClock,
     sessions: Sessions,
     auth_secrets: std::sync::Arc<Vec<SecretString>>,
@@ -74,14 +73,12 @@ pub struct Authenticator {
 
 impl Authenticator {
     pub fn new(
-        store: SharedStore,
         clock: SharedClock,
         sessions: Sessions,
         auth_secrets: Vec<SecretString>,
         internal_secret: Option<SecretString>,
     ) -> Self {
         Self {
-            store,
             clock,
             sessions,
             auth_secrets: std::sync::Arc::new(auth_secrets),
@@ -135,9 +132,7 @@ impl Authenticator {
         if !valid_external_user_id(&claims.user_id) {
             return Err(AuthError::Unauthenticated);
         }
-        if let Some(user) = self.store.user_by_id(&claims.user_id).await?
-            && let Some(changed_ms) = user.password_changed_at
-        {
+        if let Some(changed_ms) = self.sessions.identity().password_changed_at(&claims.user_id).await? {
             // Whole seconds: JWT times have no finer grain, so a token from the second of the change may
             // have signed in with the old password; it is refused too (the user signs in once more).
             let signed_in = claims.signed_in_at().ok_or(AuthError::Unauthenticated)?;

@@ -7,8 +7,10 @@
 //! check raced the change is refused twice over: its session is not written when the generation moved
 //! before the insert, and a session written anyway (the change committed between the insert's check
 //! and its commit) is refused at every lookup, which compares it with the user's current generation.
-//! Nothing caches sessions: each request reads SQL, so a change holds on every instance at once.
+//! Live sessions are cached in memory ([`IdentityCache`]); a revocation or a password change drops them
+//! in every process (PostgreSQL triggers, SQLite's identity change counter) within a second.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -18,7 +20,8 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
 use crate::clock::SharedClock;
-use crate::db::{DbError, NewSession, SharedStore};
+use crate::db::identity_cache::Changed;
+use crate::db::{DbError, IdentityCache, NewSession, SharedStore};
 
 /// Marks Tokenkeeper's own tokens so they are told apart from Auth.js JWEs without a lookup.
 pub const TOKEN_PREFIX: &str = "tks_";
@@ -30,6 +33,7 @@ pub fn hash_token(token: &str) -> String {
 #[derive(Clone)]
 pub struct Sessions {
     store: SharedStore,
+    identity: Arc<IdentityCache>,
     clock: SharedClock,
     ttl: Duration,
 }
@@ -42,8 +46,23 @@ pub struct IssuedSession {
 }
 
 impl Sessions {
-    pub fn new(store: SharedStore, clock: SharedClock, ttl: Duration) -> Self {
-        Self { store, clock, ttl }
+    pub fn new(store: SharedStore, identity: Arc<IdentityCache>, clock: SharedClock, ttl: Duration) -> Self {
+        Self {
+            store,
+            identity,
+            clock,
+            ttl,
+        }
+    }
+
+    /// The cache of sessions, users' password changes and memberships these sessions are checked through.
+    pub fn identity(&self) -> &Arc<IdentityCache> {
+        &self.identity
+    }
+
+    /// `user_id`'s row, password or memberships changed (committed): cached copies go, here and elsewhere.
+    pub async fn user_changed(&self, user_id: &str) {
+        self.identity.changed(Changed::User(user_id)).await
     }
 
     /// A new session for `user_id`, or `None` when the user's password generation is no longer
@@ -78,13 +97,15 @@ impl Sessions {
     #[tracing::instrument(level = "debug", skip_all)]
     pub async fn resolve(&self, token: &str) -> Result<Option<(String, String)>, DbError> {
         let hash = hash_token(token);
-        let user = self.store.session_user(&hash, self.clock.now_ms()).await?;
+        let user = self.identity.session_user(&hash, self.clock.now_ms()).await?;
         Ok(user.map(|u| (u, hash)))
     }
 
     #[tracing::instrument(skip_all)]
     pub async fn revoke(&self, token_hash: &str) -> Result<(), DbError> {
-        self.store.revoke_session(token_hash, self.clock.now_ms()).await
+        self.store.revoke_session(token_hash, self.clock.now_ms()).await?;
+        self.identity.changed(Changed::Session(token_hash)).await;
+        Ok(())
     }
 
     /// Housekeeping at each login: deletes the user's sessions that expired, and those revoked at least

@@ -10,7 +10,10 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::clock::SharedClock;
-use crate::db::{DbError, MemberChange, OrgRow, SharedStore};
+use std::sync::Arc;
+
+use crate::db::identity_cache::Changed;
+use crate::db::{DbError, IdentityCache, MemberChange, OrgRow, SharedStore};
 use crate::ids::{OrgId, UserId};
 pub use access::{Acting, Channel, Permission, Role};
 
@@ -80,12 +83,14 @@ fn role_of(text: &str) -> Result<Role, OrgError> {
 #[derive(Clone)]
 pub struct OrgService {
     store: SharedStore,
+    /// Roles are read through it (every request needs one); every membership change drops them.
+    identity: Arc<IdentityCache>,
     clock: SharedClock,
 }
 
 impl OrgService {
-    pub fn new(store: SharedStore, clock: SharedClock) -> Self {
-        Self { store, clock }
+    pub fn new(store: SharedStore, identity: Arc<IdentityCache>, clock: SharedClock) -> Self {
+        Self { store, identity, clock }
     }
 
     /// The org a request acts in and the caller's role there: `org` as sent (`X-Org-ID`, a path), else
@@ -95,15 +100,16 @@ impl OrgService {
             Some(text) => OrgId::parse(text).ok_or(OrgError::BadOrgId)?,
             None => OrgId::personal(&user),
         };
-        let mut found = self.store.membership(org.as_str(), user.as_str()).await?;
+        let mut found = self.identity.role(org.as_str(), user.as_str()).await?;
         if found.is_none() && org == OrgId::personal(&user) {
+            // Nothing cached can be wrong about a membership that did not exist (absences are not cached).
             let now = self.clock.now_ms();
             self.store
                 .ensure_personal_org(user.as_str(), user.as_str(), now)
                 .await?;
-            found = self.store.membership(org.as_str(), user.as_str()).await?;
+            found = self.identity.role(org.as_str(), user.as_str()).await?;
         }
-        let (_, role) = found.ok_or(OrgError::OrgNotFound)?;
+        let role = found.ok_or(OrgError::OrgNotFound)?;
         Ok(Acting {
             role: role_of(&role)?,
             user,
@@ -183,7 +189,7 @@ impl OrgService {
         let user = self.store.user_by_email(email).await?.ok_or(OrgError::UserNotFound)?;
         let now = self.clock.now_ms();
         match self.store.add_member(org, &user.id, role.as_str(), now).await {
-            Ok(true) => {}
+            Ok(true) => self.identity.changed(Changed::User(&user.id)).await,
             Ok(false) => return Err(OrgError::OrgNotFound),
             Err(DbError::Conflict) => return Err(OrgError::AlreadyMember),
             Err(e) => return Err(e.into()),
@@ -223,7 +229,10 @@ impl OrgService {
             .change_member(org, by, member.as_str(), role.map(Role::as_str))
             .await?
         {
-            MemberChange::Done => Ok(()),
+            MemberChange::Done => {
+                self.identity.changed(Changed::User(member.as_str())).await;
+                Ok(())
+            }
             MemberChange::NotAdmin => Err(OrgError::Forbidden(Role::Admin)),
             MemberChange::NotMember => Err(OrgError::NotMember),
             MemberChange::LastAdmin => Err(OrgError::LastAdmin),

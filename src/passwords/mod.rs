@@ -179,7 +179,11 @@ impl PasswordService {
             created_at: self.clock.now_ms(),
         };
         match self.store.create_user(&user).await {
-            Ok(()) => Ok(user),
+            Ok(()) => {
+                // Other processes may hold "no such user" for its id (Auth.js users have no row).
+                self.sessions.user_changed(&user.id).await;
+                Ok(user)
+            }
             Err(DbError::Conflict) => Err(PasswordError::EmailTaken),
             Err(e) => Err(e.into()),
         }
@@ -319,6 +323,7 @@ impl PasswordService {
         {
             return Err(PasswordError::UserNotFound);
         }
+        self.sessions.user_changed(user_id).await;
         self.audit
             .record(self.event(Some(user_id), EventKind::ChangePassword, Outcome::Ok, caller, None))
             .await?;
@@ -339,6 +344,7 @@ impl PasswordService {
         self.store
             .set_password(&user.id, &hash, self.clock.now_ms(), None)
             .await?;
+        self.sessions.user_changed(&user.id).await;
         let caller = Caller { client_addr: "cli" };
         let e = self.event(
             Some(&user.id),

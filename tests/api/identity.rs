@@ -285,6 +285,9 @@ mod authjs {
                 .store
                 .set_password("user-authjs-1", &hash, changed_ms, None);
             assert!(set.await.unwrap());
+            // Written past the services: the identity cache is told, as the password workflows do.
+            let changed = tokenkeeper::db::identity_cache::Changed::User("user-authjs-1");
+            app.services.identity.changed(changed).await;
             assert_eq!(me_bearer(&app, &valid).await, 401, "changed at {changed_ms}");
             assert_eq!(me_cookie(&app, &format!("authjs.session-token={valid}")).await, 401);
         }

@@ -28,4 +28,5 @@ mod rate_limit;
 mod refresh;
 mod refresh_real;
 mod registration;
+mod revocation;
 mod service_account_keys;

@@ -263,7 +263,12 @@ impl TestApp {
             hasher.clone(),
             limiter(pw.max_failures, pw.failure_window),
             limiter(pw.register_limit, REGISTER_WINDOW),
-            tokenkeeper::identity::Sessions::new(store.clone(), clock.clone(), pw.session_ttl),
+            tokenkeeper::identity::Sessions::new(
+                store.clone(),
+                tokenkeeper::db::IdentityCache::connect(store.clone()).await.unwrap(),
+                clock.clone(),
+                pw.session_ttl,
+            ),
             self.services.audit.clone(),
         );
         (passwords, hasher)

@@ -137,7 +137,7 @@ impl Store for FaultyStore {
         }
         self.inner.create_session(session).await
     }
-    async fn session_user(&self, token_hash: &str, now: i64) -> Result<Option<String>, DbError> {
+    async fn session_user(&self, token_hash: &str, now: i64) -> Result<Option<(String, i64)>, DbError> {
         self.inner.session_user(token_hash, now).await
     }
     async fn revoke_session(&self, token_hash: &str, now: i64) -> Result<(), DbError> {
@@ -221,5 +221,11 @@ impl Store for FaultyStore {
     }
     async fn subscribe_changes(&self) -> Result<ChangeFeed, DbError> {
         self.inner.subscribe_changes().await
+    }
+    async fn notify_identity_changed(&self) -> Result<Option<u64>, DbError> {
+        self.inner.notify_identity_changed().await
+    }
+    async fn subscribe_identity_changes(&self) -> Result<ChangeFeed, DbError> {
+        self.inner.subscribe_identity_changes().await
     }
 }
