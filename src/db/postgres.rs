@@ -199,7 +199,7 @@ impl_store!(PgStore, {
 
     async fn notify_identity_changed(&self) -> Result<Option<u64>, DbError> {
         // Nothing to do: triggers on users, sessions and memberships announce every change in its
-        // transaction (migrations/postgres/0007_announce_identity_changes.sql).
+        // transaction (migrations/postgres/0008_announce_identity_changes.sql).
         Ok(None)
     }
 
