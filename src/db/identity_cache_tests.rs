@@ -79,7 +79,7 @@ async fn own_changes_drop_at_once_and_keep_the_rest() {
 
 #[tokio::test]
 async fn announcements_drop_their_user_or_everything() {
-    let (_dir, store, cache) = two_users().await;
+    let (_dir, _store, cache) = two_users().await;
     cache.session_user("h1", 10).await.unwrap();
     cache.session_user("h2", 10).await.unwrap();
     cache.password_changed_at("u1").await.unwrap();
