@@ -37,7 +37,9 @@ trap cleanup EXIT
 
 say "building tokenkeeper"
 cargo build --quiet --bin tokenkeeper
-tk_bin="$(pwd)/target/debug/tokenkeeper"
+# Where cargo put it: CARGO_TARGET_DIR (or a configured build.target-dir) when set, else target/.
+tk_bin="$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)/debug/tokenkeeper"
+[ -x "$tk_bin" ] || fail "no binary at $tk_bin"
 
 # ---- OpenBao ------------------------------------------------------------------------------------
 bao_port="$(free_port pair)"
