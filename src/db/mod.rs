@@ -8,6 +8,7 @@ mod common;
 mod connection;
 pub mod generation;
 pub mod identity_cache;
+mod lease;
 mod orgs;
 pub mod postgres;
 pub mod sqlite;
@@ -236,10 +237,11 @@ pub trait Store: OrgStore + Send + Sync + 'static {
     // Refresh coordination across instances.
     /// Holds the cross-process refresh lock of one credential until the guard is dropped, waiting while
     /// another process or instance holds it. Not reentrant: the same caller must not take it twice.
-    /// PostgreSQL: a transaction-scoped advisory lock. SQLite (several processes may share the file:
+    /// Both backends (several instances share PostgreSQL; several processes may share a SQLite file:
     /// `serve`, a second `serve`, `tokenkeeper tokens get`): a lease row in `refresh_locks`, renewed
     /// while held and deleted just after the guard drops; if its holder vanished, it is taken over once
-    /// the lease runs out. Waiting gives up with an error after 45 s.
+    /// the lease runs out (PostgreSQL 10 s by the server's clock, SQLite 30 s). Waiting gives up with an
+    /// error after 45 s.
     async fn refresh_lock(&self, key: &str) -> Result<RefreshLock, DbError>;
     /// Claims up to `limit` connections due at `now` (`next_refresh_at <= now`), moving their
     /// `next_refresh_at` to `lease_until` so that no other instance claims them meanwhile; if this one

@@ -17,10 +17,13 @@ const IDENTITY_CHANNEL: &str = "tokenkeeper_identity";
 
 pub struct PgStore {
     pool: PgPool,
-    /// Connections that only hold refresh locks. A lock is held for a whole refresh while the work
-    /// under it uses `pool`; sharing one pool would let lock holders starve their own work (deadlock
-    /// once every connection holds a lock and waits for a second one).
+    /// Connections that only hold the advisory half of refresh locks. A lock is held for a whole
+    /// refresh while the work under it uses `pool`; sharing one pool would let lock holders starve their
+    /// own work (deadlock once every connection holds a lock and waits for a second one).
     lock_pool: PgPool,
+    /// Signalled after this store releases a refresh lock, so that its own waiters retry at once
+    /// instead of at their next poll.
+    released: std::sync::Arc<tokio::sync::Notify>,
     /// Held while reserving rate-limit attempts; see `reserve_attempts`.
     reserving: tokio::sync::Mutex<()>,
     url: String,
@@ -40,6 +43,7 @@ impl PgStore {
         Ok(Self {
             pool,
             lock_pool,
+            released: std::sync::Arc::new(tokio::sync::Notify::new()),
             reserving: tokio::sync::Mutex::new(()),
             url: url.to_string(),
         })
@@ -146,6 +150,12 @@ pub const CLAIM_DUE_SQL: &str = "UPDATE connections c SET next_refresh_at = $1 F
      WHERE c.org_id = due.org_id AND c.provider = due.provider AND c.name = due.name \
      RETURNING c.org_id, c.provider, c.name";
 
+/// A lock name as `refresh_locks.key`: PostgreSQL text cannot hold the NUL of `{org}\0{provider}`, so NUL
+/// becomes `\0` and a backslash `\\` (an escape, so two names never share a key).
+fn lease_key(key: &str) -> String {
+    key.replace('\\', "\\\\").replace('\0', "\\0")
+}
+
 impl_store!(PgStore, {
     fn backend(&self) -> Backend {
         Backend::Postgres
@@ -208,14 +218,19 @@ impl_store!(PgStore, {
     }
 
     async fn refresh_lock(&self, key: &str) -> Result<super::RefreshLock, DbError> {
-        // Transaction-scoped: released when the guard drops and the transaction rolls back, even if the
-        // holder panics; never leaks to the next user of the pooled connection.
+        // First the transaction-scoped advisory lock, which is all that earlier versions take: instances
+        // of both may run side by side during an upgrade. It ends with its backend connection, though,
+        // even while its holder is still at the provider, so the lease row (the `lease` module) is what
+        // excludes the holders of this version. Always in this order, so two takers never wait on each
+        // other's half.
         let mut tx = self.lock_pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(super::lock_key(key))
             .execute(&mut *tx)
             .await?;
-        Ok(super::RefreshLock::holding(tx))
+        // The transaction ends just after the lease's row is deleted, so that a taker of this version
+        // that gets the advisory lock next finds the row gone.
+        super::lease::acquire(&self.pool, &self.released, &lease_key(key), tx).await
     }
 
     async fn claim_due(

@@ -1,7 +1,5 @@
 //! SQLite: the embedded default (a file in the data dir), and the backend of single-node installs.
 
-mod lease;
-
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -166,7 +164,7 @@ impl_store!(SqliteStore, {
         // a second `serve`), and the engine's in-process mutex does not reach across them. Two
         // processes refreshing one credential at once send its single-use refresh token twice, and
         // the provider revokes the grant. The `lease` module says how, and why a lease row.
-        self.acquire_refresh_lock(key).await
+        super::lease::acquire(&self.pool, &self.released, key, ()).await
     }
 
     async fn claim_due(

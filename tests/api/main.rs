@@ -26,6 +26,7 @@ mod orgs;
 mod password_race;
 mod rate_limit;
 mod refresh;
+mod refresh_lease;
 mod refresh_real;
 mod registration;
 mod revocation;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokenkeeper::credentials::DueBatch;
 
-use crate::support::app::{Db, Secrets, TestApp, TestConfig, spawn_app, spawn_sibling};
+use crate::support::app::{Db, Secrets, TestApp, TestConfig, spawn_app};
 use crate::support::token_endpoint::{Answer, TokenEndpoint};
 use crate::support::wait;
 
@@ -101,17 +101,9 @@ async fn single_flight_in_one_process(db: Db) {
 
 async fn single_flight_across_instances(db: Db) {
     let endpoint = TokenEndpoint::start().await;
-    // Instances share the database and the secret store (OpenBao), as in production.
-    let Some(cfg) = endpoint.config(TestConfig::default()).secrets(Secrets::OpenBao).await else {
+    let Some((a, b)) = endpoint.two_instances(db).await else {
         return;
     };
-    let a = spawn_app(db, cfg).await.unwrap();
-    let cfg = endpoint
-        .config(TestConfig::default())
-        .secrets(Secrets::OpenBao)
-        .await
-        .unwrap();
-    let b = spawn_sibling(&a, cfg).await;
     let (_, token) = a.user("multi@example.com").await;
     endpoint.store_gcp(&a, &token, 30, "rt-multi").await;
     let results = reads_racing_one_held_refresh(&[&a, &b], &endpoint, &token, 100).await;

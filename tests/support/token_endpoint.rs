@@ -25,7 +25,7 @@ use axum::{Form, Json, Router, routing};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use super::app::{TestApp, TestConfig};
+use super::app::{Db, Secrets, TestApp, TestConfig, spawn_app, spawn_sibling};
 use super::stand_in::StandIn;
 use super::wait;
 
@@ -88,6 +88,17 @@ impl TokenEndpoint {
         cfg.with("TOKENKEEPER_GCP_TOKEN_URL", &self.url)
             .with("TOKENKEEPER_GCP_CLIENT_ID", CLIENT_ID)
             .with("TOKENKEEPER_GCP_CLIENT_SECRET", "platform-client-secret")
+    }
+
+    /// Two instances refreshing here, sharing the database `db` and the secret store (OpenBao), as in
+    /// production; `None` when OpenBao is not installed.
+    pub async fn two_instances(&self, db: Db) -> Option<(TestApp, TestApp)> {
+        let a = spawn_app(db, self.config(TestConfig::default()).secrets(Secrets::OpenBao).await?)
+            .await
+            .unwrap();
+        let cfg = self.config(TestConfig::default()).secrets(Secrets::OpenBao).await?;
+        let b = spawn_sibling(&a, cfg).await;
+        Some((a, b))
     }
 
     /// Calls received so far (held ones included).
