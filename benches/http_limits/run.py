@@ -106,12 +106,14 @@ try:
         idle.append(s)
     for s in idle:
         assert b" 200 " in s.recv(4096)
+    rss_idle = rss_mb()
     slow = []
     for _ in range(SLOW):
         s = connect()
         s.sendall(b"GET /healthz HTTP/1.1\r\nHost: bench\r\nX-Never: ")
         slow.append(s)
     t_slow = time.time()
+    rss_slow = rss_mb()
     opened = t_slow - t_open
     loaded = reads_per_second()
     rss_loaded = rss_mb()
@@ -141,6 +143,8 @@ try:
     print(f"idle connections still open after the read round: {still_open} of {IDLE}")
     print(f"RSS: {rss_alone:.1f} MB alone, {rss_loaded:.1f} MB with the connections "
           f"[goal < 150 MB: {'PASS' if rss_loaded < 150 else 'FAIL'}]")
+    print(f"per connection: {(rss_idle - rss_alone) * 1024 / IDLE:.1f} KB idle (one request answered), "
+          f"{(rss_slow - rss_idle) * 1024 / SLOW:.1f} KB slow (half a header); binary {binary}")
     print(f"opening the {IDLE + SLOW} connections took {opened:.1f} s; {closed} of {SLOW} slow ones closed by the "
           f"server, the last {dropped_after:.1f} s after the last was opened (header timeout {HEADER_TIMEOUT} s) "
           f"[{'PASS' if closed == SLOW else 'FAIL'}]")
