@@ -163,7 +163,12 @@ impl Services {
             },
             metrics: self.metrics.clone(),
         });
-        http::router(state, self.settings.max_body_bytes, self.settings.http.request_timeout)
+        http::router(
+            state,
+            self.settings.max_body_bytes,
+            self.settings.http.request_timeout,
+            self.settings.console,
+        )
     }
 
     /// Serves on `listener` until `shutdown` resolves; in-flight requests finish first.

@@ -4,6 +4,7 @@
 //! (the file's contents, trimmed). An invalid value stops start-up with an error naming the variable.
 
 pub mod audit;
+mod console;
 mod grants;
 mod http;
 
@@ -14,6 +15,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 pub use audit::{AuditLogTarget, AuditSettings, ReadAudit};
+pub use console::ConsoleSettings;
 pub use grants::{
     AwsSettings, DEFAULT_REGION, DEFAULT_SESSION_DURATION_SECS, GrantSettings, ProviderGrantSettings,
     SESSION_DURATION_VAR,
@@ -107,6 +109,8 @@ pub struct Settings {
     pub grants: GrantSettings,
     /// The audit trail: read aggregation, retention, the JSON-lines sink.
     pub audit: AuditSettings,
+    /// The web console (`TOKENKEEPER_CONSOLE`, `TOKENKEEPER_PUBLIC_URL`).
+    pub console: ConsoleSettings,
 }
 
 type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -282,6 +286,7 @@ impl Settings {
             .map_err(|reason| err("TOKENKEEPER_ALLOWED_PRIVATE_NETWORKS", reason))?,
             grants: GrantSettings::from_lookup(env)?,
             audit: AuditSettings::from_lookup(env)?,
+            console: ConsoleSettings::from_lookup(env)?,
         })
     }
 

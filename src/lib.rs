@@ -13,6 +13,7 @@ pub mod background;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod credentials;
 pub mod db;
 pub mod files;

@@ -93,6 +93,15 @@ impl ApiError {
         }
     }
 
+    /// The status and the message a person reads (the web console shows them as a page); a 500's detail
+    /// goes to the log, as with a JSON answer.
+    pub fn status_and_message(self) -> (StatusCode, String) {
+        if let Self::Internal(e) = &self {
+            tracing::error!(error = %format!("{e:#}"), "internal error");
+        }
+        (self.status(), self.to_string())
+    }
+
     fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,

@@ -17,7 +17,11 @@ pub fn everywhere(router: Router) -> Router {
         .layer(set(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .layer(set(header::REFERRER_POLICY, "no-referrer"))
         .layer(set(header::X_FRAME_OPTIONS, "DENY"))
-        .layer(set(header::CONTENT_SECURITY_POLICY, "frame-ancestors 'none'"))
+        // The console sets its own, stricter policy (which also forbids framing).
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("frame-ancestors 'none'"),
+        ))
 }
 
 /// For the routes of `/api/auth/*` (session tokens) and `/api/tokens/*` (credentials): every answer,

@@ -60,7 +60,12 @@ pub struct AppServices {
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-pub fn router(state: AppState, max_body_bytes: usize, request_timeout: Duration) -> Router {
+pub fn router(
+    state: AppState,
+    max_body_bytes: usize,
+    request_timeout: Duration,
+    console: crate::config::ConsoleSettings,
+) -> Router {
     let time_limit = axum::middleware::from_fn_with_state(request_timeout, serve::limit_request_time);
     let request_metrics = axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track);
     let router = Router::new()
@@ -72,6 +77,8 @@ pub fn router(state: AppState, max_body_bytes: usize, request_timeout: Duration)
         .merge(openapi::routes())
         .merge(headers::no_store(tokens::routes()))
         .merge(orgs::routes())
+        // The web console: a driver of its own on the same services, behind the same limits and headers.
+        .merge(crate::console::routes(console))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

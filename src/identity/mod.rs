@@ -94,14 +94,23 @@ impl Authenticator {
         Ok(identity)
     }
 
+    /// The caller of a Tokenkeeper session token carried some other way than a Bearer header (the web
+    /// console's cookie): the same checks (expiry, revocation, the password generation) as a Bearer.
+    pub async fn session(&self, token: &str) -> Result<Identity, AuthError> {
+        if !token.starts_with(sessions::TOKEN_PREFIX) {
+            return Err(AuthError::Unauthenticated);
+        }
+        let (user_id, token_hash) = self.sessions.resolve(token).await?.ok_or(AuthError::Unauthenticated)?;
+        Ok(Identity {
+            user_id,
+            method: AuthMethod::Session { token_hash },
+        })
+    }
+
     async fn identify(&self, headers: &HeaderMap) -> Result<Identity, AuthError> {
         if let Some(token) = bearer(headers) {
             if token.starts_with(sessions::TOKEN_PREFIX) {
-                let (user_id, token_hash) = self.sessions.resolve(token).await?.ok_or(AuthError::Unauthenticated)?;
-                return Ok(Identity {
-                    user_id,
-                    method: AuthMethod::Session { token_hash },
-                });
+                return self.session(token).await;
             }
             if authjs::looks_like_jwe(token) && !self.auth_secrets.is_empty() {
                 let claims = authjs::decode_bearer(token, &self.auth_secrets, self.clock.now_secs())

@@ -8,6 +8,8 @@ mod audit_scale;
 mod audit_sink;
 mod auth_routes;
 mod client_addr;
+mod console;
+mod console_account;
 mod credentials;
 mod database_outage;
 mod errors;

@@ -3,6 +3,8 @@
 
 pub mod alone;
 pub mod app;
+pub mod chromium;
+pub mod console;
 pub mod decorated;
 pub mod fake_provider;
 pub mod logs;

@@ -1,4 +1,5 @@
-//! The one rule for optional test dependencies (PostgreSQL, OpenBao, moto, django-oauth-toolkit): a test
+//! The one rule for optional test dependencies (PostgreSQL, OpenBao, moto, django-oauth-toolkit,
+//! Chromium): a test
 //! whose dependency is missing is skipped, visibly, unless `TOKENKEEPER_REQUIRE_ALL=1` (CI), where the
 //! missing dependency fails the test.
 //!
@@ -26,6 +27,8 @@ pub enum Dependency {
     Moto,
     /// `django-oauth-toolkit` for python3: a real OAuth2 server.
     DjangoOAuthToolkit,
+    /// Debian's `chromium` and `chromium-driver`: a real browser for the console.
+    Chromium,
 }
 
 impl Dependency {
@@ -35,6 +38,7 @@ impl Dependency {
             Self::OpenBao => "OpenBao",
             Self::Moto => "moto",
             Self::DjangoOAuthToolkit => "django-oauth-toolkit",
+            Self::Chromium => "chromium with chromedriver",
         }
     }
 }

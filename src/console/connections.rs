@@ -1,0 +1,218 @@
+//! The connections page, the connect form (generated from the provider catalog) and disconnect.
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
+use serde_json::{Map, Value};
+
+use super::layout::{csrf, notice, page, when};
+use super::session::{Posted, Signed};
+use crate::credentials::{Caller, ConnectionView, CredentialError};
+use crate::http::extract::ClientAddr;
+use crate::http::{ApiError, AppState};
+use crate::orgs::Permission;
+use crate::providers::{FieldFormat, FieldSpec, ProviderSpec};
+
+fn caller(who: &Signed) -> Caller {
+    Caller::new(who.acting.user.clone(), who.acting.org.clone())
+}
+
+fn provider(id: &str) -> Result<&'static ProviderSpec, ApiError> {
+    crate::providers::find(id).ok_or_else(|| CredentialError::UnknownProvider(id.to_string()).into())
+}
+
+fn provider_name(id: &str) -> &str {
+    crate::providers::find(id).map_or(id, |p| p.name)
+}
+
+pub async fn list(State(state): State<AppState>, who: Signed) -> Response {
+    if let Err(e) = who.acting.require(Permission::ReadConnections) {
+        return who.fail(e);
+    }
+    let connections = match state.credentials.list(&who.acting.org).await {
+        Ok(c) => c,
+        Err(e) => return who.fail(e),
+    };
+    let writer = who.acting.require(Permission::WriteConnections).is_ok();
+    let body = html! {
+        @if connections.is_empty() { p { "No provider is connected in this organization yet." } }
+        @else { (table(&connections, writer)) }
+        @if writer {
+            h2 { "Connect a provider" }
+            ul.providers {
+                @for p in crate::providers::catalog() {
+                    li { a href={ "/connect/" (p.id) } { (p.name) } }
+                }
+            }
+        }
+    };
+    page("Connections", Some(&who), body).into_response()
+}
+
+fn table(connections: &[ConnectionView], writer: bool) -> Markup {
+    html! {
+        div.scroll {
+            table {
+                thead { tr {
+                    th scope="col" { "Provider" } th scope="col" { "Details" } th scope="col" { "Status" }
+                    th scope="col" { "Expires" } th scope="col" { "Last refresh" }
+                    @if writer { th scope="col" { span.visually-hidden { "Actions" } } }
+                } }
+                tbody {
+                    @for c in connections {
+                        tr {
+                            td { (provider_name(&c.provider)) }
+                            td { (details(&c.metadata)) }
+                            td {
+                                span class={ "status " (c.status.as_str()) } { (c.status.as_str().replace('_', " ")) }
+                                @if let Some(reason) = &c.status_reason { br; small { (reason) } }
+                            }
+                            td { (when(c.expires_at.as_deref())) }
+                            td { (c.updated_at) }
+                            @if writer {
+                                td { a href={ "/disconnect/" (c.provider) } { "Disconnect" } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The connection's display metadata (the catalog keeps only non-secret fields there).
+fn details(metadata: &Map<String, Value>) -> Markup {
+    html! {
+        @for (k, v) in metadata {
+            small { (k) ": " (v.as_str().map_or_else(|| v.to_string(), str::to_string)) } br;
+        }
+    }
+}
+
+pub async fn connect_page(who: Signed, Path(id): Path<String>) -> Response {
+    let spec = match provider(&id).and_then(|p| Ok(who.acting.require(Permission::WriteConnections).map(|()| p)?)) {
+        Ok(p) => p,
+        Err(e) => return who.fail(e),
+    };
+    connect_form(&who, spec, &Map::new(), None).into_response()
+}
+
+fn connect_form(who: &Signed, spec: &ProviderSpec, kept: &Map<String, Value>, error: Option<&str>) -> Markup {
+    let body = html! {
+        p { (spec.docs) }
+        @if let Some(e) = error { (notice(true, e)) }
+        @if !spec.variants.is_empty() {
+            p { "Fill in the fields of one of these shapes:" }
+            ul { @for v in spec.variants { li { strong { (v.name) } ": " (v.description) " (" (v.fields.join(", ")) ")" } } }
+        }
+        form.stack method="post" action={ "/connect/" (spec.id) } {
+            (csrf(who))
+            @for f in spec.fields { (field(f, kept.get(f.name).and_then(Value::as_str), spec.variants.is_empty())) }
+            button type="submit" { "Connect " (spec.name) }
+        }
+        p { a href="/" { "Cancel" } }
+    };
+    page(&format!("Connect {}", spec.name), Some(who), body)
+}
+
+/// One input of the connect form: secret fields are password inputs and never filled back in.
+fn field(f: &FieldSpec, kept: Option<&str>, single_shape: bool) -> Markup {
+    let id = format!("f-{}", f.name);
+    let help = format!("{id}-help");
+    let required = single_shape && f.required && f.default.is_none() && !f.generated_if_absent;
+    let value = if f.secret { None } else { kept };
+    html! {
+        label for=(id) { (f.name) @if !required { " (optional)" } }
+        @match f.format {
+            FieldFormat::GcpServiceAccountJson => {
+                textarea id=(id) name=(f.name) rows="6" aria-describedby=(help) required[required] { (value.unwrap_or_default()) }
+            }
+            FieldFormat::OneOf { values } => {
+                select id=(id) name=(f.name) aria-describedby=(help) {
+                    @if !required { option value="" { "(default)" } }
+                    @for v in values { option value=(v) selected[value == Some(*v)] { (v) } }
+                }
+            }
+            _ => {
+                input id=(id) name=(f.name) type=(if f.secret { "password" } else { "text" })
+                    autocomplete="off" spellcheck="false" value=[value] aria-describedby=(help) required[required];
+            }
+        }
+        small id=(help) { (f.description) }
+    }
+}
+
+pub async fn connect(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    Path(id): Path<String>,
+    Posted { who, form }: Posted<Map<String, Value>>,
+) -> Response {
+    let spec = match provider(&id).and_then(|p| Ok(who.acting.require(Permission::WriteConnections).map(|()| p)?)) {
+        Ok(p) => p,
+        Err(e) => return who.fail(e),
+    };
+    // Empty inputs are fields not given (their defaults apply); names outside the catalog are refused
+    // by the validation, as in the API.
+    let body: Map<String, Value> = form
+        .into_iter()
+        .filter(|(_, v)| v.as_str().is_some_and(|s| !s.is_empty()))
+        .collect();
+    match state
+        .credentials
+        .store_tokens_in_db(&caller(&who), &Value::Object(body.clone()), spec.id, &addr)
+        .await
+    {
+        Ok(stored) => {
+            let body = html! {
+                (notice(false, &format!("{} is connected.", spec.name)))
+                @if let Some(external_id) = stored.generated_external_id {
+                    p { "The external id to put in the role's trust policy (shown only this once): " code { (external_id) } }
+                }
+                p { a href="/" { "Back to the connections" } }
+            };
+            page(&format!("{} connected", spec.name), Some(&who), body).into_response()
+        }
+        Err(e) => {
+            let (status, message) = ApiError::from(e).status_and_message();
+            (status, connect_form(&who, spec, &body, Some(&message))).into_response()
+        }
+    }
+}
+
+pub async fn disconnect_page(State(state): State<AppState>, who: Signed, Path(id): Path<String>) -> Response {
+    if let Err(e) = who.acting.require(Permission::WriteConnections) {
+        return who.fail(e);
+    }
+    if let Err(e) = state.credentials.connection(&who.acting.org, &id).await {
+        return who.fail(e);
+    }
+    let name = provider_name(&id);
+    let body = html! {
+        p { "The stored credential for " (name) " is deleted from the secret store. Anything that reads it through Tokenkeeper stops working until it is connected again." }
+        form.inline method="post" action={ "/disconnect/" (id) } {
+            (csrf(&who))
+            button.danger type="submit" { "Disconnect " (name) }
+        }
+        " " a href="/" { "Cancel" }
+    };
+    page(&format!("Disconnect {name}?"), Some(&who), body).into_response()
+}
+
+#[derive(serde::Deserialize)]
+pub struct Confirm {}
+
+pub async fn disconnect(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    Path(id): Path<String>,
+    Posted { who, .. }: Posted<Confirm>,
+) -> Response {
+    if let Err(e) = who.acting.require(Permission::WriteConnections) {
+        return who.fail(e);
+    }
+    match state.credentials.delete(&caller(&who), &id, &addr).await {
+        Ok(()) => Redirect::to("/").into_response(),
+        Err(e) => who.fail(e),
+    }
+}
