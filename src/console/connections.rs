@@ -52,7 +52,7 @@ pub async fn list(State(state): State<AppState>, who: Signed) -> Response {
 fn table(connections: &[ConnectionView], writer: bool) -> Markup {
     html! {
         div.scroll {
-            table {
+            table.cards {
                 thead { tr {
                     th scope="col" { "Provider" } th scope="col" { "Details" } th scope="col" { "Status" }
                     th scope="col" { "Expires" } th scope="col" { "Last refresh" }
@@ -61,14 +61,14 @@ fn table(connections: &[ConnectionView], writer: bool) -> Markup {
                 tbody {
                     @for c in connections {
                         tr {
-                            td { (provider_name(&c.provider)) }
-                            td { (details(&c.metadata)) }
-                            td {
+                            td { strong { (provider_name(&c.provider)) } }
+                            td data-label="Details" { (details(&c.metadata)) }
+                            td data-label="Status" {
                                 span class={ "status " (c.status.as_str()) } { (c.status.as_str().replace('_', " ")) }
                                 @if let Some(reason) = &c.status_reason { br; small { (reason) } }
                             }
-                            td { (when(c.expires_at.as_deref())) }
-                            td { (c.updated_at) }
+                            td data-label="Expires" { (when(c.expires_at.as_deref())) }
+                            td data-label="Last refresh" { (c.updated_at) }
                             @if writer {
                                 td { a href={ "/disconnect/" (c.provider) } { "Disconnect" } }
                             }

@@ -63,7 +63,8 @@ impl Chromedriver {
         panic!("chromedriver did not answer on {status}");
     }
 
-    /// A new browser (its own profile: its own cookies), headless, `width` × `height`.
+    /// A new browser (its own profile: its own cookies), headless, a viewport of `width` × `height` CSS
+    /// pixels (a phone's emulated below 500 px, the narrowest window Chromium opens).
     pub async fn browser(&self, width: u32, height: u32) -> Client {
         let args = [
             "--headless=new".to_string(),
@@ -74,7 +75,11 @@ impl Chromedriver {
             format!("--window-size={width},{height}"),
         ];
         let mut caps = serde_json::Map::new();
-        caps.insert("goog:chromeOptions".into(), json!({ "args": args }));
+        let mut options = json!({ "args": args });
+        if width < 500 {
+            options["mobileEmulation"] = json!({"deviceMetrics": {"width": width, "height": height, "pixelRatio": 1}});
+        }
+        caps.insert("goog:chromeOptions".into(), options);
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
         ClientBuilder::new(connector)
             .capabilities(caps)
