@@ -125,7 +125,7 @@ async fn connect_see_status_and_disconnect(db: Db) {
     assert_eq!(text(&b, "td .status").await, "needs reauth");
     assert!(text(&b, "tbody").await.contains("invalid_grant"));
 
-    click(&b, "a[href='/disconnect/grafana']").await;
+    click(&b, "a[href^='/disconnect/grafana']").await;
     click(&b, "button.danger").await;
     assert_eq!(path(&b).await, "/");
     assert!(text(&b, "main").await.contains("No provider is connected"));

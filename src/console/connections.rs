@@ -7,8 +7,8 @@ use serde_json::{Map, Value};
 
 use super::layout::{csrf, notice, page, when};
 use super::session::{Posted, Signed};
-use crate::credentials::{Caller, ConnectionView, CredentialError};
-use crate::http::extract::ClientAddr;
+use crate::credentials::{Caller, ConnectionName, ConnectionView, CredentialError, Target};
+use crate::http::extract::{ApiQuery, ClientAddr};
 use crate::http::{ApiError, AppState};
 use crate::orgs::Permission;
 use crate::providers::{FieldFormat, FieldSpec, ProviderSpec};
@@ -19,6 +19,38 @@ fn caller(who: &Signed) -> Caller {
 
 fn provider(id: &str) -> Result<&'static ProviderSpec, ApiError> {
     crate::providers::find(id).ok_or_else(|| CredentialError::UnknownProvider(id.to_string()).into())
+}
+
+/// The connect form's field naming the connection (no catalog field is called so).
+const NAME_FIELD: &str = "connection_name";
+
+#[derive(serde::Deserialize)]
+pub struct NameQuery {
+    name: Option<String>,
+}
+
+/// The connection of `provider` called `name` (empty or absent: `default`).
+fn target(provider: &str, name: Option<&str>) -> Result<Target, ApiError> {
+    match name.filter(|n| !n.is_empty()) {
+        None => Ok(Target::from(provider)),
+        Some(n) => ConnectionName::parse(n)
+            .map(|n| Target::new(provider, n))
+            .ok_or_else(|| {
+                ApiError::BadRequest(
+                    "The connection name must be 1 to 40 lowercase letters, digits and '-', starting with a letter \
+                 or digit"
+                        .into(),
+                )
+            }),
+    }
+}
+
+/// The page of a connection: its provider's name, and its own name unless it is the default one.
+fn title_of(c: &Target) -> String {
+    match c.name.is_default() {
+        true => provider_name(&c.provider).to_string(),
+        false => format!("{} ({})", provider_name(&c.provider), c.name),
+    }
 }
 
 fn provider_name(id: &str) -> &str {
@@ -54,7 +86,7 @@ fn table(connections: &[ConnectionView], writer: bool) -> Markup {
         div.scroll {
             table.cards {
                 thead { tr {
-                    th scope="col" { "Provider" } th scope="col" { "Details" } th scope="col" { "Status" }
+                    th scope="col" { "Provider" } th scope="col" { "Name" } th scope="col" { "Details" } th scope="col" { "Status" }
                     th scope="col" { "Expires" } th scope="col" { "Last refresh" }
                     @if writer { th scope="col" { span.visually-hidden { "Actions" } } }
                 } }
@@ -62,6 +94,7 @@ fn table(connections: &[ConnectionView], writer: bool) -> Markup {
                     @for c in connections {
                         tr {
                             td { strong { (provider_name(&c.provider)) } }
+                            td data-label="Name" { (c.name) }
                             td data-label="Details" { (details(&c.metadata)) }
                             td data-label="Status" {
                                 span class={ "status " (c.status.as_str()) } { (c.status.as_str().replace('_', " ")) }
@@ -70,7 +103,7 @@ fn table(connections: &[ConnectionView], writer: bool) -> Markup {
                             td data-label="Expires" { (when(c.expires_at.as_deref())) }
                             td data-label="Last refresh" { (c.updated_at) }
                             @if writer {
-                                td { a href={ "/disconnect/" (c.provider) } { "Disconnect" } }
+                                td { a href={ "/disconnect/" (c.provider) "?name=" (c.name) } { "Disconnect" } }
                             }
                         }
                     }
@@ -107,6 +140,12 @@ fn connect_form(who: &Signed, spec: &ProviderSpec, kept: &Map<String, Value>, er
         }
         form.stack method="post" action={ "/connect/" (spec.id) } {
             (csrf(who))
+            label for="connection-name" { "Connection name (optional)" }
+            input #connection-name name=(NAME_FIELD) type="text" autocomplete="off" spellcheck="false"
+                value=[kept.get(NAME_FIELD).and_then(Value::as_str)] aria-describedby="connection-name-help";
+            small #connection-name-help {
+                "Tells several connections to " (spec.name) " apart: lowercase letters, digits and '-'. Empty: default."
+            }
             @for f in spec.fields { (field(f, kept.get(f.name).and_then(Value::as_str), spec.variants.is_empty())) }
             button type="submit" { "Connect " (spec.name) }
         }
@@ -146,10 +185,15 @@ pub async fn connect(
     State(state): State<AppState>,
     ClientAddr(addr): ClientAddr,
     Path(id): Path<String>,
-    Posted { who, form }: Posted<Map<String, Value>>,
+    Posted { who, mut form }: Posted<Map<String, Value>>,
 ) -> Response {
     let spec = match provider(&id).and_then(|p| Ok(who.acting.require(Permission::WriteConnections).map(|()| p)?)) {
         Ok(p) => p,
+        Err(e) => return who.fail(e),
+    };
+    let name = form.remove(NAME_FIELD);
+    let target = match target(spec.id, name.as_ref().and_then(Value::as_str)) {
+        Ok(t) => t,
         Err(e) => return who.fail(e),
     };
     // Empty inputs are fields not given (their defaults apply); names outside the catalog are refused
@@ -160,12 +204,12 @@ pub async fn connect(
         .collect();
     match state
         .credentials
-        .store_tokens_in_db(&caller(&who), &Value::Object(body.clone()), spec.id, &addr)
+        .store_tokens_in_db(&caller(&who), &Value::Object(body.clone()), target.clone(), &addr)
         .await
     {
         Ok(stored) => {
             let body = html! {
-                (notice(false, &format!("{} is connected.", spec.name)))
+                (notice(false, &format!("{} is connected.", title_of(&target))))
                 @if let Some(external_id) = stored.generated_external_id {
                     p { "The external id to put in the role's trust policy (shown only this once): " code { (external_id) } }
                 }
@@ -175,22 +219,33 @@ pub async fn connect(
         }
         Err(e) => {
             let (status, message) = ApiError::from(e).status_and_message();
-            (status, connect_form(&who, spec, &body, Some(&message))).into_response()
+            let mut kept = body;
+            kept.extend(name.map(|n| (NAME_FIELD.to_string(), n)));
+            (status, connect_form(&who, spec, &kept, Some(&message))).into_response()
         }
     }
 }
 
-pub async fn disconnect_page(State(state): State<AppState>, who: Signed, Path(id): Path<String>) -> Response {
+pub async fn disconnect_page(
+    State(state): State<AppState>,
+    who: Signed,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<NameQuery>,
+) -> Response {
+    let target = match target(&id, q.name.as_deref()) {
+        Ok(t) => t,
+        Err(e) => return who.fail(e),
+    };
     if let Err(e) = who.acting.require(Permission::WriteConnections) {
         return who.fail(e);
     }
-    if let Err(e) = state.credentials.connection(&who.acting.org, &id).await {
+    if let Err(e) = state.credentials.connection(&who.acting.org, target.clone()).await {
         return who.fail(e);
     }
-    let name = provider_name(&id);
+    let name = title_of(&target);
     let body = html! {
         p { "The stored credential for " (name) " is deleted from the secret store. Anything that reads it through Tokenkeeper stops working until it is connected again." }
-        form.inline method="post" action={ "/disconnect/" (id) } {
+        form.inline method="post" action={ "/disconnect/" (id) "?name=" (target.name) } {
             (csrf(&who))
             button.danger type="submit" { "Disconnect " (name) }
         }
@@ -206,12 +261,17 @@ pub async fn disconnect(
     State(state): State<AppState>,
     ClientAddr(addr): ClientAddr,
     Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<NameQuery>,
     Posted { who, .. }: Posted<Confirm>,
 ) -> Response {
+    let target = match target(&id, q.name.as_deref()) {
+        Ok(t) => t,
+        Err(e) => return who.fail(e),
+    };
     if let Err(e) = who.acting.require(Permission::WriteConnections) {
         return who.fail(e);
     }
-    match state.credentials.delete(&caller(&who), &id, &addr).await {
+    match state.credentials.delete(&caller(&who), target, &addr).await {
         Ok(()) => Redirect::to("/").into_response(),
         Err(e) => who.fail(e),
     }

@@ -169,6 +169,25 @@ async fn connect_list_and_disconnect(db: Db, secrets: Secrets) {
     assert_eq!(gone.location.as_deref(), Some("/"));
     assert!(api_connections(&app, &token).await.is_empty());
     assert_eq!(b.get("/disconnect/grafana").await.status, 404);
+
+    // A named connection beside the default one; a name outside the pattern is refused.
+    let named = [fields[0], fields[1], ("connection_name", "staging")];
+    assert_eq!(
+        b.submit("/connect/grafana", "/connect/grafana", &named).await.status,
+        200
+    );
+    let bad = [fields[0], fields[1], ("connection_name", "Not A Name")];
+    assert_eq!(b.submit("/connect/grafana", "/connect/grafana", &bad).await.status, 400);
+    let listed = api_connections(&app, &token).await;
+    assert_eq!(
+        listed.iter().map(|c| c["name"].as_str().unwrap()).collect::<Vec<_>>(),
+        ["staging"]
+    );
+    assert!(b.get("/").await.body.contains("/disconnect/grafana?name=staging"));
+    let page = "/disconnect/grafana?name=staging";
+    assert!(b.get(page).await.body.contains("Disconnect Grafana (staging)"));
+    assert_eq!(b.submit(page, page, &[]).await.location.as_deref(), Some("/"));
+    assert!(api_connections(&app, &token).await.is_empty());
 }
 
 /// A viewer sees no button they cannot use, and the server refuses them anyway.
