@@ -46,6 +46,16 @@ pub struct Services {
 }
 
 impl Services {
+    /// The Aurora importer over these services' database, secret store and credentials.
+    pub fn importer(&self) -> crate::import::Importer {
+        crate::import::Importer::new(
+            self.store.clone(),
+            self.secrets.clone(),
+            self.credentials.clone(),
+            self.clock.clone(),
+        )
+    }
+
     pub async fn build(settings: Settings, clock: SharedClock) -> anyhow::Result<Self> {
         Self::build_wrapping_secrets(settings, clock, |secrets| secrets).await
     }

@@ -15,6 +15,8 @@ use crate::credentials::{Caller as CredentialCaller, ConnectionName, Target, Use
 use crate::orgs::{Acting, Channel, Permission};
 use crate::passwords::Caller;
 
+mod import;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "tokenkeeper",
@@ -41,6 +43,9 @@ pub enum Command {
     /// Organizations and their members.
     #[command(subcommand)]
     Org(OrgCommand),
+    /// Adopt another system's deployment (users, orgs, roles, connections).
+    #[command(subcommand)]
+    Import(import::ImportCommand),
     /// Print the least-privilege Vault policy for VAULT_KV_MOUNT / VAULT_KV_BASE_PATH.
     VaultPolicy,
 }
@@ -149,6 +154,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(cmd) => user(settings, cmd).await,
         Command::Tokens(cmd) => tokens(settings, cmd).await,
         Command::Org(cmd) => org(settings, cmd).await,
+        Command::Import(cmd) => import::run(settings, cmd).await,
         Command::VaultPolicy => {
             print!(
                 "{}",

@@ -19,6 +19,7 @@ pub mod db;
 pub mod files;
 pub mod http;
 pub mod identity;
+pub mod import;
 pub mod ids;
 pub mod metrics;
 pub mod net;

@@ -22,6 +22,9 @@ impl CredentialService {
     async fn delete_inner(&self, key: &ConnectionKey) -> Result<(), CredentialError> {
         let _lock = self.lock(key).await?;
         let row = self.row(key).await?;
+        // An adopted row's secret keeps its own name (see `secret_of`); a row whose reference is foreign to
+        // this store loses the secret its key names, as before.
+        let name = self.secret_of(&row).unwrap_or_else(|_| self.secret_name(key));
         // Fail early, before touching anything, when the secret store is down.
         self.secrets.check().await?;
         if !self
@@ -31,7 +34,7 @@ impl CredentialService {
         {
             return Err(CredentialError::NotConnected(key.describe()));
         }
-        if let Err(e) = self.secrets.delete(&self.secret_name(key)).await {
+        if let Err(e) = self.secrets.delete(&name).await {
             // Put the reference back only where there is none: a row stored meanwhile by a writer outside
             // this lock is newer than ours and stays.
             self.store.put_connection(&row, None).await?;

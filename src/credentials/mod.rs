@@ -12,6 +12,7 @@
 //!
 //! Stores, deletes and refreshes of one credential hold its lock ([`lock`]), so they never overlap.
 
+mod adopt;
 pub mod cache;
 mod delete;
 mod error;
@@ -28,12 +29,13 @@ use std::sync::Arc;
 use crate::audit::{Auditor, Event, EventKind, Outcome};
 use crate::clock::SharedClock;
 pub use crate::db::ConnectionStatus;
-use crate::db::{ChangeFeed, SharedStore};
+use crate::db::{ChangeFeed, Connection, SharedStore};
 pub use crate::providers::TokenData;
 use crate::providers::UrlPolicy;
 use crate::secrets::SecretStore;
 pub use error::CredentialError;
 use error::failure_reason;
+pub use adopt::Adopted;
 pub use key::{Caller, ConnectionKey, ConnectionName, OrgId, Target, UserId};
 pub use naming::NamingSettings;
 pub use refresh::{DueBatch, PassReport, RefreshSettings};
@@ -152,6 +154,18 @@ impl CredentialService {
     /// The name of the credential's secret in the secret store.
     pub fn secret_name(&self, key: &ConnectionKey) -> String {
         self.config.naming.secret_name(key)
+    }
+
+    /// The secret a row names. Usually `secret_name(key)`; a connection adopted from Aurora keeps the
+    /// name Aurora gave its secret (after the user who stored it), and reads, refreshes and deletes follow
+    /// the reference rather than the name the key would give.
+    pub(super) fn secret_of(&self, row: &Connection) -> Result<String, CredentialError> {
+        self.secrets.name_of(&row.secret_ref).ok_or_else(|| {
+            CredentialError::Inconsistent(format!(
+                "reference {} is not in the configured secret store",
+                row.secret_ref
+            ))
+        })
     }
 
     /// The credential `target` names in `org`; unknown providers are refused (404).

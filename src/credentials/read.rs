@@ -95,13 +95,7 @@ impl CredentialService {
         if let Some(hit) = self.cache.as_ref().and_then(|c| c.get(key, row)) {
             return Ok(hit);
         }
-        let name = self.secret_name(key);
-        if row.secret_ref != self.secrets.reference(&name) {
-            return Err(CredentialError::Inconsistent(format!(
-                "reference {} is not in the configured secret store",
-                row.secret_ref
-            )));
-        }
+        let name = self.secret_of(row)?;
         let secret = self
             .secrets
             .read(&name, Some(row.secret_version))

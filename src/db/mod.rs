@@ -8,6 +8,7 @@ mod common;
 mod connection;
 pub mod generation;
 pub mod identity_cache;
+mod import;
 mod lease;
 mod orgs;
 pub mod postgres;
@@ -21,6 +22,7 @@ use secrecy::SecretString;
 use crate::clock::Timestamp;
 pub use connection::{Connection, ConnectionStatus, UnknownStatus};
 pub use identity_cache::IdentityCache;
+pub use import::{ImportStore, ImportWrite, ImportedMember, ImportedUser};
 pub use orgs::{MemberChange, MemberRow, OrgRow, OrgStore};
 
 #[derive(Debug, thiserror::Error)]
@@ -144,8 +146,8 @@ pub struct PruneReport {
 }
 
 #[async_trait]
-/// Everything SQL keeps; the orgs part is [`OrgStore`].
-pub trait Store: OrgStore + Send + Sync + 'static {
+/// Everything SQL keeps; the orgs part is [`OrgStore`], the importer's [`ImportStore`].
+pub trait Store: OrgStore + ImportStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
     async fn migrate(&self) -> Result<(), DbError>;
     async fn ping(&self) -> Result<(), DbError>;

@@ -7,6 +7,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use super::common::{
     audit_columns, audit_from_row, connection_columns, connection_from_row, impl_store, user_columns, user_from_row,
 };
+use super::import::impl_import_store;
 use super::orgs::impl_org_store;
 use super::{AuditRecord, Backend, Connection, DbError, NewSession, User};
 
@@ -250,3 +251,4 @@ impl_store!(PgStore, {
 });
 
 impl_org_store!(PgStore);
+impl_import_store!(PgStore);

@@ -11,6 +11,7 @@ use super::common::{
     audit_columns, audit_from_row, connection_columns, connection_from_row, impl_store, user_columns, user_from_row,
 };
 use super::generation::ChangeGeneration;
+use super::import::impl_import_store;
 use super::orgs::impl_org_store;
 use super::{AuditRecord, Backend, Connection, DbError, NewSession, RefreshLock, User};
 
@@ -190,3 +191,4 @@ impl_store!(SqliteStore, {
 });
 
 impl_org_store!(SqliteStore);
+impl_import_store!(SqliteStore);

@@ -46,6 +46,15 @@ pub trait SecretStore: Send + Sync + 'static {
     /// `local:kv/data/{mount}/{base}/{name}`.
     fn reference(&self, name: &str) -> String;
 
+    /// The secret name a reference of this store names (the inverse of [`SecretStore::reference`]);
+    /// `None` for a reference to another store, mount or base path, or one that names no plain name.
+    fn name_of(&self, reference: &str) -> Option<String> {
+        let name = reference.strip_prefix(&self.reference(""))?;
+        let plain = !name.is_empty()
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        plain.then(|| name.to_string())
+    }
+
     /// Reads a version (`None`: the current one). `Ok(None)` when there is no such secret or version.
     async fn read(&self, name: &str, version: Option<u64>) -> Result<Option<SecretVersion>, SecretError>;
 

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use secrecy::SecretString;
 use tokenkeeper::db::{
-    AttemptCounts, AuditRecord, Backend, ChangeFeed, Connection, DbError, MemberChange, MemberRow, NewSession, OrgRow,
+    AttemptCounts, AuditRecord, Backend, ChangeFeed, Connection, DbError, ImportStore, ImportWrite, MemberChange, MemberRow, NewSession, OrgRow,
     OrgStore, RefreshLock, SharedStore, Store, User,
 };
 
@@ -91,6 +91,19 @@ impl OrgStore for FaultyStore {
         role: Option<&str>,
     ) -> Result<MemberChange, DbError> {
         self.inner.change_member(org_id, by, user_id, role).await
+    }
+}
+
+#[async_trait::async_trait]
+impl ImportStore for FaultyStore {
+    async fn org_by_id(&self, id: &str) -> Result<Option<OrgRow>, DbError> {
+        self.inner.org_by_id(id).await
+    }
+    async fn must_change_password(&self, user_id: &str) -> Result<Option<bool>, DbError> {
+        self.inner.must_change_password(user_id).await
+    }
+    async fn apply_import(&self, w: &ImportWrite) -> Result<(), DbError> {
+        self.inner.apply_import(w).await
     }
 }
 

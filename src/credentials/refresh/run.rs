@@ -36,7 +36,7 @@ impl CredentialService {
             // Nothing read: a caller that wants the token data reads the version the row names.
             return Ok(Landed::Current(row));
         }
-        let name = self.secret_name(&key);
+        let name = self.secret_of(&row)?;
         let (current, cas) = self.newest_secret(&name, &row).await?;
         let ctx = GrantContext {
             http: &self.config.http,
@@ -62,7 +62,7 @@ impl CredentialService {
     ) -> Result<Landed, CredentialError> {
         let provider = job.key.provider();
         metrics::refresh_outcome(provider, RefreshOutcome::Ok);
-        let name = self.secret_name(&job.key);
+        let name = self.secret_of(&row)?;
         let payload = fresh.token_data.encode();
         let version = match persist::write_secret(self.secrets.as_ref(), &name, &payload, cas).await {
             Ok(v) => v,

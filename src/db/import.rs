@@ -1,0 +1,157 @@
+//! What the importer (`crate::import`) needs of SQL: a few look-ups to compare with, and one transaction
+//! that writes every row it decided to add (all or nothing). One text for both backends, stamped into each
+//! by [`impl_import_store`], like `orgs.rs`.
+
+use async_trait::async_trait;
+
+use super::{Connection, DbError, OrgRow, User};
+
+/// An adopted account: the user's row as it was elsewhere, and whether they must choose a new password.
+#[derive(Debug, Clone)]
+pub struct ImportedUser {
+    pub user: User,
+    pub must_change_password: bool,
+}
+
+/// A membership to add.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedMember {
+    pub org_id: String,
+    pub user_id: String,
+    pub role: String,
+    pub created_at: i64,
+}
+
+/// Every row one import adds. Users come with their personal org (as registration makes it); orgs come
+/// without members (their memberships are in `members`, the creator's too).
+#[derive(Debug, Clone, Default)]
+pub struct ImportWrite {
+    pub users: Vec<ImportedUser>,
+    pub orgs: Vec<OrgRow>,
+    pub members: Vec<ImportedMember>,
+    pub connections: Vec<Connection>,
+}
+
+impl ImportWrite {
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty() && self.orgs.is_empty() && self.members.is_empty() && self.connections.is_empty()
+    }
+}
+
+#[async_trait]
+pub trait ImportStore {
+    async fn org_by_id(&self, id: &str) -> Result<Option<OrgRow>, DbError>;
+    /// `None` when there is no such user.
+    async fn must_change_password(&self, user_id: &str) -> Result<Option<bool>, DbError>;
+    /// Inserts every row of `w` in one transaction: nothing is written when one insert fails
+    /// (`Err(Conflict)` when a row was taken meanwhile).
+    async fn apply_import(&self, w: &ImportWrite) -> Result<(), DbError>;
+}
+
+/// `impl ImportStore for $ty`; `$ty` has a `pool` field.
+macro_rules! impl_import_store {
+    ($ty:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::db::ImportStore for $ty {
+            async fn org_by_id(&self, id: &str) -> Result<Option<$crate::db::OrgRow>, DbError> {
+                let row = sqlx::query("SELECT id, name, personal, created_by, created_at FROM orgs WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(match row {
+                    Some(r) => Some($crate::db::orgs::org_from_row!(r)),
+                    None => None,
+                })
+            }
+
+            async fn must_change_password(&self, user_id: &str) -> Result<Option<bool>, DbError> {
+                Ok(sqlx::query_scalar("SELECT must_change_password FROM users WHERE id = $1")
+                    .bind(user_id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn apply_import(&self, w: &$crate::db::ImportWrite) -> Result<(), DbError> {
+                let res: Result<(), sqlx::Error> = async {
+                    use secrecy::ExposeSecret;
+                    let mut tx = self.pool.begin().await?;
+                    for i in &w.users {
+                        let u = &i.user;
+                        sqlx::query(
+                            "INSERT INTO users (id, email, name, password_hash, password_changed_at, \
+                             password_generation, created_at, must_change_password) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                        )
+                        .bind(&u.id)
+                        .bind(&u.email)
+                        .bind(&u.name)
+                        .bind(u.password_hash.as_ref().map(|h| h.expose_secret().to_string()))
+                        .bind(u.password_changed_at)
+                        .bind(u.password_generation)
+                        .bind(u.created_at)
+                        .bind(i.must_change_password)
+                        .execute(&mut *tx)
+                        .await?;
+                        let personal = $crate::db::OrgRow {
+                            id: u.id.clone(),
+                            name: u.name.clone().unwrap_or_else(|| u.email.clone()),
+                            personal: true,
+                            created_by: u.id.clone(),
+                            created_at: u.created_at,
+                        };
+                        $crate::db::orgs::insert_org!(&mut tx, &personal);
+                    }
+                    for o in &w.orgs {
+                        sqlx::query("INSERT INTO orgs (id, name, personal, created_by, created_at) VALUES ($1, $2, $3, $4, $5)")
+                            .bind(&o.id)
+                            .bind(&o.name)
+                            .bind(o.personal)
+                            .bind(&o.created_by)
+                            .bind(o.created_at)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    for m in &w.members {
+                        sqlx::query("INSERT INTO memberships (org_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)")
+                            .bind(&m.org_id)
+                            .bind(&m.user_id)
+                            .bind(&m.role)
+                            .bind(m.created_at)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    for c in &w.connections {
+                        let col = c.columns()?;
+                        sqlx::query(concat!(
+                            "INSERT INTO connections (", connection_columns!(), ") ",
+                            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+                        ))
+                        .bind(&c.org_id)
+                        .bind(&c.user_id)
+                        .bind(&c.provider)
+                        .bind(&c.secret_ref)
+                        .bind(col.secret_version)
+                        .bind(&col.metadata)
+                        .bind(col.status)
+                        .bind(col.status_reason)
+                        .bind(col.expires_at)
+                        .bind(col.next_refresh_at)
+                        .bind(c.refresh_failures)
+                        .bind(col.created_at)
+                        .bind(col.updated_at)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    tx.commit().await
+                }
+                .await;
+                match res {
+                    Ok(()) => Ok(()),
+                    Err(e) if $crate::db::common::is_unique_violation(&e) => Err(DbError::Conflict),
+                    Err(e) => Err(e.into()),
+                }
+            }
+        }
+    };
+}
+pub(crate) use impl_import_store;
