@@ -241,15 +241,56 @@ pub(crate) async fn send(req: reqwest::RequestBuilder) -> Result<(u16, Vec<u8>),
     Ok((status, body))
 }
 
-/// The token data with `expires_at` set (as an integer, Aurora's shape) and `fields` replaced.
+/// The token data with `expires_at` set (as an integer, Aurora's shape) and `fields` replaced, in the shape
+/// it was found: where the minted token lives in a nested `token_data` object (Aurora's Tailscale
+/// connections) and not at the top, the nested object gets the new fields, and every other field stays.
 pub(crate) fn updated(
     token_data: &TokenData,
     fields: impl IntoIterator<Item = (&'static str, Value)>,
     expires_at: i64,
 ) -> Refreshed {
     let expiry = std::iter::once(("expires_at", Value::from(expires_at)));
+    let changes = fields.into_iter().chain(expiry);
+    let token_data = match token_data.get(NESTED) {
+        Some(Value::Object(nested)) if token_data.get("access_token").is_none() => {
+            let mut nested = nested.clone();
+            nested.extend(changes.map(|(name, value)| (name.to_string(), value)));
+            token_data.with([(NESTED, Value::Object(nested))])
+        }
+        _ => token_data.with(changes),
+    };
     Refreshed {
-        token_data: token_data.with(fields.into_iter().chain(expiry)),
+        token_data,
         expires_at: Some(expires_at),
+    }
+}
+
+/// The nested object where Aurora keeps some providers' minted token.
+const NESTED: &str = "token_data";
+
+#[cfg(test)]
+mod shape_tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn data(v: Value) -> TokenData {
+        TokenData::decode(&secrecy::SecretString::from(v.to_string())).unwrap()
+    }
+
+    #[test]
+    fn a_refresh_writes_the_shape_it_found() {
+        let flat = data(json!({"client_id": "c", "access_token": "old", "team_name": "kept"}));
+        let fresh = updated(&flat, [("access_token", json!("new"))], 100).token_data;
+        assert_eq!(
+            Value::Object(fresh.fields().clone()),
+            json!({"client_id": "c", "access_token": "new", "expires_at": 100, "team_name": "kept"})
+        );
+        let nested = data(json!({"client_id": "c", "token_data": {"access_token": "old", "scope": "s"}, "x": 1}));
+        let fresh = updated(&nested, [("access_token", json!("new"))], 100).token_data;
+        assert_eq!(
+            Value::Object(fresh.fields().clone()),
+            json!({"client_id": "c", "token_data": {"access_token": "new", "scope": "s", "expires_at": 100}, "x": 1})
+        );
     }
 }

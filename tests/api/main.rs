@@ -17,6 +17,7 @@ mod failures;
 mod headers;
 mod http_limits;
 mod identity;
+mod import;
 mod library;
 mod lost_answer;
 mod metrics_scrape;

@@ -3,6 +3,7 @@
 
 pub mod alone;
 pub mod app;
+pub mod aurora;
 pub mod chromium;
 pub mod console;
 pub mod decorated;
