@@ -48,5 +48,4 @@ impl CredentialService {
             updated_at: a.created_at,
         })
     }
-
 }

@@ -42,6 +42,49 @@ macro_rules! user_from_row {
     }};
 }
 
+/// Binds a connection's `$1` to `$11`: org, provider, reference, version, metadata, status, reason, expiry,
+/// next refresh, failures, `updated_at` (`$col`: its [`crate::db::connection::ColumnValues`]).
+/// Inserts a user's row inside the transaction `$tx` (the hash exposed only to bind it); the statement's
+/// result, so that callers can tell a taken email.
+macro_rules! insert_user {
+    ($tx:expr, $user:expr, $must_change_password:expr) => {{
+        use secrecy::ExposeSecret as _;
+        let (tx, u): (_, &$crate::db::User) = ($tx, $user);
+        sqlx::query(
+            "INSERT INTO users (id, email, name, password_hash, password_changed_at, password_generation, \
+             created_at, must_change_password) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&u.id)
+        .bind(&u.email)
+        .bind(&u.name)
+        .bind(u.password_hash.as_ref().map(|h| h.expose_secret().to_string()))
+        .bind(u.password_changed_at)
+        .bind(u.password_generation)
+        .bind(u.created_at)
+        .bind($must_change_password)
+        .execute(&mut **tx)
+        .await
+    }};
+}
+
+macro_rules! bind_connection {
+    ($query:expr, $c:expr, $col:expr) => {{
+        let (c, col) = (&$c, &$col);
+        $query
+            .bind(&c.org_id)
+            .bind(&c.provider)
+            .bind(&c.secret_ref)
+            .bind(col.secret_version)
+            .bind(&col.metadata)
+            .bind(col.status)
+            .bind(col.status_reason)
+            .bind(col.expires_at)
+            .bind(col.next_refresh_at)
+            .bind(c.refresh_failures)
+            .bind(col.updated_at)
+    }};
+}
+
 macro_rules! connection_from_row {
     ($r:expr) => {{
         use sqlx::Row;
@@ -100,35 +143,14 @@ macro_rules! impl_store {
             }
 
             async fn create_user(&self, u: &User) -> Result<(), DbError> {
-                use secrecy::ExposeSecret;
                 // The user and their personal org (its id: theirs; they its admin), in one transaction.
                 let mut tx = self.pool.begin().await?;
-                let res = sqlx::query(
-                    "INSERT INTO users (id, email, name, password_hash, password_changed_at, password_generation, \
-                     created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind(&u.id)
-                .bind(&u.email)
-                .bind(&u.name)
-                .bind(u.password_hash.as_ref().map(|h| h.expose_secret().to_string()))
-                .bind(u.password_changed_at)
-                .bind(u.password_generation)
-                .bind(u.created_at)
-                .execute(&mut *tx)
-                .await;
-                match res {
+                match $crate::db::common::insert_user!(&mut tx, u, false) {
                     Ok(_) => {}
                     Err(e) if $crate::db::common::is_unique_violation(&e) => return Err(DbError::Conflict),
                     Err(e) => return Err(e.into()),
                 }
-                let org = $crate::db::OrgRow {
-                    id: u.id.clone(),
-                    name: u.name.clone().unwrap_or_else(|| u.email.clone()),
-                    personal: true,
-                    created_by: u.id.clone(),
-                    created_at: u.created_at,
-                };
-                $crate::db::orgs::insert_org!(&mut tx, &org);
+                $crate::db::orgs::insert_org!(&mut tx, &$crate::db::OrgRow::personal_of(u));
                 tx.commit().await?;
                 Ok(())
             }
@@ -365,22 +387,11 @@ macro_rules! impl_store {
 
             async fn update_connection(&self, c: &Connection) -> Result<bool, DbError> {
                 let col = c.columns()?;
-                let r = sqlx::query(
+                let r = $crate::db::common::bind_connection!(sqlx::query(
                     "UPDATE connections SET secret_ref = $3, secret_version = $4, metadata = $5, status = $6, \
                      status_reason = $7, expires_at = $8, next_refresh_at = $9, refresh_failures = $10, \
                      updated_at = $11 WHERE org_id = $1 AND provider = $2 AND name = $12 AND secret_version <= $4",
-                )
-                .bind(&c.org_id)
-                .bind(&c.provider)
-                .bind(&c.secret_ref)
-                .bind(col.secret_version)
-                .bind(&col.metadata)
-                .bind(col.status)
-                .bind(col.status_reason)
-                .bind(col.expires_at)
-                .bind(col.next_refresh_at)
-                .bind(c.refresh_failures)
-                .bind(col.updated_at)
+                ), c, col)
                 .bind(&c.name)
                 .execute(&self.pool)
                 .await?;
@@ -406,20 +417,7 @@ macro_rules! impl_store {
                         col.created_at,
                     ),
                 };
-                let query = sqlx::query(sql)
-                    .bind(&c.org_id)
-                    .bind(&c.provider)
-                    .bind(&c.secret_ref)
-                    .bind(col.secret_version)
-                    .bind(&col.metadata)
-                    .bind(col.status)
-                    .bind(col.status_reason)
-                    .bind(col.expires_at)
-                    .bind(col.next_refresh_at)
-                    .bind(c.refresh_failures)
-                    .bind(col.updated_at)
-                    .bind(&c.name)
-                    .bind(last);
+                let query = $crate::db::common::bind_connection!(sqlx::query(sql), c, col).bind(&c.name).bind(last);
                 // $14 and $15, the creator and the id, only for an insert.
                 let query = if expected.is_none() { query.bind(&c.user_id).bind(&c.id) } else { query };
                 let r = query.execute(&self.pool).await?;
@@ -470,5 +468,6 @@ macro_rules! impl_store {
 }
 
 pub(crate) use {
-    audit_columns, audit_from_row, connection_columns, connection_from_row, impl_store, user_columns, user_from_row,
+    audit_columns, audit_from_row, bind_connection, connection_columns, connection_from_row, impl_store, insert_user,
+    user_columns, user_from_row,
 };

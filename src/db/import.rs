@@ -65,82 +65,58 @@ macro_rules! impl_import_store {
             }
 
             async fn must_change_password(&self, user_id: &str) -> Result<Option<bool>, DbError> {
-                Ok(sqlx::query_scalar("SELECT must_change_password FROM users WHERE id = $1")
-                    .bind(user_id)
-                    .fetch_optional(&self.pool)
-                    .await?)
+                Ok(
+                    sqlx::query_scalar("SELECT must_change_password FROM users WHERE id = $1")
+                        .bind(user_id)
+                        .fetch_optional(&self.pool)
+                        .await?,
+                )
             }
 
             async fn apply_import(&self, w: &$crate::db::ImportWrite) -> Result<(), DbError> {
                 let res: Result<(), sqlx::Error> = async {
-                    use secrecy::ExposeSecret;
                     let mut tx = self.pool.begin().await?;
                     for i in &w.users {
-                        let u = &i.user;
-                        sqlx::query(
-                            "INSERT INTO users (id, email, name, password_hash, password_changed_at, \
-                             password_generation, created_at, must_change_password) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                        )
-                        .bind(&u.id)
-                        .bind(&u.email)
-                        .bind(&u.name)
-                        .bind(u.password_hash.as_ref().map(|h| h.expose_secret().to_string()))
-                        .bind(u.password_changed_at)
-                        .bind(u.password_generation)
-                        .bind(u.created_at)
-                        .bind(i.must_change_password)
-                        .execute(&mut *tx)
-                        .await?;
-                        let personal = $crate::db::OrgRow {
-                            id: u.id.clone(),
-                            name: u.name.clone().unwrap_or_else(|| u.email.clone()),
-                            personal: true,
-                            created_by: u.id.clone(),
-                            created_at: u.created_at,
-                        };
-                        $crate::db::orgs::insert_org!(&mut tx, &personal);
+                        $crate::db::common::insert_user!(&mut tx, &i.user, i.must_change_password)?;
+                        $crate::db::orgs::insert_org!(&mut tx, &$crate::db::OrgRow::personal_of(&i.user));
                     }
                     for o in &w.orgs {
-                        sqlx::query("INSERT INTO orgs (id, name, personal, created_by, created_at) VALUES ($1, $2, $3, $4, $5)")
-                            .bind(&o.id)
-                            .bind(&o.name)
-                            .bind(o.personal)
-                            .bind(&o.created_by)
-                            .bind(o.created_at)
-                            .execute(&mut *tx)
-                            .await?;
+                        sqlx::query(
+                            "INSERT INTO orgs (id, name, personal, created_by, created_at) VALUES ($1, $2, $3, $4, $5)",
+                        )
+                        .bind(&o.id)
+                        .bind(&o.name)
+                        .bind(o.personal)
+                        .bind(&o.created_by)
+                        .bind(o.created_at)
+                        .execute(&mut *tx)
+                        .await?;
                     }
                     for m in &w.members {
-                        sqlx::query("INSERT INTO memberships (org_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)")
-                            .bind(&m.org_id)
-                            .bind(&m.user_id)
-                            .bind(&m.role)
-                            .bind(m.created_at)
-                            .execute(&mut *tx)
-                            .await?;
+                        sqlx::query(
+                            "INSERT INTO memberships (org_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)",
+                        )
+                        .bind(&m.org_id)
+                        .bind(&m.user_id)
+                        .bind(&m.role)
+                        .bind(m.created_at)
+                        .execute(&mut *tx)
+                        .await?;
                     }
                     for c in &w.connections {
                         let col = c.columns()?;
-                        sqlx::query(concat!(
-                            "INSERT INTO connections (", connection_columns!(), ") ",
-                            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
-                        ))
-                        .bind(&c.org_id)
-                        .bind(&c.user_id)
-                        .bind(&c.provider)
-                        .bind(&c.secret_ref)
-                        .bind(col.secret_version)
-                        .bind(&col.metadata)
-                        .bind(col.status)
-                        .bind(col.status_reason)
-                        .bind(col.expires_at)
-                        .bind(col.next_refresh_at)
-                        .bind(c.refresh_failures)
-                        .bind(col.created_at)
-                        .bind(col.updated_at)
-                        .execute(&mut *tx)
-                        .await?;
+                        let insert = sqlx::query(
+                            "INSERT INTO connections (org_id, provider, secret_ref, secret_version, metadata, status, \
+                             status_reason, expires_at, next_refresh_at, refresh_failures, updated_at, name, created_at, \
+                             user_id, id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                        );
+                        $crate::db::common::bind_connection!(insert, c, col)
+                            .bind(&c.name)
+                            .bind(col.created_at)
+                            .bind(&c.user_id)
+                            .bind(&c.id)
+                            .execute(&mut *tx)
+                            .await?;
                     }
                     tx.commit().await
                 }

@@ -15,6 +15,19 @@ pub struct OrgRow {
     pub created_at: i64,
 }
 
+impl OrgRow {
+    /// The personal org of a registered user: their id, their name (else email), they its creator.
+    pub fn personal_of(u: &super::User) -> Self {
+        Self {
+            id: u.id.clone(),
+            name: u.name.clone().unwrap_or_else(|| u.email.clone()),
+            personal: true,
+            created_by: u.id.clone(),
+            created_at: u.created_at,
+        }
+    }
+}
+
 /// A member of an org: the membership, and the user's email and name when Tokenkeeper registered them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberRow {

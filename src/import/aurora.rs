@@ -8,7 +8,13 @@ use sqlx::postgres::PgPoolOptions;
 use super::ImportError;
 
 /// The tables an Aurora database has; one missing means the URL names something else.
-pub const TABLES: [&str; 5] = ["users", "organizations", "casbin_rule", "user_tokens", "user_connections"];
+pub const TABLES: [&str; 5] = [
+    "users",
+    "organizations",
+    "casbin_rule",
+    "user_tokens",
+    "user_connections",
+];
 
 pub struct AuroraUser {
     pub id: String,
@@ -74,6 +80,15 @@ macro_rules! millis {
     };
 }
 
+/// Every row of `sql`, each made into a `T`.
+async fn rows<T>(
+    tx: &mut sqlx::PgConnection,
+    sql: &'static str,
+    each: impl Fn(&sqlx::postgres::PgRow) -> Result<T, sqlx::Error>,
+) -> Result<Vec<T>, sqlx::Error> {
+    sqlx::query(sql).fetch_all(tx).await?.iter().map(each).collect()
+}
+
 pub async fn read(url: &str) -> Result<Snapshot, ImportError> {
     let unreachable = |e: sqlx::Error| ImportError::Unreachable(e.to_string());
     let pool = PgPoolOptions::new()
@@ -98,75 +113,69 @@ pub async fn read(url: &str) -> Result<Snapshot, ImportError> {
         return Err(ImportError::NotAurora(missing.join(", ")));
     }
 
-    let users = sqlx::query(concat!(
-        "SELECT id::TEXT, email, name, password_hash, org_id::TEXT, role, \
+    let users = rows(
+        &mut tx,
+        concat!(
+            "SELECT id::TEXT, email, name, password_hash, org_id::TEXT, role, \
          COALESCE(must_change_password, FALSE) AS must_change_password, ",
-        millis!("created_at"),
-        " FROM users ORDER BY created_at, id"
-    ))
-    .fetch_all(&mut *tx)
-    .await?
-    .into_iter()
-    .map(|r| {
-        Ok(AuroraUser {
-            id: r.try_get("id")?,
-            email: r.try_get("email")?,
-            name: r.try_get("name")?,
-            password_hash: r.try_get("password_hash")?,
-            org_id: r.try_get("org_id")?,
-            role: r.try_get("role")?,
-            must_change_password: r.try_get("must_change_password")?,
-            created_at: r.try_get("created_at")?,
-        })
-    })
-    .collect::<Result<_, sqlx::Error>>()?;
+            millis!("created_at"),
+            " FROM users ORDER BY created_at, id"
+        ),
+        |r| {
+            Ok(AuroraUser {
+                id: r.try_get("id")?,
+                email: r.try_get("email")?,
+                name: r.try_get("name")?,
+                password_hash: r.try_get("password_hash")?,
+                org_id: r.try_get("org_id")?,
+                role: r.try_get("role")?,
+                must_change_password: r.try_get("must_change_password")?,
+                created_at: r.try_get("created_at")?,
+            })
+        },
+    )
+    .await?;
 
-    let orgs = sqlx::query(concat!(
-        "SELECT id::TEXT, name, created_by::TEXT, ",
-        millis!("created_at"),
-        " FROM organizations ORDER BY created_at, id"
-    ))
-    .fetch_all(&mut *tx)
-    .await?
-    .into_iter()
-    .map(|r| {
-        Ok(AuroraOrg {
-            id: r.try_get("id")?,
-            name: r.try_get("name")?,
-            created_by: r.try_get("created_by")?,
-            created_at: r.try_get("created_at")?,
-        })
-    })
-    .collect::<Result<_, sqlx::Error>>()?;
+    let orgs = rows(
+        &mut tx,
+        concat!(
+            "SELECT id::TEXT, name, created_by::TEXT, ",
+            millis!("created_at"),
+            " FROM organizations ORDER BY created_at, id"
+        ),
+        |r| {
+            Ok(AuroraOrg {
+                id: r.try_get("id")?,
+                name: r.try_get("name")?,
+                created_by: r.try_get("created_by")?,
+                created_at: r.try_get("created_at")?,
+            })
+        },
+    )
+    .await?;
 
     // Grants name an org; the role hierarchy rows (`g, admin, editor, *`) name none.
-    let grants = sqlx::query(
+    let grants = rows(
+        &mut tx,
         "SELECT v0, v1, v2 FROM casbin_rule WHERE ptype = 'g' AND v0 IS NOT NULL AND v1 IS NOT NULL \
          AND v2 IS NOT NULL AND v2 <> '*' ORDER BY id",
+        |r| {
+            Ok(Grant {
+                user_id: r.try_get("v0")?,
+                role: r.try_get("v1")?,
+                org_id: r.try_get("v2")?,
+            })
+        },
     )
-    .fetch_all(&mut *tx)
-    .await?
-    .into_iter()
-    .map(|r| {
-        Ok(Grant {
-            user_id: r.try_get("v0")?,
-            role: r.try_get("v1")?,
-            org_id: r.try_get("v2")?,
-        })
-    })
-    .collect::<Result<_, sqlx::Error>>()?;
+    .await?;
 
-    let tokens = sqlx::query(concat!(
+    let tokens = rows(&mut tx, concat!(
         "SELECT id::BIGINT AS id, user_id::TEXT, org_id::TEXT, provider, secret_ref, token_data::TEXT AS token_data, \
          client_secret, tenant_id, client_id, subscription_id, subscription_name, \
          COALESCE(is_active, TRUE) AS is_active, ",
         millis!("timestamp"),
         " FROM user_tokens ORDER BY id"
-    ))
-    .fetch_all(&mut *tx)
-    .await?
-    .into_iter()
-    .map(|r| {
+    ), |r| {
         let secret = |col: &str| -> Result<Option<secrecy::SecretString>, sqlx::Error> {
             Ok(r.try_get::<Option<String>, _>(col)?.map(secrecy::SecretString::from))
         };
@@ -186,20 +195,20 @@ pub async fn read(url: &str) -> Result<Snapshot, ImportError> {
             created_at: r.try_get("timestamp")?,
         })
     })
-    .collect::<Result<_, sqlx::Error>>()?;
+    .await?;
 
-    let aws = sqlx::query("SELECT id::BIGINT AS id, user_id::TEXT, account_id::TEXT FROM user_connections ORDER BY id")
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .map(|r| {
+    let aws = rows(
+        &mut tx,
+        "SELECT id::BIGINT AS id, user_id::TEXT, account_id::TEXT FROM user_connections ORDER BY id",
+        |r| {
             Ok(AwsAccount {
                 id: r.try_get("id")?,
                 user_id: r.try_get("user_id")?,
                 account_id: r.try_get::<Option<String>, _>("account_id")?.unwrap_or_default(),
             })
-        })
-        .collect::<Result<_, sqlx::Error>>()?;
+        },
+    )
+    .await?;
 
     tx.rollback().await?;
     pool.close().await;

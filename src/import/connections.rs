@@ -52,13 +52,20 @@ impl Importer {
                 skip(plan, format!("unknown provider {:?}", t.provider));
                 continue;
             };
-            let org = t.org_id.clone().or_else(|| user_org.clone()).unwrap_or_else(|| t.user_id.clone());
+            let org = t
+                .org_id
+                .clone()
+                .or_else(|| user_org.clone())
+                .unwrap_or_else(|| t.user_id.clone());
             if org != t.user_id && !orgs.contains_key(&org) {
                 skip(plan, format!("its org {org} is not imported"));
                 continue;
             }
             if !seen.insert((org.clone(), spec.id)) {
-                skip(plan, format!("another row already gives org {org} its {} connection", spec.id));
+                skip(
+                    plan,
+                    format!("another row already gives org {org} its {} connection", spec.id),
+                );
                 continue;
             }
             let key = ConnectionKey::new(OrgId::from_stored(org.clone()), spec);
@@ -74,13 +81,19 @@ impl Importer {
             };
             let source = match source {
                 Ok(r) if r.starts_with("awssm:") => {
-                    skip(plan, "an AWS Secrets Manager reference: not supported, connect it again".into());
+                    skip(
+                        plan,
+                        "an AWS Secrets Manager reference: not supported, connect it again".into(),
+                    );
                     continue;
                 }
                 Ok(r) => match self.secrets.name_of(r) {
                     Some(name) => Source::Referenced(name),
                     None => {
-                        skip(plan, format!("malformed reference, or not in the configured secret store: {r}"));
+                        skip(
+                            plan,
+                            format!("malformed reference, or not in the configured secret store: {r}"),
+                        );
                         continue;
                     }
                 },
@@ -99,7 +112,10 @@ impl Importer {
                     plan.report.count(Table::UserTokens, Fate::Unchanged);
                     plan.report.count_provider(spec.id, Fate::Unchanged);
                 } else {
-                    skip(plan, format!("Tokenkeeper has org {org}'s {} connection with another secret", spec.id));
+                    skip(
+                        plan,
+                        format!("Tokenkeeper has org {org}'s {} connection with another secret", spec.id),
+                    );
                 }
                 continue;
             }
@@ -210,7 +226,10 @@ fn in_sql(t: &TokenRow) -> Option<(TokenData, Vec<&'static str>)> {
     }
     if let Some(secret) = &t.client_secret {
         columns.push("client_secret");
-        fields.insert("client_secret".into(), Value::String(secret.expose_secret().to_string()));
+        fields.insert(
+            "client_secret".into(),
+            Value::String(secret.expose_secret().to_string()),
+        );
         let beside = [
             ("tenant_id", &t.tenant_id),
             ("client_id", &t.client_id),

@@ -144,7 +144,8 @@ fn plan_aws(snapshot: &aurora::Snapshot, plan: &mut Plan) {
     for a in &snapshot.aws {
         let table = report::Table::UserConnections;
         if !seen.insert((a.user_id.as_str(), a.account_id.as_str())) {
-            plan.report.skip(table, a.id.to_string(), "a second row for the same AWS account");
+            plan.report
+                .skip(table, a.id.to_string(), "a second row for the same AWS account");
             continue;
         }
         plan.report.count(table, report::Fate::Pending);

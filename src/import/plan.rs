@@ -30,8 +30,8 @@ impl Importer {
             progress("users", done, total);
             let known = || (u.org_id.clone(), u.role.clone());
             let fate = if let Some(existing) = self.store.user_by_id(&u.id).await? {
-                let same_hash = existing.password_hash.as_ref().map(|h| h.expose_secret())
-                    == u.password_hash.as_deref();
+                let same_hash =
+                    existing.password_hash.as_ref().map(|h| h.expose_secret()) == u.password_hash.as_deref();
                 let same_flag = self.store.must_change_password(&u.id).await? == Some(u.must_change_password);
                 if existing.email == u.email && existing.name == u.name && same_hash && same_flag {
                     Ok(())
@@ -83,11 +83,16 @@ impl Importer {
                     plan.report.count(Table::Organizations, Fate::Unchanged);
                 }
                 Some(_) => {
-                    plan.report.skip(Table::Organizations, &o.id, "Tokenkeeper has an org of this id with other data");
+                    plan.report.skip(
+                        Table::Organizations,
+                        &o.id,
+                        "Tokenkeeper has an org of this id with other data",
+                    );
                     continue;
                 }
                 None if users.contains_key(&o.id) => {
-                    plan.report.skip(Table::Organizations, &o.id, "the id is a user's (their personal org)");
+                    plan.report
+                        .skip(Table::Organizations, &o.id, "the id is a user's (their personal org)");
                     continue;
                 }
                 None => {
@@ -117,7 +122,10 @@ impl Importer {
     ) -> Result<(), ImportError> {
         let mut pairs: Vec<(String, String)> = Vec::new();
         let mut seen = HashSet::new();
-        let own = snapshot.users.iter().filter_map(|u| Some((u.id.clone(), u.org_id.clone()?)));
+        let own = snapshot
+            .users
+            .iter()
+            .filter_map(|u| Some((u.id.clone(), u.org_id.clone()?)));
         let granted = snapshot.grants.iter().map(|g| (g.user_id.clone(), g.org_id.clone()));
         for pair in own.chain(granted) {
             if seen.insert(pair.clone()) {
@@ -127,7 +135,8 @@ impl Importer {
         for (user_id, org_id) in pairs {
             let row = format!("{user_id} in {org_id}");
             let (Some((user_org, user_role)), Some(creator)) = (users.get(&user_id), orgs.get(&org_id)) else {
-                plan.report.skip(Table::Memberships, row, "its user or org is not imported");
+                plan.report
+                    .skip(Table::Memberships, row, "its user or org is not imported");
                 continue;
             };
             let grant = snapshot
@@ -136,11 +145,15 @@ impl Importer {
                 .rev()
                 .find(|g| g.user_id == user_id && g.org_id == org_id)
                 .map(|g| g.role.clone());
-            let own_role = (user_org.as_deref() == Some(&org_id)).then(|| user_role.clone()).flatten();
+            let own_role = (user_org.as_deref() == Some(&org_id))
+                .then(|| user_role.clone())
+                .flatten();
             let role = if creator.as_deref() == Some(&user_id) {
                 Some(Role::Admin)
             } else {
-                grant.or(own_role).map_or(Some(Role::Viewer), |r| r.parse::<Role>().ok())
+                grant
+                    .or(own_role)
+                    .map_or(Some(Role::Viewer), |r| r.parse::<Role>().ok())
             };
             let Some(role) = role else {
                 plan.report.skip(Table::Memberships, row, "unknown role");
@@ -150,7 +163,9 @@ impl Importer {
                 Some((_, existing)) if existing == role.as_str() => {
                     plan.report.count(Table::Memberships, Fate::Unchanged);
                 }
-                Some(_) => plan.report.skip(Table::Memberships, row, "Tokenkeeper gives this member another role"),
+                Some(_) => plan
+                    .report
+                    .skip(Table::Memberships, row, "Tokenkeeper gives this member another role"),
                 None => {
                     plan.write.members.push(ImportedMember {
                         org_id,

@@ -125,7 +125,15 @@ impl Report {
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let verb = if self.dry_run { "would add" } else { "added" };
-        writeln!(f, "{}", if self.dry_run { "Dry run: nothing written." } else { "Import done." })?;
+        writeln!(
+            f,
+            "{}",
+            if self.dry_run {
+                "Dry run: nothing written."
+            } else {
+                "Import done."
+            }
+        )?;
         let line = |f: &mut fmt::Formatter<'_>, name: &str, c: &Counts| {
             writeln!(
                 f,
@@ -158,7 +166,12 @@ impl fmt::Display for Report {
             )?;
         }
         if self.verified > 0 || !self.unreadable.is_empty() {
-            writeln!(f, "Verified {} referenced secrets; {} missing or unreadable.", self.verified, self.unreadable.len())?;
+            writeln!(
+                f,
+                "Verified {} referenced secrets; {} missing or unreadable.",
+                self.verified,
+                self.unreadable.len()
+            )?;
         }
         for u in &self.unreadable {
             writeln!(f, "unreadable user_tokens {} ({}): {}", u.row, u.reference, u.problem)?;

@@ -50,8 +50,7 @@ pub trait SecretStore: Send + Sync + 'static {
     /// `None` for a reference to another store, mount or base path, or one that names no plain name.
     fn name_of(&self, reference: &str) -> Option<String> {
         let name = reference.strip_prefix(&self.reference(""))?;
-        let plain = !name.is_empty()
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        let plain = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         plain.then(|| name.to_string())
     }
 

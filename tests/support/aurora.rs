@@ -98,7 +98,9 @@ impl Aurora {
     pub async fn create(admin_url: &str, bao: &OpenBao, gcp_expires_at: i64) -> Self {
         use sqlx::Connection as _;
         let url = super::postgres::fresh_database(admin_url).await;
-        let mut db = sqlx::PgConnection::connect(&url).await.expect("connect to Aurora's database");
+        let mut db = sqlx::PgConnection::connect(&url)
+            .await
+            .expect("connect to Aurora's database");
         sqlx::raw_sql(DDL).execute(&mut db).await.expect("Aurora DDL");
         let (alice, bob, carol, erin) = (
             user("alice", "alice-old-password"),
@@ -108,7 +110,11 @@ impl Aurora {
         );
         let dave = user("dave", "dave-old-password");
         let org = uuid();
-        let hash = |pw: &str| bcrypt::hash_with_result(pw, 4).unwrap().format_for_version(bcrypt::Version::TwoB);
+        let hash = |pw: &str| {
+            bcrypt::hash_with_result(pw, 4)
+                .unwrap()
+                .format_for_version(bcrypt::Version::TwoB)
+        };
         let users = [
             (&alice, Some(&org), Some("admin"), false),
             (&bob, Some(&org), Some("editor"), true),
@@ -187,11 +193,22 @@ impl Aurora {
         for (provider, data) in &stored {
             let owner = if *provider == "slack" { &bob.id } else { &alice.id };
             let path = format!("aurora/data/users/{}", secret_name(owner, provider));
-            let (status, body) = bao.root("POST", &path, Some(json!({"data": {"value": data.to_string()}}))).await;
+            let (status, body) = bao
+                .root("POST", &path, Some(json!({"data": {"value": data.to_string()}})))
+                .await;
             assert_eq!(status, 200, "write {path}: {body}");
             ids.push(
-                token_row(&mut db, owner, Some(&org), provider, Some(&reference(owner, provider)), None, None, true)
-                    .await,
+                token_row(
+                    &mut db,
+                    owner,
+                    Some(&org),
+                    provider,
+                    Some(&reference(owner, provider)),
+                    None,
+                    None,
+                    true,
+                )
+                .await,
             );
         }
         let mut rows = Rows {
@@ -202,7 +219,17 @@ impl Aurora {
             ..Rows::default()
         };
         // Azure's service principal secret in plain text in SQL, its ids in the columns beside it.
-        rows.azure_in_sql = token_row(&mut db, &alice.id, Some(&org), "azure", None, None, Some(super::fake_provider::AZURE_CLIENT_SECRET), true).await;
+        rows.azure_in_sql = token_row(
+            &mut db,
+            &alice.id,
+            Some(&org),
+            "azure",
+            None,
+            None,
+            Some(super::fake_provider::AZURE_CLIENT_SECRET),
+            true,
+        )
+        .await;
         sqlx::query(
             "UPDATE user_tokens SET tenant_id = '00000000-0000-4000-8000-0000000000aa', \
              client_id = '00000000-0000-4000-8000-000000000001', \
@@ -215,11 +242,51 @@ impl Aurora {
         let legacy = json!({"api_key": "0123456789abcdef0123456789abcdef",
                             "app_key": "0123456789abcdef0123456789abcdef01234567", "site": "datadoghq.eu"});
         rows.legacy_token_data = token_row(&mut db, &erin.id, None, "datadog", None, Some(legacy), None, true).await;
-        rows.inactive = token_row(&mut db, &alice.id, Some(&org), "grafana", Some(&reference(&alice.id, "grafana")), None, None, false).await;
+        rows.inactive = token_row(
+            &mut db,
+            &alice.id,
+            Some(&org),
+            "grafana",
+            Some(&reference(&alice.id, "grafana")),
+            None,
+            None,
+            false,
+        )
+        .await;
         rows.no_reference = token_row(&mut db, &alice.id, Some(&org), "netdata", None, None, None, true).await;
-        rows.awssm = token_row(&mut db, &alice.id, Some(&org), "splunk", Some("awssm:arn:aws:secretsmanager:eu-west-1:123456789012:secret:aurora"), None, None, true).await;
-        rows.unknown_provider = token_row(&mut db, &alice.id, Some(&org), "pagerduty", Some(&reference(&alice.id, "pagerduty")), None, None, true).await;
-        rows.malformed = token_row(&mut db, &alice.id, Some(&org), "coroot", Some("vault:not/a/reference"), None, None, true).await;
+        rows.awssm = token_row(
+            &mut db,
+            &alice.id,
+            Some(&org),
+            "splunk",
+            Some("awssm:arn:aws:secretsmanager:eu-west-1:123456789012:secret:aurora"),
+            None,
+            None,
+            true,
+        )
+        .await;
+        rows.unknown_provider = token_row(
+            &mut db,
+            &alice.id,
+            Some(&org),
+            "pagerduty",
+            Some(&reference(&alice.id, "pagerduty")),
+            None,
+            None,
+            true,
+        )
+        .await;
+        rows.malformed = token_row(
+            &mut db,
+            &alice.id,
+            Some(&org),
+            "coroot",
+            Some("vault:not/a/reference"),
+            None,
+            None,
+            true,
+        )
+        .await;
         for account in ["111111111111", "222222222222"] {
             sqlx::query(
                 "INSERT INTO user_connections (user_id, org_id, account_id, role_arn, read_only_role_arn, region) \
@@ -233,14 +300,16 @@ impl Aurora {
             .await
             .unwrap();
         }
-        sqlx::query("INSERT INTO workspaces (id, user_id, org_id, name, aws_external_id) VALUES ($1, $2, $3, 'main', $4)")
-            .bind(uuid())
-            .bind(&alice.id)
-            .bind(&org)
-            .bind(uuid())
-            .execute(&mut db)
-            .await
-            .unwrap();
+        sqlx::query(
+            "INSERT INTO workspaces (id, user_id, org_id, name, aws_external_id) VALUES ($1, $2, $3, 'main', $4)",
+        )
+        .bind(uuid())
+        .bind(&alice.id)
+        .bind(&org)
+        .bind(uuid())
+        .execute(&mut db)
+        .await
+        .unwrap();
         Self {
             url,
             org,

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use secrecy::SecretString;
 use tokenkeeper::db::{
-    AttemptCounts, AuditRecord, Backend, ChangeFeed, Connection, DbError, ImportStore, ImportWrite, MemberChange, MemberRow, NewSession, OrgRow,
-    OrgStore, RefreshLock, SharedStore, Store, User,
+    AttemptCounts, AuditRecord, Backend, ChangeFeed, Connection, DbError, ImportStore, ImportWrite, MemberChange,
+    MemberRow, NewSession, OrgRow, OrgStore, RefreshLock, SharedStore, Store, User,
 };
 
 pub struct FaultyStore {
