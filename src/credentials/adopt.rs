@@ -36,6 +36,8 @@ impl CredentialService {
             org_id: a.key.org().as_str().to_string(),
             user_id: a.user_id.to_string(),
             provider: a.key.provider().to_string(),
+            name: a.key.name().as_str().to_string(),
+            id: uuid::Uuid::new_v4().simple().to_string(),
             secret_ref: self.secrets.reference(a.secret_name),
             secret_version: a.secret_version,
             metadata: valid.metadata,

@@ -13,7 +13,7 @@ use super::plan::{Orgs, Users};
 use super::report::{Fate, Moved, Table, Unreadable};
 use super::{ImportError, Importer, Move, Options, Plan, Progress};
 use crate::clock::Timestamp;
-use crate::credentials::{Adopted, ConnectionKey, OrgId};
+use crate::credentials::{Adopted, ConnectionKey, ConnectionName, OrgId};
 use crate::providers::TokenData;
 use crate::secrets::SecretError;
 
@@ -68,7 +68,11 @@ impl Importer {
                 );
                 continue;
             }
-            let key = ConnectionKey::new(OrgId::from_stored(org.clone()), spec);
+            let key = ConnectionKey::new(
+                OrgId::from_stored(org.clone()),
+                spec,
+                ConnectionName::from_stored(ConnectionName::DEFAULT),
+            );
             let source = match (&t.secret_ref, in_sql(t)) {
                 _ if !t.is_active => None,
                 (Some(r), _) => Some(Ok(r)),
@@ -104,7 +108,11 @@ impl Importer {
                 Source::InSql(..) => self.credentials.secret_name(&key),
             };
             let reference = self.secrets.reference(&name);
-            if let Some(existing) = self.store.get_connection(&org, spec.id).await? {
+            if let Some(existing) = self
+                .store
+                .get_connection(&org, spec.id, ConnectionName::DEFAULT)
+                .await?
+            {
                 if existing.secret_ref == reference {
                     if options.verify {
                         self.verify(t, &name, &reference, plan).await?;
