@@ -8,11 +8,13 @@ use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
 use crate::audit::Auditor;
-use crate::background::{AuditPruner, Refresher, RefresherSettings};
+use crate::background::{AuditPruner, Refresher, RefresherSettings, WebhookDriver};
 use crate::clock::SharedClock;
 use crate::config::{SecretBackend, Settings};
 use crate::credentials::{CredentialService, DueBatch, NamingSettings, RefreshSettings};
 use crate::db::{self, SharedStore};
+use crate::events::ChangeEvents;
+use crate::events::deliver::{Deliverer, DeliverySettings};
 use crate::http::{self, AppServices, AppState};
 use crate::identity::{Authenticator, Sessions};
 use crate::metrics::Metrics;
@@ -43,6 +45,9 @@ pub struct Services {
     pub audit_pruner: AuditPruner,
     /// This instance's HTTP metrics (served at `/metrics` with the process-wide counters).
     pub metrics: Metrics,
+    /// The change events' deliverer, with a webhook receiver configured (run by [`Services::serve`]
+    /// unless disabled; tests run its passes).
+    pub webhooks: Option<Deliverer>,
 }
 
 impl Services {
@@ -130,7 +135,10 @@ impl Services {
             grants: Arc::new(settings.grants.clone()),
         });
         // Reference rows are always cached (they hold no secret); token data only with TOKENKEEPER_READ_CACHE.
-        let credentials = credentials.with_cache(settings.read_cache).await?;
+        let credentials = credentials
+            .with_cache(settings.read_cache)
+            .await?
+            .with_events(ChangeEvents::new(settings.webhooks.is_some()));
         let refresher = Refresher::new(
             credentials.clone(),
             clock.clone(),
@@ -141,6 +149,16 @@ impl Services {
         );
         let audit_pruner = AuditPruner::new(audit.clone(), settings.audit.prune_interval);
         let metrics = Metrics::new();
+        let webhooks = settings.webhooks.as_ref().map(|w| {
+            let delivery = DeliverySettings {
+                url: w.url.clone(),
+                secret: w.secret.clone(),
+                batch: w.batch,
+                timeout: settings.outbound_timeout,
+                give_up_after: std::time::Duration::from_secs(24 * 3600),
+            };
+            Deliverer::new(store.clone(), clock.clone(), delivery, metrics.webhooks())
+        });
         let orgs = OrgService::new(store.clone(), identity.clone(), clock.clone());
         Ok(Self {
             settings,
@@ -156,6 +174,7 @@ impl Services {
             refresher,
             audit_pruner,
             metrics,
+            webhooks,
         })
     }
 
@@ -192,6 +211,12 @@ impl Services {
             .settings
             .refresher_enabled
             .then(|| tokio::spawn(self.refresher.clone().run(stop_rx.clone())));
+        let webhooks = match (&self.webhooks, &self.settings.webhooks) {
+            (Some(d), Some(w)) if !w.deliverer_disabled => Some(tokio::spawn(
+                WebhookDriver::new(d.clone(), w.interval).run(stop_rx.clone()),
+            )),
+            _ => None,
+        };
         let pruner = tokio::spawn(self.audit_pruner.clone().run(stop_rx));
         let res = http::serve::serve(listener, self.router(), self.settings.http, async move {
             shutdown.await;
@@ -201,6 +226,11 @@ impl Services {
         .await;
         if let Some(r) = refresher {
             let _ = r.await;
+        }
+        // The deliverer finishes the batch it is sending (bounded by the outbound timeout): an event sent
+        // but not yet recorded would be sent again after restart (receivers deduplicate on webhook-id).
+        if let Some(w) = webhooks {
+            let _ = w.await;
         }
         // A prune in progress is not waited for: each of its statements is atomic, the next pass goes on.
         pruner.abort();

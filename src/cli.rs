@@ -16,6 +16,7 @@ use crate::orgs::{Acting, Channel, Permission};
 use crate::passwords::Caller;
 
 mod import;
+mod webhooks;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -48,6 +49,9 @@ pub enum Command {
     Import(import::ImportCommand),
     /// Print the least-privilege Vault policy for VAULT_KV_MOUNT / VAULT_KV_BASE_PATH.
     VaultPolicy,
+    /// Change events' webhooks: check a received request's signature.
+    #[command(subcommand)]
+    Webhooks(webhooks::WebhooksCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -141,8 +145,18 @@ pub enum UserCommand {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    // Needs no settings: a receiver's operator runs it where Tokenkeeper is not configured.
+    let command = match cli.command {
+        Command::Webhooks(cmd) => {
+            if !webhooks::run(cmd)? {
+                std::process::exit(1);
+            }
+            return Ok(());
+        }
+        other => other,
+    };
     let settings = Settings::from_env()?;
-    match cli.command {
+    match command {
         Command::Serve => serve(settings).await,
         Command::Migrate => {
             let url = database_url(&settings);
@@ -155,6 +169,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tokens(cmd) => tokens(settings, cmd).await,
         Command::Org(cmd) => org(settings, cmd).await,
         Command::Import(cmd) => import::run(settings, cmd).await,
+        Command::Webhooks(_) => Ok(()),
         Command::VaultPolicy => {
             print!(
                 "{}",

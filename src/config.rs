@@ -7,6 +7,7 @@ pub mod audit;
 mod console;
 mod grants;
 mod http;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -21,6 +22,7 @@ pub use grants::{
     SESSION_DURATION_VAR,
 };
 pub use http::{HEADER_TIMEOUT_VAR, HttpLimits, MAX_CONNECTIONS_VAR, REQUEST_TIMEOUT_VAR};
+pub use webhooks::WebhookSettings;
 
 #[derive(Debug, thiserror::Error)]
 #[error("invalid setting {var}: {reason}")]
@@ -111,6 +113,8 @@ pub struct Settings {
     pub audit: AuditSettings,
     /// The web console (`TOKENKEEPER_CONSOLE`, `TOKENKEEPER_PUBLIC_URL`).
     pub console: ConsoleSettings,
+    /// Change events to a webhook receiver (`None`: no events are written).
+    pub webhooks: Option<WebhookSettings>,
 }
 
 type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -287,6 +291,7 @@ impl Settings {
             grants: GrantSettings::from_lookup(env)?,
             audit: AuditSettings::from_lookup(env)?,
             console: ConsoleSettings::from_lookup(env)?,
+            webhooks: WebhookSettings::from_lookup(env)?,
         })
     }
 

@@ -16,6 +16,7 @@ pub mod config;
 pub mod console;
 pub mod credentials;
 pub mod db;
+pub mod events;
 pub mod files;
 pub mod http;
 pub mod identity;

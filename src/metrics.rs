@@ -115,6 +115,9 @@ struct Inner {
     in_flight: Gauge<i64, AtomicI64>,
     audit_write_failures: Counter<u64, AtomicU64>,
     connections: Family<StatusLabels, Gauge>,
+    webhooks: WebhookCounters,
+    webhook_backlog: Gauge,
+    webhook_dead: Gauge,
     /// Held while a scrape sets its scrape-time values and encodes, so that two scrapes do not mix them.
     scrape: Mutex<()>,
 }
@@ -135,6 +138,30 @@ pub struct ScrapeValues {
     pub audit_write_failures: u64,
     /// Stored connections per status (`active`, `degraded`, `needs_reauth`), counted in SQL at scrape time.
     pub connections_by_status: Vec<(String, i64)>,
+    /// Change events in the outbox: `(waiting, dead)`.
+    pub outbox: (i64, i64),
+}
+
+/// The webhook deliverer's counts. Cheap to clone (shared).
+#[derive(Clone, Default)]
+pub struct WebhookCounters {
+    delivered: Counter,
+    failed: Counter,
+    dead: Counter,
+}
+
+impl WebhookCounters {
+    pub fn delivered(&self) {
+        self.delivered.inc();
+    }
+
+    pub fn failed(&self) {
+        self.failed.inc();
+    }
+
+    pub fn dead(&self) {
+        self.dead.inc();
+    }
 }
 
 impl Default for Metrics {
@@ -151,6 +178,8 @@ impl Metrics {
         let in_flight = Gauge::default();
         let audit_write_failures = Counter::default();
         let connections = Family::default();
+        let webhooks = WebhookCounters::default();
+        let (webhook_backlog, webhook_dead) = (Gauge::default(), Gauge::default());
         // Every limited route from zero, so that rates work from the first scrape.
         for route in RATE_LIMITED_ROUTES {
             let _created = rate_limited.get_or_create(&RouteLabels { route });
@@ -192,6 +221,31 @@ impl Metrics {
             "Stored provider connections by status",
             connections.clone(),
         );
+        r.register(
+            "tokenkeeper_webhook_deliveries",
+            "Change events delivered to the webhook receiver (a 2xx answer)",
+            webhooks.delivered.clone(),
+        );
+        r.register(
+            "tokenkeeper_webhook_delivery_failures",
+            "Webhook delivery attempts that failed (retried with backoff)",
+            webhooks.failed.clone(),
+        );
+        r.register(
+            "tokenkeeper_webhook_events_given_up",
+            "Change events marked dead after failing for a day",
+            webhooks.dead.clone(),
+        );
+        r.register(
+            "tokenkeeper_webhook_backlog",
+            "Change events waiting in the outbox for delivery",
+            webhook_backlog.clone(),
+        );
+        r.register(
+            "tokenkeeper_webhook_dead_events",
+            "Change events kept in the outbox as dead",
+            webhook_dead.clone(),
+        );
         let g = global();
         r.register(
             "tokenkeeper_refreshes",
@@ -212,9 +266,17 @@ impl Metrics {
                 in_flight,
                 audit_write_failures,
                 connections,
+                webhooks,
+                webhook_backlog,
+                webhook_dead,
                 scrape: Mutex::new(()),
             }),
         }
+    }
+
+    /// The webhook deliverer's counters.
+    pub fn webhooks(&self) -> WebhookCounters {
+        self.inner.webhooks.clone()
     }
 
     /// Marks a request in flight until the guard drops.
@@ -256,6 +318,8 @@ impl Metrics {
         for (status, n) in values.connections_by_status {
             i.connections.get_or_create(&StatusLabels { status }).set(n);
         }
+        i.webhook_backlog.set(values.outbox.0);
+        i.webhook_dead.set(values.outbox.1);
         let mut out = String::with_capacity(8 * 1024);
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &i.registry);

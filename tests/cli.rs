@@ -399,3 +399,55 @@ fn a_password_reset_by_the_cli_ends_a_running_service_sessions_at_once() {
         "the session the CLI revoked is refused at the service's next request"
     );
 }
+
+/// `tokenkeeper webhooks verify` accepts a request signed the Standard Webhooks way and refuses a
+/// changed body; `serve` refuses a `whsec_` secret that is not base64, naming the variable.
+#[test]
+fn webhooks_verify_checks_signatures_and_serve_refuses_a_bad_secret() {
+    use base64::Engine as _;
+    use hmac::Mac as _;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let key = b"cli-test-webhook-key";
+    let secret = format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(key));
+    let body = r#"{"type":"connection.created","timestamp":"2026-01-01T00:00:00.000Z","data":{}}"#;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+    mac.update(format!("msg_1.1700000000.{body}").as_bytes());
+    let signature = format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    );
+    let body_file = d.join("body.json");
+    std::fs::write(&body_file, body).unwrap();
+    let verify = |body: &std::path::Path| {
+        let mut args = vec!["webhooks", "verify", "--id", "msg_1", "--timestamp", "1700000000"];
+        args.extend(["--signature", &signature, "--body-file", body.to_str().unwrap()]);
+        Command::new(env!("CARGO_BIN_EXE_tokenkeeper"))
+            .args(&args)
+            .env("TOKENKEEPER_WEBHOOK_SECRET", &secret)
+            .output()
+            .unwrap()
+    };
+    let ok = verify(&body_file);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert_eq!(String::from_utf8_lossy(&ok.stdout).trim(), "signature valid");
+    let changed = d.join("changed.json");
+    std::fs::write(&changed, body.replace("created", "deleted")).unwrap();
+    let bad = verify(&changed);
+    assert_eq!(bad.status.code(), Some(1));
+
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_tokenkeeper"));
+    serve
+        .arg("serve")
+        .env("TOKENKEEPER_DATA_DIR", d)
+        .env("TOKENKEEPER_WEBHOOK_URL", "http://127.0.0.1:9/hook")
+        .env("TOKENKEEPER_WEBHOOK_SECRET", "whsec_%%%")
+        .env("TOKENKEEPER_LISTEN", "127.0.0.1:0");
+    let refused = serve.output().unwrap();
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("TOKENKEEPER_WEBHOOK_SECRET") && err.contains("base64"),
+        "{err}"
+    );
+}

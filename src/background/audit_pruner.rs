@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use rand::Rng as _;
 use tokio::sync::watch;
 
 use crate::audit::Auditor;
@@ -48,12 +47,7 @@ impl AuditPruner {
     /// Waits an interval, prunes, and again, until `stop` turns true.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         loop {
-            let pause = self.interval.mul_f64(rand::thread_rng().gen_range(0.8..1.2));
-            tokio::select! {
-                _ = tokio::time::sleep(pause) => {}
-                _ = stop.changed() => {}
-            }
-            if *stop.borrow() {
+            if super::pause_or_stop(self.interval, &mut stop).await {
                 break;
             }
             self.run_pass().await;

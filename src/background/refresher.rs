@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use rand::Rng as _;
 use tokio::sync::watch;
 
 use crate::clock::SharedClock;
@@ -74,12 +73,7 @@ impl Refresher {
                     "refresher pass"
                 );
             }
-            let pause = self.settings.interval.mul_f64(rand::thread_rng().gen_range(0.8..1.2));
-            tokio::select! {
-                _ = tokio::time::sleep(pause) => {}
-                _ = stop.changed() => {}
-            }
-            if *stop.borrow() {
+            if super::pause_or_stop(self.settings.interval, &mut stop).await {
                 break;
             }
         }

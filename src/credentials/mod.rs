@@ -30,6 +30,7 @@ use crate::audit::{Auditor, Event, EventKind, Outcome};
 use crate::clock::SharedClock;
 pub use crate::db::ConnectionStatus;
 use crate::db::{ChangeFeed, Connection, SharedStore};
+use crate::events::ChangeEvents;
 pub use crate::providers::TokenData;
 use crate::providers::UrlPolicy;
 use crate::secrets::SecretStore;
@@ -70,6 +71,8 @@ struct Config {
     refresh: RefreshSettings,
     /// The outbound client of the refresh grants (its timeout bounds every call).
     http: reqwest::Client,
+    /// The change events each write stores beside it (none without a webhook receiver).
+    events: ChangeEvents,
 }
 
 impl CredentialService {
@@ -95,6 +98,7 @@ impl CredentialService {
                 url_policy,
                 refresh,
                 http,
+                events: ChangeEvents::default(),
             }),
             locks: Arc::default(),
             tasks: refresh::Tasks::default(),
@@ -109,6 +113,20 @@ impl CredentialService {
             url_policy: self.config.url_policy,
             http: crate::refresh::http_client(refresh.outbound_timeout),
             refresh,
+            events: self.config.events,
+        });
+        self
+    }
+
+    /// Writes a change event to the outbox with every change of a connection (in its transaction), for
+    /// the webhook deliverer.
+    pub fn with_events(mut self, events: ChangeEvents) -> Self {
+        self.config = Arc::new(Config {
+            naming: self.config.naming.clone(),
+            url_policy: self.config.url_policy,
+            http: self.config.http.clone(),
+            refresh: self.config.refresh.clone(),
+            events,
         });
         self
     }

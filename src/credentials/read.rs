@@ -16,6 +16,12 @@ impl CredentialService {
         Ok(self.store.count_connections_by_status().await?)
     }
 
+    /// Change events in the outbox, `(waiting, dead)` (for `/metrics`).
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub async fn outbox_counts(&self) -> Result<(i64, i64), CredentialError> {
+        Ok(self.store.outbox_counts().await?)
+    }
+
     /// The connections of `org`.
     #[tracing::instrument(level = "debug", skip_all, fields(org = %org))]
     pub async fn list(&self, org: &OrgId) -> Result<Vec<ConnectionView>, CredentialError> {

@@ -102,9 +102,10 @@ impl CredentialService {
         // Only over the row read above: the reference follows the secret even when its version went down
         // (the secret was destroyed outside Tokenkeeper and started over), and a row changed meanwhile by a
         // writer outside this lock is not overwritten.
+        let events = (self.config.events).of_change(previous.as_ref(), Some(&row), caller.user.as_str(), now);
         match self
             .store
-            .put_connection(&row, previous.as_ref().map(|p| p.secret_version))
+            .put_connection_emitting(&row, previous.as_ref().map(|p| p.secret_version), &events)
             .await
         {
             Ok(true) => {}

@@ -131,6 +131,19 @@ macro_rules! audit_from_row {
 }
 
 /// `impl Store for $ty` with the shared queries plus `$specific` items. `$ty` has a `pool` field.
+/// Ends a connection write's transaction: when it changed a row, its events go in with it; a write that
+/// changed nothing commits nothing.
+macro_rules! written_with_events {
+    ($tx:ident, $changed:expr, $events:expr) => {{
+        let changed = $changed;
+        if changed {
+            $crate::db::outbox::insert_events!($tx, $events);
+            $tx.commit().await?;
+        }
+        Ok(changed)
+    }};
+}
+
 macro_rules! impl_store {
     ($ty:ty, { $($specific:tt)* }) => {
         #[async_trait::async_trait]
@@ -385,20 +398,26 @@ macro_rules! impl_store {
                 Ok(out)
             }
 
-            async fn update_connection(&self, c: &Connection) -> Result<bool, DbError> {
+            async fn update_connection_emitting(&self, c: &Connection, events: &[$crate::db::NewEvent]) -> Result<bool, DbError> {
                 let col = c.columns()?;
+                let mut tx = self.pool.begin().await?;
                 let r = $crate::db::common::bind_connection!(sqlx::query(
                     "UPDATE connections SET secret_ref = $3, secret_version = $4, metadata = $5, status = $6, \
                      status_reason = $7, expires_at = $8, next_refresh_at = $9, refresh_failures = $10, \
                      updated_at = $11 WHERE org_id = $1 AND provider = $2 AND name = $12 AND secret_version <= $4",
                 ), c, col)
                 .bind(&c.name)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
-                Ok(r.rows_affected() == 1)
+                written_with_events!(tx, r.rows_affected() == 1, events)
             }
 
-            async fn put_connection(&self, c: &Connection, expected: Option<u64>) -> Result<bool, DbError> {
+            async fn put_connection_emitting(
+                &self,
+                c: &Connection,
+                expected: Option<u64>,
+                events: &[$crate::db::NewEvent],
+            ) -> Result<bool, DbError> {
                 let col = c.columns()?;
                 // $1 to $11 as in update_connection ($1: the org); $12: the connection's name; $13: the version the
                 // row must still name (update), or the new row's created_at (insert).
@@ -420,8 +439,9 @@ macro_rules! impl_store {
                 let query = $crate::db::common::bind_connection!(sqlx::query(sql), c, col).bind(&c.name).bind(last);
                 // $14 and $15, the creator and the id, only for an insert.
                 let query = if expected.is_none() { query.bind(&c.user_id).bind(&c.id) } else { query };
-                let r = query.execute(&self.pool).await?;
-                Ok(r.rows_affected() == 1)
+                let mut tx = self.pool.begin().await?;
+                let r = query.execute(&mut *tx).await?;
+                written_with_events!(tx, r.rows_affected() == 1, events)
             }
 
             async fn get_connection(&self, org_id: &str, provider: &str, name: &str) -> Result<Option<Connection>, DbError> {
@@ -454,14 +474,21 @@ macro_rules! impl_store {
                 Ok(rows)
             }
 
-            async fn delete_connection(&self, org_id: &str, provider: &str, name: &str) -> Result<bool, DbError> {
+            async fn delete_connection_emitting(
+                &self,
+                org_id: &str,
+                provider: &str,
+                name: &str,
+                events: &[$crate::db::NewEvent],
+            ) -> Result<bool, DbError> {
+                let mut tx = self.pool.begin().await?;
                 let r = sqlx::query("DELETE FROM connections WHERE org_id = $1 AND provider = $2 AND name = $3")
                     .bind(org_id)
                     .bind(provider)
                     .bind(name)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?;
-                Ok(r.rows_affected() > 0)
+                written_with_events!(tx, r.rows_affected() > 0, events)
             }
         }
     };
@@ -469,5 +496,5 @@ macro_rules! impl_store {
 
 pub(crate) use {
     audit_columns, audit_from_row, bind_connection, connection_columns, connection_from_row, impl_store, insert_user,
-    user_columns, user_from_row,
+    user_columns, user_from_row, written_with_events,
 };

@@ -11,6 +11,7 @@ pub mod identity_cache;
 mod import;
 mod lease;
 mod orgs;
+pub mod outbox;
 pub mod postgres;
 pub mod sqlite;
 
@@ -24,6 +25,7 @@ pub use connection::{Connection, ConnectionStatus, UnknownStatus};
 pub use identity_cache::IdentityCache;
 pub use import::{ImportStore, ImportWrite, ImportedMember, ImportedUser};
 pub use orgs::{MemberChange, MemberRow, OrgRow, OrgStore};
+pub use outbox::{NewEvent, OutboxStore, PendingEvent};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -146,8 +148,8 @@ pub struct PruneReport {
 }
 
 #[async_trait]
-/// Everything SQL keeps; the orgs part is [`OrgStore`], the importer's [`ImportStore`].
-pub trait Store: OrgStore + ImportStore + Send + Sync + 'static {
+/// Everything SQL keeps; the orgs part is [`OrgStore`], the importer's [`ImportStore`], the change events' [`OutboxStore`].
+pub trait Store: OrgStore + ImportStore + OutboxStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
     async fn migrate(&self) -> Result<(), DbError>;
     async fn ping(&self) -> Result<(), DbError>;
@@ -223,18 +225,43 @@ pub trait Store: OrgStore + ImportStore + Send + Sync + 'static {
     /// was no row. Updates only a row that still names `expected`, inserts only where there still is no
     /// row; `false`, nothing written, when the row changed meanwhile. The version may go down: a secret
     /// destroyed outside Tokenkeeper starts over at version 1, and the reference must follow it.
-    async fn put_connection(&self, c: &Connection, expected: Option<u64>) -> Result<bool, DbError>;
+    /// `events` are written in the same transaction, only when the row was.
+    async fn put_connection_emitting(
+        &self,
+        c: &Connection,
+        expected: Option<u64>,
+        events: &[NewEvent],
+    ) -> Result<bool, DbError>;
+    /// [`Store::put_connection_emitting`] without events.
+    async fn put_connection(&self, c: &Connection, expected: Option<u64>) -> Result<bool, DbError> {
+        self.put_connection_emitting(c, expected, &[]).await
+    }
     /// Updates an existing row only (a refresh landing): `false` when the row is gone (deleted meanwhile)
-    /// or names a newer secret version (the user stored a new credential meanwhile).
-    async fn update_connection(&self, c: &Connection) -> Result<bool, DbError>;
+    /// or names a newer secret version (the user stored a new credential meanwhile). `events` are written
+    /// in the same transaction, only when the row was.
+    async fn update_connection_emitting(&self, c: &Connection, events: &[NewEvent]) -> Result<bool, DbError>;
+    /// [`Store::update_connection_emitting`] without events.
+    async fn update_connection(&self, c: &Connection) -> Result<bool, DbError> {
+        self.update_connection_emitting(c, &[]).await
+    }
     async fn get_connection(&self, org_id: &str, provider: &str, name: &str) -> Result<Option<Connection>, DbError>;
     /// The connection whose reference is `secret_ref`, if any (a new connection's secret must be its own).
     async fn connection_by_secret_ref(&self, secret_ref: &str) -> Result<Option<Connection>, DbError>;
     async fn list_connections(&self, org_id: &str) -> Result<Vec<Connection>, DbError>;
     /// Connections per status, for metrics.
     async fn count_connections_by_status(&self) -> Result<Vec<(String, i64)>, DbError>;
-    /// Returns whether a row was deleted.
-    async fn delete_connection(&self, org_id: &str, provider: &str, name: &str) -> Result<bool, DbError>;
+    /// Returns whether a row was deleted; `events` are written in the same transaction, only when it was.
+    async fn delete_connection_emitting(
+        &self,
+        org_id: &str,
+        provider: &str,
+        name: &str,
+        events: &[NewEvent],
+    ) -> Result<bool, DbError>;
+    /// [`Store::delete_connection_emitting`] without events.
+    async fn delete_connection(&self, org_id: &str, provider: &str, name: &str) -> Result<bool, DbError> {
+        self.delete_connection_emitting(org_id, provider, name, &[]).await
+    }
 
     // Refresh coordination across instances.
     /// Holds the cross-process refresh lock of one credential until the guard is dropped, waiting while

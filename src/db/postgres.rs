@@ -6,6 +6,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use super::common::{
     audit_columns, audit_from_row, connection_columns, connection_from_row, impl_store, user_columns, user_from_row,
+    written_with_events,
 };
 use super::import::impl_import_store;
 use super::orgs::impl_org_store;
@@ -252,3 +253,4 @@ impl_store!(PgStore, {
 
 impl_org_store!(PgStore);
 impl_import_store!(PgStore);
+super::outbox::impl_outbox_store!(PgStore);

@@ -9,6 +9,7 @@ use tokio::sync::Notify;
 
 use super::common::{
     audit_columns, audit_from_row, connection_columns, connection_from_row, impl_store, user_columns, user_from_row,
+    written_with_events,
 };
 use super::generation::ChangeGeneration;
 use super::import::impl_import_store;
@@ -192,3 +193,4 @@ impl_store!(SqliteStore, {
 
 impl_org_store!(SqliteStore);
 impl_import_store!(SqliteStore);
+super::outbox::impl_outbox_store!(SqliteStore);

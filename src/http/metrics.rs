@@ -29,9 +29,14 @@ pub(crate) async fn scrape(State(state): State<AppState>) -> impl IntoResponse {
         tracing::warn!(error = %e, "metrics: could not count connections");
         Vec::new()
     });
+    let outbox = state.credentials.outbox_counts().await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "metrics: could not count change events");
+        (0, 0)
+    });
     let values = ScrapeValues {
         audit_write_failures: state.audit.failed_writes(),
         connections_by_status,
+        outbox,
     };
     ([(CONTENT_TYPE, metrics::CONTENT_TYPE)], state.metrics.render(values))
 }

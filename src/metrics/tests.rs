@@ -14,12 +14,21 @@ fn renders_counters_and_cumulative_histograms() {
     m.observe_request("/api/auth/login", &Method::POST, 429, Duration::from_millis(2));
     m.observe_request("/api/tokens/{provider}", &Method::GET, 429, Duration::from_millis(2));
     m.observe_request(UNMATCHED, &Method::from_bytes(b"BREW").unwrap(), 404, Duration::ZERO);
+    m.webhooks().delivered();
+    m.webhooks().failed();
+    m.webhooks().failed();
     let text = m.render(ScrapeValues {
         audit_write_failures: 3,
         connections_by_status: vec![("active".into(), 2)],
+        outbox: (7, 1),
     });
     let expect = [
         ("tokenkeeper_connections{status=\"active\"}", 2.0),
+        ("tokenkeeper_webhook_deliveries_total", 1.0),
+        ("tokenkeeper_webhook_delivery_failures_total", 2.0),
+        ("tokenkeeper_webhook_events_given_up_total", 0.0),
+        ("tokenkeeper_webhook_backlog", 7.0),
+        ("tokenkeeper_webhook_dead_events", 1.0),
         (
             "tokenkeeper_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"200\"}",
             2.0,

@@ -13,6 +13,8 @@ mod console_account;
 mod credentials;
 mod database_outage;
 mod errors;
+mod events;
+mod events_delivery;
 mod failures;
 mod headers;
 mod http_limits;

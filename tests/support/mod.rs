@@ -21,3 +21,4 @@ pub mod token_endpoint;
 pub mod upgrade;
 pub mod vault_proxy;
 pub mod wait;
+pub mod webhook_receiver;

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use secrecy::SecretString;
 use tokenkeeper::db::{
     AttemptCounts, AuditRecord, Backend, ChangeFeed, Connection, DbError, ImportStore, ImportWrite, MemberChange,
-    MemberRow, NewSession, OrgRow, OrgStore, RefreshLock, SharedStore, Store, User,
+    MemberRow, NewEvent, NewSession, OrgRow, OrgStore, OutboxStore, PendingEvent, RefreshLock, SharedStore, Store, User,
 };
 
 pub struct FaultyStore {
@@ -108,9 +108,39 @@ impl ImportStore for FaultyStore {
 }
 
 #[async_trait::async_trait]
+impl OutboxStore for FaultyStore {
+    async fn due_events(&self, now: i64, limit: i64) -> Result<Vec<PendingEvent>, DbError> {
+        self.inner.due_events(now, limit).await
+    }
+    async fn event_delivered(&self, id: i64) -> Result<(), DbError> {
+        self.inner.event_delivered(id).await
+    }
+    async fn event_failed(&self, id: i64, next_attempt_at: i64, error: &str) -> Result<(), DbError> {
+        self.inner.event_failed(id, next_attempt_at, error).await
+    }
+    async fn event_dead(&self, id: i64, at: i64, error: &str) -> Result<(), DbError> {
+        self.inner.event_dead(id, at, error).await
+    }
+    async fn outbox_counts(&self) -> Result<(i64, i64), DbError> {
+        self.inner.outbox_counts().await
+    }
+    async fn take_deliverer_lease(&self, holder: &str, now: i64, until: i64) -> Result<bool, DbError> {
+        self.inner.take_deliverer_lease(holder, now, until).await
+    }
+    async fn release_deliverer_lease(&self, holder: &str) -> Result<(), DbError> {
+        self.inner.release_deliverer_lease(holder).await
+    }
+}
+
+#[async_trait::async_trait]
 impl Store for FaultyStore {
-    async fn put_connection(&self, c: &Connection, expected: Option<u64>) -> Result<bool, DbError> {
-        let landed = self.inner.put_connection(c, expected).await?;
+    async fn put_connection_emitting(
+        &self,
+        c: &Connection,
+        expected: Option<u64>,
+        events: &[NewEvent],
+    ) -> Result<bool, DbError> {
+        let landed = self.inner.put_connection_emitting(c, expected, events).await?;
         if self.lose_next_put.swap(false, Ordering::SeqCst) {
             return Err(lost());
         }
@@ -200,8 +230,8 @@ impl Store for FaultyStore {
     ) -> Result<Vec<AuditRecord>, DbError> {
         self.inner.list_audit(owner, before, limit).await
     }
-    async fn update_connection(&self, c: &Connection) -> Result<bool, DbError> {
-        self.inner.update_connection(c).await
+    async fn update_connection_emitting(&self, c: &Connection, events: &[NewEvent]) -> Result<bool, DbError> {
+        self.inner.update_connection_emitting(c, events).await
     }
     async fn get_connection(&self, org_id: &str, provider: &str, name: &str) -> Result<Option<Connection>, DbError> {
         self.inner.get_connection(org_id, provider, name).await
@@ -215,8 +245,16 @@ impl Store for FaultyStore {
     async fn count_connections_by_status(&self) -> Result<Vec<(String, i64)>, DbError> {
         self.inner.count_connections_by_status().await
     }
-    async fn delete_connection(&self, org_id: &str, provider: &str, name: &str) -> Result<bool, DbError> {
-        self.inner.delete_connection(org_id, provider, name).await
+    async fn delete_connection_emitting(
+        &self,
+        org_id: &str,
+        provider: &str,
+        name: &str,
+        events: &[NewEvent],
+    ) -> Result<bool, DbError> {
+        self.inner
+            .delete_connection_emitting(org_id, provider, name, events)
+            .await
     }
     async fn refresh_lock(&self, key: &str) -> Result<RefreshLock, DbError> {
         self.inner.refresh_lock(key).await

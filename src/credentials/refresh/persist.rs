@@ -71,8 +71,16 @@ impl CredentialService {
     /// pointing at a destroyed secret: reads would fail with "inconsistent" instead of "not connected",
     /// and the user could not even delete it cleanly. So the row is written with an update-only statement
     /// ([`crate::db::Store::update_connection`]), and a vanished row means nothing to record.
-    pub(super) async fn land_row(&self, key: &ConnectionKey, updated: &Connection) -> Result<Landing, CredentialError> {
-        if self.store.update_connection(updated).await? {
+    ///
+    /// Its change events (a new secret version, a new status) are written with it, in its transaction.
+    pub(super) async fn land_row(
+        &self,
+        key: &ConnectionKey,
+        before: &Connection,
+        updated: &Connection,
+    ) -> Result<Landing, CredentialError> {
+        let events = (self.config.events).of_change(Some(before), Some(updated), &before.user_id, self.clock.now());
+        if self.store.update_connection_emitting(updated, &events).await? {
             self.changed(key).await;
             return Ok(Landing::Recorded);
         }

@@ -76,6 +76,7 @@ impl CredentialService {
                 return Err(e.into());
             }
         };
+        let before = row.clone();
         let updated = Connection {
             secret_version: version,
             metadata: job.key.spec().metadata_of(fresh.token_data.fields()),
@@ -89,7 +90,7 @@ impl CredentialService {
             updated_at: self.clock.now(),
             ..row
         };
-        match self.land_row(&job.key, &updated).await? {
+        match self.land_row(&job.key, &before, &updated).await? {
             Landing::Recorded => {
                 job.note = Some(AuditNote::ok());
                 Ok(Landed::Fresh(fresh.token_data))
@@ -110,6 +111,7 @@ impl CredentialService {
     ) -> Result<Landed, CredentialError> {
         let provider = job.key.provider();
         let reason = err.reason().to_string();
+        let before = row.clone();
         let (updated, outcome) = if err.needs_reauth() {
             let updated = Connection {
                 status: ConnectionStatus::NeedsReauth,
@@ -132,7 +134,7 @@ impl CredentialService {
         metrics::refresh_outcome(provider, outcome);
         let failures = updated.refresh_failures;
         tracing::warn!(provider, reason, outcome = outcome.as_str(), failures, "refresh failed");
-        match self.land_row(&job.key, &updated).await? {
+        match self.land_row(&job.key, &before, &updated).await? {
             Landing::Recorded => {}
             // Deleted while the provider was called: nothing to record, nothing to serve.
             Landing::Gone => return Err(CredentialError::NotConnected(job.key.describe())),
