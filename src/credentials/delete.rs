@@ -25,7 +25,7 @@ impl CredentialService {
         let row = self.row(key).await?;
         // An adopted row's secret keeps its own name (see `secret_of`); a row whose reference is foreign to
         // this store loses the secret its key names, as before.
-        let name = self.secret_of(&row).unwrap_or_else(|_| self.secret_name(key));
+        let secret = self.secret_of(&row).unwrap_or_else(|_| self.secret_name(key));
         // Fail early, before touching anything, when the secret store is down.
         self.secrets.check().await?;
         let events = self.config.events.of_change(Some(&row), None, user, self.clock.now());
@@ -37,7 +37,7 @@ impl CredentialService {
         {
             return Err(CredentialError::NotConnected(key.describe()));
         }
-        if let Err(e) = self.secrets.delete(&name).await {
+        if let Err(e) = self.secrets.delete(&secret).await {
             // Put the reference back only where there is none: a row stored meanwhile by a writer outside
             // this lock is newer than ours and stays. Receivers told of the delete learn it is back.
             let events = self.config.events.of_change(None, Some(&row), user, self.clock.now());

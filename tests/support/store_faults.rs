@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use secrecy::SecretString;
 use tokenkeeper::db::{
     AttemptCounts, AuditRecord, Backend, ChangeFeed, Connection, DbError, ImportStore, ImportWrite, MemberChange,
-    MemberRow, NewEvent, NewSession, OrgRow, OrgStore, OutboxStore, PendingEvent, RefreshLock, SharedStore, Store, User,
+    MemberRow, NewEvent, NewSession, OrgRow, OrgStore, OutboxStore, PendingEvent, RefreshLock, SharedStore, Store,
+    User,
 };
 
 pub struct FaultyStore {
