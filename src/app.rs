@@ -39,6 +39,7 @@ pub struct Services {
     pub orgs: OrgService,
     /// Sessions, users' password changes and roles in memory (read through by `authenticator`, `orgs`).
     pub identity: Arc<db::IdentityCache>,
+    pub connect: crate::connect::ConnectService,
     /// The background refresher (run by [`Services::serve`] unless disabled; tests run its passes).
     pub refresher: Refresher,
     /// The audit pruner (run by [`Services::serve`]; its first pass an interval after start).
@@ -160,6 +161,15 @@ impl Services {
             Deliverer::new(store.clone(), clock.clone(), delivery, metrics.webhooks())
         });
         let orgs = OrgService::new(store.clone(), identity.clone(), clock.clone());
+        let connect = crate::connect::ConnectService::new(
+            store.clone(),
+            clock.clone(),
+            audit.clone(),
+            credentials.clone(),
+            Arc::new(settings.connect.clone()),
+            Arc::new(settings.grants.clone()),
+            settings.outbound_timeout,
+        );
         Ok(Self {
             settings,
             clock,
@@ -171,6 +181,7 @@ impl Services {
             credentials,
             orgs,
             identity,
+            connect,
             refresher,
             audit_pruner,
             metrics,
@@ -185,6 +196,7 @@ impl Services {
             trusted_proxies: self.settings.trusted_proxies.clone(),
             credentials: self.credentials.clone(),
             orgs: self.orgs.clone(),
+            connect: self.connect.clone(),
             audit: self.audit.clone(),
             readiness: Readiness {
                 store: self.store.clone(),

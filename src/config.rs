@@ -5,6 +5,7 @@
 
 pub mod audit;
 mod console;
+pub mod connect;
 mod grants;
 mod http;
 pub mod webhooks;
@@ -17,6 +18,7 @@ use secrecy::SecretString;
 
 pub use audit::{AuditLogTarget, AuditSettings, ReadAudit};
 pub use console::ConsoleSettings;
+pub use connect::ConnectSettings;
 pub use grants::{
     AwsSettings, DEFAULT_REGION, DEFAULT_SESSION_DURATION_SECS, GrantSettings, ProviderGrantSettings,
     SESSION_DURATION_VAR,
@@ -115,6 +117,8 @@ pub struct Settings {
     pub console: ConsoleSettings,
     /// Change events to a webhook receiver (`None`: no events are written).
     pub webhooks: Option<WebhookSettings>,
+    /// Connect flows: the public URL, the allowed return URLs, AWS onboarding.
+    pub connect: ConnectSettings,
 }
 
 type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -258,8 +262,9 @@ impl Settings {
                 Err(err(var, "only letters, digits, '-' and '_' are allowed"))
             }
         };
+        let listen = parsed(env, "TOKENKEEPER_LISTEN", SocketAddr::from(([127, 0, 0, 1], 8080)))?;
         Ok(Settings {
-            listen: parsed(env, "TOKENKEEPER_LISTEN", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
+            listen,
             data_dir: raw(env, "TOKENKEEPER_DATA_DIR")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| "./tokenkeeper-data".into()),
@@ -292,6 +297,7 @@ impl Settings {
             audit: AuditSettings::from_lookup(env)?,
             console: ConsoleSettings::from_lookup(env)?,
             webhooks: WebhookSettings::from_lookup(env)?,
+            connect: ConnectSettings::from_lookup(env, listen)?,
         })
     }
 

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod console;
+pub mod connect;
 pub mod credentials;
 pub mod db;
 pub mod events;

@@ -28,6 +28,8 @@ pub enum EventKind {
     CredentialRead,
     CredentialRefresh,
     CredentialDelete,
+    /// A credential obtained by a connect flow (stored like `credential_store`).
+    CredentialConnect,
 }
 
 impl EventKind {
@@ -40,6 +42,7 @@ impl EventKind {
             Self::CredentialRead => "credential_read",
             Self::CredentialRefresh => "credential_refresh",
             Self::CredentialDelete => "credential_delete",
+            Self::CredentialConnect => "credential_connect",
         }
     }
 }

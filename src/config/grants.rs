@@ -35,6 +35,10 @@ pub struct ProviderGrantSettings {
     pub client_id: Option<String>,
     /// `TOKENKEEPER_<P>_CLIENT_SECRET`.
     pub client_secret: Option<SecretString>,
+    /// `TOKENKEEPER_<P>_AUTHORIZE_URL`: replaces the catalog's authorize endpoint (connect flows).
+    pub authorize_url: Option<String>,
+    /// `TOKENKEEPER_<P>_REVOKE_URL`: replaces the catalog's revocation endpoint, or gives one (RFC 7009).
+    pub revoke_url: Option<String>,
 }
 
 /// Tokenkeeper's own AWS identity, which signs `AssumeRole` into the users' roles.
@@ -73,6 +77,8 @@ impl GrantSettings {
             authority_host: None,
             client_id: None,
             client_secret: None,
+            authorize_url: None,
+            revoke_url: None,
         };
         self.providers.get(spec.id).unwrap_or(&NONE)
     }
@@ -96,11 +102,15 @@ impl GrantSettings {
                 },
                 client_id: plain(env, &spec.client_id_env_var())?,
                 client_secret: secret(env, &spec.client_secret_env_var())?,
+                authorize_url: endpoint(env, &providers::authorize_url_env_var(spec.id))?,
+                revoke_url: endpoint(env, &providers::revoke_url_env_var(spec.id))?,
             };
             let configured = p.token_url.is_some()
                 || p.authority_host.is_some()
                 || p.client_id.is_some()
-                || p.client_secret.is_some();
+                || p.client_secret.is_some()
+                || p.authorize_url.is_some()
+                || p.revoke_url.is_some();
             if configured {
                 out.providers.insert(spec.id, p);
             }
@@ -140,7 +150,7 @@ fn aws(env: Env) -> Result<AwsSettings, ConfigError> {
 }
 
 /// A value that is not secret but may come from `VAR_FILE` like the others; trimmed, blank is unset.
-fn plain(env: Env, var: &str) -> Result<Option<String>, ConfigError> {
+pub(super) fn plain(env: Env, var: &str) -> Result<Option<String>, ConfigError> {
     use secrecy::ExposeSecret as _;
     Ok(secret(env, var)?
         .map(|v| v.expose_secret().trim().to_string())
@@ -150,7 +160,7 @@ fn plain(env: Env, var: &str) -> Result<Option<String>, ConfigError> {
 /// An endpoint from configuration: an absolute http(s) URL with a host and without credentials (the
 /// same rule the grants apply when they use it), checked here so that a typo stops start-up instead of
 /// failing every refresh later. The value is not echoed: it might hold credentials.
-fn endpoint(env: Env, var: &str) -> Result<Option<String>, ConfigError> {
+pub(super) fn endpoint(env: Env, var: &str) -> Result<Option<String>, ConfigError> {
     let Some(url) = plain(env, var)? else {
         return Ok(None);
     };

@@ -23,7 +23,6 @@ impl CredentialService {
     /// The seed's `store_tokens_in_db(user, token_data, provider)`: validates `body` against the provider's
     /// catalog entry, stores the secret and its reference in the caller's org under the connection's name
     /// (a bare provider id: `default`), and returns the connection.
-    #[tracing::instrument(skip_all, fields(user = %caller.user, org = %caller.org))]
     pub async fn store_tokens_in_db(
         &self,
         caller: &Caller,
@@ -31,10 +30,23 @@ impl CredentialService {
         target: impl Into<Target>,
         client_addr: &str,
     ) -> Result<Stored, CredentialError> {
+        self.store_as(EventKind::CredentialStore, caller, body, target, client_addr)
+            .await
+    }
+
+    /// The store path with the audit event `kind` (a connect flow's credential: `credential_connect`).
+    #[tracing::instrument(skip_all, fields(user = %caller.user, org = %caller.org))]
+    pub async fn store_as(
+        &self,
+        kind: EventKind,
+        caller: &Caller,
+        body: &Value,
+        target: impl Into<Target>,
+        client_addr: &str,
+    ) -> Result<Stored, CredentialError> {
         let target = target.into();
         let res = async { self.store_inner(caller, &Self::key(&caller.org, &target)?, body).await }.await;
-        self.audited(caller, EventKind::CredentialStore, &target, client_addr, res)
-            .await
+        self.audited(caller, kind, &target, client_addr, res).await
     }
 
     async fn store_inner(&self, caller: &Caller, key: &ConnectionKey, body: &Value) -> Result<Stored, CredentialError> {

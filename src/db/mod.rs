@@ -5,6 +5,7 @@
 //! Only references and non-secret metadata live here; secret values never do.
 
 mod common;
+mod connect;
 mod connection;
 pub mod generation;
 pub mod identity_cache;
@@ -21,6 +22,7 @@ use async_trait::async_trait;
 use secrecy::SecretString;
 
 use crate::clock::Timestamp;
+pub use connect::{ConnectStore, FlowRow};
 pub use connection::{Connection, ConnectionStatus, UnknownStatus};
 pub use identity_cache::IdentityCache;
 pub use import::{ImportStore, ImportWrite, ImportedMember, ImportedUser};
@@ -148,8 +150,9 @@ pub struct PruneReport {
 }
 
 #[async_trait]
-/// Everything SQL keeps; the orgs part is [`OrgStore`], the importer's [`ImportStore`], the change events' [`OutboxStore`].
-pub trait Store: OrgStore + ImportStore + OutboxStore + Send + Sync + 'static {
+/// Everything SQL keeps; the orgs part is [`OrgStore`], the importer's [`ImportStore`], the change events'
+/// [`OutboxStore`], the connect flows' [`ConnectStore`].
+pub trait Store: OrgStore + ImportStore + OutboxStore + ConnectStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
     async fn migrate(&self) -> Result<(), DbError>;
     async fn ping(&self) -> Result<(), DbError>;

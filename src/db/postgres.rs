@@ -9,6 +9,7 @@ use super::common::{
     written_with_events,
 };
 use super::import::impl_import_store;
+use super::connect::impl_connect_store;
 use super::orgs::impl_org_store;
 use super::{AuditRecord, Backend, Connection, DbError, NewSession, User};
 
@@ -254,3 +255,4 @@ impl_store!(PgStore, {
 impl_org_store!(PgStore);
 impl_import_store!(PgStore);
 super::outbox::impl_outbox_store!(PgStore);
+impl_connect_store!(PgStore);

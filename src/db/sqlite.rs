@@ -11,6 +11,7 @@ use super::common::{
     audit_columns, audit_from_row, connection_columns, connection_from_row, impl_store, user_columns, user_from_row,
     written_with_events,
 };
+use super::connect::impl_connect_store;
 use super::generation::ChangeGeneration;
 use super::import::impl_import_store;
 use super::orgs::impl_org_store;
@@ -194,3 +195,4 @@ impl_store!(SqliteStore, {
 impl_org_store!(SqliteStore);
 impl_import_store!(SqliteStore);
 super::outbox::impl_outbox_store!(SqliteStore);
+impl_connect_store!(SqliteStore);

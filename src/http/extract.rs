@@ -40,6 +40,29 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// [`ApiJson`] for a body that may be left out: no body at all (and no `Content-Type`) is `T::default()`.
+pub struct OptionalJson<T>(pub T);
+
+impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if req.headers().contains_key(axum::http::header::CONTENT_TYPE) {
+            return Ok(Self(ApiJson::<T>::from_request(req, state).await?.0));
+        }
+        let body = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|_| ApiError::PayloadTooLarge)?;
+        if body.is_empty() {
+            Ok(Self(T::default()))
+        } else {
+            Err(ApiError::UnsupportedMediaType(
+                "Expected Content-Type: application/json".into(),
+            ))
+        }
+    }
+}
+
 /// `Path<T>` whose rejections are JSON `ApiError`s (400) rather than axum's plain-text bodies.
 pub struct ApiPath<T>(pub T);
 

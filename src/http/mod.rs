@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod connect;
 pub mod error;
 pub mod extract;
 pub mod headers;
@@ -51,6 +52,7 @@ pub struct AppServices {
     pub passwords: PasswordService,
     pub authenticator: Authenticator,
     pub credentials: CredentialService,
+    pub connect: crate::connect::ConnectService,
     pub orgs: crate::orgs::OrgService,
     pub audit: crate::audit::Auditor,
     pub readiness: crate::app::Readiness,
@@ -76,6 +78,7 @@ pub fn router(
         .merge(providers::routes())
         .merge(openapi::routes())
         .merge(headers::no_store(tokens::routes()))
+        .merge(headers::no_store(connect::routes()))
         .merge(orgs::routes())
         // The web console: a driver of its own on the same services, behind the same limits and headers.
         .merge(crate::console::routes(console))

@@ -13,6 +13,7 @@
 //! User-supplied base URLs go through [`url_policy`] (https only, no private/loopback hosts unless allowed).
 
 mod catalog;
+pub mod connect;
 pub mod rsa_key;
 mod token_data;
 pub mod url_policy;
@@ -22,6 +23,7 @@ use serde::Serialize;
 use serde::ser::{SerializeStruct, Serializer};
 use serde_json::{Map, Value};
 
+pub use connect::{AnswerValue, Connect, OAuthConnect, Revocation};
 pub use token_data::{NotAnObject, TokenData};
 pub use url_policy::{UrlPolicy, UrlPolicyError, check_resolved_ip, check_url, normalize_base_url};
 /// Limits the validator checks, for the OpenAPI body schemas (`http::openapi`) that state them.
@@ -40,6 +42,16 @@ pub fn find(id: &str) -> Option<&'static ProviderSpec> {
 /// `TOKENKEEPER_<PROVIDER>_TOKEN_URL`: override of the provider's token endpoint.
 pub fn token_url_env_var(provider: &str) -> String {
     format!("TOKENKEEPER_{}_TOKEN_URL", env_part(provider))
+}
+
+/// `TOKENKEEPER_<PROVIDER>_AUTHORIZE_URL`: override of the provider's authorize endpoint (connect flows).
+pub fn authorize_url_env_var(provider: &str) -> String {
+    format!("TOKENKEEPER_{}_AUTHORIZE_URL", env_part(provider))
+}
+
+/// `TOKENKEEPER_<PROVIDER>_REVOKE_URL`: the provider's (RFC 7009) revocation endpoint, or its override.
+pub fn revoke_url_env_var(provider: &str) -> String {
+    format!("TOKENKEEPER_{}_REVOKE_URL", env_part(provider))
 }
 
 /// `TOKENKEEPER_<PROVIDER>_CLIENT_ID`: the platform's OAuth client id for that provider.
@@ -282,6 +294,10 @@ pub struct ProviderSpec {
     pub endpoints: Endpoints,
     /// The field holding the access token's expiry (epoch seconds), if any.
     pub expires_at_field: Option<&'static str>,
+    /// How `POST /api/connect/{provider}` obtains a credential ([`Connect::None`]: only by `PUT`).
+    pub connect: Connect,
+    /// Where a deleted credential's grant is revoked, when the provider has such an endpoint.
+    pub revocation: Option<&'static Revocation>,
     /// Valid example credentials (JSON text), one per variant; the first is the primary one. Used by tests
     /// (also the HTTP layer's) and documentation. Values are fake.
     pub examples: &'static [&'static str],
@@ -375,7 +391,7 @@ impl ProviderSpec {
 /// `variants` (when any), `endpoints`, plus the environment variable names overriding them.
 impl Serialize for ProviderSpec {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("ProviderSpec", 10)?;
+        let mut st = s.serialize_struct("ProviderSpec", 11)?;
         st.serialize_field("id", self.id)?;
         st.serialize_field("name", self.name)?;
         st.serialize_field("description", self.docs)?;
@@ -395,6 +411,7 @@ impl Serialize for ProviderSpec {
             st.serialize_field("variants", self.variants)?;
         }
         st.serialize_field("endpoints", &self.endpoints)?;
+        st.serialize_field("connect", &self.connect)?;
         if self.endpoints.token_url.is_some() || self.endpoints.token_path.is_some() {
             st.serialize_field("token_url_env", &self.token_url_env_var())?;
         }

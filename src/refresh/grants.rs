@@ -15,6 +15,7 @@
 //! [`GrantError`]; no response body, token or secret ever goes into an error or a log line.
 
 pub mod classify;
+mod code;
 mod jwt_bearer;
 mod oauth;
 mod sts;
@@ -26,6 +27,7 @@ use serde_json::Value;
 use crate::config::GrantSettings;
 use crate::providers::{ProviderSpec, RefreshKind, TokenData};
 
+pub use code::{exchange_code, revoke};
 pub use jwt_bearer::GOOGLE_TOKEN_URI;
 pub use sts::{parse_iso8601_utc, session_name};
 

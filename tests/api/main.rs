@@ -10,6 +10,7 @@ mod auth_routes;
 mod client_addr;
 mod console;
 mod console_account;
+mod connect;
 mod credentials;
 mod database_outage;
 mod errors;

@@ -194,12 +194,17 @@ impl TestApp {
 
     /// The `credential_refresh` events of the holder of `token`, newest first: (provider, outcome, detail).
     pub async fn refresh_events(&self, token: &str) -> Vec<(String, String, Option<String>)> {
+        self.events_of_kind(token, "credential_refresh").await
+    }
+
+    /// The events of `kind` of the holder of `token`, newest first: (provider, outcome, detail).
+    pub async fn events_of_kind(&self, token: &str, kind: &str) -> Vec<(String, String, Option<String>)> {
         let page: Value = self.get_auth("/api/audit?limit=200", token).await.json().await.unwrap();
         page["events"]
             .as_array()
             .unwrap()
             .iter()
-            .filter(|e| e["kind"] == "credential_refresh")
+            .filter(|e| e["kind"] == kind)
             .map(|e| {
                 (
                     e["provider"].as_str().unwrap().to_string(),

@@ -6,6 +6,7 @@ pub mod app;
 pub mod aurora;
 pub mod chromium;
 pub mod console;
+pub mod browser;
 pub mod decorated;
 pub mod fake_provider;
 pub mod logs;

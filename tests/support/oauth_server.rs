@@ -133,6 +133,38 @@ impl OAuthServer {
         resp.json().await.expect("client JSON")
     }
 
+    /// A new confidential client of the authorization-code grant (PKCE required), sending browsers back
+    /// to `redirect_uri` only.
+    pub async fn new_code_client(&self, redirect_uri: &str) -> OAuthClient {
+        let resp = http()
+            .post(format!("{}/test/clients", self.base_url))
+            .form(&[("grant", "authorization-code"), ("redirect_uri", redirect_uri)])
+            .send()
+            .await
+            .expect("POST /test/clients");
+        assert!(resp.status().is_success(), "/test/clients: {}", resp.status());
+        resp.json().await.expect("client JSON")
+    }
+
+    /// The refresh grant with `refresh_token`, as the provider's own client would call it: the status and
+    /// the `error` code (after a revocation: `400`, `invalid_grant`).
+    pub async fn try_refresh(&self, client: &OAuthClient, refresh_token: &str) -> (u16, Option<String>) {
+        let resp = http()
+            .post(&self.token_url)
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+                ("client_id", client.client_id.as_str()),
+                ("client_secret", client.client_secret.as_str()),
+            ])
+            .send()
+            .await
+            .expect("refresh grant");
+        let status = resp.status().as_u16();
+        let body: serde_json::Value = resp.json().await.unwrap_or_default();
+        (status, body["error"].as_str().map(str::to_string))
+    }
+
     /// An initial token pair for `client` (a `"password"` client) with the password grant.
     pub async fn password_tokens(&self, client: &OAuthClient) -> TokenPair {
         let resp = http()

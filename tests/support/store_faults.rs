@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use secrecy::SecretString;
 use tokenkeeper::db::{
-    AttemptCounts, AuditRecord, Backend, ChangeFeed, Connection, DbError, ImportStore, ImportWrite, MemberChange,
-    MemberRow, NewEvent, NewSession, OrgRow, OrgStore, OutboxStore, PendingEvent, RefreshLock, SharedStore, Store,
-    User,
+    AttemptCounts, AuditRecord, Backend, ChangeFeed, ConnectStore, Connection, DbError, FlowRow, ImportStore, ImportWrite,
+    MemberChange, MemberRow, NewEvent, NewSession, OrgRow, OrgStore, OutboxStore, PendingEvent, RefreshLock, SharedStore,
+    Store, User,
 };
 
 pub struct FaultyStore {
@@ -130,6 +130,16 @@ impl OutboxStore for FaultyStore {
     }
     async fn release_deliverer_lease(&self, holder: &str) -> Result<(), DbError> {
         self.inner.release_deliverer_lease(holder).await
+    }
+}
+
+#[async_trait::async_trait]
+impl ConnectStore for FaultyStore {
+    async fn insert_flow(&self, flow: &FlowRow, prune_before: i64) -> Result<(), DbError> {
+        self.inner.insert_flow(flow, prune_before).await
+    }
+    async fn claim_flow(&self, state_hash: &str, now: i64) -> Result<Option<FlowRow>, DbError> {
+        self.inner.claim_flow(state_hash, now).await
     }
 }
 

@@ -43,7 +43,8 @@ pub(super) async fn refresh_token_grant(
     };
     let url = token_url(spec, token_data, ctx.settings)?;
     let form = [("grant_type", "refresh_token"), ("refresh_token", refresh_token)];
-    let resp = post(ctx, &url, &form, client_auth, client_id, client_secret).await?;
+    let (status, body) = post_form(ctx, &url, &form, client_auth, client_id, client_secret).await?;
+    let resp = parse_token_response(status, &body, ctx.now)?;
     let mut fields = vec![("access_token", Value::from(resp.access_token))];
     if let Some(rt) = resp.refresh_token {
         fields.push(("refresh_token", Value::from(rt)));
@@ -70,7 +71,8 @@ pub(super) async fn client_credentials_grant(
     if let Some(scope) = scope {
         form.push(("scope", scope));
     }
-    let resp = post(ctx, &url, &form, ClientAuth::Body, client_id, Some(client_secret)).await?;
+    let (status, body) = post_form(ctx, &url, &form, ClientAuth::Body, client_id, Some(client_secret)).await?;
+    let resp = parse_token_response(status, &body, ctx.now)?;
     Ok(updated(
         token_data,
         [("access_token", Value::from(resp.access_token))],
@@ -78,15 +80,15 @@ pub(super) async fn client_credentials_grant(
     ))
 }
 
-/// POST a token request with the client authenticated as `auth` says; parse the answer.
-async fn post(
+/// POST a form to an OAuth endpoint with the client authenticated as `auth` says: the status and body.
+pub(super) async fn post_form(
     ctx: &GrantContext<'_>,
     url: &str,
     form: &[(&str, &str)],
     auth: ClientAuth,
     client_id: &str,
     client_secret: Option<&str>,
-) -> Result<TokenResponse, GrantError> {
+) -> Result<(u16, Vec<u8>), GrantError> {
     let mut req = ctx.http.post(url).header(reqwest::header::ACCEPT, "application/json");
     if auth == ClientAuth::Basic {
         req = req.header(
@@ -107,8 +109,7 @@ async fn post(
         body.finish()
     };
     let req = req.header(reqwest::header::CONTENT_TYPE, FORM).body(form_body);
-    let (status, body) = send(req).await?;
-    parse_token_response(status, &body, ctx.now)
+    send(req).await
 }
 
 /// `client_secret_basic` (RFC 6749 §2.3.1): id and secret form-urlencoded, then joined and base64-encoded.

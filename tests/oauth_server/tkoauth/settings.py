@@ -16,10 +16,26 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 INSTALLED_APPS = [
     "django.contrib.auth",
     "django.contrib.contenttypes",
+    "django.contrib.sessions",
     "oauth2_provider",
     "tkoauth",
 ]
-MIDDLEWARE = ["tkoauth.stats.StatsMiddleware"]
+# Sessions, CSRF and login: the authorization-code flow's consent page is a browser's, as in production.
+MIDDLEWARE = [
+    "tkoauth.stats.StatsMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+]
+LOGIN_URL = "/test/login"
+STATIC_URL = "/static/"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+    }
+]
 
 DATABASES = {
     "default": {
@@ -44,8 +60,11 @@ OAUTH2_PROVIDER = {
     "REFRESH_TOKEN_REUSE_PROTECTION": True,
     "REFRESH_TOKEN_GRACE_PERIOD_SECONDS": 0,
     "ACCESS_TOKEN_EXPIRE_SECONDS": int(os.environ.get("TK_OAUTH_ACCESS_TOKEN_SECONDS", "300")),
-    "SCOPES": {"read": "Read", "write": "Write"},
+    # Google's scope too: connect flows ask for the catalog's default scopes.
+    "SCOPES": {"read": "Read", "write": "Write", "https://www.googleapis.com/auth/cloud-platform": "Cloud"},
     "DEFAULT_SCOPES": ["read"],
+    # Authorization code requests without a code_challenge are refused: the tests prove Tokenkeeper sends one.
+    "PKCE_REQUIRED": True,
 }
 
 LOGGING = {

@@ -1,9 +1,11 @@
 """Test-only instrumentation of the OAuth2 server, per OAuth client (so that tests sharing one server do
 not see each other's calls):
 
-- POST /test/clients (form: grant=password|client-credentials) creates a confidential application with a
-  known secret (and the test user, for the password grant) and returns
+- POST /test/clients (form: grant=password|client-credentials|authorization-code, redirect_uri for the
+  last) creates a confidential application with a known secret (and the test user) and returns
   {client_id, client_secret, username, password}.
+- POST /test/login (form: username, password) logs a browser in (a session cookie): the login page of the
+  authorization-code flow, whose consent page (/o/authorize/) follows.
 - GET /test/stats?client_id=X returns, for that client: token_requests (calls to /o/token/), grants (per
   grant_type), refresh_ok / refresh_failed, errors (per `error` code), refresh_token_reuse (refresh-grant
   calls presenting a refresh token already presented before) and family_revocations (times reuse
@@ -114,7 +116,8 @@ def create_client(request):
 
     Application = get_application_model()
     grant = request.POST.get("grant", Application.GRANT_PASSWORD)
-    if grant not in (Application.GRANT_PASSWORD, Application.GRANT_CLIENT_CREDENTIALS):
+    allowed = (Application.GRANT_PASSWORD, Application.GRANT_CLIENT_CREDENTIALS, Application.GRANT_AUTHORIZATION_CODE)
+    if grant not in allowed:
         return JsonResponse({"error": "unsupported grant"}, status=400)
     user, created = get_user_model().objects.get_or_create(username=USERNAME)
     if created:
@@ -129,11 +132,25 @@ def create_client(request):
         client_type=Application.CLIENT_CONFIDENTIAL,
         authorization_grant_type=grant,
         user=user,
-        redirect_uris="",
+        redirect_uris=request.POST.get("redirect_uri", ""),
+        algorithm="",
     )
     return JsonResponse(
         {"client_id": client_id, "client_secret": client_secret, "username": USERNAME, "password": PASSWORD}
     )
+
+
+def login_view(request):
+    from django.contrib.auth import authenticate, login
+
+    if request.method == "GET":
+        # Where the consent page sends a browser without a session: the test logs in with a POST instead.
+        return JsonResponse({"login": "POST username and password here"}, status=401)
+    user = authenticate(request, username=request.POST.get("username"), password=request.POST.get("password"))
+    if user is None:
+        return JsonResponse({"error": "wrong username or password"}, status=403)
+    login(request, user)
+    return JsonResponse({"ok": True})
 
 
 def get_stats(request):
