@@ -4,8 +4,8 @@
 //! (the file's contents, trimmed). An invalid value stops start-up with an error naming the variable.
 
 pub mod audit;
-mod console;
 pub mod connect;
+mod console;
 mod grants;
 mod http;
 pub mod webhooks;
@@ -17,8 +17,8 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 pub use audit::{AuditLogTarget, AuditSettings, ReadAudit};
-pub use console::ConsoleSettings;
 pub use connect::ConnectSettings;
+pub use console::ConsoleSettings;
 pub use grants::{
     AwsSettings, DEFAULT_REGION, DEFAULT_SESSION_DURATION_SECS, GrantSettings, ProviderGrantSettings,
     SESSION_DURATION_VAR,

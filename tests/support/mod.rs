@@ -4,9 +4,9 @@
 pub mod alone;
 pub mod app;
 pub mod aurora;
+pub mod browser;
 pub mod chromium;
 pub mod console;
-pub mod browser;
 pub mod decorated;
 pub mod fake_provider;
 pub mod logs;
