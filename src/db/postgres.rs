@@ -8,8 +8,8 @@ use super::common::{
     audit_columns, audit_from_row, connection_columns, connection_from_row, impl_store, user_columns, user_from_row,
     written_with_events,
 };
-use super::import::impl_import_store;
 use super::connect::impl_connect_store;
+use super::import::impl_import_store;
 use super::orgs::impl_org_store;
 use super::{AuditRecord, Backend, Connection, DbError, NewSession, User};
 

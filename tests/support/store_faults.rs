@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use secrecy::SecretString;
 use tokenkeeper::db::{
-    AttemptCounts, AuditRecord, Backend, ChangeFeed, ConnectStore, Connection, DbError, FlowRow, ImportStore, ImportWrite,
-    MemberChange, MemberRow, NewEvent, NewSession, OrgRow, OrgStore, OutboxStore, PendingEvent, RefreshLock, SharedStore,
-    Store, User,
+    AttemptCounts, AuditRecord, Backend, ChangeFeed, ConnectStore, Connection, DbError, FlowRow, ImportStore,
+    ImportWrite, MemberChange, MemberRow, NewEvent, NewSession, OrgRow, OrgStore, OutboxStore, PendingEvent,
+    RefreshLock, SharedStore, Store, User,
 };
 
 pub struct FaultyStore {
