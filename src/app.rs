@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 
 use crate::audit::Auditor;
 use crate::background::{AuditPruner, Refresher, RefresherSettings, WebhookDriver};
+use crate::background::{AuditPruner, Checker, Refresher, RefresherSettings};
 use crate::clock::SharedClock;
 use crate::config::{SecretBackend, Settings};
 use crate::credentials::{CredentialService, DueBatch, NamingSettings, RefreshSettings};
@@ -42,6 +43,8 @@ pub struct Services {
     pub connect: crate::connect::ConnectService,
     /// The background refresher (run by [`Services::serve`] unless disabled; tests run its passes).
     pub refresher: Refresher,
+    /// The background checker of static keys (run beside the refresher; tests run its passes).
+    pub checker: Checker,
     /// The audit pruner (run by [`Services::serve`]; its first pass an interval after start).
     pub audit_pruner: AuditPruner,
     /// This instance's HTTP metrics (served at `/metrics` with the process-wide counters).
@@ -134,7 +137,8 @@ impl Services {
             margin: settings.refresh_margin,
             outbound_timeout: settings.outbound_timeout,
             grants: Arc::new(settings.grants.clone()),
-        });
+        })
+        .with_checks(settings.checks.clone(), settings.address_policy());
         // Reference rows are always cached (they hold no secret); token data only with TOKENKEEPER_READ_CACHE.
         let credentials = credentials
             .with_cache(settings.read_cache)
@@ -148,6 +152,7 @@ impl Services {
                 batch: DueBatch::default(),
             },
         );
+        let checker = Checker::new(credentials.clone(), clock.clone(), settings.checks.interval);
         let audit_pruner = AuditPruner::new(audit.clone(), settings.audit.prune_interval);
         let metrics = Metrics::new();
         let webhooks = settings.webhooks.as_ref().map(|w| {
@@ -183,6 +188,7 @@ impl Services {
             identity,
             connect,
             refresher,
+            checker,
             audit_pruner,
             metrics,
             webhooks,
@@ -229,6 +235,11 @@ impl Services {
             )),
             _ => None,
         };
+        // The checker runs where the refresher does (`TOKENKEEPER_REFRESHER_DISABLED` stops both).
+        let checker = self
+            .settings
+            .refresher_enabled
+            .then(|| tokio::spawn(self.checker.clone().run(stop_rx.clone())));
         let pruner = tokio::spawn(self.audit_pruner.clone().run(stop_rx));
         let res = http::serve::serve(listener, self.router(), self.settings.http, async move {
             shutdown.await;
@@ -243,6 +254,8 @@ impl Services {
         // but not yet recorded would be sent again after restart (receivers deduplicate on webhook-id).
         if let Some(w) = webhooks {
             let _ = w.await;
+        if let Some(c) = checker {
+            let _ = c.await;
         }
         // A prune in progress is not waited for: each of its statements is atomic, the next pass goes on.
         pruner.abort();

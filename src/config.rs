@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod connect;
+mod checks;
 mod console;
 mod grants;
 mod http;
@@ -18,6 +19,7 @@ use secrecy::SecretString;
 
 pub use audit::{AuditLogTarget, AuditSettings, ReadAudit};
 pub use connect::ConnectSettings;
+pub use checks::{CHECK_INTERVAL_VAR, CHECK_ON_STORE_VAR, CheckSettings};
 pub use console::ConsoleSettings;
 pub use grants::{
     AwsSettings, DEFAULT_REGION, DEFAULT_SESSION_DURATION_SECS, GrantSettings, ProviderGrantSettings,
@@ -119,6 +121,8 @@ pub struct Settings {
     pub webhooks: Option<WebhookSettings>,
     /// Connect flows: the public URL, the allowed return URLs, AWS onboarding.
     pub connect: ConnectSettings,
+    /// Credential checks: on store, the background interval, the providers' API base URLs.
+    pub checks: CheckSettings,
 }
 
 type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -298,6 +302,7 @@ impl Settings {
             console: ConsoleSettings::from_lookup(env)?,
             webhooks: WebhookSettings::from_lookup(env)?,
             connect: ConnectSettings::from_lookup(env, listen)?,
+            checks: CheckSettings::from_lookup(env)?,
         })
     }
 

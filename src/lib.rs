@@ -10,6 +10,7 @@
 pub mod app;
 pub mod audit;
 pub mod background;
+pub mod check;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -136,7 +136,7 @@ impl Drop for InFlight {
 pub struct ScrapeValues {
     /// [`crate::audit::Auditor::failed_writes`].
     pub audit_write_failures: u64,
-    /// Stored connections per status (`active`, `degraded`, `needs_reauth`), counted in SQL at scrape time.
+    /// Stored connections per status (`active`, `degraded`, `needs_reauth`, `unchecked`), counted in SQL at scrape time.
     pub connections_by_status: Vec<(String, i64)>,
     /// Change events in the outbox: `(waiting, dead)`.
     pub outbox: (i64, i64),

@@ -26,7 +26,11 @@ fn run(dir: &std::path::Path, args: &[&str], stdin: Option<&str>) -> Output {
 
 /// The library's services on the data directory `d` (as `serve` builds them): a second process's view.
 async fn services_on(d: &std::path::Path) -> tokenkeeper::app::Services {
-    let env = std::collections::HashMap::from([("TOKENKEEPER_DATA_DIR".to_string(), d.display().to_string())]);
+    // Stored without asking the provider (the example hosts do not exist).
+    let env = std::collections::HashMap::from([
+        ("TOKENKEEPER_DATA_DIR".to_string(), d.display().to_string()),
+        ("TOKENKEEPER_CHECK_ON_STORE".to_string(), "false".to_string()),
+    ]);
     let settings = tokenkeeper::config::Settings::from_lookup(&|k| env.get(k).cloned()).unwrap();
     let clock = std::sync::Arc::new(tokenkeeper::clock::SystemClock);
     tokenkeeper::app::Services::build(settings, clock).await.unwrap()

@@ -113,6 +113,7 @@ run_config() {
     TOKENKEEPER_DATA_DIR="$WORK/$name/data" \
     TOKENKEEPER_INTERNAL_SECRET="$SECRET" \
     TOKENKEEPER_REFRESHER_DISABLED=true \
+    TOKENKEEPER_CHECK_ON_STORE=false \
     TOKENKEEPER_READ_CACHE="$cache" \
     RUST_LOG=warn \
     "${env_extra[@]}" \

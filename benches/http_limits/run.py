@@ -42,7 +42,7 @@ port.close()
 base = f"http://{addr[0]}:{addr[1]}"
 data = tempfile.mkdtemp()
 env = dict(os.environ, TOKENKEEPER_LISTEN=f"{addr[0]}:{addr[1]}", TOKENKEEPER_DATA_DIR=data,
-           TOKENKEEPER_BCRYPT_COST="10", TOKENKEEPER_REFRESHER_DISABLED="true",
+           TOKENKEEPER_BCRYPT_COST="10", TOKENKEEPER_REFRESHER_DISABLED="true", TOKENKEEPER_CHECK_ON_STORE="false",
            TOKENKEEPER_HTTP_HEADER_TIMEOUT_SECS=str(HEADER_TIMEOUT), TOKENKEEPER_MAX_CONNECTIONS="20000",
            RUST_LOG="warn")
 env.pop("DATABASE_URL", None)

@@ -27,6 +27,7 @@ pub enum EventKind {
     CredentialStore,
     CredentialRead,
     CredentialRefresh,
+    CredentialCheck,
     CredentialDelete,
     /// A credential obtained by a connect flow (stored like `credential_store`).
     CredentialConnect,
@@ -41,6 +42,7 @@ impl EventKind {
             Self::CredentialStore => "credential_store",
             Self::CredentialRead => "credential_read",
             Self::CredentialRefresh => "credential_refresh",
+            Self::CredentialCheck => "credential_check",
             Self::CredentialDelete => "credential_delete",
             Self::CredentialConnect => "credential_connect",
         }

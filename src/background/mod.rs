@@ -2,10 +2,12 @@
 //! request handler would.
 
 pub mod audit_pruner;
+pub mod checker;
 pub mod refresher;
 pub mod webhooks;
 
 pub use audit_pruner::AuditPruner;
+pub use checker::Checker;
 pub use refresher::{Refresher, RefresherSettings};
 pub use webhooks::WebhookDriver;
 

@@ -284,6 +284,8 @@ impl ConnectService {
                 &Value::Object(fields),
                 Target::new(flow.spec.id, ConnectionName::from_stored(flow.row.name.as_str())),
                 client_addr,
+                // The deployment's default: a token the provider just issued is checked like a stored one.
+                None,
             )
             .await
         {

@@ -234,6 +234,9 @@ mod tests {
             refresh_failures: 0,
             created_at: Timestamp::from_millis(0),
             updated_at: Timestamp::from_millis(0),
+            last_checked_at: None,
+            last_check_error: None,
+            next_check_at: None,
         }
     }
 

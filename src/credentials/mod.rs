@@ -14,6 +14,7 @@
 
 mod adopt;
 pub mod cache;
+mod check;
 mod delete;
 mod error;
 mod key;
@@ -28,13 +29,16 @@ use std::sync::Arc;
 
 use crate::audit::{Auditor, Event, EventKind, Outcome};
 use crate::clock::SharedClock;
+use crate::config::CheckSettings;
 pub use crate::db::ConnectionStatus;
 use crate::db::{ChangeFeed, Connection, SharedStore};
 use crate::events::ChangeEvents;
 pub use crate::providers::TokenData;
 use crate::providers::UrlPolicy;
 use crate::secrets::SecretStore;
+use crate::net::{AddressPolicy, SafeFetcher};
 pub use adopt::Adopted;
+pub use check::{CheckPass, CheckReport};
 pub use error::CredentialError;
 use error::failure_reason;
 pub use key::{Caller, ConnectionKey, ConnectionName, OrgId, Target, UserId};
@@ -73,6 +77,36 @@ struct Config {
     http: reqwest::Client,
     /// The change events each write stores beside it (none without a webhook receiver).
     events: ChangeEvents,
+    checks: Checks,
+}
+
+/// How credentials are checked: the settings, and the two fetchers (same timeout as the grants).
+struct Checks {
+    settings: CheckSettings,
+    policy: AddressPolicy,
+    /// For base URLs users gave: the address policy holds.
+    user_urls: SafeFetcher,
+    /// For hosted APIs and endpoints in the configuration.
+    configured: SafeFetcher,
+}
+
+/// The largest check answer read.
+const CHECK_ANSWER_MAX: usize = 256 * 1024;
+
+impl Checks {
+    fn new(
+        settings: CheckSettings,
+        policy: AddressPolicy,
+        url_policy: UrlPolicy,
+        timeout: std::time::Duration,
+    ) -> Self {
+        Self {
+            user_urls: SafeFetcher::new(policy.clone(), url_policy.allow_http, timeout, CHECK_ANSWER_MAX),
+            configured: SafeFetcher::new(AddressPolicy::any(), true, timeout, CHECK_ANSWER_MAX),
+            settings,
+            policy,
+        }
+    }
 }
 
 impl CredentialService {
@@ -88,6 +122,14 @@ impl CredentialService {
     ) -> Self {
         let refresh = RefreshSettings::default();
         let http = crate::refresh::http_client(refresh.outbound_timeout);
+        // Nothing is checked on store until `with_checks` says so (library callers, tests).
+        let check_settings = CheckSettings::default().with_on_store(false);
+        let checks = Checks::new(
+            check_settings,
+            AddressPolicy::public_only(),
+            url_policy,
+            refresh.outbound_timeout,
+        );
         Self {
             store,
             secrets,
@@ -99,6 +141,7 @@ impl CredentialService {
                 refresh,
                 http,
                 events: ChangeEvents::default(),
+                checks,
             }),
             locks: Arc::default(),
             tasks: refresh::Tasks::default(),
@@ -107,11 +150,26 @@ impl CredentialService {
     }
 
     /// How credentials are refreshed: the margin before expiry, the outbound timeout, the grants' settings.
-    pub fn with_refresh(mut self, refresh: RefreshSettings) -> Self {
+    pub fn with_refresh(self, refresh: RefreshSettings) -> Self {
+        let checks = &self.config.checks;
+        let (settings, policy) = (checks.settings.clone(), checks.policy.clone());
+        self.configured(refresh, settings, policy)
+    }
+
+    /// How credentials are checked (`docs/CHECKS.md`): on store or not, how often in the background, the
+    /// providers' API URLs; `policy`: the addresses requests to user-given base URLs may reach.
+    pub fn with_checks(self, settings: crate::config::CheckSettings, policy: AddressPolicy) -> Self {
+        let refresh = self.config.refresh.clone();
+        self.configured(refresh, settings, policy)
+    }
+
+    fn configured(mut self, refresh: RefreshSettings, settings: CheckSettings, policy: AddressPolicy) -> Self {
+        let url_policy = self.config.url_policy;
         self.config = Arc::new(Config {
             naming: self.config.naming.clone(),
-            url_policy: self.config.url_policy,
+            url_policy,
             http: crate::refresh::http_client(refresh.outbound_timeout),
+            checks: Checks::new(settings, policy, url_policy, refresh.outbound_timeout),
             refresh,
             events: self.config.events,
         });
@@ -207,6 +265,21 @@ impl CredentialService {
             }
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "could not notify other processes of a changed credential"),
+        }
+    }
+
+    /// Every change of a connection's status passes here, after its row is written: the one place to hook
+    /// a notification. `to` is the row as written.
+    fn status_changed(&self, key: &ConnectionKey, from: ConnectionStatus, to: &crate::db::Connection) {
+        if from != to.status {
+            tracing::info!(
+                org = %key.org(),
+                provider = key.provider(),
+                from = from.as_str(),
+                to = to.status.as_str(),
+                reason = to.status_reason.as_deref().unwrap_or(""),
+                "connection status changed"
+            );
         }
     }
 

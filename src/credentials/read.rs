@@ -65,11 +65,11 @@ impl CredentialService {
     }
 
     async fn get_inner(&self, caller: &Caller, key: &ConnectionKey, addr: &str) -> Result<TokenData, CredentialError> {
-        // Fast path: an active, unexpiring credential whose reference row is cached: no SQL, and with
+        // Fast path: a usable (active, unchecked or degraded), unexpiring credential whose reference row is cached: no SQL, and with
         // cached token data no secret-store call either.
         if let Some(cache) = &self.cache
             && let Some((row, data)) = cache.entry(key)
-            && row.status == ConnectionStatus::Active
+            && row.status != ConnectionStatus::NeedsReauth
             && !self.is_expiring(&row, self.clock.now())
         {
             return match data {

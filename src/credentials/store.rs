@@ -8,6 +8,7 @@ use super::{
     Caller, ConnectionKey, ConnectionStatus, CredentialError, CredentialService, OrgId, Stored, Target, TokenData,
 };
 use crate::audit::EventKind;
+use crate::check::CheckOutcome;
 use crate::clock::Timestamp;
 use crate::db::Connection;
 use crate::secrets::SecretError;
@@ -30,11 +31,27 @@ impl CredentialService {
         target: impl Into<Target>,
         client_addr: &str,
     ) -> Result<Stored, CredentialError> {
-        self.store_as(EventKind::CredentialStore, caller, body, target, client_addr)
+        self.store_checked(caller, body, target, client_addr, None).await
+    }
+
+    /// [`CredentialService::store_tokens_in_db`] with the check decided by the caller (`?check=`):
+    /// `Some(false)` stores as `unchecked`; `None`: the deployment's default (`TOKENKEEPER_CHECK_ON_STORE`).
+    /// A credential the provider rejects, or that cannot be checked because the provider is unreachable,
+    /// is not stored.
+    pub async fn store_checked(
+        &self,
+        caller: &Caller,
+        body: &Value,
+        target: impl Into<Target>,
+        client_addr: &str,
+        check: Option<bool>,
+    ) -> Result<Stored, CredentialError> {
+        self.store_as(EventKind::CredentialStore, caller, body, target, client_addr, check)
             .await
     }
 
-    /// The store path with the audit event `kind` (a connect flow's credential: `credential_connect`).
+    /// The store path with the audit event `kind` (a connect flow's credential: `credential_connect`) and
+    /// the check decided as in [`CredentialService::store_checked`].
     #[tracing::instrument(skip_all, fields(user = %caller.user, org = %caller.org))]
     pub async fn store_as(
         &self,
@@ -43,13 +60,24 @@ impl CredentialService {
         body: &Value,
         target: impl Into<Target>,
         client_addr: &str,
+        check: Option<bool>,
     ) -> Result<Stored, CredentialError> {
         let target = target.into();
-        let res = async { self.store_inner(caller, &Self::key(&caller.org, &target)?, body).await }.await;
+        let res = async {
+            let key = Self::key(&caller.org, &target)?;
+            self.store_inner(caller, &key, body, self.checks_on_store(check)).await
+        }
+        .await;
         self.audited(caller, kind, &target, client_addr, res).await
     }
 
-    async fn store_inner(&self, caller: &Caller, key: &ConnectionKey, body: &Value) -> Result<Stored, CredentialError> {
+    async fn store_inner(
+        &self,
+        caller: &Caller,
+        key: &ConnectionKey,
+        body: &Value,
+        check: bool,
+    ) -> Result<Stored, CredentialError> {
         let spec = key.spec();
         super::naming::check_user_id(key.org().as_str())?;
         let mut valid = spec.validate(body, &self.config.url_policy)?;
@@ -65,6 +93,29 @@ impl CredentialService {
         }
         let metadata = spec.metadata_of(&valid.token_data);
         let token_data = TokenData::new(valid.token_data);
+        // Before the lock and before anything is written: a check takes up to the outbound timeout.
+        let checked = match check {
+            false => None,
+            true => Some(self.run_check(key, &token_data, caller.user.as_str()).await),
+        };
+        let provider_id = key.provider().to_string();
+        match &checked {
+            Some(CheckOutcome::Rejected { detail }) => {
+                let detail = detail.clone();
+                return Err(CredentialError::CheckRejected {
+                    provider: provider_id,
+                    detail,
+                });
+            }
+            Some(CheckOutcome::Unreachable { detail }) => {
+                let detail = detail.clone();
+                return Err(CredentialError::CheckUnreachable {
+                    provider: provider_id,
+                    detail,
+                });
+            }
+            _ => {}
+        }
         let name = self.secret_name(key);
         let (org_id, provider, conn_name) = (key.org().as_str(), key.provider(), key.name().as_str());
         let _lock = self.lock(key).await?;
@@ -90,6 +141,7 @@ impl CredentialService {
         let now = self.clock.now();
         let expires_at = valid.expires_at.map(Timestamp::from_secs);
         let refreshes = valid.refresh.refreshes();
+        let accepted = matches!(checked, Some(CheckOutcome::Accepted { .. }));
         let row = Connection {
             org_id: org_id.to_string(),
             user_id: previous
@@ -103,13 +155,20 @@ impl CredentialService {
             secret_ref: self.secrets.reference(&name),
             secret_version: version,
             metadata,
-            status: ConnectionStatus::Active,
+            status: if checked.is_some() {
+                ConnectionStatus::Active
+            } else {
+                ConnectionStatus::Unchecked
+            },
             status_reason: None,
             expires_at,
             next_refresh_at: refreshes.then(|| self.next_refresh_at(expires_at)),
             refresh_failures: 0,
             created_at: previous.as_ref().map_or(now, |p| p.created_at),
             updated_at: now,
+            last_checked_at: accepted.then_some(now),
+            last_check_error: None,
+            next_check_at: self.next_check_at(valid.refresh, checked.as_ref(), now),
         };
         // Only over the row read above: the reference follows the secret even when its version went down
         // (the secret was destroyed outside Tokenkeeper and started over), and a row changed meanwhile by a

@@ -27,6 +27,10 @@ pub struct ConnectionView {
     pub secret_version: u64,
     /// `vault:kv/data/...` or `local:kv/data/...`: where the secret lives (not the secret).
     pub secret_ref: String,
+    /// When the credential was last checked with its provider (RFC 3339); `null`: never.
+    pub last_checked_at: Option<String>,
+    /// What the last check found wrong (`HTTP 401`, `invalid_auth`, `timed out`, ...); `null` when it passed.
+    pub last_check_error: Option<String>,
 }
 
 impl ConnectionView {
@@ -44,6 +48,8 @@ impl ConnectionView {
             age_seconds: (now.as_millis() - c.updated_at.as_millis()).max(0) / 1000,
             secret_version: c.secret_version,
             secret_ref: c.secret_ref.clone(),
+            last_checked_at: c.last_checked_at.map(Timestamp::rfc3339),
+            last_check_error: c.last_check_error.clone(),
         }
     }
 }

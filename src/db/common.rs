@@ -15,7 +15,7 @@ macro_rules! user_columns {
 macro_rules! connection_columns {
     () => {
         "org_id, user_id, provider, name, id, secret_ref, secret_version, metadata, status, status_reason, expires_at, \
-         next_refresh_at, refresh_failures, created_at, updated_at"
+         next_refresh_at, refresh_failures, created_at, updated_at, last_checked_at, last_check_error, next_check_at"
     };
 }
 macro_rules! audit_columns {
@@ -106,6 +106,11 @@ macro_rules! connection_from_row {
             r.try_get("created_at")?,
             r.try_get("updated_at")?,
         )?
+        .with_check_columns(
+            r.try_get("last_checked_at")?,
+            r.try_get("last_check_error")?,
+            r.try_get("next_check_at")?,
+        )
     }};
 }
 
@@ -404,9 +409,13 @@ macro_rules! impl_store {
                 let r = $crate::db::common::bind_connection!(sqlx::query(
                     "UPDATE connections SET secret_ref = $3, secret_version = $4, metadata = $5, status = $6, \
                      status_reason = $7, expires_at = $8, next_refresh_at = $9, refresh_failures = $10, \
-                     updated_at = $11 WHERE org_id = $1 AND provider = $2 AND name = $12 AND secret_version <= $4",
+                     updated_at = $11, last_checked_at = $13, last_check_error = $14, next_check_at = $15 \
+                     WHERE org_id = $1 AND provider = $2 AND name = $12 AND secret_version <= $4",
                 ), c, col)
                 .bind(&c.name)
+                .bind(col.last_checked_at)
+                .bind(col.last_check_error)
+                .bind(col.next_check_at)
                 .execute(&mut *tx)
                 .await?;
                 written_with_events!(tx, r.rows_affected() == 1, events)
@@ -420,24 +429,31 @@ macro_rules! impl_store {
             ) -> Result<bool, DbError> {
                 let col = c.columns()?;
                 // $1 to $11 as in update_connection ($1: the org); $12: the connection's name; $13: the version the
-                // row must still name (update), or the new row's created_at (insert).
+                // row must still name (update), or the new row's created_at (insert); $14 to $16 the check columns.
                 let (sql, last) = match expected {
                     Some(version) => (
                         "UPDATE connections SET secret_ref = $3, secret_version = $4, metadata = $5, status = $6, \
                          status_reason = $7, expires_at = $8, next_refresh_at = $9, refresh_failures = $10, \
-                         updated_at = $11 WHERE org_id = $1 AND provider = $2 AND name = $12 AND secret_version = $13",
+                         updated_at = $11, last_checked_at = $14, last_check_error = $15, next_check_at = $16 \
+                         WHERE org_id = $1 AND provider = $2 AND name = $12 AND secret_version = $13",
                         $crate::db::connection::version_column(version)?,
                     ),
                     None => (
                         "INSERT INTO connections (org_id, provider, secret_ref, secret_version, metadata, status, \
                          status_reason, expires_at, next_refresh_at, refresh_failures, updated_at, name, created_at, \
-                         user_id, id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+                         last_checked_at, last_check_error, next_check_at, user_id, id) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
                          ON CONFLICT (org_id, provider, name) DO NOTHING",
                         col.created_at,
                     ),
                 };
-                let query = $crate::db::common::bind_connection!(sqlx::query(sql), c, col).bind(&c.name).bind(last);
-                // $14 and $15, the creator and the id, only for an insert.
+                let query = $crate::db::common::bind_connection!(sqlx::query(sql), c, col)
+                    .bind(&c.name)
+                    .bind(last)
+                    .bind(col.last_checked_at)
+                    .bind(col.last_check_error)
+                    .bind(col.next_check_at);
+                // $17 and $18, the creator and the id, only for an insert.
                 let query = if expected.is_none() { query.bind(&c.user_id).bind(&c.id) } else { query };
                 let mut tx = self.pool.begin().await?;
                 let r = query.execute(&mut *tx).await?;

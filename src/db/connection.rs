@@ -17,6 +17,9 @@ pub enum ConnectionStatus {
     Degraded,
     /// The provider refused the credential: no more refreshes until a new one is stored.
     NeedsReauth,
+    /// Stored without a check (`?check=false`, or `TOKENKEEPER_CHECK_ON_STORE=false`): served like an
+    /// active one; the next check (on demand or in the background) decides.
+    Unchecked,
 }
 
 impl ConnectionStatus {
@@ -25,6 +28,7 @@ impl ConnectionStatus {
             Self::Active => "active",
             Self::Degraded => "degraded",
             Self::NeedsReauth => "needs_reauth",
+            Self::Unchecked => "unchecked",
         }
     }
 }
@@ -37,6 +41,7 @@ impl std::str::FromStr for ConnectionStatus {
             "active" => Ok(Self::Active),
             "degraded" => Ok(Self::Degraded),
             "needs_reauth" => Ok(Self::NeedsReauth),
+            "unchecked" => Ok(Self::Unchecked),
             other => Err(UnknownStatus(other.to_string())),
         }
     }
@@ -79,6 +84,12 @@ pub struct Connection {
     pub created_at: Timestamp,
     /// When the secret was last written (stored or refreshed).
     pub updated_at: Timestamp,
+    /// When the credential was last checked with its provider (stored in milliseconds).
+    pub last_checked_at: Option<Timestamp>,
+    /// What the last check found wrong (a short code or fixed text); `None` after a check it passed.
+    pub last_check_error: Option<String>,
+    /// When the background pass checks it next; `None`: never (not a static key, or rejected).
+    pub next_check_at: Option<Timestamp>,
 }
 
 /// A connection's typed fields in their columns' forms, for binding.
@@ -91,6 +102,9 @@ pub(crate) struct ColumnValues<'a> {
     pub next_refresh_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    pub last_checked_at: Option<i64>,
+    pub last_check_error: Option<&'a str>,
+    pub next_check_at: Option<i64>,
 }
 
 impl Connection {
@@ -105,7 +119,23 @@ impl Connection {
             next_refresh_at: self.next_refresh_at.map(Timestamp::as_secs),
             created_at: self.created_at.as_millis(),
             updated_at: self.updated_at.as_millis(),
+            last_checked_at: self.last_checked_at.map(Timestamp::as_millis),
+            last_check_error: self.last_check_error.as_deref(),
+            next_check_at: self.next_check_at.map(Timestamp::as_secs),
         })
+    }
+
+    /// The check columns of a row read (see [`Connection::from_columns`] for the others).
+    pub(crate) fn with_check_columns(
+        mut self,
+        last_checked_at: Option<i64>,
+        last_check_error: Option<String>,
+        next_check_at: Option<i64>,
+    ) -> Self {
+        self.last_checked_at = last_checked_at.map(Timestamp::from_millis);
+        self.last_check_error = last_check_error;
+        self.next_check_at = next_check_at.map(Timestamp::from_secs);
+        self
     }
 
     /// From a row's columns. Metadata that is not a JSON object (changed by hand) reads as none; an
@@ -148,6 +178,9 @@ impl Connection {
             refresh_failures,
             created_at: Timestamp::from_millis(created_at),
             updated_at: Timestamp::from_millis(updated_at),
+            last_checked_at: None,
+            last_check_error: None,
+            next_check_at: None,
         })
     }
 }
@@ -167,12 +200,13 @@ mod tests {
             (ConnectionStatus::Active, "active"),
             (ConnectionStatus::Degraded, "degraded"),
             (ConnectionStatus::NeedsReauth, "needs_reauth"),
+            (ConnectionStatus::Unchecked, "unchecked"),
         ] {
             assert_eq!(status.as_str(), text);
             assert_eq!(text.parse::<ConnectionStatus>().unwrap(), status);
             assert_eq!(serde_json::to_value(status).unwrap(), text);
         }
-        assert!("unchecked".parse::<ConnectionStatus>().is_err());
+        assert!("checked".parse::<ConnectionStatus>().is_err());
     }
 
     #[test]

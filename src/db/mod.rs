@@ -285,6 +285,15 @@ pub trait Store: OrgStore + ImportStore + OutboxStore + ConnectStore + Send + Sy
         limit: i64,
     ) -> Result<Vec<DueConnection>, DbError>;
 
+    /// Claims up to `limit` connections whose check is due at `now` (`next_check_at <= now`), moving their
+    /// `next_check_at` to `lease_until` like [`Store::claim_due`]; the check's result then plans the next.
+    async fn claim_due_checks(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<DueConnection>, DbError>;
+
     // Cross-process cache invalidation.
     /// Tells every other process that a credential changed; call it after the change is committed.
     /// PostgreSQL: nothing to do, returns `None` (a trigger on `connections` sends the `NOTIFY` in the

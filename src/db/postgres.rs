@@ -159,6 +159,13 @@ fn lease_key(key: &str) -> String {
     key.replace('\\', "\\\\").replace('\0', "\\0")
 }
 
+/// [`CLAIM_DUE_SQL`] for checks: `next_check_at`, and every status but `needs_reauth`.
+const CLAIM_DUE_CHECKS_SQL: &str = "UPDATE connections c SET next_check_at = $1 FROM (SELECT org_id, provider, \
+     name FROM connections WHERE next_check_at <= $2 AND status <> 'needs_reauth' ORDER BY next_check_at \
+     LIMIT $3 FOR UPDATE SKIP LOCKED) due \
+     WHERE c.org_id = due.org_id AND c.provider = due.provider AND c.name = due.name \
+     RETURNING c.org_id, c.provider, c.name";
+
 impl_store!(PgStore, {
     fn backend(&self) -> Backend {
         Backend::Postgres
@@ -243,6 +250,21 @@ impl_store!(PgStore, {
         limit: i64,
     ) -> Result<Vec<super::DueConnection>, DbError> {
         let rows: Vec<super::DueConnection> = sqlx::query_as(CLAIM_DUE_SQL)
+            .bind(lease_until.as_secs())
+            .bind(now.as_secs())
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows)
+    }
+
+    async fn claim_due_checks(
+        &self,
+        now: crate::clock::Timestamp,
+        lease_until: crate::clock::Timestamp,
+        limit: i64,
+    ) -> Result<Vec<super::DueConnection>, DbError> {
+        let rows: Vec<super::DueConnection> = sqlx::query_as(CLAIM_DUE_CHECKS_SQL)
             .bind(lease_until.as_secs())
             .bind(now.as_secs())
             .bind(limit)

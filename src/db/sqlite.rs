@@ -190,6 +190,26 @@ impl_store!(SqliteStore, {
         .await?;
         Ok(rows)
     }
+
+    async fn claim_due_checks(
+        &self,
+        now: crate::clock::Timestamp,
+        lease_until: crate::clock::Timestamp,
+        limit: i64,
+    ) -> Result<Vec<super::DueConnection>, DbError> {
+        // As `claim_due`, on next_check_at.
+        let rows: Vec<super::DueConnection> = sqlx::query_as(
+            "UPDATE connections SET next_check_at = $1 WHERE rowid IN (SELECT rowid FROM connections \
+             WHERE next_check_at <= $2 AND status <> 'needs_reauth' ORDER BY next_check_at LIMIT $3) \
+             RETURNING org_id, provider, name",
+        )
+        .bind(lease_until.as_secs())
+        .bind(now.as_secs())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
 });
 
 impl_org_store!(SqliteStore);

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod auth;
 pub mod connect;
+pub mod checks;
 pub mod error;
 pub mod extract;
 pub mod headers;
@@ -79,6 +80,7 @@ pub fn router(
         .merge(openapi::routes())
         .merge(headers::no_store(tokens::routes()))
         .merge(headers::no_store(connect::routes()))
+        .merge(headers::no_store(checks::routes()))
         .merge(orgs::routes())
         // The web console: a driver of its own on the same services, behind the same limits and headers.
         .merge(crate::console::routes(console))

@@ -41,6 +41,7 @@ mod provider_schemas;
         super::tokens::refresh,
         super::connect::start,
         super::connect::callback,
+        super::checks::check,
         super::orgs::list,
         super::orgs::create,
         super::orgs::members,
@@ -52,7 +53,7 @@ mod provider_schemas;
         super::health::readyz,
         super::metrics::scrape,
     ),
-    components(schemas(super::error::ErrorBody, super::error::ConflictBody)),
+    components(schemas(super::error::ErrorBody, super::error::ConflictBody, super::checks::CheckFailedBody)),
     modifiers(&SecuritySchemes, &Providers),
     tags(
         (name = "auth", description = "Accounts and sessions"),

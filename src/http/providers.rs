@@ -45,6 +45,10 @@ pub struct ProviderEntry {
     /// `api_base_url`), each overridable by configuration.
     #[schema(value_type = Object)]
     pub endpoints: Value,
+    /// The request that proves a credential works (`method`, `base`, `path`, where the credential goes,
+    /// which answers mean "rejected"): `docs/CHECKS.md`.
+    #[schema(value_type = Object)]
+    pub check: Value,
     /// The environment variable overriding the token endpoint.
     #[schema(nullable = false)]
     pub token_url_env: Option<String>,

@@ -9,6 +9,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::AppState;
+use super::checks::{CheckFailedBody, StoreQuery};
 use super::error::{ApiError, ConflictBody, ErrorBody};
 use super::extract::{ApiJson, ApiPath as Path, ApiQuery, ClientAddr, InOrg, OrgHeader};
 use crate::credentials::{Caller, ConnectionName, ConnectionView, Target, TokenData};
@@ -55,7 +56,7 @@ pub struct NameQuery {
 
 /// The connection name a request gives (`None` when it gives none); 400 outside the pattern, before
 /// anything is read or changed.
-struct Named(Option<ConnectionName>);
+pub(super) struct Named(Option<ConnectionName>);
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Named {
     type Rejection = ApiError;
@@ -77,7 +78,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Named {
 
 impl Named {
     /// The connection of `provider` the request names (`default` without `?name=`).
-    fn of(self, provider: String) -> Target {
+    pub(super) fn of(self, provider: String) -> Target {
         Target::new(provider, self.0.unwrap_or_default())
     }
 }
@@ -104,7 +105,7 @@ pub fn routes() -> Router<AppState> {
     path = "/api/tokens/{provider}",
     operation_id = "storeCredential",
     tag = "tokens",
-    params(("provider" = String, Path, description = "A provider id from `GET /api/providers`"), NameQuery, OrgHeader),
+    params(("provider" = String, Path, description = "A provider id from `GET /api/providers`"), NameQuery, StoreQuery, OrgHeader),
     // The body schema (anyOf the providers' `TokenBody_<id>`) is set from the catalog in `openapi.rs`.
     request_body(
         content = Value,
@@ -115,8 +116,8 @@ pub fn routes() -> Router<AppState> {
     ),
     security(("bearer" = []), ("authjs_session_cookie" = []), ("internal_user_id" = [], "internal_secret" = [])),
     responses(
-        (status = 200, description = "Stored", body = StoredConnection),
-        (status = 400, description = "Malformed body, a field missing, unknown or invalid, a malformed `X-Org-ID`, or a `name` outside the pattern", body = ErrorBody),
+        (status = 200, description = "Stored (status `active` when checked, `unchecked` with `?check=false`)", body = StoredConnection),
+        (status = 400, description = "Malformed body, a field missing, unknown or invalid, a malformed `X-Org-ID`, a `name` outside the pattern, or the provider rejected the credential (`provider`, `detail`; nothing stored)", body = CheckFailedBody),
         (status = 401, description = "Not authenticated", body = ErrorBody),
         (status = 403, description = "The caller's role in the org does not allow it", body = ErrorBody),
         (status = 404, description = "Unknown provider", body = ErrorBody),
@@ -124,6 +125,7 @@ pub fn routes() -> Router<AppState> {
         (status = 413, description = "Request body too large", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 500, description = "Internal error (details only in the log)", body = ErrorBody),
+        (status = 502, description = "The provider could not be reached to check the credential (`provider`; nothing stored)", body = CheckFailedBody),
         (status = 503, description = "The secret store (or the provider, to check the credential), or the audit log, is unavailable", body = ErrorBody),
     ),
 )]
@@ -133,12 +135,13 @@ async fn store(
     named: Named,
     ClientAddr(addr): ClientAddr,
     Path(provider): Path<String>,
+    ApiQuery(query): ApiQuery<StoreQuery>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
     acting.require(Permission::WriteConnections)?;
     let stored = state
         .credentials
-        .store_tokens_in_db(&caller(&acting), &body, named.of(provider), &addr)
+        .store_checked(&caller(&acting), &body, named.of(provider), &addr, query.check)
         .await?;
     // The generated external id is shown once: the user puts it in the role's trust policy.
     let out = StoredConnection {

@@ -1,6 +1,7 @@
 //! The static provider table. Data only: adding a provider means adding an entry here.
 
 use super::connect::{AnswerValue, Connect, OAuthConnect, Revocation};
+use super::check::{CheckAuth, CheckBase, CheckMethod, CheckSpec, RejectedWhen, UNAUTHORIZED, bearer_get};
 use super::{ClientAuth, Endpoints, FieldFormat, FieldSpec, ProviderSpec, RefreshKind, Variant};
 
 /// 8 KiB: the longest token or key accepted.
@@ -123,6 +124,22 @@ const GCP: ProviderSpec = ProviderSpec {
         token_url: Some("https://oauth2.googleapis.com/token"),
         ..NO_ENDPOINTS
     },
+    // Google's tokeninfo answers 400 `invalid_token` for a token it does not know. A service-account key is
+    // first turned into an access token by the JWT-bearer grant.
+    check: CheckSpec {
+        method: CheckMethod::Post,
+        base: CheckBase::Hosted("https://oauth2.googleapis.com"),
+        path: "/tokeninfo",
+        query: &[],
+        form: &[],
+        auth: &[&[CheckAuth::Form {
+            param: "access_token",
+            field: "access_token",
+        }]],
+        rejected_statuses: &[400, 401, 403],
+        accepted_statuses: &[],
+        rejected_when: &[],
+    },
     expires_at_field: Some("expires_at"),
     connect: Connect::OAuth(&GCP_CONNECT),
     revocation: Some(&GCP_REVOKE),
@@ -194,6 +211,18 @@ const AWS: ProviderSpec = ProviderSpec {
         sts_url: Some("https://sts.amazonaws.com"),
         ..NO_ENDPOINTS
     },
+    // GetCallerIdentity needs no permission: signed with the keys AssumeRole gave, it proves the role works.
+    check: CheckSpec {
+        method: CheckMethod::Post,
+        base: CheckBase::AwsSts,
+        path: "/",
+        query: &[],
+        form: &[("Action", "GetCallerIdentity"), ("Version", "2011-06-15")],
+        auth: &[&[CheckAuth::SigV4 { service: "sts" }]],
+        rejected_statuses: UNAUTHORIZED,
+        accepted_statuses: &[],
+        rejected_when: &[],
+    },
     expires_at_field: None,
     connect: Connect::AwsRole,
     revocation: None,
@@ -241,6 +270,16 @@ const AZURE: ProviderSpec = ProviderSpec {
         api_base_url: Some("https://management.azure.com"),
         ..NO_ENDPOINTS
     },
+    // With a token minted by the client_credentials grant; 404: the principal sees no such subscription.
+    check: CheckSpec {
+        query: &[("api-version", "2022-12-01")],
+        rejected_statuses: &[401, 403, 404],
+        ..bearer_get(
+            CheckBase::Hosted("https://management.azure.com"),
+            "/subscriptions/{subscription_id}",
+            &[&[CheckAuth::Bearer { field: "access_token" }]],
+        )
+    },
     expires_at_field: None,
     connect: Connect::None,
     revocation: None,
@@ -266,6 +305,11 @@ const GRAFANA: ProviderSpec = ProviderSpec {
     variants: &[],
     refresh: RefreshKind::None,
     endpoints: NO_ENDPOINTS,
+    check: bearer_get(
+        CheckBase::Field("base_url"),
+        "/api/org",
+        &[&[CheckAuth::Bearer { field: "api_key" }]],
+    ),
     expires_at_field: None,
     connect: Connect::None,
     revocation: None,
@@ -294,6 +338,28 @@ const DATADOG: ProviderSpec = ProviderSpec {
     variants: &[],
     refresh: RefreshKind::None,
     endpoints: NO_ENDPOINTS,
+    // `/api/v1/validate` answers `{"valid": true}`, or 403 (`{"valid": false}` in older sites' answers).
+    check: CheckSpec {
+        rejected_when: &[RejectedWhen {
+            pointer: "/valid",
+            equals: false,
+            detail: None,
+        }],
+        ..bearer_get(
+            CheckBase::Hosted("https://api.{site}"),
+            "/api/v1/validate",
+            &[&[
+                CheckAuth::Header {
+                    name: "DD-API-KEY",
+                    field: "api_key",
+                },
+                CheckAuth::Header {
+                    name: "DD-APPLICATION-KEY",
+                    field: "app_key",
+                },
+            ]],
+        )
+    },
     expires_at_field: None,
     connect: Connect::None,
     revocation: None,
@@ -323,6 +389,11 @@ const NETDATA: ProviderSpec = ProviderSpec {
     variants: &[],
     refresh: RefreshKind::None,
     endpoints: NO_ENDPOINTS,
+    check: bearer_get(
+        CheckBase::Field("base_url"),
+        "/api/v2/spaces",
+        &[&[CheckAuth::Bearer { field: "api_token" }]],
+    ),
     expires_at_field: None,
     connect: Connect::None,
     revocation: None,
@@ -355,6 +426,15 @@ const SCALEWAY: ProviderSpec = ProviderSpec {
         api_base_url: Some("https://api.scaleway.com"),
         ..NO_ENDPOINTS
     },
+    // The API key reads itself: IAM `GET /iam/v1alpha1/api-keys/{access_key}` with the secret key.
+    check: bearer_get(
+        CheckBase::Hosted("https://api.scaleway.com"),
+        "/iam/v1alpha1/api-keys/{access_key}",
+        &[&[CheckAuth::Header {
+            name: "X-Auth-Token",
+            field: "secret_key",
+        }]],
+    ),
     expires_at_field: None,
     connect: Connect::None,
     revocation: None,
@@ -400,6 +480,17 @@ const TAILSCALE: ProviderSpec = ProviderSpec {
         api_base_url: Some("https://api.tailscale.com/api/v2"),
         ..NO_ENDPOINTS
     },
+    // With a token minted by the client_credentials grant (which alone proves the client); 403 means only
+    // that the client's scopes do not cover devices, so it counts as working.
+    check: CheckSpec {
+        rejected_statuses: &[401],
+        accepted_statuses: &[403],
+        ..bearer_get(
+            CheckBase::Hosted("https://api.tailscale.com/api/v2"),
+            "/tailnet/{tailnet}/devices",
+            &[&[CheckAuth::Bearer { field: "access_token" }]],
+        )
+    },
     expires_at_field: None,
     connect: Connect::None,
     revocation: None,
@@ -423,6 +514,14 @@ const SPLUNK: ProviderSpec = ProviderSpec {
     variants: &[],
     refresh: RefreshKind::None,
     endpoints: NO_ENDPOINTS,
+    check: CheckSpec {
+        query: &[("output_mode", "json")],
+        ..bearer_get(
+            CheckBase::Field("base_url"),
+            "/services/server/info",
+            &[&[CheckAuth::Bearer { field: "api_token" }]],
+        )
+    },
     expires_at_field: None,
     connect: Connect::None,
     revocation: None,
@@ -514,6 +613,20 @@ const SLACK: ProviderSpec = ProviderSpec {
         api_base_url: Some("https://slack.com/api"),
         ..NO_ENDPOINTS
     },
+    // Slack answers 200 with `{"ok": false, "error": "invalid_auth"}` (or `token_revoked`, ...).
+    check: CheckSpec {
+        method: CheckMethod::Post,
+        rejected_when: &[RejectedWhen {
+            pointer: "/ok",
+            equals: false,
+            detail: Some("/error"),
+        }],
+        ..bearer_get(
+            CheckBase::Hosted("https://slack.com/api"),
+            "/auth.test",
+            &[&[CheckAuth::Bearer { field: "access_token" }]],
+        )
+    },
     expires_at_field: Some("expires_at"),
     connect: Connect::OAuth(&SLACK_CONNECT),
     revocation: Some(&SLACK_REVOKE),
@@ -575,6 +688,25 @@ const COROOT: ProviderSpec = ProviderSpec {
     variants: &[],
     refresh: RefreshKind::None,
     endpoints: NO_ENDPOINTS,
+    // Coroot's log-in form: 404 "Invalid email or password" (400 for a malformed one).
+    check: CheckSpec {
+        method: CheckMethod::Post,
+        rejected_statuses: &[400, 401, 403, 404],
+        ..bearer_get(
+            CheckBase::Field("url"),
+            "/api/login",
+            &[&[
+                CheckAuth::Json {
+                    member: "email",
+                    field: "email",
+                },
+                CheckAuth::Json {
+                    member: "password",
+                    field: "password",
+                },
+            ]],
+        )
+    },
     expires_at_field: None,
     connect: Connect::None,
     revocation: None,
@@ -610,6 +742,18 @@ const BITBUCKET: ProviderSpec = ProviderSpec {
         api_base_url: Some("https://api.bitbucket.org/2.0"),
         ..NO_ENDPOINTS
     },
+    // An API token goes with the account's e-mail as HTTP Basic; OAuth tokens as Bearer.
+    check: bearer_get(
+        CheckBase::Hosted("https://api.bitbucket.org/2.0"),
+        "/user",
+        &[
+            &[CheckAuth::Basic {
+                user: "email",
+                password: "api_token",
+            }],
+            &[CheckAuth::Bearer { field: "access_token" }],
+        ],
+    ),
     expires_at_field: Some("expires_at"),
     connect: Connect::OAuth(&BITBUCKET_CONNECT),
     revocation: None,
@@ -649,6 +793,11 @@ const THOUSANDEYES: ProviderSpec = ProviderSpec {
         api_base_url: Some("https://api.thousandeyes.com/v7"),
         ..NO_ENDPOINTS
     },
+    check: bearer_get(
+        CheckBase::Hosted("https://api.thousandeyes.com/v7"),
+        "/account-groups",
+        &[&[CheckAuth::Bearer { field: "api_token" }]],
+    ),
     expires_at_field: None,
     connect: Connect::None,
     revocation: None,

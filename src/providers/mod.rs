@@ -14,6 +14,7 @@
 
 mod catalog;
 pub mod connect;
+pub mod check;
 pub mod rsa_key;
 mod token_data;
 pub mod url_policy;
@@ -24,8 +25,11 @@ use serde::ser::{SerializeStruct, Serializer};
 use serde_json::{Map, Value};
 
 pub use connect::{AnswerValue, Connect, OAuthConnect, Revocation};
+pub use check::{CheckAuth, CheckBase, CheckMethod, CheckSpec, RejectedWhen, api_url_env_var};
 pub use token_data::{NotAnObject, TokenData};
 pub use url_policy::{UrlPolicy, UrlPolicyError, check_resolved_ip, check_url, normalize_base_url};
+/// `{field}` placeholders of a URL template filled with the percent-encoded token-data values.
+pub use validate::substitute as fill_template;
 /// Limits the validator checks, for the OpenAPI body schemas (`http::openapi`) that state them.
 pub use validate::{EPOCH_MAX, SERVICE_ACCOUNT_MAX};
 
@@ -292,6 +296,8 @@ pub struct ProviderSpec {
     /// How the credential is kept fresh (for single-shape providers; variants carry their own).
     pub refresh: RefreshKind,
     pub endpoints: Endpoints,
+    /// The request that proves a credential works (`docs/CHECKS.md`).
+    pub check: CheckSpec,
     /// The field holding the access token's expiry (epoch seconds), if any.
     pub expires_at_field: Option<&'static str>,
     /// How `POST /api/connect/{provider}` obtains a credential ([`Connect::None`]: only by `PUT`).
@@ -325,6 +331,11 @@ impl ProviderSpec {
     /// `TOKENKEEPER_<ID>_TOKEN_URL`.
     pub fn token_url_env_var(&self) -> String {
         token_url_env_var(self.id)
+    }
+
+    /// `TOKENKEEPER_<ID>_API_URL`: replaces the hosted base URL of the provider's check.
+    pub fn api_url_env_var(&self) -> String {
+        api_url_env_var(self.id)
     }
 
     /// `TOKENKEEPER_<ID>_CLIENT_ID`.
@@ -412,6 +423,7 @@ impl Serialize for ProviderSpec {
         }
         st.serialize_field("endpoints", &self.endpoints)?;
         st.serialize_field("connect", &self.connect)?;
+        st.serialize_field("check", &self.check)?;
         if self.endpoints.token_url.is_some() || self.endpoints.token_path.is_some() {
             st.serialize_field("token_url_env", &self.token_url_env_var())?;
         }

@@ -221,7 +221,7 @@ pub(super) fn token_url(
 }
 
 /// Replace `{field}` placeholders with the percent-encoded token-data value; `None` if one is missing.
-fn substitute(template: &str, token_data: &Map<String, Value>) -> Option<String> {
+pub fn substitute(template: &str, token_data: &Map<String, Value>) -> Option<String> {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
     while let Some((before, after)) = rest.split_once('{') {

@@ -26,7 +26,8 @@ async fn every_provider_stores_and_reads_back(db: Db, secrets: Secrets) {
             assert_eq!(r.status(), 200, "store {}: {:?}", spec.id, r.text().await);
             let view: Value = r.json().await.unwrap();
             assert_eq!(view["provider"], spec.id);
-            assert_eq!(view["status"], "active");
+            // The test app stores without a check (tests/api/checks.rs checks).
+            assert_eq!(view["status"], "unchecked");
             let expected_ref = format!(
                 "{}:kv/data/aurora/users/aurora-dev-{uid}-{}-token",
                 if secrets == Secrets::OpenBao { "vault" } else { "local" },

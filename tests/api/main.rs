@@ -7,6 +7,8 @@ mod audit;
 mod audit_scale;
 mod audit_sink;
 mod auth_routes;
+mod checks;
+mod checks_status;
 mod client_addr;
 mod connect;
 mod console;

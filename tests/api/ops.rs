@@ -170,8 +170,8 @@ async fn metrics_counters_move_by_the_scripted_calls(db: Db) {
     assert_eq!(after.get("tokenkeeper_build_info{version=\"0.1.0\"}"), Some(&1.0));
 
     // Connections by status, counted in SQL (this test's own database) at scrape time: a store adds
-    // exactly one active connection, its delete takes it away again.
-    let active = "tokenkeeper_connections{status=\"active\"}";
+    // exactly one connection (unchecked: the test app stores without a check), its delete takes it away.
+    let active = "tokenkeeper_connections{status=\"unchecked\"}";
     let (_, token) = app.user("gauge@example.com").await;
     let creds = json!({"api_token": "gauge-splunk-token", "base_url": "https://s.example.com"});
     let before = scrape(&app).await;
@@ -181,7 +181,7 @@ async fn metrics_counters_move_by_the_scripted_calls(db: Db) {
     assert_eq!(app.delete_auth("/api/tokens/splunk", &token).await.status(), 204);
     let deleted = scrape(&app).await;
     assert_eq!(get(&deleted, active), get(&before, active));
-    for status in ["active", "degraded", "needs_reauth"] {
+    for status in ["active", "degraded", "needs_reauth", "unchecked"] {
         let series = format!("tokenkeeper_connections{{status=\"{status}\"}}");
         assert_eq!(get(&deleted, &series), get(&before, &series), "{series}");
     }

@@ -42,6 +42,8 @@ impl Default for TestConfig {
         env.insert("TOKENKEEPER_REGISTER_LIMIT".into(), "100000".into());
         // Tests drive the refresher themselves (run_pass), with their clock.
         env.insert("TOKENKEEPER_REFRESHER_DISABLED".into(), "true".into());
+        // Stores do not check with the provider (the suite stays offline); tests/api/checks.rs turns it on.
+        env.insert("TOKENKEEPER_CHECK_ON_STORE".into(), "false".into());
         // Provider endpoints point at a closed local port: no test reaches the internet.
         for p in tokenkeeper::providers::catalog() {
             env.insert(p.token_url_env_var(), "http://127.0.0.1:9/token".into());

@@ -14,6 +14,7 @@ pub mod oauth_server;
 pub mod openbao;
 pub mod postgres;
 pub mod process;
+pub mod provider_api;
 pub mod skip;
 pub mod stand_in;
 pub mod store_faults;

@@ -278,6 +278,14 @@ impl Store for FaultyStore {
     ) -> Result<Vec<tokenkeeper::db::DueConnection>, DbError> {
         self.inner.claim_due(now, lease_until, limit).await
     }
+    async fn claim_due_checks(
+        &self,
+        now: tokenkeeper::clock::Timestamp,
+        lease_until: tokenkeeper::clock::Timestamp,
+        limit: i64,
+    ) -> Result<Vec<tokenkeeper::db::DueConnection>, DbError> {
+        self.inner.claim_due_checks(now, lease_until, limit).await
+    }
     async fn notify_changed(&self, key: &str) -> Result<Option<u64>, DbError> {
         self.inner.notify_changed(key).await
     }

@@ -82,6 +82,7 @@ impl CredentialService {
         let events = (self.config.events).of_change(Some(before), Some(updated), &before.user_id, self.clock.now());
         if self.store.update_connection_emitting(updated, &events).await? {
             self.changed(key).await;
+            self.status_changed(key, before.status, updated);
             return Ok(Landing::Recorded);
         }
         match self.row(key).await {
