@@ -8,8 +8,7 @@ use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
 use crate::audit::Auditor;
-use crate::background::{AuditPruner, Refresher, RefresherSettings, WebhookDriver};
-use crate::background::{AuditPruner, Checker, Refresher, RefresherSettings};
+use crate::background::{AuditPruner, Checker, Refresher, RefresherSettings, WebhookDriver};
 use crate::clock::SharedClock;
 use crate::config::{SecretBackend, Settings};
 use crate::credentials::{CredentialService, DueBatch, NamingSettings, RefreshSettings};
@@ -254,6 +253,7 @@ impl Services {
         // but not yet recorded would be sent again after restart (receivers deduplicate on webhook-id).
         if let Some(w) = webhooks {
             let _ = w.await;
+        }
         if let Some(c) = checker {
             let _ = c.await;
         }

@@ -46,6 +46,10 @@ impl CredentialService {
             expires_at,
             next_refresh_at: valid.refresh.refreshes().then(|| self.next_refresh_at(expires_at)),
             refresh_failures: 0,
+            // Never checked here: a static key falls due one check interval after Aurora stored it.
+            last_checked_at: None,
+            last_check_error: None,
+            next_check_at: self.next_check_at(valid.refresh, None, a.created_at),
             created_at: a.created_at,
             updated_at: a.created_at,
         })

@@ -81,6 +81,7 @@ struct Config {
 }
 
 /// How credentials are checked: the settings, and the two fetchers (same timeout as the grants).
+#[derive(Clone)]
 struct Checks {
     settings: CheckSettings,
     policy: AddressPolicy,
@@ -184,6 +185,7 @@ impl CredentialService {
             url_policy: self.config.url_policy,
             http: self.config.http.clone(),
             refresh: self.config.refresh.clone(),
+            checks: self.config.checks.clone(),
             events,
         });
         self
