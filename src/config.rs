@@ -4,8 +4,8 @@
 //! (the file's contents, trimmed). An invalid value stops start-up with an error naming the variable.
 
 pub mod audit;
-pub mod connect;
 mod checks;
+pub mod connect;
 mod console;
 mod grants;
 mod http;
@@ -18,8 +18,8 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 pub use audit::{AuditLogTarget, AuditSettings, ReadAudit};
-pub use connect::ConnectSettings;
 pub use checks::{CHECK_INTERVAL_VAR, CHECK_ON_STORE_VAR, CheckSettings};
+pub use connect::ConnectSettings;
 pub use console::ConsoleSettings;
 pub use grants::{
     AwsSettings, DEFAULT_REGION, DEFAULT_SESSION_DURATION_SECS, GrantSettings, ProviderGrantSettings,

@@ -3,8 +3,8 @@
 
 pub mod audit;
 pub mod auth;
-pub mod connect;
 pub mod checks;
+pub mod connect;
 pub mod error;
 pub mod extract;
 pub mod headers;

@@ -1,7 +1,7 @@
 //! The static provider table. Data only: adding a provider means adding an entry here.
 
-use super::connect::{AnswerValue, Connect, OAuthConnect, Revocation};
 use super::check::{CheckAuth, CheckBase, CheckMethod, CheckSpec, RejectedWhen, UNAUTHORIZED, bearer_get};
+use super::connect::{AnswerValue, Connect, OAuthConnect, Revocation};
 use super::{ClientAuth, Endpoints, FieldFormat, FieldSpec, ProviderSpec, RefreshKind, Variant};
 
 /// 8 KiB: the longest token or key accepted.

@@ -13,8 +13,8 @@
 //! User-supplied base URLs go through [`url_policy`] (https only, no private/loopback hosts unless allowed).
 
 mod catalog;
-pub mod connect;
 pub mod check;
+pub mod connect;
 pub mod rsa_key;
 mod token_data;
 pub mod url_policy;
@@ -24,8 +24,8 @@ use serde::Serialize;
 use serde::ser::{SerializeStruct, Serializer};
 use serde_json::{Map, Value};
 
-pub use connect::{AnswerValue, Connect, OAuthConnect, Revocation};
 pub use check::{CheckAuth, CheckBase, CheckMethod, CheckSpec, RejectedWhen, api_url_env_var};
+pub use connect::{AnswerValue, Connect, OAuthConnect, Revocation};
 pub use token_data::{NotAnObject, TokenData};
 pub use url_policy::{UrlPolicy, UrlPolicyError, check_resolved_ip, check_url, normalize_base_url};
 /// `{field}` placeholders of a URL template filled with the percent-encoded token-data values.

@@ -158,7 +158,7 @@ async fn connect_list_and_disconnect(db: Db, secrets: Secrets) {
     assert_eq!(api_connections(&app, &token).await.len(), 1);
     let list = b.get("/").await;
     assert!(list.body.contains("Grafana") && list.body.contains("https://g.example.com"));
-    assert!(list.body.contains("status active") && list.body.contains("/disconnect/grafana"));
+    assert!(list.body.contains("status unchecked") && list.body.contains("/disconnect/grafana"));
     assert!(!list.body.contains(GRAFANA_KEY));
 
     let confirm = b.get("/disconnect/grafana").await;

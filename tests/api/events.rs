@@ -142,7 +142,8 @@ async fn each_change_is_one_signed_event_with_its_data_and_no_secret(db: Db) {
     ids.dedup();
     assert_eq!(ids.len(), 5, "distinct ids");
     let created = of(&got, "splunk")[0].json();
-    assert_eq!(created["data"]["status"], "active");
+    // The test app stores without a check (TOKENKEEPER_CHECK_ON_STORE=false): a static key starts unchecked.
+    assert_eq!(created["data"]["status"], "unchecked");
     let changed = of(&got, "gcp")[1].json();
     assert_eq!(
         (
@@ -150,7 +151,7 @@ async fn each_change_is_one_signed_event_with_its_data_and_no_secret(db: Db) {
             &changed["data"]["to"],
             &changed["data"]["reason"]
         ),
-        (&json!("active"), &json!("needs_reauth"), &json!(reason))
+        (&json!("unchecked"), &json!("needs_reauth"), &json!(reason))
     );
     assert_eq!(metric(&app, "tokenkeeper_webhook_deliveries_total").await, 5);
     assert_eq!(metric(&app, "tokenkeeper_webhook_backlog").await, 0);
