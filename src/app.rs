@@ -60,6 +60,7 @@ impl Services {
             self.store.clone(),
             self.secrets.clone(),
             self.credentials.clone(),
+            self.identity.clone(),
             self.clock.clone(),
         )
     }

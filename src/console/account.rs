@@ -8,15 +8,15 @@ use maud::html;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::layout::{csrf, notice, page as frame};
-use super::session::{Posted, Signed};
-use crate::http::extract::ClientAddr;
+use super::session::{PASSWORD_PAGE, Posted, Signed};
+use crate::http::extract::{ApiQuery, ClientAddr};
 use crate::http::{ApiError, AppState};
 use crate::passwords::Caller;
 
 fn page_of(who: &Signed, message: Option<(bool, &str)>) -> maud::Markup {
     let body = html! {
         @if let Some((error, text)) = message { (notice(error, text)) }
-        form.stack method="post" action="/password" {
+        form.stack method="post" action=(PASSWORD_PAGE) {
             (csrf(who))
             label for="current" { "Current password" }
             input #current type="password" name="current_password" autocomplete="current-password" required;
@@ -31,9 +31,18 @@ fn page_of(who: &Signed, message: Option<(bool, &str)>) -> maud::Markup {
     frame("Change password", Some(who), body)
 }
 
-pub async fn page(who: Signed) -> Response {
-    page_of(&who, None).into_response()
+#[derive(serde::Deserialize)]
+pub struct PageQuery {
+    required: Option<String>,
 }
+
+/// `?required=1`: the console sent the caller here because they must change their password first.
+pub async fn page(who: Signed, ApiQuery(q): ApiQuery<PageQuery>) -> Response {
+    let required = q.required.is_some().then_some((true, REQUIRED));
+    page_of(&who, required).into_response()
+}
+
+const REQUIRED: &str = "Your password was set for you: choose your own before using the console.";
 
 #[derive(serde::Deserialize)]
 pub struct Change {

@@ -46,7 +46,10 @@ pub fn routes(settings: ConsoleSettings) -> Router<AppState> {
             "/disconnect/{provider}",
             routing::get(connections::disconnect_page).post(connections::disconnect),
         )
-        .route("/password", routing::get(account::page).post(account::change))
+        .route(
+            session::PASSWORD_PAGE,
+            routing::get(account::page).post(account::change),
+        )
         .route("/members", routing::get(members::page).post(members::add))
         .route("/orgs", routing::post(members::create_org))
         .route("/members/{user}/role", routing::post(members::set_role))

@@ -25,11 +25,14 @@ use super::layout::{error_page, notice, page};
 use crate::config::ConsoleSettings;
 use crate::http::extract::{ApiQuery, ClientAddr};
 use crate::http::{ApiError, AppState};
-use crate::identity::{AuthError, Identity};
+use crate::identity::{AuthError, Identity, Scope};
 use crate::ids::UserId;
 use crate::orgs::{Acting, Channel, OrgError, OrgView};
 use crate::passwords::Caller;
 
+/// The change-password page, and where a caller who must change their password first is sent.
+pub const PASSWORD_PAGE: &str = "/password";
+const PASSWORD_REQUIRED: &str = "/password?required=1";
 /// The cookie holding the session token.
 pub const SESSION_COOKIE: &str = "tk_session";
 /// The org the console acts in (an id; membership is checked on every request).
@@ -124,9 +127,15 @@ impl FromRequestParts<AppState> for Signed {
         let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else {
             return Err(to_sign_in(parts, false));
         };
-        let who = match state.authenticator.session(token).await {
+        // A caller who must change their password first may use the page that changes it, and sign out.
+        let scope = match parts.uri.path() {
+            PASSWORD_PAGE | "/sign-out" => Scope::OwnAccount,
+            _ => Scope::Everything,
+        };
+        let who = match state.authenticator.session(token, scope).await {
             Ok(who) => who,
             Err(AuthError::Unauthenticated) => return Err(to_sign_in(parts, true)),
+            Err(AuthError::PasswordChangeRequired) => return Err(Redirect::to(PASSWORD_REQUIRED).into_response()),
             Err(e) => return Err(fail(e)),
         };
         let user = UserId::from(who.user_id.clone());

@@ -116,10 +116,16 @@ impl CredentialService {
             }
             _ => {}
         }
-        let name = self.secret_name(key);
         let (org_id, provider, conn_name) = (key.org().as_str(), key.provider(), key.name().as_str());
         let _lock = self.lock(key).await?;
         let previous = self.store.get_connection(org_id, provider, conn_name).await?;
+        // A replacement goes where the standing row points: an adopted connection's secret keeps the name
+        // Aurora gave it (`secret_of`). A reference foreign to this store (moved mount) is replaced by one
+        // under the key's own name, as before.
+        let name = match previous.as_ref().map(|p| self.secret_of(p)) {
+            Some(Ok(adopted)) => adopted,
+            _ => self.secret_name(key),
+        };
         if previous.is_none() {
             self.check_secret_unclaimed(key, &name).await?;
         }

@@ -9,7 +9,7 @@ pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
 // Column lists as macros so that queries stay `&'static str` literals (sqlx refuses built strings).
 macro_rules! user_columns {
     () => {
-        "id, email, name, password_hash, password_changed_at, password_generation, created_at"
+        "id, email, name, password_hash, password_changed_at, password_generation, created_at, must_change_password"
     };
 }
 macro_rules! connection_columns {
@@ -38,6 +38,7 @@ macro_rules! user_from_row {
             password_changed_at: r.try_get("password_changed_at")?,
             password_generation: r.try_get("password_generation")?,
             created_at: r.try_get("created_at")?,
+            must_change_password: r.try_get("must_change_password")?,
         }
     }};
 }
@@ -47,7 +48,7 @@ macro_rules! user_from_row {
 /// Inserts a user's row inside the transaction `$tx` (the hash exposed only to bind it); the statement's
 /// result, so that callers can tell a taken email.
 macro_rules! insert_user {
-    ($tx:expr, $user:expr, $must_change_password:expr) => {{
+    ($tx:expr, $user:expr) => {{
         use secrecy::ExposeSecret as _;
         let (tx, u): (_, &$crate::db::User) = ($tx, $user);
         sqlx::query(
@@ -61,7 +62,7 @@ macro_rules! insert_user {
         .bind(u.password_changed_at)
         .bind(u.password_generation)
         .bind(u.created_at)
-        .bind($must_change_password)
+        .bind(u.must_change_password)
         .execute(&mut **tx)
         .await
     }};
@@ -163,7 +164,7 @@ macro_rules! impl_store {
             async fn create_user(&self, u: &User) -> Result<(), DbError> {
                 // The user and their personal org (its id: theirs; they its admin), in one transaction.
                 let mut tx = self.pool.begin().await?;
-                match $crate::db::common::insert_user!(&mut tx, u, false) {
+                match $crate::db::common::insert_user!(&mut tx, u) {
                     Ok(_) => {}
                     Err(e) if $crate::db::common::is_unique_violation(&e) => return Err(DbError::Conflict),
                     Err(e) => return Err(e.into()),
@@ -196,7 +197,7 @@ macro_rules! impl_store {
                 let mut tx = self.pool.begin().await?;
                 let updated = sqlx::query(
                     "UPDATE users SET password_hash = $1, password_changed_at = $2, \
-                     password_generation = password_generation + 1 WHERE id = $3",
+                     password_generation = password_generation + 1, must_change_password = FALSE WHERE id = $3",
                 )
                 .bind(hash.expose_secret())
                 .bind(changed_at)

@@ -3,7 +3,8 @@
 //! identity the bulk of a request's cost. This cache keeps the three lookups' answers:
 //! - a live session's user and expiry, by token hash (unknown tokens are not kept: a flood of them must
 //!   not fill memory or push out real sessions);
-//! - a user's last password change (and "no such user", the usual answer for Auth.js users);
+//! - a user's password state: its last change and whether it must be changed before anything else (and
+//!   "no such user", the usual answer for Auth.js users);
 //! - a member's role in an org (only memberships that exist).
 //!
 //! Revocation must still hold on every instance within a second, so every change drops what it touches,
@@ -40,6 +41,18 @@ pub enum Changed<'a> {
     User(&'a str),
     /// One session (revoked at logout), by its token hash.
     Session(&'a str),
+    /// Users and memberships in bulk (an import): everything cached goes.
+    Everyone,
+}
+
+/// What requests need to know of a user's password. The default is "no such user" (an Auth.js user
+/// without a Tokenkeeper account): never changed, nothing to change.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PasswordState {
+    /// When it last changed (epoch ms); `None` when never.
+    pub changed_at: Option<i64>,
+    /// The password was handed to the user: their own sessions may only change it (`identity`).
+    pub must_change: bool,
 }
 
 struct Table<K, V> {
@@ -114,8 +127,8 @@ pub struct IdentityCache {
     announcements: AtomicU64,
     /// Token hash -> (user id, expiry in epoch ms).
     sessions: Table<String, (String, i64)>,
-    /// User id -> their last password change (epoch ms); `None` when never, or no such user.
-    users: Table<String, Option<i64>>,
+    /// User id -> their password state (the default when no such user).
+    users: Table<String, PasswordState>,
     /// (org id, user id) -> role.
     roles: Table<(String, String), String>,
 }
@@ -170,17 +183,26 @@ impl IdentityCache {
 
     /// When `user_id` last changed their password (epoch ms); `None` when never, or no such user.
     pub async fn password_changed_at(&self, user_id: &str) -> Result<Option<i64>, DbError> {
-        if let Some(changed) = self.hit(&self.users, user_id) {
-            return Ok(changed);
+        Ok(self.password_state(user_id).await?.changed_at)
+    }
+
+    /// `user_id`'s password state; the default when there is no such user.
+    pub async fn password_state(&self, user_id: &str) -> Result<PasswordState, DbError> {
+        if let Some(state) = self.hit(&self.users, user_id) {
+            return Ok(state);
         }
         let ticket = self.ticket();
-        let changed = self
+        let state = self
             .store
             .user_by_id(user_id)
             .await?
-            .and_then(|u| u.password_changed_at);
-        self.users.put(user_id.to_string(), changed, || self.current(ticket));
-        Ok(changed)
+            .map(|u| PasswordState {
+                changed_at: u.password_changed_at,
+                must_change: u.must_change_password,
+            })
+            .unwrap_or_default();
+        self.users.put(user_id.to_string(), state, || self.current(ticket));
+        Ok(state)
     }
 
     /// `user_id`'s role in `org_id`; `None` when not a member (or no such org).
@@ -207,6 +229,7 @@ impl IdentityCache {
                 self.epoch.fetch_add(1, SeqCst);
                 self.sessions.retain(|h, _| h != hash);
             }
+            Changed::Everyone => self.clear(),
         }
         match self.store.notify_identity_changed().await {
             // The counter went to `counted`: if ours was the only change since the entries were cached,

@@ -18,6 +18,7 @@ async fn user_with_session(store: &SharedStore, id: &str, hash: &str) {
         password_changed_at: None,
         password_generation: 0,
         created_at: 0,
+        must_change_password: false,
     };
     store.create_user(&user).await.unwrap();
     let session = NewSession {

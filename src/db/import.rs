@@ -6,13 +6,6 @@ use async_trait::async_trait;
 
 use super::{Connection, DbError, OrgRow, User};
 
-/// An adopted account: the user's row as it was elsewhere, and whether they must choose a new password.
-#[derive(Debug, Clone)]
-pub struct ImportedUser {
-    pub user: User,
-    pub must_change_password: bool,
-}
-
 /// A membership to add.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImportedMember {
@@ -26,7 +19,8 @@ pub struct ImportedMember {
 /// without members (their memberships are in `members`, the creator's too).
 #[derive(Debug, Clone, Default)]
 pub struct ImportWrite {
-    pub users: Vec<ImportedUser>,
+    /// Adopted accounts, as they were elsewhere (their hash and `must_change_password` included).
+    pub users: Vec<User>,
     pub orgs: Vec<OrgRow>,
     pub members: Vec<ImportedMember>,
     pub connections: Vec<Connection>,
@@ -41,8 +35,6 @@ impl ImportWrite {
 #[async_trait]
 pub trait ImportStore {
     async fn org_by_id(&self, id: &str) -> Result<Option<OrgRow>, DbError>;
-    /// `None` when there is no such user.
-    async fn must_change_password(&self, user_id: &str) -> Result<Option<bool>, DbError>;
     /// Inserts every row of `w` in one transaction: nothing is written when one insert fails
     /// (`Err(Conflict)` when a row was taken meanwhile).
     async fn apply_import(&self, w: &ImportWrite) -> Result<(), DbError>;
@@ -64,21 +56,12 @@ macro_rules! impl_import_store {
                 })
             }
 
-            async fn must_change_password(&self, user_id: &str) -> Result<Option<bool>, DbError> {
-                Ok(
-                    sqlx::query_scalar("SELECT must_change_password FROM users WHERE id = $1")
-                        .bind(user_id)
-                        .fetch_optional(&self.pool)
-                        .await?,
-                )
-            }
-
             async fn apply_import(&self, w: &$crate::db::ImportWrite) -> Result<(), DbError> {
                 let res: Result<(), sqlx::Error> = async {
                     let mut tx = self.pool.begin().await?;
-                    for i in &w.users {
-                        $crate::db::common::insert_user!(&mut tx, &i.user, i.must_change_password)?;
-                        $crate::db::orgs::insert_org!(&mut tx, &$crate::db::OrgRow::personal_of(&i.user));
+                    for u in &w.users {
+                        $crate::db::common::insert_user!(&mut tx, u)?;
+                        $crate::db::orgs::insert_org!(&mut tx, &$crate::db::OrgRow::personal_of(u));
                     }
                     for o in &w.orgs {
                         sqlx::query(

@@ -25,7 +25,7 @@ use crate::clock::Timestamp;
 pub use connect::{ConnectStore, FlowRow};
 pub use connection::{Connection, ConnectionStatus, UnknownStatus};
 pub use identity_cache::IdentityCache;
-pub use import::{ImportStore, ImportWrite, ImportedMember, ImportedUser};
+pub use import::{ImportStore, ImportWrite, ImportedMember};
 pub use orgs::{MemberChange, MemberRow, OrgRow, OrgStore};
 pub use outbox::{NewEvent, OutboxStore, PendingEvent};
 
@@ -93,6 +93,9 @@ pub struct User {
     /// Moves on with every password change; a session of another generation is refused (0 for a new user).
     pub password_generation: i64,
     pub created_at: i64,
+    /// The password was handed to them (an account adopted from Aurora with its flag set): until they
+    /// change it, their own sessions may do nothing else (`identity`). A password change clears it.
+    pub must_change_password: bool,
 }
 
 #[derive(Debug, Clone)]

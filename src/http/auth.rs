@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiJson, Auth, ClientAddr};
+use super::extract::{ApiJson, ClientAddr, OwnAccount};
 use crate::clock::rfc3339;
 use crate::passwords::Caller;
 
@@ -158,7 +158,8 @@ pub struct MessageResponse {
     pub message: String,
 }
 
-/// Change the caller's password. Every other session of the user is ended; the caller's own stays.
+/// Change the caller's password. Every other session of the user is ended; the caller's own stays. Clears
+/// `mustChangePassword`: a session held to changing its password may do anything again.
 #[utoipa::path(
     post,
     path = "/api/auth/change-password",
@@ -183,7 +184,7 @@ pub struct MessageResponse {
 )]
 async fn change_password(
     State(state): State<AppState>,
-    Auth(who): Auth,
+    OwnAccount(who): OwnAccount,
     ClientAddr(addr): ClientAddr,
     ApiJson(req): ApiJson<ChangePasswordRequest>,
 ) -> Result<Json<MessageResponse>, ApiError> {
@@ -211,6 +212,9 @@ pub struct MeResponse {
     pub name: Option<String>,
     /// When the password was last changed (RFC 3339); null if never.
     pub password_changed_at: Option<String>,
+    /// The password was handed to the user (an account adopted from Aurora): until it is changed, their
+    /// Tokenkeeper sessions may only change it, read this, and log out (403 `password_change_required`).
+    pub must_change_password: bool,
 }
 
 /// The caller's account.
@@ -227,13 +231,14 @@ pub struct MeResponse {
         (status = 500, description = "Internal error (details only in the log)", body = ErrorBody),
     ),
 )]
-async fn me(State(state): State<AppState>, Auth(who): Auth) -> Result<Json<MeResponse>, ApiError> {
+async fn me(State(state): State<AppState>, OwnAccount(who): OwnAccount) -> Result<Json<MeResponse>, ApiError> {
     let user = state.passwords.me(&who.user_id).await?;
     Ok(Json(MeResponse {
         id: user.id,
         email: user.email,
         name: user.name,
         password_changed_at: user.password_changed_at.map(rfc3339),
+        must_change_password: user.must_change_password,
     }))
 }
 
@@ -250,7 +255,7 @@ async fn me(State(state): State<AppState>, Auth(who): Auth) -> Result<Json<MeRes
         (status = 500, description = "Internal error (details only in the log)", body = ErrorBody),
     ),
 )]
-async fn logout(State(state): State<AppState>, Auth(who): Auth) -> Result<StatusCode, ApiError> {
+async fn logout(State(state): State<AppState>, OwnAccount(who): OwnAccount) -> Result<StatusCode, ApiError> {
     state.passwords.logout(who.session_hash()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

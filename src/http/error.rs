@@ -40,6 +40,21 @@ pub struct ConflictBody {
     pub reason: Option<String>,
 }
 
+/// The `code` of the 403 a session gets while its user must change their password first.
+pub const PASSWORD_CHANGE_REQUIRED: &str = "password_change_required";
+
+/// The body of a 403 for a session whose user must change their password first.
+#[derive(ToSchema)]
+#[schema(as = PasswordChangeRequiredError, example = json!({
+    "error": "You must change your password first: POST /api/auth/change-password",
+    "code": "password_change_required"
+}))]
+pub struct PasswordChangeRequiredBody {
+    pub error: String,
+    /// Always `password_change_required`.
+    pub code: String,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
@@ -50,6 +65,9 @@ pub enum ApiError {
     Unauthorized(String),
     #[error("{0}")]
     Forbidden(String),
+    /// 403 with `"code": "password_change_required"`: the caller's session may only change the password.
+    #[error("You must change your password first: POST /api/auth/change-password")]
+    PasswordChangeRequired,
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -113,7 +131,7 @@ impl ApiError {
             Self::BadRequest(_) | Self::BadRequestWith { .. } => StatusCode::BAD_REQUEST,
             Self::BadGatewayWith { .. } => StatusCode::BAD_GATEWAY,
             Self::Unauthenticated | Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::PasswordChangeRequired => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) | Self::ConflictWith { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -139,6 +157,9 @@ impl IntoResponse for ApiError {
         {
             b.extend(x.clone());
         }
+        if let Self::PasswordChangeRequired = &self {
+            body["code"] = json!(PASSWORD_CHANGE_REQUIRED);
+        }
         let mut resp = (status, Json(body)).into_response();
         if let Self::TooManyRequests { retry_after_secs } | Self::Busy { retry_after_secs, .. } = self {
             resp.headers_mut()
@@ -152,6 +173,7 @@ impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         match e {
             AuthError::Unauthenticated => Self::Unauthenticated,
+            AuthError::PasswordChangeRequired => Self::PasswordChangeRequired,
             AuthError::Store(e) => Self::database(e),
         }
     }

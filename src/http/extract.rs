@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::identity::{AuthMethod, Identity};
+use crate::identity::{AuthMethod, Identity, Scope};
 use crate::ids::UserId;
 use crate::orgs::{Acting, Channel, OrgError};
 
@@ -91,7 +91,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
-/// The authenticated caller (`docs/IDENTITY.md`); 401 otherwise.
+/// The authenticated caller (`docs/IDENTITY.md`); 401 otherwise, 403 `password_change_required` while
+/// their own session must change its password first.
 pub struct Auth(pub Identity);
 
 impl FromRequestParts<AppState> for Auth {
@@ -99,6 +100,21 @@ impl FromRequestParts<AppState> for Auth {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         Ok(Self(state.authenticator.authenticate(&parts.headers).await?))
+    }
+}
+
+/// The authenticated caller acting on their own account only (change-password, me, logout): admitted even
+/// while they must change their password ([`Scope::OwnAccount`]); 401 otherwise.
+pub struct OwnAccount(pub Identity);
+
+impl FromRequestParts<AppState> for OwnAccount {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let who = (state.authenticator)
+            .authenticate_for(&parts.headers, Scope::OwnAccount)
+            .await?;
+        Ok(Self(who))
     }
 }
 

@@ -16,6 +16,8 @@ use utoipa_swagger_ui::SwaggerUi;
 use super::AppState;
 use crate::providers::ProviderSpec;
 
+mod password_change;
+use password_change::PasswordChangeRequired;
 mod provider_schemas;
 
 #[derive(OpenApi)]
@@ -24,7 +26,10 @@ mod provider_schemas;
         title = "Tokenkeeper",
         description = "Keeps a platform's user passwords and the provider credentials its users connect. \
                        Secrets live in Vault KV v2 (or the embedded store); SQL keeps references only.\n\n\
-                       Every error is answered as `{\"error\": \"...\"}` with its status code.",
+                       Every error is answered as `{\"error\": \"...\"}` with its status code; a Tokenkeeper \
+                       session whose user must change their password first gets 403 with \
+                       `\"code\": \"password_change_required\"` from every operation but change-password, me \
+                       and logout.",
     ),
     paths(
         super::auth::register,
@@ -53,8 +58,13 @@ mod provider_schemas;
         super::health::readyz,
         super::metrics::scrape,
     ),
-    components(schemas(super::error::ErrorBody, super::error::ConflictBody, super::checks::CheckFailedBody)),
-    modifiers(&SecuritySchemes, &Providers),
+    components(schemas(
+        super::error::ErrorBody,
+        super::error::ConflictBody,
+        super::error::PasswordChangeRequiredBody,
+        super::checks::CheckFailedBody
+    )),
+    modifiers(&SecuritySchemes, &Providers, &PasswordChangeRequired),
     tags(
         (name = "auth", description = "Accounts and sessions"),
         (name = "providers", description = "The provider catalog"),

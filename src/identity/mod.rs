@@ -5,6 +5,13 @@
 //!
 //! The first method whose credential is present decides: a bad credential is refused, it does not
 //! fall through to a weaker method.
+//!
+//! A user whose password was handed to them (`must_change_password`, kept from Aurora) is held to changing
+//! it here, in one place: a Tokenkeeper session of theirs (Bearer or the console's cookie) is admitted only
+//! for [`Scope::OwnAccount`] until they do; anything else is [`AuthError::PasswordChangeRequired`]. Auth.js
+//! sessions and internal callers are not held to it: the platform signed those users in with its own
+//! password store and enforces its own copy of the flag, which Tokenkeeper's copy (taken at the import)
+//! cannot follow.
 
 pub mod authjs;
 pub mod internal;
@@ -50,10 +57,22 @@ impl Identity {
     }
 }
 
+/// What a request does, as far as a pending password change is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Anything: refused while the caller's own session must change its password first.
+    Everything,
+    /// Changing the password, reading one's own account, ending one's own session: always admitted.
+    OwnAccount,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     #[error("authentication required")]
     Unauthenticated,
+    /// A session of a user who must change their password first, for anything but [`Scope::OwnAccount`].
+    #[error("the password must be changed first")]
+    PasswordChangeRequired,
     #[error(transparent)]
     Store(#[from] DbError),
 }
@@ -86,31 +105,41 @@ impl Authenticator {
         }
     }
 
-    /// Who is calling. Its span gets the user id once known (never a token, a cookie or a header).
-    #[tracing::instrument(level = "debug", skip_all, fields(user = tracing::field::Empty))]
+    /// Who is calling, for anything ([`Scope::Everything`]).
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Identity, AuthError> {
-        let identity = self.identify(headers).await?;
+        self.authenticate_for(headers, Scope::Everything).await
+    }
+
+    /// Who is calling, for `scope`. Its span gets the user id once known (never a token, a cookie or a
+    /// header).
+    #[tracing::instrument(level = "debug", skip_all, fields(user = tracing::field::Empty))]
+    pub async fn authenticate_for(&self, headers: &HeaderMap, scope: Scope) -> Result<Identity, AuthError> {
+        let identity = self.identify(headers, scope).await?;
         tracing::Span::current().record("user", identity.user_id.as_str());
         Ok(identity)
     }
 
     /// The caller of a Tokenkeeper session token carried some other way than a Bearer header (the web
-    /// console's cookie): the same checks (expiry, revocation, the password generation) as a Bearer.
-    pub async fn session(&self, token: &str) -> Result<Identity, AuthError> {
+    /// console's cookie): the same checks (expiry, revocation, the password generation, a pending
+    /// password change for `scope`) as a Bearer.
+    pub async fn session(&self, token: &str, scope: Scope) -> Result<Identity, AuthError> {
         if !token.starts_with(sessions::TOKEN_PREFIX) {
             return Err(AuthError::Unauthenticated);
         }
         let (user_id, token_hash) = self.sessions.resolve(token).await?.ok_or(AuthError::Unauthenticated)?;
+        if scope != Scope::OwnAccount && self.sessions.identity().password_state(&user_id).await?.must_change {
+            return Err(AuthError::PasswordChangeRequired);
+        }
         Ok(Identity {
             user_id,
             method: AuthMethod::Session { token_hash },
         })
     }
 
-    async fn identify(&self, headers: &HeaderMap) -> Result<Identity, AuthError> {
+    async fn identify(&self, headers: &HeaderMap, scope: Scope) -> Result<Identity, AuthError> {
         if let Some(token) = bearer(headers) {
             if token.starts_with(sessions::TOKEN_PREFIX) {
-                return self.session(token).await;
+                return self.session(token, scope).await;
             }
             if authjs::looks_like_jwe(token) && !self.auth_secrets.is_empty() {
                 let claims = authjs::decode_bearer(token, &self.auth_secrets, self.clock.now_secs())

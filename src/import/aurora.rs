@@ -58,11 +58,24 @@ pub struct TokenRow {
     pub created_at: i64,
 }
 
-/// A row of `user_connections` (an AWS account).
+/// A row of `user_connections` (an AWS account: a role Aurora assumes; no secret).
 pub struct AwsAccount {
     pub id: i64,
     pub user_id: String,
+    pub org_id: Option<String>,
     pub account_id: String,
+    pub role_arn: Option<String>,
+    pub read_only_role_arn: Option<String>,
+    pub region: Option<String>,
+    /// `active`, or something else for an account that is not connected.
+    pub status: String,
+}
+
+/// A workspace's AWS external id (`workspaces`), the one its accounts' roles are assumed with.
+pub struct Workspace {
+    pub user_id: Option<String>,
+    pub org_id: Option<String>,
+    pub aws_external_id: String,
 }
 
 pub struct Snapshot {
@@ -71,6 +84,21 @@ pub struct Snapshot {
     pub grants: Vec<Grant>,
     pub tokens: Vec<TokenRow>,
     pub aws: Vec<AwsAccount>,
+    pub workspaces: Vec<Workspace>,
+}
+
+impl Snapshot {
+    /// The external id an account of `user_id` in `org` is assumed with: a workspace of the org's, else of
+    /// the user's (the first by id when there are several).
+    pub fn external_id(&self, org: &str, user_id: &str) -> Option<&str> {
+        let of = |pick: &dyn Fn(&Workspace) -> bool| {
+            self.workspaces
+                .iter()
+                .find(|w| pick(w))
+                .map(|w| w.aws_external_id.as_str())
+        };
+        of(&|w| w.org_id.as_deref() == Some(org)).or_else(|| of(&|w| w.user_id.as_deref() == Some(user_id)))
+    }
 }
 
 /// Seconds since the epoch of a timestamp column, in milliseconds (0 when null).
@@ -199,16 +227,41 @@ pub async fn read(url: &str) -> Result<Snapshot, ImportError> {
 
     let aws = rows(
         &mut tx,
-        "SELECT id::BIGINT AS id, user_id::TEXT, account_id::TEXT FROM user_connections ORDER BY id",
+        "SELECT id::BIGINT AS id, user_id::TEXT, org_id::TEXT, account_id::TEXT, role_arn, read_only_role_arn, \
+         region, COALESCE(status, 'active') AS status FROM user_connections WHERE provider = 'aws' ORDER BY id",
         |r| {
             Ok(AwsAccount {
                 id: r.try_get("id")?,
                 user_id: r.try_get("user_id")?,
+                org_id: r.try_get("org_id")?,
                 account_id: r.try_get::<Option<String>, _>("account_id")?.unwrap_or_default(),
+                role_arn: r.try_get("role_arn")?,
+                read_only_role_arn: r.try_get("read_only_role_arn")?,
+                region: r.try_get("region")?,
+                status: r.try_get("status")?,
             })
         },
     )
     .await?;
+
+    // Older deployments have no workspaces: their accounts are reported without an external id.
+    let workspaces = if present_table(&mut tx, "workspaces").await? {
+        rows(
+            &mut tx,
+            "SELECT user_id::TEXT, org_id::TEXT, aws_external_id::TEXT FROM workspaces \
+             WHERE aws_external_id IS NOT NULL AND aws_external_id <> '' ORDER BY id",
+            |r| {
+                Ok(Workspace {
+                    user_id: r.try_get("user_id")?,
+                    org_id: r.try_get("org_id")?,
+                    aws_external_id: r.try_get("aws_external_id")?,
+                })
+            },
+        )
+        .await?
+    } else {
+        Vec::new()
+    };
 
     tx.rollback().await?;
     pool.close().await;
@@ -218,5 +271,16 @@ pub async fn read(url: &str) -> Result<Snapshot, ImportError> {
         grants,
         tokens,
         aws,
+        workspaces,
     })
+}
+
+async fn present_table(tx: &mut sqlx::PgConnection, table: &str) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() \
+         AND table_name = $1)",
+    )
+    .bind(table)
+    .fetch_one(tx)
+    .await
 }

@@ -7,16 +7,17 @@
 //! secrets, none is copied. See docs/IMPORT.md.
 
 mod aurora;
+mod aws;
 mod connections;
 mod plan;
 pub mod report;
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use crate::clock::SharedClock;
 use crate::credentials::CredentialService;
-use crate::db::{DbError, ImportWrite, SharedStore};
+use crate::db::identity_cache::Changed;
+use crate::db::{DbError, IdentityCache, ImportWrite, SharedStore};
 use crate::providers::TokenData;
 use crate::secrets::{SecretError, SecretStore};
 pub use report::Report;
@@ -48,7 +49,8 @@ pub struct Options {
 /// Where the import is, for a progress line: the table, rows done, rows in it.
 pub type Progress<'a> = &'a (dyn Fn(&str, usize, usize) + Sync);
 
-/// A secret found only in Aurora's SQL, to be written under Tokenkeeper's name for its connection.
+/// A secret to write under Tokenkeeper's name for its connection: one found only in Aurora's SQL, or an AWS
+/// account's role (Aurora keeps it in SQL, Tokenkeeper in the secret store like any credential).
 struct Move {
     name: String,
     data: TokenData,
@@ -66,6 +68,8 @@ pub struct Importer {
     store: SharedStore,
     secrets: Arc<dyn SecretStore>,
     credentials: CredentialService,
+    /// Told once the rows are in: other processes may hold "no such user" for an imported id.
+    identity: Arc<IdentityCache>,
     clock: SharedClock,
 }
 
@@ -74,12 +78,14 @@ impl Importer {
         store: SharedStore,
         secrets: Arc<dyn SecretStore>,
         credentials: CredentialService,
+        identity: Arc<IdentityCache>,
         clock: SharedClock,
     ) -> Self {
         Self {
             store,
             secrets,
             credentials,
+            identity,
             clock,
         }
     }
@@ -95,7 +101,7 @@ impl Importer {
         self.plan_members(&snapshot, &users, &orgs, &mut plan).await?;
         self.plan_connections(&snapshot, &users, &orgs, options, &mut plan, progress)
             .await?;
-        plan_aws(&snapshot, &mut plan);
+        self.plan_aws(&snapshot, &users, &orgs, &mut plan).await?;
         if !options.dry_run {
             self.apply(&plan).await?;
         }
@@ -122,7 +128,14 @@ impl Importer {
         }
         if result.is_ok() && !plan.write.is_empty() {
             result = match self.store.apply_import(&plan.write).await {
-                Ok(()) => Ok(()),
+                // Every process's identity cache may hold "no such user" (and so no password to change)
+                // for an id just imported: on SQLite the identity change counter tells them (PostgreSQL's
+                // triggers announced each row in the transaction); one bump drops everything, as an
+                // import is rare.
+                Ok(()) => {
+                    self.identity.changed(Changed::Everyone).await;
+                    Ok(())
+                }
                 Err(DbError::Conflict) => Err(ImportError::Changed),
                 Err(e) => Err(e.into()),
             };
@@ -135,28 +148,5 @@ impl Importer {
             }
         }
         result
-    }
-}
-
-/// AWS accounts become named connections once connections have names; until then each is reported.
-fn plan_aws(snapshot: &aurora::Snapshot, plan: &mut Plan) {
-    let mut seen = HashSet::new();
-    for a in &snapshot.aws {
-        let table = report::Table::UserConnections;
-        if !seen.insert((a.user_id.as_str(), a.account_id.as_str())) {
-            plan.report
-                .skip(table, a.id.to_string(), "a second row for the same AWS account");
-            continue;
-        }
-        plan.report.count(table, report::Fate::Pending);
-        plan.report.count_provider("aws", report::Fate::Pending);
-        plan.report.skipped.push(report::Skipped {
-            table,
-            row: a.id.to_string(),
-            reason: format!(
-                "AWS account {} waits for named connections (one per account); not imported yet",
-                a.account_id
-            ),
-        });
     }
 }

@@ -8,7 +8,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use super::aurora::Snapshot;
 use super::report::{Fate, Table};
 use super::{ImportError, Importer, Plan, Progress};
-use crate::db::{ImportedMember, ImportedUser, OrgRow, User};
+use crate::db::{ImportedMember, OrgRow, User};
 use crate::orgs::Role;
 
 /// The Aurora users present in Tokenkeeper after the import (added or unchanged), with their Aurora row's
@@ -32,7 +32,7 @@ impl Importer {
             let fate = if let Some(existing) = self.store.user_by_id(&u.id).await? {
                 let same_hash =
                     existing.password_hash.as_ref().map(|h| h.expose_secret()) == u.password_hash.as_deref();
-                let same_flag = self.store.must_change_password(&u.id).await? == Some(u.must_change_password);
+                let same_flag = existing.must_change_password == u.must_change_password;
                 if existing.email == u.email && existing.name == u.name && same_hash && same_flag {
                     Ok(())
                 } else {
@@ -43,16 +43,14 @@ impl Importer {
             } else if self.store.org_by_id(&u.id).await?.is_some() {
                 Err("Tokenkeeper has an org of this id (it would be the user's personal org)")
             } else {
-                plan.write.users.push(ImportedUser {
-                    user: User {
-                        id: u.id.clone(),
-                        email: u.email.clone(),
-                        name: u.name.clone(),
-                        password_hash: u.password_hash.clone().map(SecretString::from),
-                        password_changed_at: None,
-                        password_generation: 0,
-                        created_at: u.created_at,
-                    },
+                plan.write.users.push(User {
+                    id: u.id.clone(),
+                    email: u.email.clone(),
+                    name: u.name.clone(),
+                    password_hash: u.password_hash.clone().map(SecretString::from),
+                    password_changed_at: None,
+                    password_generation: 0,
+                    created_at: u.created_at,
                     must_change_password: u.must_change_password,
                 });
                 users.insert(u.id.clone(), known());

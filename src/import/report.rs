@@ -35,8 +35,6 @@ pub enum Fate {
     Added,
     Unchanged,
     Skipped,
-    /// Waits for a feature Tokenkeeper does not have yet (reported, not imported).
-    Pending,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -44,7 +42,6 @@ pub struct Counts {
     pub added: u64,
     pub unchanged: u64,
     pub skipped: u64,
-    pub pending: u64,
 }
 
 impl Counts {
@@ -53,7 +50,6 @@ impl Counts {
             Fate::Added => self.added += 1,
             Fate::Unchanged => self.unchanged += 1,
             Fate::Skipped => self.skipped += 1,
-            Fate::Pending => self.pending += 1,
         }
     }
 }
@@ -137,8 +133,8 @@ impl fmt::Display for Report {
         let line = |f: &mut fmt::Formatter<'_>, name: &str, c: &Counts| {
             writeln!(
                 f,
-                "  {name:<28} {verb} {:>5}  unchanged {:>5}  skipped {:>5}  pending {:>5}",
-                c.added, c.unchanged, c.skipped, c.pending
+                "  {name:<28} {verb} {:>5}  unchanged {:>5}  skipped {:>5}",
+                c.added, c.unchanged, c.skipped
             )
         };
         writeln!(f, "Per table:")?;

@@ -177,6 +177,7 @@ impl PasswordService {
             password_changed_at: None,
             password_generation: 0,
             created_at: self.clock.now_ms(),
+            must_change_password: false,
         };
         match self.store.create_user(&user).await {
             Ok(()) => {

@@ -156,6 +156,7 @@ mod authjs {
             password_changed_at: None,
             password_generation: 0,
             created_at: 0,
+            must_change_password: false,
         };
         app.services.store.create_user(&user).await.unwrap();
     }

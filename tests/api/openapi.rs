@@ -166,6 +166,21 @@ async fn document_covers_every_route(db: Db) {
     assert_eq!(schemes["authjs_session_cookie"]["name"], "authjs.session-token");
     assert_eq!(schemes["internal_user_id"]["name"], "X-User-ID");
     assert_eq!(schemes["internal_secret"]["name"], "X-Internal-Secret");
+    // A session that must change its password first: 403 everywhere but on its own account.
+    for (method, path) in [("get", "/api/orgs"), ("put", "/api/tokens/gcp"), ("get", "/api/tokens")] {
+        let forbidden = doc["paths"][path][method]["responses"]["403"]["description"].as_str();
+        let forbidden = forbidden.unwrap_or_else(|| panic!("{method} {path}: 403"));
+        assert!(
+            forbidden.contains("password_change_required"),
+            "{method} {path}: {forbidden}"
+        );
+    }
+    for (method, path) in [("get", "/api/auth/me"), ("post", "/api/auth/change-password")] {
+        assert!(
+            doc["paths"][path][method]["responses"]["403"].is_null(),
+            "{method} {path}"
+        );
+    }
     let internal = doc["paths"]["/api/tokens"]["get"]["security"].as_array().unwrap();
     assert!(
         internal

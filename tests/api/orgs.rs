@@ -127,6 +127,7 @@ async fn permission_table(db: Db) {
         password_changed_at: None,
         password_generation: 0,
         created_at: 0,
+        must_change_password: false,
     };
     app.services.store.create_user(&authjs_user).await.unwrap();
 

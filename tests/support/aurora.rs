@@ -54,6 +54,10 @@ pub struct Aurora {
     pub rows: Rows,
     /// What Aurora stored, per provider of a referenced secret: the JSON value of its `value` text.
     pub stored: Vec<(&'static str, Value)>,
+    /// The AWS accounts of `user_connections` (alice's, in the org; role `AuroraReadOnly`, eu-west-1).
+    pub aws_accounts: [&'static str; 2],
+    /// The org's workspace's `aws_external_id`.
+    pub aws_external_id: String,
 }
 
 #[derive(Debug, Default)]
@@ -287,7 +291,8 @@ impl Aurora {
             true,
         )
         .await;
-        for account in ["111111111111", "222222222222"] {
+        let aws_accounts = ["111111111111", "222222222222"];
+        for account in aws_accounts {
             sqlx::query(
                 "INSERT INTO user_connections (user_id, org_id, account_id, role_arn, read_only_role_arn, region) \
                  VALUES ($1, $2, $3, $4, $4, 'eu-west-1')",
@@ -300,13 +305,14 @@ impl Aurora {
             .await
             .unwrap();
         }
+        let aws_external_id = uuid();
         sqlx::query(
             "INSERT INTO workspaces (id, user_id, org_id, name, aws_external_id) VALUES ($1, $2, $3, 'main', $4)",
         )
         .bind(uuid())
         .bind(&alice.id)
         .bind(&org)
-        .bind(uuid())
+        .bind(&aws_external_id)
         .execute(&mut db)
         .await
         .unwrap();
@@ -320,6 +326,8 @@ impl Aurora {
             dave_email: dave.email,
             rows,
             stored,
+            aws_accounts,
+            aws_external_id,
         }
     }
 }

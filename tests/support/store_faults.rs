@@ -100,9 +100,6 @@ impl ImportStore for FaultyStore {
     async fn org_by_id(&self, id: &str) -> Result<Option<OrgRow>, DbError> {
         self.inner.org_by_id(id).await
     }
-    async fn must_change_password(&self, user_id: &str) -> Result<Option<bool>, DbError> {
-        self.inner.must_change_password(user_id).await
-    }
     async fn apply_import(&self, w: &ImportWrite) -> Result<(), DbError> {
         self.inner.apply_import(w).await
     }

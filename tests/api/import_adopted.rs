@@ -1,0 +1,125 @@
+//! What an import adds, used afterwards (the fixture of `import.rs`): Aurora's AWS accounts as named `aws`
+//! connections with the workspace's external id (and idempotent); a second instance's identity cache
+//! learning of the imported users at once; an imported user held to changing their password first; a
+//! `PUT` over an adopted connection writing a new version of Aurora's own secret.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokenkeeper::import::Options;
+use tokenkeeper::import::report::Table;
+
+use super::import::{Setup, counts, import, in_org, setup};
+use crate::support::app::{Db, TestConfig, spawn_sibling};
+use crate::support::aurora::secret_name;
+
+/// The JSON inside a KV v2 secret's `value` (Aurora's payload), and its version.
+async fn kv(bao: &crate::support::openbao::OpenBao, name: &str) -> Option<(Value, u64)> {
+    let (status, body) = bao.root("GET", &format!("aurora/data/users/{name}"), None).await;
+    if status == 404 {
+        return None;
+    }
+    assert_eq!(status, 200, "{name}: {body}");
+    let value = serde_json::from_str(body["data"]["data"]["value"].as_str().unwrap()).unwrap();
+    Some((value, body["data"]["metadata"]["version"].as_u64().unwrap()))
+}
+
+async fn what_an_import_adds_is_used_like_the_rest(db: Db) {
+    let Some(Setup {
+        app,
+        aurora,
+        bao,
+        _fake: _kept_serving,
+        ..
+    }) = setup(db).await
+    else {
+        return;
+    };
+    // A second instance that has looked bob up before the import: "no such user", nothing to change.
+    let sibling = spawn_sibling(&app, TestConfig::default()).await;
+    let bob_state = || async { sibling.services.identity.password_state(&aurora.bob.id).await.unwrap() };
+    assert!(!bob_state().await.must_change);
+
+    let report = import(&app, &aurora.url, Options::default()).await.unwrap();
+    assert_eq!(counts(&report, Table::UserConnections), (2, 0, 0), "{report}");
+    assert_eq!(report.providers["aws"].added, 2, "{report}");
+
+    // Each AWS account is a named connection of the org, storing what `PUT /api/tokens/aws` stores.
+    let alice = app.login(&aurora.alice.email, aurora.alice.password).await;
+    let (status, listed) = in_org(&app, &alice, &aurora.org, "/api/tokens").await;
+    assert_eq!(status, 200, "{listed}");
+    for account in aurora.aws_accounts {
+        let role = format!("arn:aws:iam::{account}:role/AuroraReadOnly");
+        let expected = json!({"role_arn": role, "external_id": aurora.aws_external_id,
+                              "region": "eu-west-1", "read_only_role_arn": role});
+        let conn = listed["connections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["provider"] == "aws" && c["name"] == account)
+            .unwrap_or_else(|| panic!("no aws connection {account}: {listed}"));
+        assert_eq!(conn["metadata"], expected, "{conn}");
+        let name = format!("aurora-dev-{}-aws-{account}-token", aurora.org);
+        assert_eq!(
+            conn["secretRef"],
+            format!("vault:kv/data/aurora/users/{name}"),
+            "{conn}"
+        );
+        assert_eq!(kv(bao, &name).await, Some((expected, 1)));
+    }
+    let again = import(&app, &aurora.url, Options::default()).await.unwrap();
+    assert_eq!(counts(&again, Table::UserConnections), (0, 2, 0), "{again}");
+    assert!(again.nothing_added(), "{again}");
+
+    // The other instance sees the imported flag at once (SQLite: the identity change counter; PostgreSQL:
+    // the triggers' announcements), well before its cached answer would have expired (30 s).
+    crate::support::wait::until_within("the sibling sees bob's flag", Duration::from_secs(10), || async {
+        bob_state().await.must_change
+    })
+    .await;
+    let bob = sibling.login(&aurora.bob.email, aurora.bob.password).await;
+    let r = sibling.get_auth("/api/orgs", &bob).await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "password_change_required");
+
+    // Bob changes the password Aurora gave him; then he may use his account.
+    let change = json!({"currentPassword": aurora.bob.password, "newPassword": "bobs-own-password"});
+    assert_eq!(
+        app.post_auth("/api/auth/change-password", &bob, change).await.status(),
+        200
+    );
+    assert_eq!(app.get_auth("/api/orgs", &bob).await.status(), 200);
+    crate::support::wait::until("the sibling sees the change", || async {
+        sibling.get_auth("/api/orgs", &bob).await.status() == 200
+    })
+    .await;
+
+    // A PUT over the adopted Slack connection writes a new version of Aurora's secret (named after bob,
+    // who stored it in Aurora), not a secret under the name Tokenkeeper would give a new connection.
+    let slack = tokenkeeper::providers::find("slack").unwrap().example_credentials()[0].clone();
+    let r = app
+        .client
+        .put(app.at("/api/tokens/slack"))
+        .bearer_auth(&alice)
+        .header("X-Org-ID", &aurora.org)
+        .json(&slack)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let adopted = secret_name(&aurora.bob.id, "slack");
+    let (value, version) = kv(bao, &adopted).await.unwrap();
+    assert_eq!((&value, version), (&slack, 2));
+    let computed = format!("aurora-dev-{}-slack-token", aurora.org);
+    assert_eq!(kv(bao, &computed).await, None, "nothing under the computed name");
+    let (status, read) = in_org(&app, &alice, &aurora.org, "/api/tokens/slack/credentials").await;
+    assert_eq!((status, &read["tokenData"]), (200, &slack), "{read}");
+    let (_, conn) = in_org(&app, &alice, &aurora.org, "/api/tokens/slack").await;
+    assert_eq!(
+        conn["secretRef"],
+        format!("vault:kv/data/aurora/users/{adopted}"),
+        "{conn}"
+    );
+}
+
+crate::on_both_backends!(what_an_import_adds_is_used_like_the_rest);
