@@ -18,15 +18,15 @@
 //! since it started reading (a ticket), so an answer read before a change cannot outlive it. As a last
 //! resort (a process killed between its SQLite commit and its bump), nothing is served past [`MAX_AGE`].
 
-use std::collections::HashMap;
 use std::hash::Hash;
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::SeqCst;
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::generation::ChangeGeneration;
 use super::{ChangeFeed, DbError, SharedStore};
+use table::Table;
 
 /// Entries per kind; beyond it that kind is cleared (simple and bounded).
 const MAX_ENTRIES: usize = 100_000;
@@ -53,60 +53,6 @@ pub struct PasswordState {
     pub changed_at: Option<i64>,
     /// The password was handed to the user: their own sessions may only change it (`identity`).
     pub must_change: bool,
-}
-
-struct Table<K, V> {
-    entries: RwLock<HashMap<K, (Instant, V)>>,
-}
-
-impl<K: Hash + Eq, V: Clone> Table<K, V> {
-    fn new() -> Self {
-        Self {
-            entries: RwLock::new(HashMap::new()),
-        }
-    }
-
-    // A panic while the lock is held cannot leave the map half-changed (each change is one map call), so a
-    // poisoned lock is used as it is.
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<K, (Instant, V)>> {
-        self.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn get<Q: Hash + Eq + ?Sized>(&self, key: &Q) -> Option<V>
-    where
-        K: std::borrow::Borrow<Q>,
-    {
-        let entries = self.entries.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (at, v) = entries.get(key)?;
-        (at.elapsed() < MAX_AGE).then(|| v.clone())
-    }
-
-    /// Inserts under the write lock if `current()` (asked under it) still holds.
-    fn put(&self, key: K, value: V, current: impl FnOnce() -> bool) {
-        let mut entries = self.write();
-        if !current() {
-            return;
-        }
-        if entries.len() >= MAX_ENTRIES {
-            entries.clear();
-        }
-        entries.insert(key, (Instant::now(), value));
-    }
-
-    fn retain(&self, keep: impl Fn(&K, &V) -> bool) {
-        self.write().retain(|k, (_, v)| keep(k, v));
-    }
-
-    fn clear(&self) {
-        self.write().clear();
-    }
-
-    fn len(&self) -> usize {
-        self.entries
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .len()
-    }
 }
 
 /// What a reader notes before it reads SQL.
@@ -321,6 +267,8 @@ impl IdentityCache {
             && self.shared_now() == Some(ticket.seen)
     }
 }
+
+mod table;
 
 #[cfg(test)]
 #[path = "identity_cache_tests.rs"]

@@ -1,7 +1,8 @@
 //! What an import adds, used afterwards (the fixture of `import.rs`): Aurora's AWS accounts as named `aws`
 //! connections with the workspace's external id (and idempotent); a second instance's identity cache
 //! learning of the imported users at once; an imported user held to changing their password first; a
-//! `PUT` over an adopted connection writing a new version of Aurora's own secret.
+//! `PUT` over an adopted connection writing a new version of Aurora's own secret; an imported AWS account
+//! assumed through a real STS (moto).
 
 use std::time::Duration;
 
@@ -10,11 +11,13 @@ use tokenkeeper::import::Options;
 use tokenkeeper::import::report::Table;
 
 use super::import::{Setup, counts, import, in_org, setup};
-use crate::support::app::{Db, TestConfig, spawn_sibling};
-use crate::support::aurora::secret_name;
+use crate::support::app::{Db, Secrets, TestConfig, spawn_app, spawn_sibling};
+use crate::support::aurora::{Aurora, secret_name};
+use crate::support::openbao::OpenBao;
+use crate::support::sts::Moto;
 
 /// The JSON inside a KV v2 secret's `value` (Aurora's payload), and its version.
-async fn kv(bao: &crate::support::openbao::OpenBao, name: &str) -> Option<(Value, u64)> {
+async fn kv(bao: &OpenBao, name: &str) -> Option<(Value, u64)> {
     let (status, body) = bao.root("GET", &format!("aurora/data/users/{name}"), None).await;
     if status == 404 {
         return None;
@@ -122,4 +125,63 @@ async fn what_an_import_adds_is_used_like_the_rest(db: Db) {
     );
 }
 
-crate::on_both_backends!(what_an_import_adds_is_used_like_the_rest);
+/// An imported AWS account is assumed like one stored with `PUT /api/tokens/aws`: moto's STS (signatures
+/// checked) hands out keys for the role, with the workspace's external id.
+async fn an_imported_aws_account_is_assumed(db: Db) {
+    let (Some(admin), Some(moto)) = (crate::support::postgres::admin_url(), Moto::shared().await) else {
+        return;
+    };
+    let cfg = TestConfig::default()
+        .with("AWS_ENDPOINT_URL_STS", &moto.endpoint)
+        .with("AWS_ACCESS_KEY_ID", &moto.access_key_id)
+        .with("AWS_SECRET_ACCESS_KEY", &moto.secret_access_key)
+        .with("AWS_REGION", "us-east-1");
+    let Some(cfg) = cfg.secrets(Secrets::OpenBao).await else {
+        return;
+    };
+    let Some(bao) = OpenBao::shared().await else {
+        return;
+    };
+    let app = spawn_app(db, cfg).await.unwrap();
+    let aurora = Aurora::create(&admin, bao, 4_102_444_800).await;
+    {
+        use sqlx::Connection as _;
+        let mut c = sqlx::PgConnection::connect(&aurora.url).await.unwrap();
+        sqlx::query("UPDATE workspaces SET aws_external_id = $1")
+            .bind(&moto.external_id)
+            .execute(&mut c)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO user_connections (user_id, org_id, account_id, role_arn, region) \
+             VALUES ($1, $2, $3, $4, 'us-east-1')",
+        )
+        .bind(&aurora.alice.id)
+        .bind(&aurora.org)
+        .bind(crate::support::sts::ACCOUNT)
+        .bind(&moto.role_arn)
+        .execute(&mut c)
+        .await
+        .unwrap();
+    }
+    let report = import(&app, &aurora.url, Options::default()).await.unwrap();
+    assert_eq!(counts(&report, Table::UserConnections), (3, 0, 0), "{report}");
+
+    let alice = app.login(&aurora.alice.email, aurora.alice.password).await;
+    let path = format!("/api/tokens/aws/credentials?name={}", crate::support::sts::ACCOUNT);
+    let (status, body) = in_org(&app, &alice, &aurora.org, &path).await;
+    assert_eq!(status, 200, "{body}");
+    let data = &body["tokenData"];
+    for f in ["access_key_id", "secret_access_key", "session_token"] {
+        assert!(data[f].as_str().is_some_and(|v| !v.is_empty()), "{f}: {body}");
+    }
+    assert_eq!(
+        (&data["role_arn"], &data["external_id"]),
+        (&json!(moto.role_arn), &json!(moto.external_id))
+    );
+}
+
+crate::on_both_backends!(
+    what_an_import_adds_is_used_like_the_rest,
+    an_imported_aws_account_is_assumed
+);

@@ -78,6 +78,11 @@ async fn a_flagged_account_must_change_its_password_first(db: Db) {
     let page = browser.get("/password?required=1").await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.contains("choose your own"), "{}", page.body);
+    let audit = browser.get("/audit").await;
+    assert_eq!(audit.location.as_deref(), Some("/password?required=1"));
+    let out = browser.submit("/password", "/sign-out", &[]).await;
+    assert_eq!((out.status.as_u16(), out.location.as_deref()), (303, Some("/sign-in")));
+    assert_eq!(browser.get("/password").await.status, 303, "signed out");
 
     // Logging out one session is allowed; a wrong current password changes nothing.
     let r = app.post_auth("/api/auth/logout", &spare, json!({})).await;
