@@ -16,7 +16,8 @@ if ! python3 -c 'import requests' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check requests
 fi
 
-start_service
+# A Slack app's client id, so that the examples' connect call gets a consent URL (nothing is sent to Slack).
+start_service TOKENKEEPER_SLACK_CLIENT_ID=example-slack-client
 
 status=0
 say "JavaScript (node $(node --version)): examples/js/tokenkeeper.mjs"

@@ -15,6 +15,7 @@ use crate::credentials::{Caller as CredentialCaller, ConnectionName, Target, Use
 use crate::orgs::{Acting, Channel, Permission};
 use crate::passwords::Caller;
 
+mod connect;
 mod import;
 mod webhooks;
 
@@ -41,6 +42,8 @@ pub enum Command {
     /// A user's provider connections (the same library calls as the HTTP API).
     #[command(subcommand)]
     Tokens(TokensCommand),
+    /// Start a connect flow for a user: prints the provider's authorization URL to open in a browser.
+    Connect(connect::ConnectArgs),
     /// Organizations and their members.
     #[command(subcommand)]
     Org(OrgCommand),
@@ -167,6 +170,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::User(cmd) => user(settings, cmd).await,
         Command::Tokens(cmd) => tokens(settings, cmd).await,
+        Command::Connect(args) => connect::run(settings, args).await,
         Command::Org(cmd) => org(settings, cmd).await,
         Command::Import(cmd) => import::run(settings, cmd).await,
         Command::Webhooks(_) => Ok(()),
@@ -279,10 +283,15 @@ async fn tokens(settings: Settings, cmd: TokensCommand) -> anyhow::Result<()> {
         } => {
             let a = acting(user, org).await?;
             a.require(Permission::WriteConnections)?;
-            creds
+            let deleted = creds
                 .delete(&caller(&a), Target::new(provider.clone(), name.clone()), "cli")
                 .await?;
-            println!("deleted {provider} connection {name} of org {}", a.org);
+            let revoked = match deleted.revoked {
+                None => "",
+                Some(true) => " (revoked at the provider)",
+                Some(false) => " (the provider did not confirm the revocation)",
+            };
+            println!("deleted {provider} connection {name} of org {}{revoked}", a.org);
         }
     }
     services.audit.flush().await;

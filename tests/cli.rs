@@ -1,12 +1,18 @@
 //! The `tokenkeeper` binary: migrate, user create / set-password (password on stdin, never argv),
-//! vault-policy, tokens list / get / delete: the same library calls as the HTTP API.
+//! vault-policy, tokens list / get / delete, connect: the same library calls as the HTTP API.
 
 use std::io::Write as _;
 use std::process::{Command, Output, Stdio};
 
 fn run(dir: &std::path::Path, args: &[&str], stdin: Option<&str>) -> Output {
+    run_with(dir, args, stdin, &[])
+}
+
+/// [`run`] with more environment.
+fn run_with(dir: &std::path::Path, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tokenkeeper"))
         .args(args)
+        .envs(env.iter().copied())
         .env("TOKENKEEPER_DATA_DIR", dir)
         .env("TOKENKEEPER_BCRYPT_COST", "10")
         .env_remove("DATABASE_URL")
@@ -454,4 +460,117 @@ fn webhooks_verify_checks_signatures_and_serve_refuses_a_bad_secret() {
         err.contains("TOKENKEEPER_WEBHOOK_SECRET") && err.contains("base64"),
         "{err}"
     );
+}
+
+/// `connect` starts the flow `POST /api/connect/{provider}` starts (the same service call): the printed
+/// URL carries the flow's state, which the service then claims for that user and finishes at the given
+/// return URL; bad input fails clearly and starts nothing.
+#[test]
+fn connect_prints_the_authorization_url_of_a_flow_for_the_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let create = |email: &str| {
+        let out = stdout(&run(d, &["user", "create", "--email", email], Some("first-password\n")));
+        out.split_whitespace().nth(2).unwrap().to_string()
+    };
+    let (ada, bob) = (create("ada@example.com"), create("bob@example.com"));
+    let env = [
+        ("TOKENKEEPER_PUBLIC_URL", "https://tk.example.com"),
+        ("TOKENKEEPER_CONNECT_RETURN_URLS", "https://app.example.com/"),
+        ("TOKENKEEPER_GCP_CLIENT_ID", "gcp-cli-client"),
+    ];
+    let connect = |args: &[&str]| run_with(d, &[&["connect"][..], args].concat(), None, &env);
+    let o = connect(&[
+        "--user",
+        &ada,
+        "--provider",
+        "gcp",
+        "--name",
+        "from-cli",
+        "--return-url",
+        "https://app.example.com/settings",
+    ]);
+    let out = stdout(&o);
+    assert_eq!(out.lines().count(), 1, "the URL alone on stdout: {out}");
+    let url = url::Url::parse(out.trim()).unwrap();
+    assert_eq!(url.host_str(), Some("accounts.google.com"));
+    let q: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
+    assert_eq!(q["client_id"], "gcp-cli-client");
+    assert_eq!(q["redirect_uri"], "https://tk.example.com/api/connect/callback");
+    assert_eq!(
+        (q["response_type"].as_str(), q["code_challenge_method"].as_str()),
+        ("code", "S256")
+    );
+    assert_eq!(q["access_type"], "offline");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("open this URL"));
+
+    // The service holds the flow: its state is Ada's, in her personal org, back to the return URL.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let services = rt.block_on(services_on(d));
+    let claimed = rt
+        .block_on(services.connect.claim(Some(&q["state"])))
+        .expect("the flow");
+    assert_eq!(claimed.caller().user.as_str(), ada);
+    assert_eq!(claimed.org(), ada);
+    let finished = rt
+        .block_on(
+            services
+                .connect
+                .finish(claimed, None, Some("access_denied"), "cli-test"),
+        )
+        .unwrap();
+    assert_eq!(
+        finished.redirect_to,
+        "https://app.example.com/settings?error=access_denied&provider=gcp"
+    );
+
+    // Bad input: nothing started.
+    let org = stdout(&run(
+        d,
+        &["org", "create", "--name", "Team", "--admin-email", "ada@example.com"],
+        None,
+    ))
+    .trim()
+    .to_string();
+    let add = [
+        "org",
+        "add-member",
+        "--org",
+        &org,
+        "--email",
+        "bob@example.com",
+        "--role",
+        "viewer",
+    ];
+    stdout(&run(d, &add, None));
+    for (args, error) in [
+        (vec!["--user", &ada, "--provider", "nosuch"], "Unknown provider"),
+        (vec!["--user", &ada, "--provider", "azure"], "azure has no connect flow"),
+        (
+            vec!["--user", &ada, "--provider", "slack"],
+            "TOKENKEEPER_SLACK_CLIENT_ID is not set",
+        ),
+        (
+            vec![
+                "--user",
+                &ada,
+                "--provider",
+                "gcp",
+                "--return-url",
+                "https://evil.test/",
+            ],
+            "returnUrl is not allowed",
+        ),
+        (
+            vec!["--user", &ada, "--provider", "gcp", "--name", "Not Valid"],
+            "lowercase letters",
+        ),
+        (vec!["--user", &bob, "--provider", "gcp", "--org", &org], "editor"),
+    ] {
+        let o = connect(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{args:?}");
+        assert!(err.contains(error), "{args:?}: {err}");
+        assert!(o.stdout.is_empty(), "{args:?}");
+    }
 }

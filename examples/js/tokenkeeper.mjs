@@ -187,7 +187,9 @@ const steps = [
       method: "DELETE",
       headers: { Authorization: `Bearer ${token}` },
     });
-    await expectEmpty(res, 204);
+    const { revoked } = await expectJson(res, 200);
+    // Grafana keys have no revocation at the provider: null (gcp and slack grants: true or false).
+    check(revoked === null, `revoked should be null for grafana: ${revoked}`);
     return "deleted";
   }],
 
@@ -229,8 +231,31 @@ const steps = [
       method: "DELETE",
       headers: { Authorization: `Bearer ${token}` },
     });
-    await expectEmpty(res, 204);
+    const { revoked } = await expectJson(res, 200);
+    // Grafana keys have no revocation at the provider: null (gcp and slack grants: true or false).
+    check(revoked === null, `revoked should be null for grafana: ${revoked}`);
     return "deleted";
+  }],
+
+  ["POST /api/connect/slack", async () => {
+    // The "Connect Slack" button: the browser is sent to authorizationUrl, and comes back to returnUrl with
+    // ?connected=slack&name=default once the user agreed on Slack's page.
+    const res = await fetch(`${B}/api/connect/slack`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ returnUrl: `${B}/settings` }),
+    });
+    if (res.status === 400) {
+      const { error } = await res.json();
+      check(error.includes("TOKENKEEPER_SLACK_CLIENT_ID"), `unexpected 400: ${error}`);
+      return `this service has no Slack app: ${error}`;
+    }
+    const { authorizationUrl, expiresAt } = await expectJson(res, 200);
+    const url = new URL(authorizationUrl);
+    check(url.origin === "https://slack.com", `Slack's consent page: ${authorizationUrl}`);
+    check(url.searchParams.get("redirect_uri") === `${B}/api/connect/callback`, `the callback: ${authorizationUrl}`);
+    check(url.searchParams.get("state") && url.searchParams.get("code_challenge_method") === "S256", "state and PKCE");
+    return `consent at ${url.origin}${url.pathname} until ${expiresAt}`;
   }],
 
   ["GET /api/orgs", async () => {

@@ -12,6 +12,7 @@ prints what it expected and what it got, and exits 1. CI runs it against a live 
 import os
 import re
 import sys
+import urllib.parse
 import uuid
 
 try:
@@ -182,7 +183,9 @@ def audit():
 
 def delete():
     r = requests.delete(f"{B}/api/tokens/grafana", headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT)
-    expect_empty(r, 204)
+    # Grafana keys have no revocation at the provider: None (gcp and slack grants: True or False).
+    revoked = expect_json(r, 200)["revoked"]
+    check(revoked is None, f"revoked should be null for grafana: {revoked}")
     return "deleted"
 
 
@@ -218,8 +221,26 @@ def credentials_named():
 def delete_named():
     r = requests.delete(f"{B}/api/tokens/grafana", params={"name": "staging"},
                         headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT)
-    expect_empty(r, 204)
+    check(expect_json(r, 200)["revoked"] is None, "nothing to revoke for grafana")
     return "deleted"
+
+
+def connect_slack():
+    # The "Connect Slack" button: the browser is sent to authorizationUrl, and comes back to returnUrl with
+    # ?connected=slack&name=default once the user agreed on Slack's page.
+    r = requests.post(f"{B}/api/connect/slack", headers={"Authorization": f"Bearer {token}"},
+                      json={"returnUrl": f"{B}/settings"}, timeout=TIMEOUT)
+    if r.status_code == 400:
+        error = r.json()["error"]
+        check("TOKENKEEPER_SLACK_CLIENT_ID" in error, f"unexpected 400: {error}")
+        return f"this service has no Slack app: {error}"
+    started = expect_json(r, 200)
+    url = urllib.parse.urlsplit(started["authorizationUrl"])
+    q = dict(urllib.parse.parse_qsl(url.query))
+    check(url.netloc == "slack.com", f"Slack's consent page: {started['authorizationUrl']}")
+    check(q.get("redirect_uri") == f"{B}/api/connect/callback", f"the callback: {q}")
+    check(q.get("state") and q.get("code_challenge_method") == "S256", "state and PKCE")
+    return f"consent at {url.netloc}{url.path} until {started['expiresAt']}"
 
 
 def orgs():
@@ -336,6 +357,7 @@ STEPS = [
     ("PUT /api/tokens/grafana?name=staging", store_named),
     ("GET /api/tokens/grafana/credentials?name=staging", credentials_named),
     ("DELETE /api/tokens/grafana?name=staging", delete_named),
+    ("POST /api/connect/slack", connect_slack),
     ("GET /api/orgs", orgs),
     ("POST /api/orgs", create_org),
     ("PUT /api/tokens/grafana (X-Org-ID)", store_in_org),

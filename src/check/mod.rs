@@ -92,12 +92,12 @@ async fn run(spec: &ProviderSpec, token_data: &TokenData, ctx: &CheckContext<'_>
         _ => token_data,
     };
     let present = |field: &str| data.str_field(field).is_some_and(|v| !v.is_empty());
-    let Some(auth) = spec
-        .check
-        .auth
-        .iter()
-        .find(|parts| parts.iter().all(|part| part.fields().iter().all(|f| present(f))))
-    else {
+    let Some(auth) = spec.check.auth.iter().find(|parts| {
+        parts.iter().all(|part| match *part {
+            CheckAuth::When { field, equals } => data.str_field(field) == Some(equals),
+            _ => part.fields().iter().all(|f| present(f)),
+        })
+    }) else {
         return CheckOutcome::rejected("the credential lacks the fields its check needs");
     };
     let (fetcher, request) = match request::build(spec, data, auth, ctx) {

@@ -45,7 +45,7 @@ pub(super) fn build<'a>(
             CheckAuth::Json { member, field: f } => {
                 json.insert(member.to_string(), Value::String(field(f)));
             }
-            CheckAuth::SigV4 { .. } => {}
+            CheckAuth::SigV4 { .. } | CheckAuth::When { .. } => {}
         }
     }
     if !json.is_empty() {

@@ -272,7 +272,7 @@ pub async fn disconnect(
         return who.fail(e);
     }
     match state.credentials.delete(&caller(&who), target, &addr).await {
-        Ok(()) => Redirect::to("/").into_response(),
+        Ok(_) => Redirect::to("/").into_response(),
         Err(e) => who.fail(e),
     }
 }

@@ -8,7 +8,8 @@
 //! - refresh ([`refresh`]: on a read, on `POST .../refresh`, and [`CredentialService::refresh_due`] for the
 //!   background refresher), through the stateless grants of [`crate::refresh`];
 //! - delete ([`CredentialService::delete`]): the reference first, then the secret; if destroying the
-//!   secret fails, the reference is restored and the caller told to retry.
+//!   secret fails, the reference is restored and the caller told to retry; then the grant is revoked at
+//!   the provider where the catalog declares how ([`revoke`]).
 //!
 //! Stores, deletes and refreshes of one credential hold its lock ([`lock`]), so they never overlap.
 
@@ -22,6 +23,7 @@ mod lock;
 pub mod naming;
 mod read;
 pub mod refresh;
+mod revoke;
 mod store;
 pub mod view;
 
@@ -39,6 +41,7 @@ use crate::providers::UrlPolicy;
 use crate::secrets::SecretStore;
 pub use adopt::Adopted;
 pub use check::{CheckPass, CheckReport};
+pub use delete::Deleted;
 pub use error::CredentialError;
 use error::failure_reason;
 pub use key::{Caller, ConnectionKey, ConnectionName, OrgId, Target, UserId};

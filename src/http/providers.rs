@@ -88,8 +88,22 @@ pub struct ProviderVariant {
     pub name: String,
     /// The fields this shape accepts.
     pub fields: Vec<String>,
+    /// Fields required in this shape although optional in others.
+    #[schema(nullable = false)]
+    pub required: Option<Vec<String>>,
+    /// The field and value naming this shape (bitbucket `{"field": "auth_type", "value": "api_token"}`);
+    /// absent: the shape is told by the fields given.
+    #[schema(nullable = false)]
+    pub tag: Option<ProviderVariantTag>,
     pub refresh: String,
     pub description: String,
+}
+
+/// The field and value naming a credential shape.
+#[derive(ToSchema)]
+pub struct ProviderVariantTag {
+    pub field: String,
+    pub value: String,
 }
 
 /// The provider catalog.

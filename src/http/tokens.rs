@@ -32,6 +32,15 @@ pub struct ConnectionList {
     pub connections: Vec<ConnectionView>,
 }
 
+/// What `DELETE` answers: the connection is gone locally whatever the provider said.
+#[derive(Serialize, ToSchema)]
+pub struct DeletedConnection {
+    /// `true`: the provider confirmed the revocation of the grant; `false`: it refused, failed or did not
+    /// answer within the outbound timeout; `null`: the provider has no revocation for this credential.
+    #[schema(nullable = true)]
+    pub revoked: Option<bool>,
+}
+
 /// Secret token data: only for Bearer and internal callers.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -294,7 +303,8 @@ async fn refresh(
     ))
 }
 
-/// Disconnect a provider: the reference, then the secret (all its versions).
+/// Disconnect a provider: the reference, then the secret (all its versions), then the grant at the
+/// provider where it has a revocation endpoint (best effort, within the outbound timeout).
 #[utoipa::path(
     delete,
     path = "/api/tokens/{provider}",
@@ -303,7 +313,7 @@ async fn refresh(
     params(("provider" = String, Path, description = "A provider id from `GET /api/providers`"), NameQuery, OrgHeader),
     security(("bearer" = []), ("authjs_session_cookie" = []), ("internal_user_id" = [], "internal_secret" = [])),
     responses(
-        (status = 204, description = "Deleted"),
+        (status = 200, description = "Deleted; `revoked` tells whether the provider took the grant back", body = DeletedConnection),
         (status = 400, description = "`provider` is not valid UTF-8, a malformed `X-Org-ID`, or a `name` outside the pattern", body = ErrorBody),
         (status = 401, description = "Not authenticated", body = ErrorBody),
         (status = 403, description = "The caller's role in the org does not allow it", body = ErrorBody),
@@ -319,11 +329,13 @@ async fn delete(
     named: Named,
     ClientAddr(addr): ClientAddr,
     Path(provider): Path<String>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Json<DeletedConnection>, ApiError> {
     acting.require(Permission::WriteConnections)?;
-    state
+    let deleted = state
         .credentials
         .delete(&caller(&acting), named.of(provider), &addr)
         .await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(Json(DeletedConnection {
+        revoked: deleted.revoked,
+    }))
 }

@@ -2,7 +2,7 @@
 
 use super::check::{CheckAuth, CheckBase, CheckMethod, CheckSpec, RejectedWhen, UNAUTHORIZED, bearer_get};
 use super::connect::{AnswerValue, Connect, OAuthConnect, Revocation};
-use super::{ClientAuth, Endpoints, FieldFormat, FieldSpec, ProviderSpec, RefreshKind, Variant};
+use super::{ClientAuth, Endpoints, FieldFormat, FieldSpec, ProviderSpec, RefreshKind, Variant, VariantTag};
 
 /// 8 KiB: the longest token or key accepted.
 const TOKEN_MAX: usize = 8 * 1024;
@@ -101,6 +101,8 @@ const GCP: ProviderSpec = ProviderSpec {
         Variant {
             name: "oauth",
             fields: &["access_token", "refresh_token", "expires_at", "email"],
+            required: &[],
+            tag: None,
             refresh: RefreshKind::OAuthRefreshToken {
                 client_auth: ClientAuth::Body,
                 rotates: false,
@@ -110,6 +112,8 @@ const GCP: ProviderSpec = ProviderSpec {
         Variant {
             name: "service_account",
             fields: &["service_account_json"],
+            required: &[],
+            tag: None,
             refresh: RefreshKind::JwtBearer {
                 scope: "https://www.googleapis.com/auth/cloud-platform",
             },
@@ -169,6 +173,7 @@ const GCP_CONNECT: OAuthConnect = OAuthConnect {
 const GCP_REVOKE: Revocation = Revocation {
     url: "https://oauth2.googleapis.com/revoke",
     token_fields: &["refresh_token", "access_token"],
+    variants: &["oauth"],
 };
 
 const NO_ENDPOINTS: Endpoints = Endpoints {
@@ -608,6 +613,8 @@ const SLACK: ProviderSpec = ProviderSpec {
                 "user_id",
                 "connected_at",
             ],
+            required: &[],
+            tag: None,
             refresh: RefreshKind::OAuthRefreshToken {
                 client_auth: ClientAuth::Body,
                 rotates: true,
@@ -617,6 +624,8 @@ const SLACK: ProviderSpec = ProviderSpec {
         Variant {
             name: "static",
             fields: &["access_token", "team_id", "team_name", "user_id", "connected_at"],
+            required: &[],
+            tag: None,
             refresh: RefreshKind::None,
             description: "Token rotation off: a long-lived access token.",
         },
@@ -676,6 +685,7 @@ const SLACK_CONNECT: OAuthConnect = OAuthConnect {
 const SLACK_REVOKE: Revocation = Revocation {
     url: "https://slack.com/api/auth.revoke",
     token_fields: &["access_token"],
+    variants: &[],
 };
 
 const COROOT: ProviderSpec = ProviderSpec {
@@ -735,21 +745,64 @@ const COROOT: ProviderSpec = ProviderSpec {
 const BITBUCKET: ProviderSpec = ProviderSpec {
     id: "bitbucket",
     name: "Bitbucket",
-    docs: "Bitbucket Cloud OAuth2 tokens, refreshed with the refresh_token grant at \
-           https://bitbucket.org/site/oauth2/access_token using the platform's OAuth consumer \
-           (TOKENKEEPER_BITBUCKET_CLIENT_ID/_CLIENT_SECRET, HTTP Basic client authentication).",
+    docs: "Bitbucket Cloud, in Aurora's two forms (auth_type): \"oauth\" (the default), OAuth2 tokens \
+           refreshed with the refresh_token grant at https://bitbucket.org/site/oauth2/access_token using the \
+           platform's OAuth consumer (TOKENKEEPER_BITBUCKET_CLIENT_ID/_CLIENT_SECRET, HTTP Basic client \
+           authentication); or \"api_token\", an Atlassian API token (in access_token) with the account's \
+           e-mail address, used together as HTTP Basic. Static: no refresh.",
     fields: &[
-        secret("access_token", TOKEN, "OAuth2 access token."),
-        secret("refresh_token", TOKEN, "OAuth2 refresh token."),
+        FieldSpec {
+            default: Some("oauth"),
+            ..meta(
+                "auth_type",
+                false,
+                FieldFormat::OneOf {
+                    values: &["oauth", "api_token"],
+                },
+                "The form: \"oauth\" (default) or \"api_token\".",
+            )
+        },
+        secret(
+            "access_token",
+            TOKEN,
+            "OAuth2 access token (auth_type oauth), or the API token (auth_type api_token).",
+        ),
+        secret("refresh_token", TOKEN, "OAuth2 refresh token (auth_type oauth)."),
         EXPIRES_AT,
         meta(
             "email",
             false,
             FieldFormat::Email,
-            "The Bitbucket account's e-mail address.",
+            "The Bitbucket account's e-mail address (required with auth_type api_token).",
         ),
     ],
-    variants: &[],
+    variants: &[
+        Variant {
+            name: "oauth",
+            fields: &["auth_type", "access_token", "refresh_token", "expires_at", "email"],
+            required: &[],
+            tag: Some(VariantTag {
+                field: "auth_type",
+                value: "oauth",
+            }),
+            refresh: RefreshKind::OAuthRefreshToken {
+                client_auth: ClientAuth::Basic,
+                rotates: false,
+            },
+            description: "OAuth2 tokens from Bitbucket's consent page.",
+        },
+        Variant {
+            name: "api_token",
+            fields: &["auth_type", "access_token", "email"],
+            required: &["email"],
+            tag: Some(VariantTag {
+                field: "auth_type",
+                value: "api_token",
+            }),
+            refresh: RefreshKind::None,
+            description: "An API token and the account's e-mail address.",
+        },
+    ],
     refresh: RefreshKind::OAuthRefreshToken {
         client_auth: ClientAuth::Basic,
         rotates: false,
@@ -764,10 +817,16 @@ const BITBUCKET: ProviderSpec = ProviderSpec {
         CheckBase::Hosted("https://api.bitbucket.org/2.0"),
         "/user",
         &[
-            &[CheckAuth::Basic {
-                user: "email",
-                password: "api_token",
-            }],
+            &[
+                CheckAuth::When {
+                    field: "auth_type",
+                    equals: "api_token",
+                },
+                CheckAuth::Basic {
+                    user: "email",
+                    password: "access_token",
+                },
+            ],
             &[CheckAuth::Bearer { field: "access_token" }],
         ],
     ),
@@ -775,7 +834,8 @@ const BITBUCKET: ProviderSpec = ProviderSpec {
     connect: Connect::OAuth(&BITBUCKET_CONNECT),
     revocation: None,
     examples: &[
-        r#"{"access_token":"example-bitbucket-access-token","refresh_token":"example-bitbucket-refresh-token","expires_at":"1893456000","email":"dev@example.com"}"#,
+        r#"{"auth_type":"oauth","access_token":"example-bitbucket-access-token","refresh_token":"example-bitbucket-refresh-token","expires_at":"1893456000","email":"dev@example.com"}"#,
+        r#"{"auth_type":"api_token","access_token":"ATATT3xFfGF0example-bitbucket-api-token","email":"dev@example.com"}"#,
     ],
 };
 
@@ -785,7 +845,13 @@ const BITBUCKET_CONNECT: OAuthConnect = OAuthConnect {
     scope_param: "scope",
     scope_separator: " ",
     extra_params: &[],
-    answer: OAUTH_ANSWER,
+    // Aurora's OAuth form says so.
+    answer: &[
+        ("auth_type", AnswerValue::Const("oauth")),
+        ("access_token", AnswerValue::Pointer("/access_token")),
+        ("refresh_token", AnswerValue::Pointer("/refresh_token")),
+        ("expires_at", AnswerValue::ExpiresAt),
+    ],
 };
 
 const THOUSANDEYES: ProviderSpec = ProviderSpec {

@@ -40,6 +40,9 @@ pub enum CheckAuth {
     Json { member: &'static str, field: &'static str },
     /// SigV4-signed with the temporary keys an AWS role assumption left in the credential.
     SigV4 { service: &'static str },
+    /// Sends nothing: the alternative applies only when `field` holds `equals` (a form named by a tag,
+    /// such as Bitbucket's `auth_type`).
+    When { field: &'static str, equals: &'static str },
 }
 
 impl CheckAuth {
@@ -52,6 +55,7 @@ impl CheckAuth {
             | CheckAuth::Json { field, .. } => vec![field],
             CheckAuth::Basic { user, password } => vec![user, password],
             CheckAuth::SigV4 { .. } => vec!["access_key_id", "secret_access_key", "session_token"],
+            CheckAuth::When { field, .. } => vec![field],
         }
     }
 }
@@ -79,8 +83,8 @@ pub struct CheckSpec {
     /// Fixed form fields of a POST body (AWS's `Action`).
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub form: &'static [(&'static str, &'static str)],
-    /// Alternatives, tried in order: the first whose fields the credential has is used (Bitbucket: an API
-    /// token with Basic, else the OAuth access token).
+    /// Alternatives, tried in order: the first whose fields the credential has (and whose `When` parts
+    /// hold) is used (Bitbucket: the API-token form with Basic, else the OAuth access token as Bearer).
     pub auth: &'static [&'static [CheckAuth]],
     /// Statuses that mean "rejected" (`needs_reauth`).
     pub rejected_statuses: &'static [u16],

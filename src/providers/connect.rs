@@ -4,6 +4,9 @@
 //! `catalog.rs`, never a branch in code.
 
 use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::{ProviderSpec, RefreshKind};
 
 /// How `POST /api/connect/{provider}` works for a provider.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -55,4 +58,54 @@ pub struct Revocation {
     pub url: &'static str,
     /// The token fields tried in order; the first present is revoked (a refresh token takes the grant down).
     pub token_fields: &'static [&'static str],
+    /// The credential shapes (variants) whose tokens the endpoint revokes; empty: every shape. A gcp
+    /// service-account key is not a grant Google's endpoint can take back.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub variants: &'static [&'static str],
+}
+
+/// RFC 7009 at an endpoint only configuration names (`TOKENKEEPER_<P>_REVOKE_URL` for an OAuth provider
+/// whose catalog entry declares none): the refresh token, else the access token, of credentials the
+/// platform's OAuth client was granted.
+pub const RFC7009: Revocation = Revocation {
+    url: "",
+    token_fields: &["refresh_token", "access_token"],
+    variants: &[],
+};
+
+/// Where and what a deleted credential revokes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RevokeAt<'a> {
+    pub url: &'a str,
+    pub token_fields: &'static [&'static str],
+}
+
+impl ProviderSpec {
+    /// The revocation a deleted credential gets: the catalog's (at `url_override` when configured) when
+    /// it covers the credential's shape; else RFC 7009 at `url_override` for an OAuth provider's
+    /// credential kept fresh by the platform's OAuth client; else none (`revoked: null`).
+    pub fn revocation_for<'a>(
+        &'static self,
+        token_data: &Map<String, Value>,
+        url_override: Option<&'a str>,
+    ) -> Option<RevokeAt<'a>> {
+        let variant = self.variant_of(token_data).map(|v| v.name);
+        match self.revocation {
+            Some(r) => {
+                let covered = r.variants.is_empty() || variant.is_some_and(|v| r.variants.contains(&v));
+                covered.then_some(RevokeAt {
+                    url: url_override.unwrap_or(r.url),
+                    token_fields: r.token_fields,
+                })
+            }
+            None => {
+                let oauth = matches!(self.connect, Connect::OAuth(_))
+                    && matches!(self.refresh_kind_for(token_data), RefreshKind::OAuthRefreshToken { .. });
+                url_override.filter(|_| oauth).map(|url| RevokeAt {
+                    url,
+                    token_fields: RFC7009.token_fields,
+                })
+            }
+        }
+    }
 }

@@ -25,7 +25,7 @@ use serde::ser::{SerializeStruct, Serializer};
 use serde_json::{Map, Value};
 
 pub use check::{CheckAuth, CheckBase, CheckMethod, CheckSpec, RejectedWhen, api_url_env_var};
-pub use connect::{AnswerValue, Connect, OAuthConnect, Revocation};
+pub use connect::{AnswerValue, Connect, OAuthConnect, Revocation, RevokeAt};
 pub use token_data::{NotAnObject, TokenData};
 pub use url_policy::{UrlPolicy, UrlPolicyError, check_resolved_ip, check_url, normalize_base_url};
 /// `{field}` placeholders of a URL template filled with the percent-encoded token-data values.
@@ -253,8 +253,23 @@ pub struct Variant {
     pub name: &'static str,
     /// The fields this shape accepts (each field's `required` applies within the shape).
     pub fields: &'static [&'static str],
+    /// Fields required in this shape although optional in others (Bitbucket's API token needs `email`).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub required: &'static [&'static str],
+    /// The field and value naming this shape (Bitbucket's `auth_type`: `oauth` or `api_token`): a body or
+    /// stored credential with that field is of the shape its value names; without it, of the shape its
+    /// default names. `None`: the shape is told by the fields present.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag: Option<VariantTag>,
     pub refresh: RefreshKind,
     pub description: &'static str,
+}
+
+/// The field and value naming a [`Variant`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct VariantTag {
+    pub field: &'static str,
+    pub value: &'static str,
 }
 
 /// Default endpoints of a provider; each is overridable by configuration.

@@ -472,6 +472,104 @@ fn slack_variants() {
 }
 
 #[test]
+fn bitbucket_forms_are_named_by_auth_type() {
+    let bb = spec("bitbucket");
+    let token = bb
+        .validate(
+            &json!({"auth_type": "API_TOKEN ", "access_token": "ATATT-x", "email": "dev@example.com"}),
+            &STRICT,
+        )
+        .unwrap();
+    assert_eq!(token.variant, Some("api_token"));
+    assert_eq!(token.refresh, RefreshKind::None);
+    assert_eq!(
+        token.token_data,
+        obj(json!({"auth_type": "api_token", "access_token": "ATATT-x", "email": "dev@example.com"}))
+    );
+    assert_eq!(bb.variant_of(&token.token_data).map(|v| v.name), Some("api_token"));
+    // Without auth_type: the OAuth form, stored with its auth_type as Aurora does.
+    let oauth = bb
+        .validate(&json!({"access_token": "a", "refresh_token": "r"}), &STRICT)
+        .unwrap();
+    assert_eq!(
+        (oauth.variant, oauth.token_data["auth_type"].clone()),
+        (Some("oauth"), json!("oauth"))
+    );
+    assert!(oauth.refresh.refreshes());
+    // Stored OAuth data from before auth_type existed is the OAuth form.
+    assert_eq!(
+        bb.variant_of(&obj(json!({"access_token": "a", "refresh_token": "r"})))
+            .map(|v| v.name),
+        Some("oauth")
+    );
+    let err = fails_on(bb, json!({"auth_type": "api_token", "access_token": "t"}), "email");
+    assert_eq!(
+        err.message,
+        "email is required (or give the fields of oauth (auth_type \"oauth\", access_token, refresh_token))"
+    );
+    fails_on(
+        bb,
+        json!({"access_token": "t", "email": "dev@example.com"}),
+        "refresh_token",
+    );
+    fails_on(
+        bb,
+        json!({"auth_type": "api_token", "access_token": "t", "refresh_token": "r", "email": "dev@example.com"}),
+        "refresh_token",
+    );
+    let err = fails_on(bb, json!({"auth_type": "basic", "access_token": "t"}), "auth_type");
+    assert_eq!(err.message, "auth_type must be one of: oauth, api_token");
+    fails_on(bb, json!({"auth_type": 1, "access_token": "t"}), "auth_type");
+}
+
+#[test]
+fn revocation_follows_the_catalog_and_the_configured_endpoint() {
+    let at = |id: &str, data: Value, url: Option<&'static str>| spec(id).revocation_for(&obj(data), url);
+    let gcp_oauth = json!({"access_token": "a", "refresh_token": "r"});
+    assert_eq!(
+        at("gcp", gcp_oauth.clone(), None),
+        Some(RevokeAt {
+            url: "https://oauth2.googleapis.com/revoke",
+            token_fields: &["refresh_token", "access_token"]
+        })
+    );
+    assert_eq!(
+        at("gcp", gcp_oauth, Some("http://127.0.0.1:1/r")).unwrap().url,
+        "http://127.0.0.1:1/r"
+    );
+    // A service-account key is not a grant.
+    assert_eq!(at("gcp", spec("gcp").example_credentials()[1].clone(), None), None);
+    let slack = at("slack", json!({"access_token": "xoxb-1", "team_id": "T1"}), None).unwrap();
+    assert_eq!(
+        (slack.url, slack.token_fields),
+        ("https://slack.com/api/auth.revoke", &["access_token"][..])
+    );
+    // Bitbucket: none, unless configured (RFC 7009), and then for OAuth grants only.
+    let bb_oauth = json!({"access_token": "a", "refresh_token": "r"});
+    assert_eq!(at("bitbucket", bb_oauth.clone(), None), None);
+    assert!(at("bitbucket", bb_oauth, Some("http://127.0.0.1:1/r")).is_some());
+    let bb_token = json!({"auth_type": "api_token", "access_token": "t", "email": "dev@example.com"});
+    assert_eq!(at("bitbucket", bb_token, Some("http://127.0.0.1:1/r")), None);
+    // Static keys and client-credentials providers: never.
+    assert_eq!(
+        at(
+            "grafana",
+            spec("grafana").example_credential(),
+            Some("http://127.0.0.1:1/r")
+        ),
+        None
+    );
+    assert_eq!(
+        at(
+            "azure",
+            spec("azure").example_credential(),
+            Some("http://127.0.0.1:1/r")
+        ),
+        None
+    );
+}
+
+#[test]
 fn url_policy_through_validation() {
     let grafana = spec("grafana");
     let body = |url: &str| json!({"api_key": "k", "base_url": url});

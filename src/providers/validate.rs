@@ -48,7 +48,24 @@ pub(super) fn validate(
         .filter(|(_, v)| !is_absent(v))
         .map(|(k, _)| k.as_str())
         .collect();
-    let variant = select_variant(spec, &present)?;
+    let variant = match tagged_variant(spec, obj)? {
+        Some(v) => {
+            if let Some(odd) = present.iter().find(|p| !v.fields.contains(*p)) {
+                let tag = v.tag.expect("a tagged variant");
+                return Err(FieldError::new(
+                    odd,
+                    format!(
+                        "is not a field of the {} {} form (its fields: {})",
+                        tag.field,
+                        tag.value,
+                        v.fields.join(", ")
+                    ),
+                ));
+            }
+            Some(v)
+        }
+        None => select_variant(spec, &present)?,
+    };
 
     let mut token_data = Map::new();
     for field in spec.fields {
@@ -62,13 +79,21 @@ pub(super) fn validate(
                 let normalized = check_format(field, value, policy)?;
                 token_data.insert(field.name.to_string(), normalized);
             }
-            None if field.required => {
+            None if field.required || variant.is_some_and(|v| v.required.contains(&field.name)) => {
                 let mut message = format!("{} is required", field.name);
                 let others: Vec<String> = spec
                     .variants
                     .iter()
                     .filter(|o| variant.is_some_and(|v| v.name != o.name))
-                    .map(|o| format!("{} ({})", o.name, required_fields(spec, o).join(", ")))
+                    .map(|o| {
+                        let tag = o.tag.map(|t| format!("{} \"{}\", ", t.field, t.value));
+                        format!(
+                            "{} ({}{})",
+                            o.name,
+                            tag.unwrap_or_default(),
+                            required_fields(spec, o).join(", ")
+                        )
+                    })
                     .collect();
                 if !others.is_empty() {
                     message.push_str(&format!(" (or give the fields of {})", others.join(" or ")));
@@ -105,9 +130,35 @@ fn required_fields(spec: &ProviderSpec, variant: &Variant) -> Vec<&'static str> 
         .fields
         .iter()
         .filter_map(|n| spec.field(n))
-        .filter(|f| f.required)
+        .filter(|f| f.required || variant.required.contains(&f.name))
         .map(|f| f.name)
         .collect()
+}
+
+/// The variant a tag names (Bitbucket's `auth_type`): the one whose tag value the object gives, else the
+/// one the tag field's default names. `None` where the provider's variants carry no tag (they are told by
+/// the fields present); a value no variant has is refused.
+fn tagged_variant(spec: &ProviderSpec, obj: &Map<String, Value>) -> Result<Option<&'static Variant>, FieldError> {
+    let variants: &'static [Variant] = spec.variants;
+    let Some(field) = variants.iter().find_map(|v| v.tag).map(|t| t.field) else {
+        return Ok(None);
+    };
+    let value = match obj.get(field).filter(|v| !is_absent(v)) {
+        Some(Value::String(s)) => s.trim().to_ascii_lowercase(),
+        Some(_) => String::new(),
+        None => match spec.field(field).and_then(|f| f.default) {
+            Some(default) => default.to_string(),
+            None => return Ok(None),
+        },
+    };
+    let named = variants.iter().find(|v| v.tag.is_some_and(|t| t.value == value));
+    match named {
+        Some(v) => Ok(Some(v)),
+        None => {
+            let values: Vec<&str> = variants.iter().filter_map(|v| v.tag.map(|t| t.value)).collect();
+            Err(FieldError::new(field, format!("must be one of: {}", values.join(", "))))
+        }
+    }
 }
 
 /// The variant a body's (known, present) fields select: the first variant that accepts all of them and whose
@@ -165,6 +216,9 @@ fn select_variant(spec: &ProviderSpec, present: &[&str]) -> Result<Option<&'stat
 }
 
 pub(super) fn variant_of(spec: &ProviderSpec, token_data: &Map<String, Value>) -> Option<&'static Variant> {
+    if let Ok(Some(v)) = tagged_variant(spec, token_data) {
+        return Some(v);
+    }
     let present: Vec<&str> = token_data
         .iter()
         .filter(|(k, v)| !is_absent(v) && spec.field(k).is_some())

@@ -14,15 +14,15 @@ use crate::support::stand_in::StandIn;
 
 /// The URL browsers reach Tokenkeeper at (a load balancer in front of every instance): the tests send the
 /// callback to whichever instance they pick.
-const PUBLIC_URL: &str = "http://tokenkeeper.test";
-const RETURN: &str = "https://app.example.com/connections";
+pub(crate) const PUBLIC_URL: &str = "http://tokenkeeper.test";
+pub(crate) const RETURN: &str = "https://app.example.com/connections";
 
-fn callback_url() -> String {
+pub(crate) fn callback_url() -> String {
     format!("{PUBLIC_URL}/api/connect/callback")
 }
 
 /// An instance whose gcp OAuth client is `client` at `server` (authorize, token and revoke endpoints).
-fn gcp_config(server: &OAuthServer, client: &OAuthClient) -> TestConfig {
+pub(crate) fn gcp_config(server: &OAuthServer, client: &OAuthClient) -> TestConfig {
     TestConfig::default()
         .with("TOKENKEEPER_PUBLIC_URL", PUBLIC_URL)
         .with(
@@ -43,7 +43,7 @@ fn gcp_config(server: &OAuthServer, client: &OAuthClient) -> TestConfig {
 }
 
 /// `POST /api/connect/{provider}` as the holder of `token`; must answer 200: the authorization URL.
-async fn start(app: &TestApp, token: &str, provider: &str, body: Value) -> String {
+pub(crate) async fn start(app: &TestApp, token: &str, provider: &str, body: Value) -> String {
     let r = app.post_auth(&format!("/api/connect/{provider}"), token, body).await;
     let status = r.status();
     let body: Value = r.json().await.unwrap();
@@ -53,7 +53,7 @@ async fn start(app: &TestApp, token: &str, provider: &str, body: Value) -> Strin
 }
 
 /// The callback `redirect` (Tokenkeeper's public URL) sent to `app`: the response, redirects not followed.
-async fn callback(app: &TestApp, redirect: &str) -> reqwest::Response {
+pub(crate) async fn callback(app: &TestApp, redirect: &str) -> reqwest::Response {
     assert!(
         redirect.starts_with(&callback_url()),
         "sent back to the callback: {redirect}"
@@ -63,13 +63,13 @@ async fn callback(app: &TestApp, redirect: &str) -> reqwest::Response {
 }
 
 /// A browser logged in to the authorization server.
-async fn browser(server: &OAuthServer, client: &OAuthClient) -> Browser {
+pub(crate) async fn browser(server: &OAuthServer, client: &OAuthClient) -> Browser {
     let mut b = Browser::new();
     b.login(server, client).await;
     b
 }
 
-async fn stored(app: &TestApp, token: &str, provider: &str) -> bool {
+pub(crate) async fn stored(app: &TestApp, token: &str, provider: &str) -> bool {
     let r = app.get_auth(&format!("/api/tokens/{provider}"), token).await;
     match r.status().as_u16() {
         200 => true,
@@ -79,7 +79,7 @@ async fn stored(app: &TestApp, token: &str, provider: &str) -> bool {
 }
 
 /// The `credential_connect` events of the holder of `token`: (outcome, detail).
-async fn connect_events(app: &TestApp, token: &str) -> Vec<(String, Option<String>)> {
+pub(crate) async fn connect_events(app: &TestApp, token: &str) -> Vec<(String, Option<String>)> {
     let events = app.events_of_kind(token, "credential_connect").await;
     events
         .into_iter()
@@ -89,7 +89,7 @@ async fn connect_events(app: &TestApp, token: &str) -> Vec<(String, Option<Strin
 
 /// A gcp instance on the shared authorization server with a client of its own, and a user of it: `None`
 /// when the server is not available (skipped).
-async fn gcp_app(db: Db, email: &str) -> Option<(&'static OAuthServer, OAuthClient, TestApp, String)> {
+pub(crate) async fn gcp_app(db: Db, email: &str) -> Option<(&'static OAuthServer, OAuthClient, TestApp, String)> {
     let server = OAuthServer::shared().await?;
     let client = server.new_code_client(&callback_url()).await;
     let app = spawn_app(db, gcp_config(server, &client)).await?;
@@ -418,22 +418,55 @@ async fn a_provider_down_or_slow_ends_the_flow_with_an_error(db: Db) {
     }
 }
 
+/// Two instances behind one public URL, sharing the PostgreSQL database and OpenBao: a flow started on one
+/// is finished by the other, and each serves what the other stored (and revokes it on delete).
 async fn two_instances_share_a_flow(db: Db) {
     let Some(server) = OAuthServer::shared().await else {
         return;
     };
     let client = server.new_code_client(&callback_url()).await;
-    let one = spawn_app(db, gcp_config(server, &client)).await.unwrap();
-    let two = spawn_sibling(&one, gcp_config(server, &client)).await;
+    let Some(cfg) = gcp_config(server, &client).secrets(Secrets::OpenBao).await else {
+        return;
+    };
+    let one = spawn_app(db, cfg).await.unwrap();
+    let cfg = gcp_config(server, &client).secrets(Secrets::OpenBao).await.unwrap();
+    let two = spawn_sibling(&one, cfg).await;
     let (_, token) = one.user("shared@example.com").await;
     let redirect = browser(server, &client)
         .await
-        .consent(&start(&one, &token, "gcp", json!({})).await, true)
+        .consent(&start(&one, &token, "gcp", json!({"name": "shared"})).await, true)
         .await;
     let r = callback(&two, &redirect).await;
     assert_eq!(r.status(), 303);
-    assert_eq!(query_param(&location(&r), "connected").as_deref(), Some("gcp"));
-    assert!(stored(&one, &token, "gcp").await);
+    assert_eq!(location(&r), "https://app.example.com/?connected=gcp&name=shared");
+    // The state is claimed in the shared database: the first instance refuses it now.
+    assert_eq!(callback(&one, &redirect).await.status(), 400);
+    // The first instance reads the credential the second stored, from the shared secret store.
+    let read = |app: &TestApp| {
+        let app_url = app.at("/api/tokens/gcp/credentials?name=shared");
+        let (client, token) = (app.client.clone(), token.clone());
+        async move {
+            let r = client.get(app_url).bearer_auth(token).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.unwrap()["tokenData"].clone()
+        }
+    };
+    let data = read(&one).await;
+    assert!(data["refresh_token"].as_str().is_some_and(|s| !s.is_empty()), "{data}");
+    assert_eq!(read(&two).await, data);
+    assert_eq!(
+        server.stats(&client.client_id).await.grants.get("authorization_code"),
+        Some(&1)
+    );
+    // Deleted on the first: revoked at the server, gone on both.
+    let r = one.delete_auth("/api/tokens/gcp?name=shared", &token).await;
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"revoked": true}));
+    let gone = two.get_auth("/api/tokens/gcp?name=shared", &token).await;
+    assert_eq!(gone.status(), 404);
+    let (status, _) = server
+        .try_refresh(&client, data["refresh_token"].as_str().unwrap())
+        .await;
+    assert_eq!(status, 400, "the refresh token is revoked");
 }
 
 crate::on_all_stores!(gcp_connects_through_the_consent_page_and_refreshes);

@@ -258,19 +258,29 @@ async fn put_body_schemas_follow_the_catalog(db: Db) {
             Some(branches) => branches.as_array().unwrap().iter().collect(),
             None => vec![schema],
         };
-        let wanted: Vec<Vec<&FieldSpec>> = if spec.variants.is_empty() {
-            vec![spec.fields.iter().collect()]
+        // Required in a shape: required everywhere, or by the variant, or its tag when not the default.
+        let wanted: Vec<Vec<(&FieldSpec, bool)>> = if spec.variants.is_empty() {
+            vec![spec.fields.iter().map(|f| (f, f.required)).collect()]
         } else {
             spec.variants
                 .iter()
-                .map(|v| v.fields.iter().map(|f| spec.field(f).unwrap()).collect())
+                .map(|v| {
+                    v.fields
+                        .iter()
+                        .map(|f| spec.field(f).unwrap())
+                        .map(|f| {
+                            let tag = v.tag.is_some_and(|t| t.field == f.name && f.default != Some(t.value));
+                            (f, f.required || v.required.contains(&f.name) || tag)
+                        })
+                        .collect()
+                })
                 .collect()
         };
         assert_eq!(shapes.len(), wanted.len(), "{name}: one shape per variant");
         let mut examples = Vec::new();
         for (shape, fields) in shapes.iter().zip(&wanted) {
-            let names: BTreeSet<&str> = fields.iter().map(|f| f.name).collect();
-            let required: BTreeSet<&str> = fields.iter().filter(|f| f.required).map(|f| f.name).collect();
+            let names: BTreeSet<&str> = fields.iter().map(|(f, _)| f.name).collect();
+            let required: BTreeSet<&str> = fields.iter().filter(|(_, r)| *r).map(|(f, _)| f.name).collect();
             let properties: BTreeSet<&str> = shape["properties"]
                 .as_object()
                 .unwrap()

@@ -47,6 +47,12 @@ impl Default for TestConfig {
         // Provider endpoints point at a closed local port: no test reaches the internet.
         for p in tokenkeeper::providers::catalog() {
             env.insert(p.token_url_env_var(), "http://127.0.0.1:9/token".into());
+            if p.revocation.is_some() {
+                env.insert(
+                    tokenkeeper::providers::revoke_url_env_var(p.id),
+                    "http://127.0.0.1:9/revoke".into(),
+                );
+            }
         }
         env.insert("AZURE_AUTHORITY_HOST".into(), "http://127.0.0.1:9".into());
         env.insert("AWS_ENDPOINT_URL_STS".into(), "http://127.0.0.1:9".into());

@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `GET /datadog/api/v1/validate` | `DD-API-KEY` + `DD-APPLICATION-KEY`: `{"valid": true}`, 403, or `{"valid": false}` |
 //! | `POST /slack/auth.test` | Bearer: `{"ok": true}` or 200 `{"ok": false, "error": "invalid_auth"}` |
-//! | `GET /bitbucket/user` | Bearer (OAuth) or Basic e-mail:API token; 401 |
+//! | `GET /bitbucket/user` | Bearer (OAuth token) or Basic e-mail:API token (`ATATT...`), not crossed; 401 |
 //! | `GET /thousandeyes/account-groups`, `GET /netdata/api/v2/spaces`, `GET /grafana/api/org`, `GET /splunk/services/server/info` | Bearer; 401 |
 //! | `POST /coroot/api/login` | JSON e-mail and password; 404 "Invalid email or password" |
 //! | `GET /scaleway/iam/v1alpha1/api-keys/{access_key}` | `X-Auth-Token`; 401 |
@@ -76,7 +76,7 @@ impl ProviderApi {
             .route("/coroot/api/login", post(coroot))
             .route("/gcp/tokeninfo", post(tokeninfo))
             .route("/token", post(token))
-            .route("/bitbucket/user", get(bearer_api))
+            .route("/bitbucket/user", get(bitbucket_user))
             .route("/thousandeyes/account-groups", get(bearer_api))
             .route("/netdata/api/v2/spaces", get(bearer_api))
             .route("/grafana/api/org", get(bearer_api))
@@ -248,7 +248,7 @@ async fn token(State(s): State<Arc<Shared>>, axum::Form(form): axum::Form<HashMa
     axum::Json(json!({"access_token": minted, "token_type": "Bearer", "expires_in": 3600})).into_response()
 }
 
-/// The Bearer (or Basic, or `X-Auth-Token`) APIs: Bitbucket, ThousandEyes, Netdata, Grafana, Splunk,
+/// The Bearer (or Basic, or `X-Auth-Token`) APIs: ThousandEyes, Netdata, Grafana, Splunk,
 /// Scaleway, Azure, Tailscale.
 async fn bearer_api(State(s): State<Arc<Shared>>, req: Request) -> Response {
     if let Some(r) = s.gate(unauthorized()).await {
@@ -266,4 +266,23 @@ async fn bearer_api(State(s): State<Arc<Shared>>, req: Request) -> Response {
         .map(str::to_string);
     let ok = basic || bearer(headers).or(token).is_some_and(|t| s.is_good(&t));
     accepted(ok, json!({"path": req.uri().path()}))
+}
+
+/// Bitbucket's `GET /user`: an Atlassian API token (they start `ATATT`) works only as the password of HTTP
+/// Basic with the account's e-mail; an OAuth access token only as Bearer.
+async fn bitbucket_user(State(s): State<Arc<Shared>>, req: Request) -> Response {
+    if let Some(r) = s.gate(unauthorized()).await {
+        return r;
+    }
+    let headers = req.headers();
+    let basic = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok()?.strip_prefix("Basic ").map(str::to_string))
+        .and_then(|b| String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b).ok()?).ok())
+        .is_some_and(|pair| {
+            pair.split_once(':')
+                .is_some_and(|(u, p)| u.contains('@') && p.starts_with("ATATT") && s.is_good(p))
+        });
+    let oauth = bearer(headers).is_some_and(|t| !t.starts_with("ATATT") && s.is_good(&t));
+    accepted(basic || oauth, json!({"path": req.uri().path()}))
 }

@@ -15,7 +15,7 @@ use utoipa::openapi::extensions::Extensions;
 use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type};
 
 use crate::providers::url_policy::MAX_URL_LEN;
-use crate::providers::{EPOCH_MAX, FieldFormat, FieldSpec, ProviderSpec, SERVICE_ACCOUNT_MAX};
+use crate::providers::{EPOCH_MAX, FieldFormat, FieldSpec, ProviderSpec, SERVICE_ACCOUNT_MAX, Variant};
 
 /// The component name of a provider's body schema.
 pub fn component_name(provider: &str) -> String {
@@ -27,7 +27,7 @@ pub fn component_name(provider: &str) -> String {
 pub fn token_body(spec: &ProviderSpec) -> Schema {
     let examples = spec.example_credentials();
     if spec.variants.is_empty() {
-        return shape(spec.fields.iter())
+        return shape(spec.fields.iter().copied())
             .title(Some(spec.name))
             .description(Some(spec.docs))
             .examples(examples)
@@ -36,6 +36,7 @@ pub fn token_body(spec: &ProviderSpec) -> Schema {
     let mut one_of = OneOfBuilder::new().title(Some(spec.name)).description(Some(spec.docs));
     for variant in spec.variants {
         let fields = variant.fields.iter().filter_map(|name| spec.field(name));
+        let fields = fields.map(|f| in_variant(spec, variant, f));
         let mine = examples.iter().filter(|e| {
             e.as_object()
                 .and_then(|o| spec.variant_of(o))
@@ -51,13 +52,27 @@ pub fn token_body(spec: &ProviderSpec) -> Schema {
     one_of.into()
 }
 
+/// A field as one variant takes it: required there when the variant says so; its tag field (Bitbucket's
+/// `auth_type`) takes only the variant's value, and is required unless that value is the default.
+fn in_variant(spec: &ProviderSpec, variant: &'static Variant, field: &FieldSpec) -> FieldSpec {
+    let mut field = *field;
+    field.required |= variant.required.contains(&field.name);
+    if let Some(tag) = variant.tag.as_ref().filter(|t| t.field == field.name) {
+        field.required |= spec.field(tag.field).and_then(|f| f.default) != Some(tag.value);
+        field.format = FieldFormat::OneOf {
+            values: std::slice::from_ref(&tag.value),
+        };
+    }
+    field
+}
+
 /// An object of exactly these fields; unknown fields are refused, like the validator does.
-fn shape<'a>(fields: impl Iterator<Item = &'a FieldSpec>) -> ObjectBuilder {
+fn shape(fields: impl Iterator<Item = FieldSpec>) -> ObjectBuilder {
     let mut object = ObjectBuilder::new()
         .schema_type(Type::Object)
         .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(false)));
     for field in fields {
-        object = object.property(field.name, property(field));
+        object = object.property(field.name, property(&field));
         if field.required {
             object = object.required(field.name);
         }
