@@ -23,6 +23,12 @@ pub enum CredentialError {
     SecretStoreUnavailable(#[source] SecretError),
     #[error("The provider could not refresh the {provider} credential")]
     RefreshUnavailable { provider: String, reason: String },
+    /// The provider refused the credential a store checked first: nothing was stored.
+    #[error("Credential rejected by {provider}")]
+    CheckRejected { provider: String, detail: String },
+    /// The provider could not be reached to check the credential a store was given: nothing was stored.
+    #[error("Could not reach {provider} to check the credential")]
+    CheckUnreachable { provider: String, detail: String },
     #[error("stored credential is inconsistent: {0}")]
     Inconsistent(String),
     #[error(transparent)]
@@ -56,6 +62,8 @@ pub(super) fn failure_reason(e: &CredentialError) -> &'static str {
         CredentialError::NameTaken(_) => "secret name taken",
         CredentialError::SecretStoreUnavailable(_) => "secret store unavailable",
         CredentialError::RefreshUnavailable { .. } => "refresh failed",
+        CredentialError::CheckRejected { .. } => "check rejected",
+        CredentialError::CheckUnreachable { .. } => "check unreachable",
         CredentialError::Inconsistent(_) => "inconsistent",
         CredentialError::Db(_) => "database error",
         CredentialError::AuditUnavailable(_) => "audit log unavailable",

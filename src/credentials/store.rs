@@ -53,18 +53,23 @@ impl CredentialService {
         let spec = key.spec();
         super::naming::check_user_id(key.org().as_str())?;
         let mut valid = spec.validate(body, &self.config.url_policy)?;
-        let mut generated_external_id = None;
+        let (mut generated_external_id, mut onboarded) = (None, None);
         for field in spec.fields.iter().filter(|f| f.generated_if_absent) {
             if !valid.token_data.contains_key(field.name) {
-                let id = generate_external_id();
-                valid
-                    .token_data
-                    .insert(field.name.to_string(), Value::String(id.clone()));
-                generated_external_id = Some(id);
+                // The id an onboarding issued for this connection, else a new one (shown once).
+                let id = match self.issued_external_id(key).await? {
+                    Some(id) => onboarded.insert(id).clone(),
+                    None => generated_external_id.insert(generate_external_id()).clone(),
+                };
+                valid.token_data.insert(field.name.to_string(), Value::String(id));
             }
         }
         let metadata = spec.metadata_of(&valid.token_data);
         let token_data = TokenData::new(valid.token_data);
+        // Before the lock and before anything is written: the role the onboarding was for must work.
+        if onboarded.is_some() {
+            self.assume_first(key, &token_data, caller.user.as_str()).await?;
+        }
         let (org_id, provider, conn_name) = (key.org().as_str(), key.provider(), key.name().as_str());
         let _lock = self.lock(key).await?;
         let previous = self.store.get_connection(org_id, provider, conn_name).await?;
@@ -155,6 +160,9 @@ impl CredentialService {
             }
         }
         self.changed(key).await;
+        if let Some(id) = &onboarded {
+            self.onboarding_used(key, id).await;
+        }
         let connection = super::ConnectionView::from_row(&row, now);
         Ok(Stored {
             connection,

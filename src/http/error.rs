@@ -75,6 +75,12 @@ pub enum ApiError {
     /// 409 with extra fields (e.g. `provider`, `reason` for a connection that needs re-authorization).
     #[error("{message}")]
     ConflictWith { message: String, extra: serde_json::Value },
+    /// 400 with extra fields (`provider`, `detail` for a credential its provider rejected).
+    #[error("{message}")]
+    BadRequestWith { message: String, extra: serde_json::Value },
+    /// 502 with extra fields (`provider`): a provider that could not be reached.
+    #[error("{message}")]
+    BadGatewayWith { message: String, extra: serde_json::Value },
     #[error("Request body too large")]
     PayloadTooLarge,
     #[error("{0}")]
@@ -122,7 +128,8 @@ impl ApiError {
 
     fn status(&self) -> StatusCode {
         match self {
-            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::BadRequest(_) | Self::BadRequestWith { .. } => StatusCode::BAD_REQUEST,
+            Self::BadGatewayWith { .. } => StatusCode::BAD_GATEWAY,
             Self::Unauthenticated | Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) | Self::PasswordChangeRequired => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
@@ -143,7 +150,9 @@ impl IntoResponse for ApiError {
             tracing::error!(error = %format!("{e:#}"), "internal error");
         }
         let mut body = json!({ "error": self.to_string() });
-        if let Self::ConflictWith { extra, .. } = &self
+        if let Self::ConflictWith { extra, .. }
+        | Self::BadRequestWith { extra, .. }
+        | Self::BadGatewayWith { extra, .. } = &self
             && let (Some(b), Some(x)) = (body.as_object_mut(), extra.as_object())
         {
             b.extend(x.clone());
@@ -218,6 +227,20 @@ impl From<CredentialError> for ApiError {
                 extra: serde_json::json!({ "provider": provider, "reason": reason }),
             },
             CredentialError::Conflict(_) | CredentialError::NameTaken(_) => Self::Conflict(e.to_string()),
+            CredentialError::CheckRejected {
+                ref provider,
+                ref detail,
+            } => Self::BadRequestWith {
+                message: e.to_string(),
+                extra: serde_json::json!({ "provider": provider, "detail": detail }),
+            },
+            CredentialError::CheckUnreachable {
+                ref provider,
+                ref detail,
+            } => Self::BadGatewayWith {
+                message: e.to_string(),
+                extra: serde_json::json!({ "provider": provider, "detail": detail }),
+            },
             CredentialError::SecretStoreUnavailable(ref inner) => {
                 tracing::warn!(error = %inner, "secret store unavailable");
                 Self::Unavailable("Secret store unavailable".into())

@@ -46,6 +46,7 @@ mod provider_schemas;
         super::tokens::refresh,
         super::connect::start,
         super::connect::callback,
+        super::connect_aws::onboard,
         super::orgs::list,
         super::orgs::create,
         super::orgs::members,

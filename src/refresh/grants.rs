@@ -18,7 +18,7 @@ pub mod classify;
 mod code;
 mod jwt_bearer;
 mod oauth;
-mod sts;
+pub(crate) mod sts;
 
 use std::time::Duration;
 

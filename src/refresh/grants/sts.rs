@@ -12,7 +12,7 @@ use super::{GrantContext, GrantError, Refreshed, check_endpoint, send, updated};
 use crate::config::AwsSettings;
 use crate::providers::{ProviderSpec, TokenData};
 
-const FORM: &str = "application/x-www-form-urlencoded; charset=utf-8";
+pub(crate) const FORM: &str = "application/x-www-form-urlencoded; charset=utf-8";
 
 /// `tokenkeeper-<user id>`: characters outside STS's `[\w+=,.@-]` become `-`, at most 63 characters.
 pub fn session_name(user_id: &str) -> String {
@@ -33,7 +33,7 @@ pub fn session_name(user_id: &str) -> String {
 
 /// The STS endpoint and signing region: the configured endpoint, else `https://sts.{region}.amazonaws.com`
 /// (both checked at start-up).
-fn endpoint(aws: &AwsSettings) -> Result<String, GrantError> {
+pub(crate) fn endpoint(aws: &AwsSettings) -> Result<String, GrantError> {
     let url = aws
         .sts_endpoint
         .clone()
@@ -75,38 +75,15 @@ pub(super) async fn assume_role(
         form.finish()
     };
 
-    // SigV4 is dated with the wall clock: AWS compares it with its own.
     let identity = aws_credential_types::Credentials::new(
         access_key,
         secret_key.expose_secret(),
         aws.session_token.as_ref().map(|t| t.expose_secret().to_string()),
         None,
         "tokenkeeper-settings",
-    )
-    .into();
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region(region)
-        .name("sts")
-        .time(SystemTime::now())
-        .settings(SigningSettings::default())
-        .build()
-        .map_err(|_| GrantError::misconfigured("cannot build the SigV4 signing parameters"))?
-        .into();
-    let headers = [("content-type", FORM)];
-    let signable = SignableRequest::new(
-        "POST",
-        url.as_str(),
-        headers.iter().copied(),
-        SignableBody::Bytes(body.as_bytes()),
-    )
-    .map_err(|_| GrantError::misconfigured("STS endpoint cannot be signed"))?;
-    let (instructions, _) = sign(signable, &params)
-        .map_err(|_| GrantError::misconfigured("SigV4 signing failed"))?
-        .into_parts();
-
+    );
     let mut req = ctx.http.post(&url).header(reqwest::header::CONTENT_TYPE, FORM);
-    for (name, value) in instructions.headers() {
+    for (name, value) in signed_headers(&url, region, identity, &body)? {
         req = req.header(name, value);
     }
     let (status, body) = send(req.body(body)).await?;
@@ -133,6 +110,41 @@ pub(super) async fn assume_role(
         ],
         expires_at,
     ))
+}
+
+/// The SigV4 headers of an STS query-API `POST` of `body` (a form) to `url`, signed with `identity`.
+/// SigV4 is dated with the wall clock: AWS compares it with its own.
+pub(crate) fn signed_headers(
+    url: &str,
+    region: &str,
+    identity: aws_credential_types::Credentials,
+    body: &str,
+) -> Result<Vec<(String, String)>, GrantError> {
+    let identity = identity.into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name("sts")
+        .time(SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()
+        .map_err(|_| GrantError::misconfigured("cannot build the SigV4 signing parameters"))?
+        .into();
+    let headers = [("content-type", FORM)];
+    let signable = SignableRequest::new(
+        "POST",
+        url,
+        headers.iter().copied(),
+        SignableBody::Bytes(body.as_bytes()),
+    )
+    .map_err(|_| GrantError::misconfigured("STS endpoint cannot be signed"))?;
+    let (instructions, _) = sign(signable, &params)
+        .map_err(|_| GrantError::misconfigured("SigV4 signing failed"))?
+        .into_parts();
+    Ok(instructions
+        .headers()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect())
 }
 
 /// The unescaped text of the first `<tag>...</tag>` element (STS answers are small, flat and namespaced
@@ -202,6 +214,35 @@ pub fn parse_iso8601_utc(s: &str) -> Option<i64> {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     Some(days * 86_400 + h * 3600 + mi * 60 + sec - offset)
+}
+
+/// The ARN of the identity Tokenkeeper's own AWS credentials belong to (STS `GetCallerIdentity`, signed
+/// like `AssumeRole`): what users' roles trust when no principal is configured. AWS's error code on refusal.
+pub async fn caller_identity(aws: &AwsSettings, http: &reqwest::Client) -> Result<String, GrantError> {
+    let (Some(access_key), Some(secret_key)) = (&aws.access_key_id, &aws.secret_access_key) else {
+        return Err(GrantError::misconfigured(
+            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY are not set",
+        ));
+    };
+    let url = endpoint(aws)?;
+    let body = "Action=GetCallerIdentity&Version=2011-06-15".to_string();
+    let identity = aws_credential_types::Credentials::new(
+        access_key,
+        secret_key.expose_secret(),
+        aws.session_token.as_ref().map(|t| t.expose_secret().to_string()),
+        None,
+        "tokenkeeper-settings",
+    );
+    let mut req = http.post(&url).header(reqwest::header::CONTENT_TYPE, FORM);
+    for (name, value) in signed_headers(&url, &aws.region, identity, &body)? {
+        req = req.header(name, value);
+    }
+    let (status, answer) = send(req.body(body)).await?;
+    let text = String::from_utf8_lossy(&answer);
+    if !(200..300).contains(&status) {
+        return Err(classify(status, xml_text(&text, "Code").as_deref()));
+    }
+    xml_text(&text, "Arn").ok_or_else(|| GrantError::transient("invalid_response"))
 }
 
 #[cfg(test)]
