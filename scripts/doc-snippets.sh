@@ -17,7 +17,9 @@ fi
 
 start_token_stand_in
 start_service TOKENKEEPER_GCP_TOKEN_URL="$token_url/token" \
-  TOKENKEEPER_GCP_CLIENT_ID=doc-client TOKENKEEPER_GCP_CLIENT_SECRET=doc-client-secret
+  TOKENKEEPER_GCP_CLIENT_ID=doc-client TOKENKEEPER_GCP_CLIENT_SECRET=doc-client-secret \
+  TOKENKEEPER_AWS_PRINCIPAL_ARN=arn:aws:iam::123456789012:role/tokenkeeper \
+  TOKENKEEPER_AWS_TEMPLATE_URL=https://tk-templates.s3.amazonaws.com/tokenkeeper-aws-role.json
 
 status=0
 for doc in "${@:-docs/API.md}"; do

@@ -15,6 +15,7 @@ use crate::credentials::{Caller as CredentialCaller, ConnectionName, Target, Use
 use crate::orgs::{Acting, Channel, Permission};
 use crate::passwords::Caller;
 
+mod aws_template;
 mod connect;
 mod import;
 mod webhooks;
@@ -52,6 +53,9 @@ pub enum Command {
     Import(import::ImportCommand),
     /// Print the least-privilege Vault policy for VAULT_KV_MOUNT / VAULT_KV_BASE_PATH.
     VaultPolicy,
+    /// Print the CloudFormation template of AWS onboarding's role (for the operator to upload to S3, at
+    /// TOKENKEEPER_AWS_TEMPLATE_URL): trusting TOKENKEEPER_AWS_PRINCIPAL_ARN, else Tokenkeeper's AWS identity.
+    AwsTemplate,
     /// Change events' webhooks: check a received request's signature.
     #[command(subcommand)]
     Webhooks(webhooks::WebhooksCommand),
@@ -174,6 +178,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Org(cmd) => org(settings, cmd).await,
         Command::Import(cmd) => import::run(settings, cmd).await,
         Command::Webhooks(_) => Ok(()),
+        Command::AwsTemplate => aws_template::run(&settings).await,
         Command::VaultPolicy => {
             print!(
                 "{}",

@@ -8,7 +8,12 @@
 //!   once: one exchange), then [`ConnectService::finish`]: the code exchanged with the verifier and the
 //!   answer stored for the flow's user and org (the state decides, not the browser).
 
+mod aws;
 mod flow;
+
+pub use aws::{
+    AwsOnboarding, DEFAULT_POLICY_ARN, ONBOARDING_LIFETIME_MS, cloudformation_template, principal, trust_policy,
+};
 
 use std::sync::Arc;
 
@@ -43,6 +48,11 @@ pub enum ConnectError {
     Invalid(String),
     #[error("Unknown, expired or already used state")]
     UnknownState,
+    /// STS would not say who Tokenkeeper's AWS credentials are (AWS's error code, or why it was not reached).
+    #[error(
+        "Could not find Tokenkeeper's AWS identity (STS GetCallerIdentity: {0}); set TOKENKEEPER_AWS_PRINCIPAL_ARN"
+    )]
+    PrincipalUnavailable(String),
     #[error(transparent)]
     Db(#[from] DbError),
     #[error(transparent)]
@@ -104,6 +114,8 @@ pub struct ConnectService {
     grants: Arc<GrantSettings>,
     /// The outbound client (its timeout bounds the code exchange).
     http: reqwest::Client,
+    /// Tokenkeeper's own AWS identity, once STS told it (AWS onboarding without a configured principal).
+    aws_principal: Arc<tokio::sync::OnceCell<String>>,
 }
 
 impl ConnectService {
@@ -124,6 +136,7 @@ impl ConnectService {
             settings,
             grants,
             http: crate::refresh::http_client(outbound_timeout),
+            aws_principal: Arc::default(),
         }
     }
 

@@ -21,6 +21,7 @@ mod error;
 mod key;
 mod lock;
 pub mod naming;
+mod onboarding;
 mod read;
 pub mod refresh;
 mod revoke;

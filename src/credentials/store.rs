@@ -81,14 +81,15 @@ impl CredentialService {
         let spec = key.spec();
         super::naming::check_user_id(key.org().as_str())?;
         let mut valid = spec.validate(body, &self.config.url_policy)?;
-        let mut generated_external_id = None;
+        let (mut generated_external_id, mut onboarded) = (None, None);
         for field in spec.fields.iter().filter(|f| f.generated_if_absent) {
             if !valid.token_data.contains_key(field.name) {
-                let id = generate_external_id();
-                valid
-                    .token_data
-                    .insert(field.name.to_string(), Value::String(id.clone()));
-                generated_external_id = Some(id);
+                // The id an onboarding issued for this connection, else a new one (shown once).
+                let id = match self.issued_external_id(key).await? {
+                    Some(id) => onboarded.insert(id).clone(),
+                    None => generated_external_id.insert(generate_external_id()).clone(),
+                };
+                valid.token_data.insert(field.name.to_string(), Value::String(id));
             }
         }
         let metadata = spec.metadata_of(&valid.token_data);
@@ -115,6 +116,11 @@ impl CredentialService {
                 });
             }
             _ => {}
+        }
+        // A role an onboarding issued the external id for is assumed before it is stored, even when checks
+        // are off (a check of an AWS role assumes it already).
+        if onboarded.is_some() && checked.is_none() {
+            self.assume_first(key, &token_data, caller.user.as_str()).await?;
         }
         let (org_id, provider, conn_name) = (key.org().as_str(), key.provider(), key.name().as_str());
         let _lock = self.lock(key).await?;
@@ -214,6 +220,9 @@ impl CredentialService {
             }
         }
         self.changed(key).await;
+        if let Some(id) = &onboarded {
+            self.onboarding_used(key, id).await;
+        }
         let connection = super::ConnectionView::from_row(&row, now);
         Ok(Stored {
             connection,

@@ -11,6 +11,7 @@ pub mod generation;
 pub mod identity_cache;
 mod import;
 mod lease;
+mod onboarding;
 mod orgs;
 pub mod outbox;
 pub mod postgres;
@@ -26,6 +27,7 @@ pub use connect::{ConnectStore, FlowRow};
 pub use connection::{Connection, ConnectionStatus, UnknownStatus};
 pub use identity_cache::IdentityCache;
 pub use import::{ImportStore, ImportWrite, ImportedMember};
+pub use onboarding::{Onboarding, OnboardingStore};
 pub use orgs::{MemberChange, MemberRow, OrgRow, OrgStore};
 pub use outbox::{NewEvent, OutboxStore, PendingEvent};
 
@@ -154,8 +156,8 @@ pub struct PruneReport {
 
 #[async_trait]
 /// Everything SQL keeps; the orgs part is [`OrgStore`], the importer's [`ImportStore`], the change events'
-/// [`OutboxStore`], the connect flows' [`ConnectStore`].
-pub trait Store: OrgStore + ImportStore + OutboxStore + ConnectStore + Send + Sync + 'static {
+/// [`OutboxStore`], the connect flows' [`ConnectStore`], the role onboardings' [`OnboardingStore`].
+pub trait Store: OrgStore + ImportStore + OutboxStore + ConnectStore + OnboardingStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
     async fn migrate(&self) -> Result<(), DbError>;
     async fn ping(&self) -> Result<(), DbError>;

@@ -278,3 +278,4 @@ impl_org_store!(PgStore);
 impl_import_store!(PgStore);
 super::outbox::impl_outbox_store!(PgStore);
 impl_connect_store!(PgStore);
+super::onboarding::impl_onboarding_store!(PgStore);

@@ -216,3 +216,4 @@ impl_org_store!(SqliteStore);
 impl_import_store!(SqliteStore);
 super::outbox::impl_outbox_store!(SqliteStore);
 impl_connect_store!(SqliteStore);
+super::onboarding::impl_onboarding_store!(SqliteStore);

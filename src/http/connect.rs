@@ -19,6 +19,7 @@ use crate::orgs::{Channel, Permission};
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/connect/callback", routing::get(callback))
+        .route("/api/connect/aws", routing::post(super::connect_aws::onboard))
         .route("/api/connect/{provider}", routing::post(start))
 }
 
@@ -156,6 +157,7 @@ impl From<ConnectError> for ApiError {
             | ConnectError::Invalid(_)
             | ConnectError::UnknownState => Self::BadRequest(e.to_string()),
             ConnectError::Misconfigured(_) => Self::internal(e),
+            ConnectError::PrincipalUnavailable(_) => Self::Unavailable(e.to_string()),
             ConnectError::Db(e) => Self::database(e),
             ConnectError::AuditUnavailable(_) => Self::Unavailable("Audit log unavailable".into()),
         }

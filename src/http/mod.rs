@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod checks;
 pub mod connect;
+pub mod connect_aws;
 pub mod error;
 pub mod extract;
 pub mod headers;

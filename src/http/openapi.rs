@@ -47,6 +47,7 @@ mod provider_schemas;
         super::connect::start,
         super::connect::callback,
         super::checks::check,
+        super::connect_aws::onboard,
         super::orgs::list,
         super::orgs::create,
         super::orgs::members,

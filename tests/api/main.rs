@@ -7,6 +7,7 @@ mod audit;
 mod audit_scale;
 mod audit_sink;
 mod auth_routes;
+mod aws_onboard;
 mod bitbucket_forms;
 mod checks;
 mod checks_status;

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use secrecy::SecretString;
 use tokenkeeper::db::{
     AttemptCounts, AuditRecord, Backend, ChangeFeed, ConnectStore, Connection, DbError, FlowRow, ImportStore,
-    ImportWrite, MemberChange, MemberRow, NewEvent, NewSession, OrgRow, OrgStore, OutboxStore, PendingEvent,
-    RefreshLock, SharedStore, Store, User,
+    ImportWrite, MemberChange, MemberRow, NewEvent, NewSession, Onboarding, OnboardingStore, OrgRow, OrgStore,
+    OutboxStore, PendingEvent, RefreshLock, SharedStore, Store, User,
 };
 
 pub struct FaultyStore {
@@ -137,6 +137,34 @@ impl ConnectStore for FaultyStore {
     }
     async fn claim_flow(&self, state_hash: &str, now: i64) -> Result<Option<FlowRow>, DbError> {
         self.inner.claim_flow(state_hash, now).await
+    }
+}
+
+#[async_trait::async_trait]
+impl OnboardingStore for FaultyStore {
+    async fn issue_onboarding(&self, fresh: &Onboarding, now: i64) -> Result<Onboarding, DbError> {
+        self.inner.issue_onboarding(fresh, now).await
+    }
+    async fn pending_onboarding(
+        &self,
+        org_id: &str,
+        provider: &str,
+        name: &str,
+        now: i64,
+    ) -> Result<Option<Onboarding>, DbError> {
+        self.inner.pending_onboarding(org_id, provider, name, now).await
+    }
+    async fn use_onboarding(
+        &self,
+        org_id: &str,
+        provider: &str,
+        name: &str,
+        external_id: &str,
+        now: i64,
+    ) -> Result<bool, DbError> {
+        self.inner
+            .use_onboarding(org_id, provider, name, external_id, now)
+            .await
     }
 }
 

@@ -216,6 +216,35 @@ pub fn parse_iso8601_utc(s: &str) -> Option<i64> {
     Some(days * 86_400 + h * 3600 + mi * 60 + sec - offset)
 }
 
+/// The ARN of the identity Tokenkeeper's own AWS credentials belong to (STS `GetCallerIdentity`, signed
+/// like `AssumeRole`): what users' roles trust when no principal is configured. AWS's error code on refusal.
+pub async fn caller_identity(aws: &AwsSettings, http: &reqwest::Client) -> Result<String, GrantError> {
+    let (Some(access_key), Some(secret_key)) = (&aws.access_key_id, &aws.secret_access_key) else {
+        return Err(GrantError::misconfigured(
+            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY are not set",
+        ));
+    };
+    let url = endpoint(aws)?;
+    let body = "Action=GetCallerIdentity&Version=2011-06-15".to_string();
+    let identity = aws_credential_types::Credentials::new(
+        access_key,
+        secret_key.expose_secret(),
+        aws.session_token.as_ref().map(|t| t.expose_secret().to_string()),
+        None,
+        "tokenkeeper-settings",
+    );
+    let mut req = http.post(&url).header(reqwest::header::CONTENT_TYPE, FORM);
+    for (name, value) in signed_headers(&url, &aws.region, identity, &body)? {
+        req = req.header(name, value);
+    }
+    let (status, answer) = send(req.body(body)).await?;
+    let text = String::from_utf8_lossy(&answer);
+    if !(200..300).contains(&status) {
+        return Err(classify(status, xml_text(&text, "Code").as_deref()));
+    }
+    xml_text(&text, "Arn").ok_or_else(|| GrantError::transient("invalid_response"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
