@@ -354,6 +354,33 @@ async fn onboarding_without_a_principal_names_the_setting(db: Db) {
     );
 }
 
+/// Requests at once for one connection (on two instances sharing the database when on PostgreSQL) get one
+/// external id: one statement decides.
+async fn requests_at_once_get_one_external_id(db: Db) {
+    let cfg = || TestConfig::default().with("TOKENKEEPER_AWS_PRINCIPAL_ARN", "arn:aws:iam::210987654321:role/tk");
+    let Some(app) = spawn_app(db, cfg()).await else { return };
+    let other = match db {
+        Db::Postgres => Some(crate::support::app::spawn_sibling(&app, cfg()).await),
+        Db::Sqlite => None,
+    };
+    let (_, token) = app.user("race@example.com").await;
+    let answers = futures::future::join_all((0..8).map(|i| {
+        let target = match (&other, i % 2) {
+            (Some(o), 1) => o,
+            _ => &app,
+        };
+        onboard(target, &token, None, json!({"name": "race"}))
+    }))
+    .await;
+    let mut ids = std::collections::BTreeSet::new();
+    for r in answers {
+        assert_eq!(r.status(), 200);
+        let body: Value = r.json().await.unwrap();
+        ids.insert(text(&body["externalId"]).to_string());
+    }
+    assert_eq!(ids.len(), 1, "{ids:?}");
+}
+
 /// A trust policy for `principal` that requires an external id nobody was issued.
 fn trust_other_id(principal: &str) -> Value {
     tokenkeeper::connect::trust_policy(principal, "some-other-external-id")
@@ -373,4 +400,5 @@ crate::on_both_backends!(
     a_role_that_cannot_be_assumed_is_refused_and_nothing_stored,
     onboarding_settings_roles_and_bad_input,
     onboarding_without_a_principal_names_the_setting,
+    requests_at_once_get_one_external_id,
 );
