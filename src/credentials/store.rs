@@ -1,7 +1,6 @@
 //! Storing a credential: validate against the catalog, write the secret (check-and-set), then the reference
 //! (check-and-set as well, on the row read under the credential's lock).
 
-use rand::RngCore;
 use serde_json::Value;
 
 use super::{
@@ -12,13 +11,6 @@ use crate::check::CheckOutcome;
 use crate::clock::Timestamp;
 use crate::db::Connection;
 use crate::secrets::SecretError;
-
-/// Generated AWS external ids: 32 hex characters (AWS allows 2 to 1224 of `[\w+=,.@:/-]`).
-fn generate_external_id() -> String {
-    let mut b = [0u8; 16];
-    rand::rngs::OsRng.fill_bytes(&mut b);
-    hex::encode(b)
-}
 
 impl CredentialService {
     /// The seed's `store_tokens_in_db(user, token_data, provider)`: validates `body` against the provider's
@@ -81,17 +73,7 @@ impl CredentialService {
         let spec = key.spec();
         super::naming::check_user_id(key.org().as_str())?;
         let mut valid = spec.validate(body, &self.config.url_policy)?;
-        let (mut generated_external_id, mut onboarded) = (None, None);
-        for field in spec.fields.iter().filter(|f| f.generated_if_absent) {
-            if !valid.token_data.contains_key(field.name) {
-                // The id an onboarding issued for this connection, else a new one (shown once).
-                let id = match self.issued_external_id(key).await? {
-                    Some(id) => onboarded.insert(id).clone(),
-                    None => generated_external_id.insert(generate_external_id()).clone(),
-                };
-                valid.token_data.insert(field.name.to_string(), Value::String(id));
-            }
-        }
+        let generated = self.generated_fields(key, &mut valid.token_data).await?;
         let metadata = spec.metadata_of(&valid.token_data);
         let token_data = TokenData::new(valid.token_data);
         // Before the lock and before anything is written: a check takes up to the outbound timeout.
@@ -119,7 +101,7 @@ impl CredentialService {
         }
         // A role an onboarding issued the external id for is assumed before it is stored, even when checks
         // are off (a check of an AWS role assumes it already).
-        if onboarded.is_some() && checked.is_none() {
+        if generated.onboarded.is_some() && checked.is_none() {
             self.assume_first(key, &token_data, caller.user.as_str()).await?;
         }
         let (org_id, provider, conn_name) = (key.org().as_str(), key.provider(), key.name().as_str());
@@ -220,13 +202,13 @@ impl CredentialService {
             }
         }
         self.changed(key).await;
-        if let Some(id) = &onboarded {
+        if let Some(id) = &generated.onboarded {
             self.onboarding_used(key, id).await;
         }
         let connection = super::ConnectionView::from_row(&row, now);
         Ok(Stored {
             connection,
-            generated_external_id,
+            generated_external_id: generated.shown_once,
         })
     }
 

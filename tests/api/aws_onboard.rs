@@ -213,7 +213,7 @@ async fn a_role_that_cannot_be_assumed_is_refused_and_nothing_stored(db: Db) {
     let principal = text(&answer["principalArn"]).to_string();
     let tag = db_tag(db);
 
-    let other_id = tokenkeeper::connect::trust_policy(&principal, "some-other-external-id");
+    let other_id = trust_other_id(&principal);
     let other_principal =
         tokenkeeper::connect::trust_policy(&format!("arn:aws:iam::{ACCOUNT}:user/someone-else"), &external_id);
     for (name, trust) in [("other-id", other_id), ("other-principal", other_principal)] {
@@ -226,6 +226,18 @@ async fn a_role_that_cannot_be_assumed_is_refused_and_nothing_stored(db: Db) {
         assert!(text(&body["error"]).contains("aws"), "{name}: {body}");
         assert!(!stored(&app, &token, "default").await, "{name}: nothing stored");
     }
+    // The onboarding's id given back in the body is the onboarding's too: the role is assumed first.
+    let role = moto
+        .create_role(&format!("tk-echo-{tag}"), &trust_other_id(&principal).to_string())
+        .await;
+    let body = json!({"role_arn": role, "external_id": external_id});
+    let r = app.put_auth("/api/tokens/aws", &token, body).await;
+    assert_eq!(
+        r.status(),
+        400,
+        "the body's copy of the issued id is assumed with first"
+    );
+    assert!(!stored(&app, &token, "default").await);
     // Still pending: the same id; the role fixed, the store goes through.
     let again = onboarded(&app, &token, json!({})).await;
     assert_eq!(again["externalId"], json!(external_id));
@@ -342,6 +354,38 @@ async fn onboarding_without_a_principal_names_the_setting(db: Db) {
     );
 }
 
+/// Requests at once for one connection (on two instances sharing the database when on PostgreSQL) get one
+/// external id: one statement decides.
+async fn requests_at_once_get_one_external_id(db: Db) {
+    let cfg = || TestConfig::default().with("TOKENKEEPER_AWS_PRINCIPAL_ARN", "arn:aws:iam::210987654321:role/tk");
+    let Some(app) = spawn_app(db, cfg()).await else { return };
+    let other = match db {
+        Db::Postgres => Some(crate::support::app::spawn_sibling(&app, cfg()).await),
+        Db::Sqlite => None,
+    };
+    let (_, token) = app.user("race@example.com").await;
+    let answers = futures::future::join_all((0..8).map(|i| {
+        let target = match (&other, i % 2) {
+            (Some(o), 1) => o,
+            _ => &app,
+        };
+        onboard(target, &token, None, json!({"name": "race"}))
+    }))
+    .await;
+    let mut ids = std::collections::BTreeSet::new();
+    for r in answers {
+        assert_eq!(r.status(), 200);
+        let body: Value = r.json().await.unwrap();
+        ids.insert(text(&body["externalId"]).to_string());
+    }
+    assert_eq!(ids.len(), 1, "{ids:?}");
+}
+
+/// A trust policy for `principal` that requires an external id nobody was issued.
+fn trust_other_id(principal: &str) -> Value {
+    tokenkeeper::connect::trust_policy(principal, "some-other-external-id")
+}
+
 /// Moto is shared by every test of the binary: role and stack names differ per backend.
 fn db_tag(db: Db) -> &'static str {
     match db {
@@ -356,4 +400,5 @@ crate::on_both_backends!(
     a_role_that_cannot_be_assumed_is_refused_and_nothing_stored,
     onboarding_settings_roles_and_bad_input,
     onboarding_without_a_principal_names_the_setting,
+    requests_at_once_get_one_external_id,
 );
