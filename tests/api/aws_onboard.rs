@@ -249,6 +249,38 @@ async fn a_role_that_cannot_be_assumed_is_refused_and_nothing_stored(db: Db) {
     assert!(stored(&app, &token, "default").await);
 }
 
+/// With checks on store (the deployment default; the suite turns them off): the check assumes the onboarded
+/// role (with the issued id) and calls `GetCallerIdentity` with its keys; refused the same way, accepted as
+/// `active`.
+async fn with_checks_on_the_check_assumes_the_onboarded_role(db: Db) {
+    let Some(moto) = Moto::shared().await else { return };
+    let cfg = aws_config(moto).with("TOKENKEEPER_CHECK_ON_STORE", "true");
+    let Some(app) = spawn_app(db, cfg).await else { return };
+    let (_, token) = app.user("checked@example.com").await;
+    let answer = onboarded(&app, &token, json!({})).await;
+    let principal = text(&answer["principalArn"]).to_string();
+    let tag = db_tag(db);
+    let role = moto
+        .create_role(
+            &format!("tk-checked-bad-{tag}"),
+            &trust_other_id(&principal).to_string(),
+        )
+        .await;
+    let r = app.put_auth("/api/tokens/aws", &token, json!({"role_arn": role})).await;
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["detail"], "AccessDenied", "{body}");
+    assert!(!stored(&app, &token, "default").await);
+    let role = moto
+        .create_role(&format!("tk-checked-{tag}"), &answer["trustPolicy"].to_string())
+        .await;
+    let r = app.put_auth("/api/tokens/aws", &token, json!({"role_arn": role})).await;
+    let status = r.status();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "active", "{body}");
+}
+
 /// With `TOKENKEEPER_AWS_PRINCIPAL_ARN` and `_TEMPLATE_URL`: no STS call for the principal, and the
 /// quick-create link. Roles in the org: editor yes, viewer 403; an org the caller is not in 404; bad
 /// bodies 400; an expired onboarding is not used (the store generates a new id, shown once).
@@ -401,4 +433,5 @@ crate::on_both_backends!(
     onboarding_settings_roles_and_bad_input,
     onboarding_without_a_principal_names_the_setting,
     requests_at_once_get_one_external_id,
+    with_checks_on_the_check_assumes_the_onboarded_role,
 );
