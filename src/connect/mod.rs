@@ -67,6 +67,14 @@ pub struct StartRequest {
     pub scopes: Option<Vec<String>>,
 }
 
+/// Where the browser goes when the flow ends.
+enum ReturnTo {
+    /// The request's `returnUrl` (within `TOKENKEEPER_CONNECT_RETURN_URLS`), else the first allowed one.
+    Requested,
+    /// The web console's connections page.
+    Console,
+}
+
 /// A started flow: where to send the browser, until when.
 #[derive(Debug)]
 pub struct Started {
@@ -146,8 +154,48 @@ impl ConnectService {
     }
 
     /// Starts an OAuth flow for `caller` (who may write connections in their org): the authorize URL.
-    #[tracing::instrument(skip_all, fields(user = %caller.user, org = %caller.org, provider = %provider))]
     pub async fn start(&self, caller: &Caller, provider: &str, req: StartRequest) -> Result<Started, ConnectError> {
+        self.begin(caller, provider, req, ReturnTo::Requested).await
+    }
+
+    /// Starts a flow from the web console: the browser comes back to the console's own connections page
+    /// (`{public_url}/`). That page is Tokenkeeper itself, not a platform's, so it needs no entry in
+    /// `TOKENKEEPER_CONNECT_RETURN_URLS` (an operator who lists only the platform's pages still gets a
+    /// working console).
+    pub async fn start_from_console(
+        &self,
+        caller: &Caller,
+        provider: &str,
+        name: Option<String>,
+    ) -> Result<Started, ConnectError> {
+        let req = StartRequest {
+            name,
+            ..StartRequest::default()
+        };
+        self.begin(caller, provider, req, ReturnTo::Console).await
+    }
+
+    /// The origin of `spec`'s authorize endpoint when a flow can start for it (an OAuth provider whose
+    /// client id is set): the console offers a "Connect" button then, and lets its form go there.
+    pub fn authorize_origin(&self, spec: &ProviderSpec) -> Option<String> {
+        let Connect::OAuth(oauth) = spec.connect else {
+            return None;
+        };
+        let platform = self.grants.provider(spec);
+        platform.client_id.as_ref()?;
+        let endpoint = platform.authorize_url.as_deref().unwrap_or(oauth.authorize_url);
+        let origin = url::Url::parse(endpoint).ok()?.origin();
+        origin.is_tuple().then(|| origin.ascii_serialization())
+    }
+
+    #[tracing::instrument(skip_all, fields(user = %caller.user, org = %caller.org, provider = %provider))]
+    async fn begin(
+        &self,
+        caller: &Caller,
+        provider: &str,
+        req: StartRequest,
+        to: ReturnTo,
+    ) -> Result<Started, ConnectError> {
         let spec = providers::find(provider).ok_or_else(|| ConnectError::UnknownProvider(provider.to_string()))?;
         let Connect::OAuth(oauth) = spec.connect else {
             return Err(ConnectError::NoFlow(provider.to_string()));
@@ -159,7 +207,10 @@ impl ConnectService {
             .ok_or_else(|| ConnectError::NotConfigured(spec.client_id_env_var()))?;
         let name = flow::connection_name(req.name)?;
         let scopes = flow::scopes(req.scopes, oauth)?;
-        let return_url = flow::return_url(req.return_url, &self.settings.return_urls)?;
+        let return_url = match to {
+            ReturnTo::Requested => flow::return_url(req.return_url, &self.settings.return_urls)?,
+            ReturnTo::Console => format!("{}/", self.settings.public_url),
+        };
         let (state, verifier) = (flow::random_token(), flow::random_token());
         let redirect_uri = self.settings.callback_url();
         let endpoint = platform.authorize_url.as_deref().unwrap_or(oauth.authorize_url);

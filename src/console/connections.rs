@@ -1,19 +1,20 @@
-//! The connections page, the connect form (generated from the provider catalog) and disconnect.
+//! The connect page (a "Connect" button starting the provider's OAuth flow where one is configured, and a
+//! form generated from the provider catalog) and disconnect. The connections page is `overview.rs`.
 
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde_json::{Map, Value};
 
-use super::layout::{csrf, notice, page, when};
+use super::layout::{csrf, notice, page};
 use super::session::{Posted, Signed};
-use crate::credentials::{Caller, ConnectionName, ConnectionView, CredentialError, Target};
+use crate::credentials::{Caller, ConnectionName, CredentialError, Target};
 use crate::http::extract::{ApiQuery, ClientAddr};
 use crate::http::{ApiError, AppState};
 use crate::orgs::Permission;
 use crate::providers::{FieldFormat, FieldSpec, ProviderSpec};
 
-fn caller(who: &Signed) -> Caller {
+pub(super) fn caller(who: &Signed) -> Caller {
     Caller::new(who.acting.user.clone(), who.acting.org.clone())
 }
 
@@ -26,11 +27,11 @@ const NAME_FIELD: &str = "connection_name";
 
 #[derive(serde::Deserialize)]
 pub struct NameQuery {
-    name: Option<String>,
+    pub name: Option<String>,
 }
 
 /// The connection of `provider` called `name` (empty or absent: `default`).
-fn target(provider: &str, name: Option<&str>) -> Result<Target, ApiError> {
+pub(super) fn target(provider: &str, name: Option<&str>) -> Result<Target, ApiError> {
     match name.filter(|n| !n.is_empty()) {
         None => Ok(Target::from(provider)),
         Some(n) => ConnectionName::parse(n)
@@ -45,95 +46,45 @@ fn target(provider: &str, name: Option<&str>) -> Result<Target, ApiError> {
     }
 }
 
+/// Whether `n` is a connection name (what the connect flow's callback may add to the console's URL).
+pub(super) fn is_name(n: &str) -> bool {
+    ConnectionName::parse(n).is_some()
+}
+
 /// The page of a connection: its provider's name, and its own name unless it is the default one.
-fn title_of(c: &Target) -> String {
+pub(super) fn title_of(c: &Target) -> String {
     match c.name.is_default() {
         true => provider_name(&c.provider).to_string(),
         false => format!("{} ({})", provider_name(&c.provider), c.name),
     }
 }
 
-fn provider_name(id: &str) -> &str {
+pub(super) fn provider_name(id: &str) -> &str {
     crate::providers::find(id).map_or(id, |p| p.name)
 }
 
-pub async fn list(State(state): State<AppState>, who: Signed) -> Response {
-    if let Err(e) = who.acting.require(Permission::ReadConnections) {
-        return who.fail(e);
-    }
-    let connections = match state.credentials.list(&who.acting.org).await {
-        Ok(c) => c,
-        Err(e) => return who.fail(e),
-    };
-    let writer = who.acting.require(Permission::WriteConnections).is_ok();
-    let body = html! {
-        @if connections.is_empty() { p { "No provider is connected in this organization yet." } }
-        @else { (table(&connections, writer)) }
-        @if writer {
-            h2 { "Connect a provider" }
-            ul.providers {
-                @for p in crate::providers::catalog() {
-                    li { a href={ "/connect/" (p.id) } { (p.name) } }
-                }
-            }
-        }
-    };
-    page("Connections", Some(&who), body).into_response()
-}
-
-fn table(connections: &[ConnectionView], writer: bool) -> Markup {
-    html! {
-        div.scroll {
-            table.cards {
-                thead { tr {
-                    th scope="col" { "Provider" } th scope="col" { "Name" } th scope="col" { "Details" } th scope="col" { "Status" }
-                    th scope="col" { "Expires" } th scope="col" { "Last refresh" }
-                    @if writer { th scope="col" { span.visually-hidden { "Actions" } } }
-                } }
-                tbody {
-                    @for c in connections {
-                        tr {
-                            td { strong { (provider_name(&c.provider)) } }
-                            td data-label="Name" { (c.name) }
-                            td data-label="Details" { (details(&c.metadata)) }
-                            td data-label="Status" {
-                                span class={ "status " (c.status.as_str()) } { (c.status.as_str().replace('_', " ")) }
-                                @if let Some(reason) = &c.status_reason { br; small { (reason) } }
-                            }
-                            td data-label="Expires" { (when(c.expires_at.as_deref())) }
-                            td data-label="Last refresh" { (c.updated_at) }
-                            @if writer {
-                                td { a href={ "/disconnect/" (c.provider) "?name=" (c.name) } { "Disconnect" } }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// The connection's display metadata (the catalog keeps only non-secret fields there).
-fn details(metadata: &Map<String, Value>) -> Markup {
-    html! {
-        @for (k, v) in metadata {
-            small { (k) ": " (v.as_str().map_or_else(|| v.to_string(), str::to_string)) } br;
-        }
-    }
-}
-
-pub async fn connect_page(who: Signed, Path(id): Path<String>) -> Response {
+pub async fn connect_page(State(state): State<AppState>, who: Signed, Path(id): Path<String>) -> Response {
     let spec = match provider(&id).and_then(|p| Ok(who.acting.require(Permission::WriteConnections).map(|()| p)?)) {
         Ok(p) => p,
         Err(e) => return who.fail(e),
     };
-    connect_form(&who, spec, &Map::new(), None).into_response()
+    connect_form(&state, &who, spec, &Map::new(), None)
 }
 
-fn connect_form(who: &Signed, spec: &ProviderSpec, kept: &Map<String, Value>, error: Option<&str>) -> Markup {
+/// The connect page; where the provider has a flow, its authorize endpoint's origin is added to the
+/// page's `form-action` (Chromium holds a form's redirect to another origin to it).
+fn connect_form(
+    state: &AppState,
+    who: &Signed,
+    spec: &ProviderSpec,
+    kept: &Map<String, Value>,
+    error: Option<&str>,
+) -> Response {
+    let authorize = state.connect.authorize_origin(spec);
     let body = html! {
         p { (spec.docs) }
         @if let Some(e) = error { (notice(true, e)) }
+        @if authorize.is_some() { (super::oauth::button(who, spec)) }
         @if !spec.variants.is_empty() {
             p { "Fill in the fields of one of these shapes:" }
             ul { @for v in spec.variants { li { strong { (v.name) } ": " (v.description) " (" (v.fields.join(", ")) ")" } } }
@@ -151,7 +102,11 @@ fn connect_form(who: &Signed, spec: &ProviderSpec, kept: &Map<String, Value>, er
         }
         p { a href="/" { "Cancel" } }
     };
-    page(&format!("Connect {}", spec.name), Some(who), body)
+    let page = page(&format!("Connect {}", spec.name), Some(who), body);
+    match authorize {
+        Some(origin) => super::with_form_action(&origin, page),
+        None => page.into_response(),
+    }
 }
 
 /// One input of the connect form: secret fields are password inputs and never filled back in.
@@ -208,8 +163,14 @@ pub async fn connect(
         .await
     {
         Ok(stored) => {
+            let c = &stored.connection;
+            let outcome = match c.last_checked_at {
+                Some(_) => "the provider accepted it",
+                None => "stored without a check",
+            };
+            let status = c.status.as_str().replace('_', " ");
             let body = html! {
-                (notice(false, &format!("{} is connected.", title_of(&target))))
+                (notice(false, &format!("{} is connected: {outcome}; status {status}.", title_of(&target))))
                 @if let Some(external_id) = stored.generated_external_id {
                     p { "The external id to put in the role's trust policy (shown only this once): " code { (external_id) } }
                 }
@@ -218,11 +179,29 @@ pub async fn connect(
             page(&format!("{} connected", spec.name), Some(&who), body).into_response()
         }
         Err(e) => {
-            let (status, message) = ApiError::from(e).status_and_message();
+            let (status, message) = explained(e);
             let mut kept = body;
             kept.extend(name.map(|n| (NAME_FIELD.to_string(), n)));
-            (status, connect_form(&who, spec, &kept, Some(&message))).into_response()
+            let mut page = connect_form(&state, &who, spec, &kept, Some(&message));
+            *page.status_mut() = status;
+            page
         }
+    }
+}
+
+/// A failed store as the page says it: a check's finding is added (`HTTP 401`, `invalid_auth`: the
+/// provider's answer, never the credential).
+fn explained(e: CredentialError) -> (axum::http::StatusCode, String) {
+    let detail = match &e {
+        CredentialError::CheckRejected { detail, .. } | CredentialError::CheckUnreachable { detail, .. } => {
+            Some(detail.clone())
+        }
+        _ => None,
+    };
+    let (status, message) = ApiError::from(e).status_and_message();
+    match detail {
+        Some(d) => (status, format!("{message} ({d}): nothing was stored.")),
+        None => (status, message),
     }
 }
 

@@ -10,6 +10,8 @@ mod audit;
 mod connections;
 mod layout;
 mod members;
+mod oauth;
+mod overview;
 mod session;
 
 use axum::http::{HeaderValue, header};
@@ -34,7 +36,8 @@ pub fn routes(settings: ConsoleSettings) -> Router<AppState> {
         return Router::new();
     }
     let pages = Router::new()
-        .route("/", routing::get(connections::list))
+        .route("/", routing::get(overview::list))
+        .route("/check/{provider}", routing::post(overview::check))
         .route("/sign-in", routing::get(session::sign_in_page).post(session::sign_in))
         .route("/sign-out", routing::post(session::sign_out))
         .route("/org", routing::post(session::switch_org))
@@ -42,6 +45,7 @@ pub fn routes(settings: ConsoleSettings) -> Router<AppState> {
             "/connect/{provider}",
             routing::get(connections::connect_page).post(connections::connect),
         )
+        .route("/connect/{provider}/authorize", routing::post(oauth::start))
         .route(
             "/disconnect/{provider}",
             routing::get(connections::disconnect_page).post(connections::disconnect),
@@ -62,11 +66,23 @@ pub fn routes(settings: ConsoleSettings) -> Router<AppState> {
         ));
     pages
         .route("/assets/console.css", routing::get(stylesheet))
-        .layer(SetResponseHeaderLayer::overriding(
+        // A page that lets a form go elsewhere (an OAuth provider's consent page) sets its own.
+        .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(CONTENT_SECURITY_POLICY),
         ))
         .layer(Extension(settings))
+}
+
+/// `page` with the console's policy, its forms also allowed to lead to `origin` (a provider's authorize
+/// endpoint, which the console's redirect sends the browser to).
+fn with_form_action(origin: &str, page: maud::Markup) -> axum::response::Response {
+    let policy = CONTENT_SECURITY_POLICY.replace("form-action 'self'", &format!("form-action 'self' {origin}"));
+    match HeaderValue::from_str(&policy) {
+        Ok(v) => ([(header::CONTENT_SECURITY_POLICY, v)], page).into_response(),
+        // An origin is ASCII without controls; should it not be, the strict policy stays.
+        Err(_) => page.into_response(),
+    }
 }
 
 async fn stylesheet() -> impl IntoResponse {

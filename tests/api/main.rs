@@ -16,6 +16,7 @@ mod connect;
 mod connect_revoke;
 mod console;
 mod console_account;
+mod console_checks;
 mod credentials;
 mod database_outage;
 mod errors;
