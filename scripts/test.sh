@@ -28,7 +28,7 @@ if ! command -v moto_server >/dev/null || ! python3 -c 'import oauth2_provider' 
   skipped+=("real OAuth2/STS server suites: moto or django-oauth-toolkit is missing")
 fi
 
-# Headless Chromium and its WebDriver for the console's browser tests (tests/browser.rs): Debian's packages;
+# Headless Chromium and its WebDriver for the console's browser tests (tests/browser/): Debian's packages;
 # the tests themselves download nothing.
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then

@@ -86,6 +86,16 @@ pub fn error_page(status: StatusCode, message: &str, who: Option<&Signed>) -> Re
     (status, page(title, who, body)).into_response()
 }
 
+/// An RFC 3339 time as a table shows it (`2026-12-03 15:22 UTC`, the exact one in `datetime`), or a dash.
+pub fn stamp(text: Option<&str>) -> Markup {
+    match text {
+        Some(t) if t.len() >= 16 && t.ends_with('Z') => {
+            html! { time datetime=(t) { (t[..16].replacen('T', " ", 1)) " UTC" } }
+        }
+        other => html! { (when(other)) },
+    }
+}
+
 /// The RFC 3339 time of epoch milliseconds, or a dash.
 pub fn when(text: Option<&str>) -> &str {
     text.unwrap_or("—")

@@ -9,7 +9,7 @@ use maud::{Markup, html};
 use serde_json::{Map, Value};
 
 use super::connections::{NameQuery, caller, provider_name, target, title_of};
-use super::layout::{csrf, notice, page, when};
+use super::layout::{csrf, notice, page, stamp};
 use super::session::{Posted, Signed};
 use crate::credentials::{CheckReport, ConnectionView};
 use crate::http::extract::{ApiQuery, ClientAddr};
@@ -100,11 +100,11 @@ fn table(who: &Signed, connections: &[ConnectionView], writer: bool) -> Markup {
                                 @if let Some(reason) = &c.status_reason { br; small { (reason) } }
                             }
                             td data-label="Last check" {
-                                (when(c.last_checked_at.as_deref()))
+                                (stamp(c.last_checked_at.as_deref()))
                                 @if let Some(e) = &c.last_check_error { br; small.check-error { "failed: " (e) } }
                             }
-                            td data-label="Expires" { (when(c.expires_at.as_deref())) }
-                            td data-label="Last refresh" { (c.updated_at) }
+                            td data-label="Expires" { (stamp(c.expires_at.as_deref())) }
+                            td data-label="Last refresh" { (stamp(Some(&c.updated_at))) }
                             @if writer {
                                 td.actions {
                                     form.inline method="post" action={ "/check/" (c.provider) "?name=" (c.name) } {

@@ -4,7 +4,8 @@ not see each other's calls):
 - POST /test/clients (form: grant=password|client-credentials|authorization-code, redirect_uri for the
   last) creates a confidential application with a known secret (and the test user) and returns
   {client_id, client_secret, username, password}.
-- POST /test/login (form: username, password) logs a browser in (a session cookie): the login page of the
+- GET /test/login?next=... is a login form; POST /test/login (form: username, password, optional next) logs a
+  browser in (a session cookie) and goes on to `next` when given: the login page of the
   authorization-code flow, whose consent page (/o/authorize/) follows.
 - GET /test/stats?client_id=X returns, for that client: token_requests (calls to /o/token/), grants (per
   grant_type), refresh_ok / refresh_failed, errors (per `error` code), refresh_token_reuse (refresh-grant
@@ -143,13 +144,29 @@ def create_client(request):
 def login_view(request):
     from django.contrib.auth import authenticate, login
 
+    from django.http import HttpResponse, HttpResponseRedirect
+    from django.utils.html import escape
+    from django.utils.http import url_has_allowed_host_and_scheme
+
     if request.method == "GET":
-        # Where the consent page sends a browser without a session: the test logs in with a POST instead.
-        return JsonResponse({"login": "POST username and password here"}, status=401)
+        # Where the consent page sends a browser without a session: a login form (a real browser fills it
+        # in, tests/browser); HTTP tests POST the form directly.
+        nxt = escape(request.GET.get("next", ""))
+        return HttpResponse(
+            '<!doctype html><title>Log in</title><form method="post" action="/test/login">'
+            f'<input type="hidden" name="next" value="{nxt}">'
+            '<label>Username <input id="id_username" name="username"></label>'
+            '<label>Password <input id="id_password" name="password" type="password"></label>'
+            '<button id="login" type="submit">Log in</button></form>',
+            status=401,
+        )
     user = authenticate(request, username=request.POST.get("username"), password=request.POST.get("password"))
     if user is None:
         return JsonResponse({"error": "wrong username or password"}, status=403)
     login(request, user)
+    nxt = request.POST.get("next")
+    if nxt and url_has_allowed_host_and_scheme(nxt, allowed_hosts={request.get_host()}):
+        return HttpResponseRedirect(nxt)
     return JsonResponse({"ok": True})
 
 

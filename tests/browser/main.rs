@@ -2,9 +2,12 @@
 //! Scenarios: sign in with the keyboard, connect a key provider, see its status change after a forced
 //! failure, disconnect; change the password and be signed out in another browser; manage a member; every
 //! page fits a 360 px wide screen. `screenshots` (ignored) writes a PNG of each page to
-//! `TOKENKEEPER_SCREENSHOTS` (e.g. `docs/console`).
+//! `TOKENKEEPER_SCREENSHOTS` (e.g. `docs/console`). Checks and connect flows: `connect.rs`.
 
+#[path = "../support/mod.rs"]
 mod support;
+
+mod connect;
 
 use fantoccini::{Client, Locator};
 
@@ -53,7 +56,12 @@ async fn loads<F: std::future::Future<Output = Result<(), fantoccini::error::Cmd
 
 /// Signs in with the keyboard only: the e-mail field has the focus, Tab to the password, Enter submits.
 async fn sign_in(app: &TestApp, b: &Client, email: &str, password: &str) {
-    b.goto(&app.at("/")).await.unwrap();
+    sign_in_at(&app.url, b, email, password).await;
+}
+
+/// [`sign_in`] with the console reached at `base`.
+async fn sign_in_at(base: &str, b: &Client, email: &str, password: &str) {
+    b.goto(&format!("{base}/")).await.unwrap();
     assert_eq!(path(b).await, "/sign-in?next=%2F");
     let focused = b.active_element().await.unwrap();
     assert_eq!(focused.attr("id").await.unwrap().as_deref(), Some("email"));
@@ -216,9 +224,9 @@ async fn screenshots() {
     let Some(driver) = Chromedriver::start().await else {
         return;
     };
-    let app = support::app::spawn_app(Db::Sqlite, TestConfig::default())
-        .await
-        .unwrap();
+    // A gcp client id (never used here) so that the connect page shows its "Connect with" button.
+    let cfg = TestConfig::default().with("TOKENKEEPER_GCP_CLIENT_ID", "screenshot-client");
+    let app = support::app::spawn_app(Db::Sqlite, cfg).await.unwrap();
     let (_, token) = app.user("ada@example.com").await;
     let grafana = serde_json::json!({"api_key": "glsa_exampleExampleExample_0123abcd", "base_url": "https://example.grafana.net"});
     assert_eq!(app.put_auth("/api/tokens/grafana", &token, grafana).await.status(), 200);
@@ -226,12 +234,14 @@ async fn screenshots() {
     assert_eq!(app.put_auth("/api/tokens/datadog", &token, datadog).await.status(), 200);
     sql(
         &app,
-        "UPDATE connections SET status = 'degraded', status_reason = 'provider timeout' WHERE provider = 'datadog'",
+        "UPDATE connections SET status = 'degraded', status_reason = 'check_unreachable: timed out', \
+         last_check_error = 'timed out', last_checked_at = updated_at WHERE provider = 'datadog'",
     )
     .await;
     let shots = [
         ("connections", "/"),
         ("connect", "/connect/grafana"),
+        ("connect-oauth", "/connect/gcp"),
         ("disconnect", "/disconnect/grafana"),
         ("password", "/password"),
         ("members", "/members"),
