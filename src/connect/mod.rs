@@ -406,7 +406,12 @@ fn grant_error_code(e: &GrantError) -> String {
 fn store_error_code(e: &CredentialError) -> &'static str {
     match e {
         CredentialError::Invalid(_) => "invalid_response",
-        CredentialError::SecretStoreUnavailable(_) | CredentialError::Db(_) => "temporarily_unavailable",
+        // The check on store (docs/CHECKS.md): the provider refused the token it just issued, or its API
+        // could not be reached to ask.
+        CredentialError::CheckRejected { .. } => "credential_rejected",
+        CredentialError::SecretStoreUnavailable(_)
+        | CredentialError::Db(_)
+        | CredentialError::CheckUnreachable { .. } => "temporarily_unavailable",
         _ => "server_error",
     }
 }

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use crate::support::app::{Db, Secrets, TestApp, TestConfig, error_of, spawn_app, spawn_sibling};
 use crate::support::browser::{Browser, location, query_param};
 use crate::support::oauth_server::{OAuthClient, OAuthServer};
+use crate::support::provider_api::ProviderApi;
 use crate::support::stand_in::StandIn;
 
 /// The URL browsers reach Tokenkeeper at (a load balancer in front of every instance): the tests send the
@@ -418,6 +419,48 @@ async fn a_provider_down_or_slow_ends_the_flow_with_an_error(db: Db) {
     }
 }
 
+/// With checks on store, the token a provider just issued is checked like a stored one: refused by the
+/// provider's API, the browser goes back with `credential_rejected`; the API unreachable,
+/// `temporarily_unavailable`; nothing is stored either way and the failed connect is audited.
+async fn a_connected_token_failing_its_check_is_not_stored(db: Db) {
+    let Some(server) = OAuthServer::shared().await else {
+        return;
+    };
+    let client = server.new_code_client(&callback_url()).await;
+    // The stand-in's tokeninfo knows only the catalog's example tokens: Django's token is not one of them.
+    let api = ProviderApi::start().await;
+    for (api_url, code) in [
+        (api.base("gcp"), "credential_rejected"),
+        ("http://127.0.0.1:9".to_string(), "temporarily_unavailable"),
+    ] {
+        let cfg = gcp_config(server, &client)
+            .with("TOKENKEEPER_CHECK_ON_STORE", "true")
+            .with("TOKENKEEPER_ALLOW_PRIVATE_URLS", "true")
+            .with("TOKENKEEPER_OUTBOUND_TIMEOUT_SECS", "2")
+            .with("TOKENKEEPER_GCP_API_URL", &api_url);
+        let app = spawn_app(db, cfg).await.unwrap();
+        let (_, token) = app.user("checked@example.com").await;
+        let redirect = browser(server, &client)
+            .await
+            .consent(&start(&app, &token, "gcp", json!({})).await, true)
+            .await;
+        let r = callback(&app, &redirect).await;
+        assert_eq!(r.status(), 303);
+        assert_eq!(
+            location(&r),
+            format!("https://app.example.com/?error={code}&provider=gcp")
+        );
+        assert!(!stored(&app, &token, "gcp").await, "nothing stored ({code})");
+        let events = connect_events(&app, &token).await;
+        assert!(
+            events.iter().any(|(outcome, _)| outcome == "failed"),
+            "the failed connect is audited: {events:?}"
+        );
+        assert!(!events.iter().any(|(outcome, _)| outcome == "success"), "{events:?}");
+    }
+    assert_eq!(api.hits("/gcp/tokeninfo"), 1, "the rejecting check asked the API once");
+}
+
 /// Two instances behind one public URL, sharing the PostgreSQL database and OpenBao: a flow started on one
 /// is finished by the other, and each serves what the other stored (and revokes it on delete).
 async fn two_instances_share_a_flow(db: Db) {
@@ -478,5 +521,6 @@ crate::on_both_backends!(
     start_is_refused_for_bad_input,
     slack_answer_is_stored_in_auroras_shape,
     a_provider_down_or_slow_ends_the_flow_with_an_error,
+    a_connected_token_failing_its_check_is_not_stored,
 );
 crate::on_postgres!(two_instances_share_a_flow);
