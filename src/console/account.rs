@@ -7,8 +7,9 @@ use axum::response::{IntoResponse, Response};
 use maud::html;
 use secrecy::{ExposeSecret, SecretString};
 
+use super::forms::Posted;
 use super::layout::{csrf, notice, page as frame};
-use super::session::{PASSWORD_PAGE, Posted, Signed};
+use super::session::{PASSWORD_PAGE, Signed};
 use crate::http::extract::{ApiQuery, ClientAddr};
 use crate::http::{ApiError, AppState};
 use crate::passwords::Caller;

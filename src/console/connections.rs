@@ -6,8 +6,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde_json::{Map, Value};
 
+use super::forms::{KEPT_NOTICE, Kept, Posted, Resumable};
 use super::layout::{csrf, notice, page};
-use super::session::{Posted, Signed};
+use super::session::Signed;
 use crate::credentials::{Caller, ConnectionName, CredentialError, Target};
 use crate::http::extract::{ApiQuery, ClientAddr};
 use crate::http::{ApiError, AppState};
@@ -63,12 +64,30 @@ pub(super) fn provider_name(id: &str) -> &str {
     crate::providers::find(id).map_or(id, |p| p.name)
 }
 
-pub async fn connect_page(State(state): State<AppState>, who: Signed, Path(id): Path<String>) -> Response {
+/// The connect page; after a post whose session had ended, its non-secret fields filled in again.
+pub async fn connect_page(State(state): State<AppState>, who: Signed, Path(id): Path<String>, kept: Kept) -> Response {
     let spec = match provider(&id).and_then(|p| Ok(who.acting.require(Permission::WriteConnections).map(|()| p)?)) {
         Ok(p) => p,
         Err(e) => return who.fail(e),
     };
-    connect_form(&state, &who, spec, &Map::new(), None)
+    if !kept.resumed() {
+        return connect_form(&state, &who, spec, &Map::new(), None);
+    }
+    // The cookie held only non-secret fields; `field` fills no secret one in anyway.
+    let page = connect_form(&state, &who, spec, kept.fields(), Some(Notice::Kept));
+    kept.answer(page)
+}
+
+/// Whether the connect form of `spec` keeps its field `name` through a sign-in: the connection's name and
+/// the catalog's non-secret fields.
+fn keeps(spec: &ProviderSpec, name: &str) -> bool {
+    name == NAME_FIELD || spec.fields.iter().any(|f| f.name == name && !f.secret)
+}
+
+/// A message above the connect form.
+enum Notice<'a> {
+    Error(&'a str),
+    Kept,
 }
 
 /// The connect page; where the provider has a flow, its authorize endpoint's origin is added to the
@@ -78,12 +97,16 @@ fn connect_form(
     who: &Signed,
     spec: &ProviderSpec,
     kept: &Map<String, Value>,
-    error: Option<&str>,
+    message: Option<Notice>,
 ) -> Response {
     let authorize = state.connect.authorize_origin(spec);
     let body = html! {
         p { (spec.docs) }
-        @if let Some(e) = error { (notice(true, e)) }
+        @match message {
+            Some(Notice::Error(e)) => (notice(true, e)),
+            Some(Notice::Kept) => (notice(false, KEPT_NOTICE)),
+            None => {}
+        }
         @if authorize.is_some() { (super::oauth::button(who, spec)) }
         @if !spec.variants.is_empty() {
             p { "Fill in the fields of one of these shapes:" }
@@ -140,8 +163,13 @@ pub async fn connect(
     State(state): State<AppState>,
     ClientAddr(addr): ClientAddr,
     Path(id): Path<String>,
-    Posted { who, mut form }: Posted<Map<String, Value>>,
+    form: Resumable<Map<String, Value>>,
 ) -> Response {
+    let Posted { who, mut form } = match form {
+        Resumable::Posted(posted) => posted,
+        // Nothing is stored; only fields the catalog says are not secret are kept for the form.
+        Resumable::Ended(ended) => return ended.back(|name| provider(&id).is_ok_and(|spec| keeps(spec, name))),
+    };
     let spec = match provider(&id).and_then(|p| Ok(who.acting.require(Permission::WriteConnections).map(|()| p)?)) {
         Ok(p) => p,
         Err(e) => return who.fail(e),
@@ -182,7 +210,7 @@ pub async fn connect(
             let (status, message) = explained(e);
             let mut kept = body;
             kept.extend(name.map(|n| (NAME_FIELD.to_string(), n)));
-            let mut page = connect_form(&state, &who, spec, &kept, Some(&message));
+            let mut page = connect_form(&state, &who, spec, &kept, Some(Notice::Error(&message)));
             *page.status_mut() = status;
             page
         }

@@ -6,8 +6,9 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 
-use super::layout::{csrf, page as frame};
-use super::session::{Posted, Signed, act_in};
+use super::forms::{KEPT_NOTICE, Kept, Posted, Resumable};
+use super::layout::{csrf, notice, page as frame};
+use super::session::{Signed, act_in};
 use crate::config::ConsoleSettings;
 use crate::http::AppState;
 use crate::ids::UserId;
@@ -15,7 +16,9 @@ use crate::orgs::{OrgError, Permission, Role};
 
 const ROLES: [Role; 3] = [Role::Viewer, Role::Editor, Role::Admin];
 
-pub async fn page(State(state): State<AppState>, who: Signed) -> Response {
+/// The members page; after an "Add a member" post whose session had ended, its e-mail and role filled in
+/// again.
+pub async fn page(State(state): State<AppState>, who: Signed, kept: Kept) -> Response {
     if let Err(e) = who.acting.require(Permission::ManageMembers) {
         return who.fail(e);
     }
@@ -52,12 +55,15 @@ pub async fn page(State(state): State<AppState>, who: Signed) -> Response {
             }
         } }
         h2 { "Add a member" }
+        @if kept.resumed() { (notice(false, KEPT_NOTICE)) }
         form.stack method="post" action="/members" {
             (csrf(&who))
             label for="member-email" { "E-mail of a registered user" }
-            input #member-email type="email" name="email" required;
+            input #member-email type="email" name="email" value=[kept.get("email")] required;
             label for="member-role" { "Role" }
-            select #member-role name="role" { @for r in ROLES { option value=(r.as_str()) { (r.as_str()) } } }
+            select #member-role name="role" {
+                @for r in ROLES { option value=(r.as_str()) selected[kept.get("role") == Some(r.as_str())] { (r.as_str()) } }
+            }
             button type="submit" { "Add member" }
         }
         h2 { "New organization" }
@@ -69,7 +75,7 @@ pub async fn page(State(state): State<AppState>, who: Signed) -> Response {
             button type="submit" { "Create organization" }
         }
     };
-    frame("Members", Some(&who), body).into_response()
+    kept.answer(frame("Members", Some(&who), body))
 }
 
 /// A change done: the members page again; refused: the error page.
@@ -103,7 +109,12 @@ pub struct Add {
     role: String,
 }
 
-pub async fn add(State(state): State<AppState>, Posted { who, form }: Posted<Add>) -> Response {
+pub async fn add(State(state): State<AppState>, form: Resumable<Add>) -> Response {
+    let Posted { who, form } = match form {
+        Resumable::Posted(posted) => posted,
+        // Nobody is added; the e-mail and role are kept for the form.
+        Resumable::Ended(ended) => return ended.back(|name| matches!(name, "email" | "role")),
+    };
     back_to_members(&who, state.orgs.add_member(&who.acting, &form.email, &form.role).await)
 }
 

@@ -8,6 +8,7 @@
 mod account;
 mod audit;
 mod connections;
+mod forms;
 mod layout;
 mod members;
 mod oauth;

@@ -7,8 +7,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 
 use super::connections::caller;
+use super::forms::Posted;
 use super::layout::csrf;
-use super::session::{Posted, Signed};
+use super::session::Signed;
 use crate::http::{ApiError, AppState};
 use crate::orgs::Permission;
 use crate::providers::ProviderSpec;

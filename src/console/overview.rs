@@ -9,8 +9,9 @@ use maud::{Markup, html};
 use serde_json::{Map, Value};
 
 use super::connections::{NameQuery, caller, provider_name, target, title_of};
+use super::forms::Posted;
 use super::layout::{csrf, notice, page, stamp};
-use super::session::{Posted, Signed};
+use super::session::Signed;
 use crate::credentials::{CheckReport, ConnectionView};
 use crate::http::extract::{ApiQuery, ClientAddr};
 use crate::http::{ApiError, AppState};

@@ -4,12 +4,13 @@
 //! it issues travels in an HttpOnly, `SameSite=Lax` cookie (`Secure` behind https) instead of a Bearer
 //! header, and is checked by `Authenticator::session` like one, so a password change or a sign-out ends
 //! it here too. Every form carries a CSRF token derived from the session token (HMAC), which a page of
-//! another site cannot read; a post without the right one is refused (403) before anything is done. The
-//! sign-in form, before any session exists, uses a random token kept in a cookie of its own.
+//! another site cannot read; a post without the right one is refused (403) before anything is done
+//! (`forms.rs`). The sign-in form, before any session exists, uses a random token kept in a cookie of its
+//! own.
 
 use axum::Extension;
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
@@ -18,9 +19,9 @@ use maud::html;
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq;
 
+use super::forms::{KEPT_COOKIE, Posted, form_fields};
 use super::layout::{error_page, notice, page};
 use crate::config::ConsoleSettings;
 use crate::http::extract::{ApiQuery, ClientAddr};
@@ -41,7 +42,7 @@ const ORG_COOKIE: &str = "tk_org";
 const SIGN_IN_COOKIE: &str = "tk_signin";
 /// The name of every form's CSRF field.
 pub const CSRF_FIELD: &str = "csrf";
-const CSRF_REFUSED: &str = "This form has expired or did not come from this console: nothing was changed. \
+pub(super) const CSRF_REFUSED: &str = "This form has expired or did not come from this console: nothing was changed. \
     Reload the page and try again.";
 
 /// A signed-in caller of a console page, in the org the console acts in.
@@ -68,7 +69,7 @@ fn fail(e: impl Into<ApiError>) -> Response {
     error_page(status, &message, None)
 }
 
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(super) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -80,7 +81,7 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
-fn set_cookie(settings: &ConsoleSettings, name: &str, value: &str) -> (header::HeaderName, String) {
+pub(super) fn set_cookie(settings: &ConsoleSettings, name: &str, value: &str) -> (header::HeaderName, String) {
     let secure = if settings.secure_cookies { "; Secure" } else { "" };
     let expire = if value.is_empty() { "; Max-Age=0" } else { "" };
     (
@@ -90,13 +91,13 @@ fn set_cookie(settings: &ConsoleSettings, name: &str, value: &str) -> (header::H
 }
 
 /// The CSRF token of a session: an HMAC of a fixed label under the session token.
-fn csrf_of(session_token: &str) -> String {
+pub(super) fn csrf_of(session_token: &str) -> String {
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(session_token.as_bytes()).expect("HMAC takes any key length");
     mac.update(b"tokenkeeper console csrf");
     hex::encode(mac.finalize().into_bytes())
 }
 
-fn same(a: &str, b: &str) -> bool {
+pub(super) fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
@@ -114,18 +115,39 @@ fn local_path(next: Option<&str>) -> String {
     }
 }
 
-fn to_sign_in(parts: &Parts, expired: bool) -> Response {
-    let next: String = url::form_urlencoded::byte_serialize(parts.uri.path().as_bytes()).collect();
+/// To the sign-in page, which says whether the session `expired`, then back to `path`.
+pub(super) fn to_sign_in(path: &str, expired: bool) -> Response {
+    let next: String = url::form_urlencoded::byte_serialize(path.as_bytes()).collect();
     let to = format!("/sign-in?next={next}{}", if expired { "&expired=1" } else { "" });
     Redirect::to(&to).into_response()
+}
+
+/// Why a request has no signed-in caller.
+pub(super) enum Unsigned {
+    /// The session cookie names a session that has expired or was ended: its token (which still gives the
+    /// CSRF token of the forms it signed).
+    Ended { token: String },
+    /// Anything else, as its answer (to sign in, to change the password first, an error page).
+    Other(Response),
 }
 
 impl FromRequestParts<AppState> for Signed {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        Self::resolve(parts, state).await.map_err(|u| match u {
+            Unsigned::Ended { .. } => to_sign_in(parts.uri.path(), true),
+            Unsigned::Other(answer) => answer,
+        })
+    }
+}
+
+impl Signed {
+    /// The caller of a request, or why there is none.
+    pub(super) async fn resolve(parts: &Parts, state: &AppState) -> Result<Self, Unsigned> {
+        let other = |e: ApiError| Unsigned::Other(fail(e));
         let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else {
-            return Err(to_sign_in(parts, false));
+            return Err(Unsigned::Other(to_sign_in(parts.uri.path(), false)));
         };
         // A caller who must change their password first may use the page that changes it, and sign out.
         let scope = match parts.uri.path() {
@@ -134,9 +156,15 @@ impl FromRequestParts<AppState> for Signed {
         };
         let who = match state.authenticator.session(token, scope).await {
             Ok(who) => who,
-            Err(AuthError::Unauthenticated) => return Err(to_sign_in(parts, true)),
-            Err(AuthError::PasswordChangeRequired) => return Err(Redirect::to(PASSWORD_REQUIRED).into_response()),
-            Err(e) => return Err(fail(e)),
+            Err(AuthError::Unauthenticated) => {
+                return Err(Unsigned::Ended {
+                    token: token.to_string(),
+                });
+            }
+            Err(AuthError::PasswordChangeRequired) => {
+                return Err(Unsigned::Other(Redirect::to(PASSWORD_REQUIRED).into_response()));
+            }
+            Err(e) => return Err(other(e.into())),
         };
         let user = UserId::from(who.user_id.clone());
         let chosen = cookie(&parts.headers, ORG_COOKIE);
@@ -147,10 +175,10 @@ impl FromRequestParts<AppState> for Signed {
                 .orgs
                 .acting(user.clone(), None, Channel::BrowserCookie)
                 .await
-                .map_err(fail)?,
-            Err(e) => return Err(fail(e)),
+                .map_err(|e| other(e.into()))?,
+            Err(e) => return Err(other(e.into())),
         };
-        let orgs = state.orgs.list(&user).await.map_err(fail)?;
+        let orgs = state.orgs.list(&user).await.map_err(|e| other(e.into()))?;
         Ok(Self {
             csrf: csrf_of(token),
             who,
@@ -158,45 +186,6 @@ impl FromRequestParts<AppState> for Signed {
             orgs,
         })
     }
-}
-
-/// A form posted by a signed-in caller with the right CSRF token, its fields as `T`.
-pub struct Posted<T> {
-    pub who: Signed,
-    pub form: T,
-}
-
-impl<T: DeserializeOwned> FromRequest<AppState> for Posted<T> {
-    type Rejection = Response;
-
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
-        let (mut parts, body) = req.into_parts();
-        let who = Signed::from_request_parts(&mut parts, state).await?;
-        let bytes = Bytes::from_request(Request::from_parts(parts, body), state)
-            .await
-            .map_err(|e| error_page(e.status(), "The form could not be read", Some(&who)))?;
-        let mut fields = form_fields(&bytes);
-        let sent = fields.remove(CSRF_FIELD);
-        if !sent
-            .as_ref()
-            .and_then(|v| v.as_str())
-            .is_some_and(|t| same(t, &who.csrf))
-        {
-            return Err(error_page(StatusCode::FORBIDDEN, CSRF_REFUSED, Some(&who)));
-        }
-        // The message names no value: a field may hold a secret.
-        let form = serde_json::from_value(serde_json::Value::Object(fields))
-            .map_err(|_| error_page(StatusCode::BAD_REQUEST, "The form is incomplete", Some(&who)))?;
-        Ok(Self { who, form })
-    }
-}
-
-/// A urlencoded form's fields as strings (the last of a repeated name wins).
-fn form_fields(body: &[u8]) -> serde_json::Map<String, serde_json::Value> {
-    url::form_urlencoded::parse(body)
-        .into_owned()
-        .map(|(k, v)| (k, serde_json::Value::String(v)))
-        .collect()
 }
 
 #[derive(Deserialize)]
@@ -268,12 +257,19 @@ pub async fn sign_in(
     let caller = Caller { client_addr: &addr };
     match state.passwords.login(&form.email, password, &caller).await {
         Ok(done) => {
+            // Back to a form posted after its session ended (`forms.rs`): in the org it was posted in
+            // (membership is checked again); else the caller's personal org.
+            let resuming = cookie(&headers, KEPT_COOKIE).is_some();
             let cookies = [
-                set_cookie(&settings, SESSION_COOKIE, done.session.token.expose_secret()),
-                set_cookie(&settings, SIGN_IN_COOKIE, ""),
-                set_cookie(&settings, ORG_COOKIE, ""),
+                Some(set_cookie(
+                    &settings,
+                    SESSION_COOKIE,
+                    done.session.token.expose_secret(),
+                )),
+                Some(set_cookie(&settings, SIGN_IN_COOKIE, "")),
+                (!resuming).then(|| set_cookie(&settings, ORG_COOKIE, "")),
             ];
-            (AppendHeaders(cookies), Redirect::to(&next)).into_response()
+            (AppendHeaders(cookies.into_iter().flatten()), Redirect::to(&next)).into_response()
         }
         Err(e) => {
             // The e-mail is kept; the password is never sent back.
@@ -297,6 +293,7 @@ pub async fn sign_out(
     let cookies = [
         set_cookie(&settings, SESSION_COOKIE, ""),
         set_cookie(&settings, ORG_COOKIE, ""),
+        set_cookie(&settings, KEPT_COOKIE, ""),
     ];
     (AppendHeaders(cookies), Redirect::to("/sign-in")).into_response()
 }

@@ -17,6 +17,7 @@ mod connect_revoke;
 mod console;
 mod console_account;
 mod console_checks;
+mod console_expired;
 mod credentials;
 mod database_outage;
 mod errors;
