@@ -1,6 +1,7 @@
 //! The web console in a real browser (`docs/CONSOLE.md`): headless Chromium through the system chromedriver.
 //! Scenarios: sign in with the keyboard, connect a key provider, see its status change after a forced
-//! failure, disconnect; change the password and be signed out in another browser; manage a member; every
+//! failure, disconnect; change the password and be signed out in another browser (its connect form, sent
+//! after that, back after signing in again with the URL kept and the key empty); manage a member; every
 //! page fits a 360 px wide screen. `screenshots` (ignored) writes a PNG of each page to
 //! `TOKENKEEPER_SCREENSHOTS` (e.g. `docs/console`). Checks and connect flows: `connect.rs`.
 
@@ -15,6 +16,7 @@ use support::app::{Db, TestApp, TestConfig, sql};
 use support::chromium::Chromedriver;
 
 const PASSWORD: &str = "correct-horse-battery";
+const SECRET: &str = "glsa_browserExpirySecret_0123456789";
 const TAB: &str = "\u{e004}";
 const ENTER: &str = "\u{e007}";
 
@@ -28,6 +30,12 @@ async fn path(b: &Client) -> String {
         Some(q) => format!("{}?{q}", url.path()),
         None => url.path().to_string(),
     }
+}
+
+/// An input's current value.
+async fn value(b: &Client, css: &str) -> String {
+    let input = b.find(Locator::Css(css)).await.unwrap();
+    input.prop("value").await.unwrap().unwrap_or_default()
 }
 
 async fn fill(b: &Client, css: &str, value: &str) {
@@ -150,6 +158,10 @@ async fn a_password_change_signs_out_the_other_browser(db: Db) {
     let (here, there) = (driver.browser(1280, 900).await, driver.browser(1280, 900).await);
     sign_in(&app, &here, "bea@example.com", PASSWORD).await;
     sign_in(&app, &there, "bea@example.com", PASSWORD).await;
+    // The other browser fills in a connect form; its session ends before the form is sent.
+    there.goto(&app.at("/connect/grafana")).await.unwrap();
+    fill(&there, "#f-base_url", "https://kept.example.com").await;
+    fill(&there, "#f-api_key", SECRET).await;
 
     click(&here, "a[href='/password']").await;
     fill(&here, "#current", PASSWORD).await;
@@ -158,9 +170,20 @@ async fn a_password_change_signs_out_the_other_browser(db: Db) {
     click(&here, "form.stack button[type=submit]").await;
     assert_eq!(text(&here, "[role=status]").await, "Password changed successfully");
 
-    there.goto(&app.at("/audit")).await.unwrap();
-    assert_eq!(path(&there).await, "/sign-in?next=%2Faudit&expired=1");
+    click(&there, "form.stack button[type=submit]").await;
+    assert_eq!(path(&there).await, "/sign-in?next=%2Fconnect%2Fgrafana&expired=1");
     assert!(text(&there, "[role=alert]").await.contains("Your session has expired"));
+    // Signed in again: the form is back, its URL kept, its key empty, nothing stored.
+    fill(&there, "#email", "bea@example.com").await;
+    fill(&there, "#password", "a-brand-new-staple").await;
+    click(&there, "form.stack button[type=submit]").await;
+    assert_eq!(path(&there).await, "/connect/grafana");
+    assert!(text(&there, "[role=status]").await.contains("nothing was done"));
+    assert_eq!(value(&there, "#f-base_url").await, "https://kept.example.com");
+    assert_eq!(value(&there, "#f-api_key").await, "");
+    assert!(!there.source().await.unwrap().contains(SECRET));
+    there.goto(&app.at("/")).await.unwrap();
+    assert!(text(&there, "main").await.contains("No provider is connected"));
     here.goto(&app.at("/audit")).await.unwrap();
     assert!(text(&here, "tbody").await.contains("change_password"));
     here.close().await.unwrap();
