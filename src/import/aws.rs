@@ -1,10 +1,10 @@
 //! `user_connections`: Aurora's AWS accounts, several per org, each a role assumed with the external id of
-//! the account's workspace. Each becomes a named connection of the `aws` provider (the name: the 12-digit
+//! the account's workspace (none there: the one Aurora keeps in the secret `aws-external-id-<user id>`, read
+//! from OpenBao/Vault only). Each becomes a named connection of the `aws` provider (the name: the 12-digit
 //! account id), owned like a `user_tokens` row (the row's org, else its user's, else their personal org).
 //! There is no secret to adopt: the token data is what `PUT /api/tokens/aws?name=<account>` would store
 //! (`role_arn`, `external_id`, plus the account's `region` and `read_only_role_arn` for display), written
 //! to the secret store under the connection's own name when the import applies.
-
 use std::collections::HashSet;
 
 use secrecy::ExposeSecret as _;
@@ -16,7 +16,7 @@ use super::report::{Fate, Table};
 use super::{ImportError, Importer, Move, Plan};
 use crate::credentials::{Adopted, ConnectionKey, ConnectionName, OrgId};
 use crate::providers::TokenData;
-use crate::secrets::SecretError;
+use crate::secrets::{SecretError, StoreKind};
 
 const AWS: &str = "aws";
 
@@ -62,9 +62,22 @@ impl Importer {
                 );
                 continue;
             }
-            let Some(external_id) = snapshot.external_id(&org, &a.user_id) else {
-                skip(plan, "no workspace of its org or user has an aws_external_id".into());
-                continue;
+            let external_id = match snapshot.external_id(&org, &a.user_id) {
+                Some(id) => id.to_string(),
+                None => match self.stored_external_id(&a.user_id).await? {
+                    Some(id) => id,
+                    None => {
+                        skip(
+                            plan,
+                            format!(
+                                "no workspace of its org or user has an aws_external_id, and there is no \
+                                 readable secret {}",
+                                external_id_secret(&a.user_id)
+                            ),
+                        );
+                        continue;
+                    }
+                },
             };
             let key = ConnectionKey::new(OrgId::from_stored(org.clone()), spec, name);
             let secret_name = self.credentials.secret_name(&key);
@@ -88,7 +101,7 @@ impl Importer {
                 skip(plan, format!("secret {secret_name} belongs to another connection"));
                 continue;
             }
-            let data = token_data(a, external_id);
+            let data = token_data(a, &external_id);
             // (the version the row will name, whether the import writes it)
             let (version, write) = match self.secrets.read(&secret_name, None).await {
                 // Written by an import that failed after its secrets (then deleted again): the same data.
@@ -128,6 +141,36 @@ impl Importer {
         }
         Ok(())
     }
+}
+
+impl Importer {
+    /// Aurora's second place for an external id: the secret `aws-external-id-<user id>` it writes beside
+    /// its other secrets (same mount and base path), so read only from OpenBao/Vault, and only read. Its
+    /// value is the id as text (a JSON string is taken too). `None` when there is none, or it is empty or
+    /// unreadable; the value is never logged or reported.
+    async fn stored_external_id(&self, user_id: &str) -> Result<Option<String>, ImportError> {
+        let plain = user_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'));
+        if self.secrets.kind() != StoreKind::Vault || user_id.is_empty() || !plain {
+            return Ok(None);
+        }
+        let found = match self.secrets.read(&external_id_secret(user_id), None).await {
+            Ok(found) => found,
+            Err(SecretError::Unavailable(e)) => return Err(SecretError::Unavailable(e).into()),
+            Err(_) => None,
+        };
+        Ok(found.and_then(|v| {
+            let text = v.value.expose_secret().trim();
+            let id = serde_json::from_str::<String>(text).unwrap_or_else(|_| text.to_string());
+            (!id.trim().is_empty()).then(|| id.trim().to_string())
+        }))
+    }
+}
+
+/// The name of the secret Aurora keeps a user's AWS external id in.
+fn external_id_secret(user_id: &str) -> String {
+    format!("aws-external-id-{user_id}")
 }
 
 /// The connection's name: the account id, which AWS makes 12 digits (a valid connection name).

@@ -21,7 +21,7 @@ use sqlx::Row as _;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use zeroize::Zeroizing;
 
-use super::{SecretError, SecretStore, SecretVersion};
+use super::{SecretError, SecretStore, SecretVersion, StoreKind};
 
 /// How many versions of a secret are kept (KV v2's default `max_versions`).
 pub const MAX_VERSIONS: i64 = 10;
@@ -282,6 +282,10 @@ impl EmbeddedStore {
 
 #[async_trait]
 impl SecretStore for EmbeddedStore {
+    fn kind(&self) -> StoreKind {
+        StoreKind::Embedded
+    }
+
     fn reference(&self, name: &str) -> String {
         format!("local:kv/data/{}/{}/{}", self.mount, self.base_path, name)
     }

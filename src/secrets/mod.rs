@@ -40,8 +40,20 @@ impl std::fmt::Debug for SecretVersion {
     }
 }
 
+/// Which kind of store holds the secrets: what another deployment's secrets may already be in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// Vault or OpenBao (KV v2 over HTTP): shared with Aurora when it names the same mount and base path.
+    Vault,
+    /// The embedded store (or a test's): Tokenkeeper's own, nobody else's secrets in it.
+    Embedded,
+}
+
 #[async_trait]
 pub trait SecretStore: Send + Sync + 'static {
+    /// Which kind of store this is.
+    fn kind(&self) -> StoreKind;
+
     /// The reference kept in SQL for a secret name: `vault:kv/data/{mount}/{base}/{name}` or
     /// `local:kv/data/{mount}/{base}/{name}`.
     fn reference(&self, name: &str) -> String;

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::embedded::{normalize_path, valid_name};
-use super::{SecretError, SecretStore, SecretVersion};
+use super::{SecretError, SecretStore, SecretVersion, StoreKind};
 use client::Client;
 
 /// How Tokenkeeper authenticates to Vault.
@@ -243,6 +243,10 @@ fn invalid_name() -> SecretError {
 
 #[async_trait]
 impl SecretStore for VaultStore {
+    fn kind(&self) -> StoreKind {
+        StoreKind::Vault
+    }
+
     fn reference(&self, name: &str) -> String {
         format!("vault:kv/data/{}/{}/{}", self.mount, self.base_path, name)
     }

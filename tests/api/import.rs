@@ -23,7 +23,7 @@ pub(super) fn counts(report: &Report, table: Table) -> (u64, u64, u64) {
     (c.added, c.unchanged, c.skipped)
 }
 
-fn reason(report: &Report, table: Table, row: &str) -> String {
+pub(super) fn reason(report: &Report, table: Table, row: &str) -> String {
     report
         .skipped
         .iter()

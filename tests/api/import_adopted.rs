@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tokenkeeper::import::Options;
 use tokenkeeper::import::report::Table;
 
-use super::import::{Setup, counts, import, in_org, setup};
+use super::import::{Setup, counts, import, in_org, reason, setup};
 use crate::support::app::{Db, Secrets, TestConfig, spawn_app, spawn_sibling};
 use crate::support::aurora::{Aurora, secret_name};
 use crate::support::openbao::OpenBao;
@@ -126,7 +126,9 @@ async fn what_an_import_adds_is_used_like_the_rest(db: Db) {
 }
 
 /// An imported AWS account is assumed like one stored with `PUT /api/tokens/aws`: moto's STS (signatures
-/// checked) hands out keys for the role, with the workspace's external id.
+/// checked) hands out keys for the role, with the workspace's external id. An account whose org and user
+/// have no workspace takes the external id Aurora keeps in Vault (`aws-external-id-<user id>`); one with
+/// neither is skipped, and the report names the secret it looked for (never an external id).
 async fn an_imported_aws_account_is_assumed(db: Db) {
     let (Some(admin), Some(moto)) = (crate::support::postgres::admin_url(), Moto::shared().await) else {
         return;
@@ -164,8 +166,60 @@ async fn an_imported_aws_account_is_assumed(db: Db) {
         .await
         .unwrap();
     }
+    // Erin has no org (her personal org has no workspace) and her user no workspace: her external id is
+    // only in Vault, where Aurora writes it. Frank, also without an org, has it nowhere.
+    let (status, body) = bao
+        .root(
+            "POST",
+            &format!("aurora/data/users/aws-external-id-{}", aurora.erin.id),
+            Some(json!({"data": {"value": moto.external_id}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let frank = uuid::Uuid::new_v4().to_string();
+    let frank_row = {
+        use sqlx::Connection as _;
+        let mut c = sqlx::PgConnection::connect(&aurora.url).await.unwrap();
+        sqlx::query("INSERT INTO users (id, email) VALUES ($1, $2)")
+            .bind(&frank)
+            .bind(format!("frank-{}@aurora.example", &frank[..8]))
+            .execute(&mut c)
+            .await
+            .unwrap();
+        let mut ids = Vec::new();
+        for (user, account) in [
+            (&aurora.erin.id, crate::support::sts::ACCOUNT),
+            (&frank, "333333333333"),
+        ] {
+            let id: i32 = sqlx::query_scalar(
+                "INSERT INTO user_connections (user_id, account_id, role_arn, region) \
+                 VALUES ($1, $2, $3, 'us-east-1') RETURNING id",
+            )
+            .bind(user)
+            .bind(account)
+            .bind(&moto.role_arn)
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+            ids.push(id);
+        }
+        ids[1].to_string()
+    };
     let report = import(&app, &aurora.url, Options::default()).await.unwrap();
-    assert_eq!(counts(&report, Table::UserConnections), (3, 0, 0), "{report}");
+    assert_eq!(counts(&report, Table::UserConnections), (4, 0, 1), "{report}");
+    let why = reason(&report, Table::UserConnections, &frank_row);
+    assert!(why.contains(&format!("aws-external-id-{frank}")), "{why}");
+    assert!(!report.to_string().contains(&moto.external_id), "{report}");
+
+    // Erin's account is assumed with the external id from Vault.
+    let erin = app.login(&aurora.erin.email, aurora.erin.password).await;
+    let path = format!("/api/tokens/aws/credentials?name={}", crate::support::sts::ACCOUNT);
+    let r = app.get_auth(&path, &erin).await;
+    let (status, body) = (r.status(), r.json::<Value>().await.unwrap());
+    assert_eq!(status, 200, "{body}");
+    let data = &body["tokenData"];
+    assert!(data["session_token"].as_str().is_some_and(|v| !v.is_empty()), "{body}");
+    assert_eq!(data["external_id"], json!(moto.external_id), "{body}");
 
     let alice = app.login(&aurora.alice.email, aurora.alice.password).await;
     let path = format!("/api/tokens/aws/credentials?name={}", crate::support::sts::ACCOUNT);

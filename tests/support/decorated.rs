@@ -4,7 +4,7 @@
 use std::sync::{Arc, OnceLock};
 
 use secrecy::SecretString;
-use tokenkeeper::secrets::{SecretError, SecretStore, SecretVersion};
+use tokenkeeper::secrets::{SecretError, SecretStore, SecretVersion, StoreKind};
 
 use super::app::WrapSecrets;
 
@@ -77,6 +77,9 @@ impl<H: Hooks> Decorated<H> {
 
 #[async_trait::async_trait]
 impl<H: Hooks> SecretStore for Decorated<H> {
+    fn kind(&self) -> StoreKind {
+        self.inner().kind()
+    }
     fn reference(&self, name: &str) -> String {
         self.inner().reference(name)
     }

@@ -119,6 +119,9 @@ mod tests {
 
     #[async_trait::async_trait]
     impl SecretStore for Flaky {
+        fn kind(&self) -> crate::secrets::StoreKind {
+            crate::secrets::StoreKind::Embedded
+        }
         fn reference(&self, name: &str) -> String {
             format!("test:{name}")
         }
