@@ -31,6 +31,8 @@ pub enum EventKind {
     CredentialDelete,
     /// A credential obtained by a connect flow (stored like `credential_store`).
     CredentialConnect,
+    /// An AWS onboarding: the external id of a connection's role issued (or given again).
+    CredentialOnboard,
 }
 
 impl EventKind {
@@ -45,6 +47,7 @@ impl EventKind {
             Self::CredentialCheck => "credential_check",
             Self::CredentialDelete => "credential_delete",
             Self::CredentialConnect => "credential_connect",
+            Self::CredentialOnboard => "credential_onboard",
         }
     }
 }

@@ -7,6 +7,7 @@
 use serde_json::{Value, json};
 
 use super::{ConnectError, ConnectService, flow};
+use crate::audit::{Event, EventKind, Outcome};
 use crate::clock::Timestamp;
 use crate::config::{AwsSettings, ConnectSettings};
 use crate::credentials::Caller;
@@ -34,13 +35,15 @@ pub struct AwsOnboarding {
 
 impl ConnectService {
     /// Issues (or gives again, while pending) the external id of `caller`'s org's connection `name` of
-    /// `provider` (a provider the catalog connects with a role: `Connect::AwsRole`).
+    /// `provider` (a provider the catalog connects with a role: `Connect::AwsRole`); audited as
+    /// `credential_onboard` (the connection and provider; never the external id).
     #[tracing::instrument(skip_all, fields(user = %caller.user, org = %caller.org, provider = %provider))]
     pub async fn onboard_role(
         &self,
         caller: &Caller,
         provider: &str,
         name: Option<String>,
+        client_addr: &str,
     ) -> Result<AwsOnboarding, ConnectError> {
         let spec = providers::find(provider).ok_or_else(|| ConnectError::UnknownProvider(provider.to_string()))?;
         if !matches!(spec.connect, Connect::AwsRole) {
@@ -60,6 +63,22 @@ impl ConnectService {
             expires_at: now + ONBOARDING_LIFETIME_MS,
         };
         let issued = self.store.issue_onboarding(&fresh, now).await?;
+        let detail = match issued.external_id == fresh.external_id {
+            true => "external id issued",
+            false => "pending external id given again",
+        };
+        self.audit
+            .record(Event {
+                user_id: Some(caller.user.as_str()),
+                org_id: Some(caller.org.as_str()),
+                kind: EventKind::CredentialOnboard,
+                provider: Some(spec.id),
+                connection: Some(name.as_str()),
+                outcome: Outcome::Ok,
+                client_addr: Some(client_addr),
+                detail: Some(detail),
+            })
+            .await?;
         let stack = format!("tokenkeeper-{}", issued.name);
         let quick_create_url = self.settings.aws_template_url.as_deref().map(|template| {
             quick_create_url(

@@ -47,7 +47,7 @@ pub struct EventView {
     #[schema(nullable = false)]
     user_id: Option<String>,
     /// `register`, `login`, `change_password`, `credential_store`, `credential_read`, `credential_refresh`,
-    /// `credential_delete`.
+    /// `credential_check`, `credential_delete`, `credential_connect`, `credential_onboard`.
     kind: String,
     provider: Option<String>,
     /// The connection's name (`default` unless named), for events about a connection.

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{InOrg, OptionalJson, OrgHeader};
+use super::extract::{ClientAddr, InOrg, OptionalJson, OrgHeader};
 use crate::credentials::Caller;
 use crate::orgs::Permission;
 
@@ -67,17 +67,18 @@ pub struct Onboarding {
         (status = 413, description = "Request body too large", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 500, description = "Internal error (details only in the log)", body = ErrorBody),
-        (status = 503, description = "The database is unavailable, or STS could not say who Tokenkeeper is (the message names AWS's error code)", body = ErrorBody),
+        (status = 503, description = "The database or the audit log is unavailable, or STS could not say who Tokenkeeper is (the message names AWS's error code)", body = ErrorBody),
     ),
 )]
 pub(super) async fn onboard(
     State(state): State<AppState>,
     InOrg(acting): InOrg,
+    ClientAddr(addr): ClientAddr,
     OptionalJson(body): OptionalJson<OnboardBody>,
 ) -> Result<Json<Onboarding>, ApiError> {
     acting.require(Permission::WriteConnections)?;
     let caller = Caller::new(acting.user.clone(), acting.org.clone());
-    let o = state.connect.onboard_role(&caller, "aws", body.name).await?;
+    let o = state.connect.onboard_role(&caller, "aws", body.name, &addr).await?;
     Ok(Json(Onboarding {
         external_id: o.external_id,
         principal_arn: o.principal_arn,

@@ -287,7 +287,10 @@ async fn with_checks_on_the_check_assumes_the_onboarded_role(db: Db) {
 async fn onboarding_settings_roles_and_bad_input(db: Db) {
     let principal = "arn:aws:iam::210987654321:role/tokenkeeper-prod";
     let template_url = "https://tk-templates.s3.amazonaws.com/aws-role.json";
+    let logs = tempfile::tempdir().unwrap();
+    let audit_log = logs.path().join("audit.log");
     let cfg = TestConfig::default()
+        .with("TOKENKEEPER_AUDIT_LOG", audit_log.to_str().unwrap())
         .with("TOKENKEEPER_AWS_PRINCIPAL_ARN", principal)
         .with("TOKENKEEPER_AWS_TEMPLATE_URL", template_url)
         .with("AWS_REGION", "eu-west-1");
@@ -308,6 +311,42 @@ async fn onboarding_settings_roles_and_bad_input(db: Db) {
         assert!(params.contains(&(k.to_string(), v.to_string())), "{k} in {link}");
     }
 
+    // Audited, in the trail and the JSON-lines log: the provider and the connection, never the external id.
+    let again = onboarded(&app, &admin, json!({"name": "prod"})).await;
+    assert_eq!(again["externalId"], answer["externalId"]);
+    let external_id = text(&answer["externalId"]);
+    let page: Value = app.get_auth("/api/audit", &admin).await.json().await.unwrap();
+    let onboards: Vec<Value> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "credential_onboard")
+        .map(|e| json!([e["provider"], e["name"], e["outcome"], e["detail"]]))
+        .collect();
+    assert_eq!(
+        onboards,
+        [
+            json!(["aws", "prod", "ok", "pending external id given again"]),
+            json!(["aws", "prod", "ok", "external id issued"]),
+        ],
+        "{page}"
+    );
+    assert!(!page.to_string().contains(external_id), "{page}");
+    let log = std::fs::read_to_string(&audit_log).unwrap();
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|l| l["event"] == "credential_onboard")
+        .collect();
+    assert_eq!(lines.len(), 2, "{log}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["provider"] == "aws" && l["connection"] == "prod"),
+        "{log}"
+    );
+    assert!(!log.contains(external_id), "{log}");
+
     // A shared org: an editor may, a viewer may not; a stranger does not see the org.
     let org: Value = app
         .post_auth("/api/orgs", &admin, json!({"name": "Team"}))
@@ -316,9 +355,10 @@ async fn onboarding_settings_roles_and_bad_input(db: Db) {
         .await
         .unwrap();
     let org = text(&org["id"]).to_string();
-    let mut tokens = Vec::new();
+    let (mut tokens, mut ids) = (Vec::new(), Vec::new());
     for (email, role) in [("editor@example.com", "editor"), ("viewer@example.com", "viewer")] {
-        let (_, t) = app.user(email).await;
+        let (id, t) = app.user(email).await;
+        ids.push(id);
         let add = json!({"email": email, "role": role});
         let r = app.post_auth(&format!("/api/orgs/{org}/members"), &admin, add).await;
         assert_eq!(r.status(), 201);
@@ -328,6 +368,26 @@ async fn onboarding_settings_roles_and_bad_input(db: Db) {
     assert_eq!(in_org.status(), 200);
     let in_org: Value = in_org.json().await.unwrap();
     assert_ne!(in_org["externalId"], answer["externalId"], "per org");
+    let r = app
+        .client
+        .get(app.at("/api/audit?scope=org"))
+        .bearer_auth(&admin)
+        .header("X-Org-ID", &org)
+        .send()
+        .await
+        .unwrap();
+    let org_page: Value = r.json().await.unwrap();
+    let editor_id = org_page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "credential_onboard")
+        .map(|e| e["userId"].clone());
+    assert_eq!(
+        editor_id,
+        Some(json!(ids[0])),
+        "the editor's onboarding in the org's trail: {org_page}"
+    );
     let viewer = onboard(&app, &tokens[1], Some(&org), json!({"name": "prod"})).await;
     assert_eq!(viewer.status(), 403);
     let (_, stranger) = app.user("stranger@example.com").await;
