@@ -20,7 +20,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use super::layout::error_page;
-use super::session::{CSRF_FIELD, CSRF_REFUSED, Signed, Unsigned, cookie, csrf_of, same, set_cookie, to_sign_in};
+use super::next::to_sign_in;
+use super::session::{CSRF_FIELD, CSRF_REFUSED, Signed, Unsigned, cookie, csrf_of, same, set_cookie};
 use crate::config::ConsoleSettings;
 use crate::http::AppState;
 

@@ -11,6 +11,7 @@ mod connections;
 mod forms;
 mod layout;
 mod members;
+mod next;
 mod oauth;
 mod overview;
 mod session;

@@ -23,6 +23,7 @@ use subtle::ConstantTimeEq;
 
 use super::forms::{KEPT_COOKIE, Posted, form_fields};
 use super::layout::{error_page, notice, page};
+use super::next::{local_path, to_sign_in};
 use crate::config::ConsoleSettings;
 use crate::http::extract::{ApiQuery, ClientAddr};
 use crate::http::{ApiError, AppState};
@@ -105,21 +106,6 @@ fn random_token() -> String {
     let mut raw = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut raw);
     hex::encode(raw)
-}
-
-/// A path of this console to go back to after signing in; anything else (another host, `//evil`) is `/`.
-fn local_path(next: Option<&str>) -> String {
-    match next {
-        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p.to_string(),
-        _ => "/".to_string(),
-    }
-}
-
-/// To the sign-in page, which says whether the session `expired`, then back to `path`.
-pub(super) fn to_sign_in(path: &str, expired: bool) -> Response {
-    let next: String = url::form_urlencoded::byte_serialize(path.as_bytes()).collect();
-    let to = format!("/sign-in?next={next}{}", if expired { "&expired=1" } else { "" });
-    Redirect::to(&to).into_response()
 }
 
 /// Why a request has no signed-in caller.

@@ -267,6 +267,16 @@ async fn an_expired_session_goes_back_to_sign_in(db: Db) {
     app.clock.advance_secs(601);
     let page = b.get("/audit").await;
     assert_eq!(page.location.as_deref(), Some("/sign-in?next=%2Faudit&expired=1"));
+    // A form's POST-only action goes back to the page holding the form (a GET of the action would be 405).
+    for (action, page) in [
+        ("/members/someone/role", "%2Fmembers"),
+        ("/check/grafana", "%2F"),
+        ("/connect/gcp/authorize", "%2Fconnect%2Fgcp"),
+    ] {
+        let posted = b.post(action, &[("role", "admin")]).await;
+        let to = format!("/sign-in?next={page}&expired=1");
+        assert_eq!(posted.location.as_deref(), Some(to.as_str()), "{action}");
+    }
     let form = b.get("/sign-in?next=%2Faudit&expired=1").await;
     assert!(form.body.contains("Your session has expired") && form.body.contains("value=\"/audit\""));
     let fields = [("email", "eve@example.com"), ("password", PASSWORD), ("next", "/audit")];
