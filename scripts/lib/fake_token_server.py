@@ -5,6 +5,8 @@ Answers each token request with a working token in the provider's format, so cre
 minted before they can be handed out (azure, tailscale, aws, a GCP service-account key) are served, and
 the fuzzer sees what a healthy deployment answers:
 - a form with Action=AssumeRole (AWS STS): the AssumeRole XML, credentials valid for an hour;
+- a form with Action=GetCallerIdentity (AWS STS): an IAM user of account 123456789012 (the principal AWS
+  onboarding puts in its trust policy);
 - anything else (OAuth2 token endpoints, Azure, Slack's oauth.v2.access): a JSON token valid for an
   hour, with `ok: true` for Slack and a new refresh token when one was presented.
 
@@ -36,6 +38,14 @@ class Handler(BaseHTTPRequestHandler):
                 "<AssumedRoleUser><Arn>arn:aws:sts::123456789012:assumed-role/fuzz/fuzz</Arn>"
                 "<AssumedRoleId>AROAFUZZ:fuzz</AssumedRoleId></AssumedRoleUser>"
                 "</AssumeRoleResult></AssumeRoleResponse>" % (issued, expires)
+            ).encode()
+            content_type = "text/xml"
+        elif form.get("Action") == ["GetCallerIdentity"]:
+            body = (
+                '<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+                "<GetCallerIdentityResult><Arn>arn:aws:iam::123456789012:user/tokenkeeper</Arn>"
+                "<UserId>AIDAFUZZ</UserId><Account>123456789012</Account></GetCallerIdentityResult>"
+                "</GetCallerIdentityResponse>"
             ).encode()
             content_type = "text/xml"
         else:

@@ -34,6 +34,19 @@ pub struct CheckFailedBody {
     pub detail: Option<String>,
 }
 
+/// A store refused with 400: any invalid input (`error` only), or the provider rejected the credential
+/// (`provider` and `detail` as in [`CheckFailedBody`]).
+#[derive(Serialize, ToSchema)]
+pub struct StoreRefusedBody {
+    pub error: String,
+    /// Present when the provider rejected the credential.
+    #[schema(nullable = false)]
+    pub provider: Option<String>,
+    /// What the provider answered, when it rejected the credential.
+    #[schema(nullable = false)]
+    pub detail: Option<String>,
+}
+
 /// What a check found.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

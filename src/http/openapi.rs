@@ -63,7 +63,8 @@ mod provider_schemas;
         super::error::ErrorBody,
         super::error::ConflictBody,
         super::error::PasswordChangeRequiredBody,
-        super::checks::CheckFailedBody
+        super::checks::CheckFailedBody,
+        super::checks::StoreRefusedBody
     )),
     modifiers(&SecuritySchemes, &Providers, &PasswordChangeRequired),
     tags(
@@ -144,7 +145,18 @@ impl Modify for Providers {
     fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
         let catalog = crate::providers::catalog();
         let ids: Vec<&str> = catalog.iter().map(|p| p.id).collect();
-        for item in doc.paths.paths.values_mut() {
+        // `POST /api/connect/{provider}` starts OAuth flows only; AWS's onboarding has a path of its own.
+        let oauth_ids: Vec<&str> = catalog
+            .iter()
+            .filter(|p| matches!(p.connect, crate::providers::Connect::OAuth(_)))
+            .map(|p| p.id)
+            .collect();
+        for (path, item) in doc.paths.paths.iter_mut() {
+            let ids = if path == "/api/connect/{provider}" {
+                &oauth_ids
+            } else {
+                &ids
+            };
             for op in operations(item) {
                 for param in op.parameters.iter_mut().flatten().filter(|p| p.name == "provider") {
                     param.schema = Some(RefOr::T(

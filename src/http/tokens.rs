@@ -9,7 +9,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::checks::{CheckFailedBody, StoreQuery};
+use super::checks::{CheckFailedBody, StoreQuery, StoreRefusedBody};
 use super::error::{ApiError, ConflictBody, ErrorBody};
 use super::extract::{ApiJson, ApiPath as Path, ApiQuery, ClientAddr, InOrg, OrgHeader};
 use crate::credentials::{Caller, ConnectionName, ConnectionView, Target, TokenData};
@@ -126,7 +126,7 @@ pub fn routes() -> Router<AppState> {
     security(("bearer" = []), ("authjs_session_cookie" = []), ("internal_user_id" = [], "internal_secret" = [])),
     responses(
         (status = 200, description = "Stored (status `active` when checked, `unchecked` with `?check=false`)", body = StoredConnection),
-        (status = 400, description = "Malformed body, a field missing, unknown or invalid, a malformed `X-Org-ID`, a `name` outside the pattern, or the provider rejected the credential (`provider`, `detail`; nothing stored)", body = CheckFailedBody),
+        (status = 400, description = "Malformed body, a field missing, unknown or invalid, a malformed `X-Org-ID`, a `name` outside the pattern, or the provider rejected the credential (`provider`, `detail`; nothing stored)", body = StoreRefusedBody),
         (status = 401, description = "Not authenticated", body = ErrorBody),
         (status = 403, description = "The caller's role in the org does not allow it", body = ErrorBody),
         (status = 404, description = "Unknown provider", body = ErrorBody),
