@@ -67,7 +67,9 @@ def check_connection(c):
     check(api_key not in str(c), "the connection view must not contain the secret api_key")
     check(c.get("provider") == "grafana", f'provider should be "grafana": {c}')
     check(c.get("metadata", {}).get("base_url") == base_url, f"metadata.base_url should be {base_url}: {c}")
-    check(c.get("status") == "active", f'status should be "active": {c}')
+    # "active" once Grafana accepted the key; "unchecked" where the deployment stores without asking the
+    # provider (TOKENKEEPER_CHECK_ON_STORE=false, as in this example's offline run).
+    check(c.get("status") in ("active", "unchecked"), f'status should be "active" or "unchecked": {c}')
 
 
 def register():
