@@ -37,6 +37,7 @@ WRITE_RATE="${BENCH_WRITE_RATE:-20}"
 CHECK_DELAY_MS="${BENCH_CHECK_DELAY_MS:-50}"
 PG_URL="${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 SECRET="bench-secret"
+TICKS="$(getconf CLK_TCK)"
 BIN="${BENCH_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/tokenkeeper}"
 read -ra SERVER_ENV <<<"${BENCH_SERVER_ENV:-}"
 
@@ -68,6 +69,8 @@ PY
 sql() { psql -q -At -v ON_ERROR_STOP=1 "$DB_URL" -c "$1"; }
 # counts: the stand-in's checks and events so far, tab-separated
 counts() { curl -fsS "$STANDIN/count" | python3 -c 'import json, sys; c = json.load(sys.stdin); print(c["checks"], c["events"], sep="\t")'; }
+# cpu_ticks: the server's user + system CPU time so far, in clock ticks
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$TK_PID/stat"; }
 # metric NAME: its value in the server's /metrics (0 when absent)
 metric() { curl -fsS "$BASE/metrics" | awk -v n="$1" '$1 == n {v = $2} END {print v + 0}'; }
 
@@ -147,13 +150,15 @@ run_round() {
   start_server "$config"
   curl -fsS -H "X-User-ID: user-0" -H "X-Internal-Secret: $SECRET" \
     "$BASE/api/tokens/datadog/credentials" >"$out.sample.json"
-  local before after writer_pid
+  local before after writer_pid cpu0 cpu1
   python3 "$HERE/writer.py" "$BASE" "$SECRET" "$WRITE_RATE" 50 >"$out.writes" 2>&1 &
   writer_pid=$!
   PIDS+=("$writer_pid")
   before="$(counts)"
+  cpu0="$(cpu_ticks)"
   wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -H "X-User-ID: user-0" -H "X-Internal-Secret: $SECRET" \
     "$BASE/api/tokens/datadog/credentials" >"$out.wrk"
+  cpu1="$(cpu_ticks)"
   after="$(counts)"
   stop_pid "$writer_pid"
   local delivered backlog left
@@ -162,10 +167,10 @@ run_round() {
   left="$(sql "SELECT count(*) FROM connections WHERE status = 'unchecked' AND org_id LIKE 'user-%'
                AND org_id <> 'user-0'")"
   stop_pid "$TK_PID"
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$config" "$r" "$(wrk_parse "$out.wrk")" \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$config" "$r" "$(wrk_parse "$out.wrk")" \
     "$(awk '/^WRITES/{print $2 "\t" $3}' "$out.writes")" \
     "$((${after%%$'\t'*} - ${before%%$'\t'*}))" "$((${after##*$'\t'} - ${before##*$'\t'}))" \
-    "$delivered" "$backlog" "$left" "$(uptime | sed 's/.*load average: //')" >>"$RESULTS"
+    "$delivered" "$backlog" "$left" "$(((cpu1 - cpu0) * 1000 / TICKS))" "$(uptime | sed 's/.*load average: //')" >>"$RESULTS"
   echo "   $(tail -1 "$RESULTS")" >&2
 }
 
@@ -187,18 +192,19 @@ for line in open(sys.argv[1]):
     rows.append(dict(config=f[0], round=int(f[1]), rps=float(f[2]), p50=float(f[3]), p99=float(f[4]),
                      non2xx=int(f[5]), writes=int(f[6] or 0), write_fails=int(f[7] or 0), checks=int(f[8]),
                      events=int(f[9]), delivered=float(f[10]), backlog=float(f[11]), left=int(f[12]),
-                     load=f[13]))
+                     cpu_ms=int(f[13]), load=f[14]))
 users, conns, threads, dur, rounds, wrate, delay = sys.argv[2:9]
 secs = float(re.match(r"([\d.]+)", dur).group(1)) * {"s": 1, "m": 60}.get(dur[-1], 1)
 print(f"\nCache-hit reads with and without background work: wrk -t{threads} -c{conns} -d{dur}, {rounds} rounds of each,")
 print(f"{users} static keys, writer {wrate} PUT/s in every round, check stand-in answering in {delay} ms\n")
 hdr = (f"{'round':<7}{'config':<8}{'read/s':>10}{'p50 ms':>8}{'p99 ms':>8}{'non-2xx':>8}{'writes':>8}{'checks':>8}"
-       f"{'checks/s':>9}{'events':>8}{'events/s':>9}{'delivered':>10}{'backlog':>8}{'unchecked':>10}  load (1, 5, 15 min)")
+       f"{'checks/s':>9}{'events':>8}{'events/s':>9}{'delivered':>10}{'backlog':>8}{'unchecked':>10}{'CPU %':>7}{'us/read':>8}  load (1, 5, 15 min)")
 print(hdr); print("-" * len(hdr))
 for r in rows:
     print(f"{r['round']:<7}{r['config']:<8}{r['rps']:>10.0f}{r['p50']:>8.2f}{r['p99']:>8.2f}{r['non2xx']:>8}"
           f"{r['writes']:>8}{r['checks']:>8}{r['checks'] / secs:>9.1f}{r['events']:>8}{r['events'] / secs:>9.1f}"
-          f"{r['delivered']:>10.0f}{r['backlog']:>8.0f}{r['left']:>10}  {r['load']}")
+          f"{r['delivered']:>10.0f}{r['backlog']:>8.0f}{r['left']:>10}{r['cpu_ms'] / 10 / secs:>7.0f}"
+          f"{r['cpu_ms'] * 1000 / (r['rps'] * secs):>8.1f}  {r['load']}")
 med = {c: statistics.median([r["rps"] for r in rows if r["config"] == c]) for c in ("off", "on")}
 on = [r for r in rows if r["config"] == "on"]
 ratio = med["on"] / med["off"]
@@ -216,5 +222,6 @@ print("\nread/s, p50, p99: GET /api/tokens/datadog/credentials for user-0 (cache
 print("answered 2xx in the round. checks, events: what the stand-in answered during the read window (Datadog's")
 print("check; POSTs to the webhook receiver). delivered, backlog: tokenkeeper_webhook_deliveries_total and")
 print("tokenkeeper_webhook_backlog at the end of the round. unchecked: static keys still due at the end.")
+print("CPU %: the server's CPU time in the read window (100 = one core); us/read: that time over the reads answered.")
 sys.exit(1 if (ratio < 0.90 or not busy) and os.environ.get("BENCH_STRICT") else 0)
 PY
