@@ -73,14 +73,14 @@ sql() { psql -q -At -v ON_ERROR_STOP=1 "$DB_URL" -c "$1"; }
 counts() { curl -fsS "$STANDIN/count" | python3 -c 'import json, sys; c = json.load(sys.stdin); print(c["checks"], c["events"], sep="\t")'; }
 # cpu_ticks: the server's user + system CPU time so far, in clock ticks
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$TK_PID/stat"; }
-# stack_ticks: the same for OpenBao, the stand-in and every PostgreSQL process (the rest of the stack on
-# these cores; PostgreSQL's count includes any other client's work)
+# stack_ticks: the same for OpenBao and every PostgreSQL process (the rest of the stack on these cores;
+# PostgreSQL's count includes any other client's work), then the stand-in's
 stack_ticks() {
   local p t=0
-  for p in "$BAO_PID" "$STANDIN_PID" $(pgrep -x postgres); do
+  for p in "$BAO_PID" $(pgrep -x postgres); do
     t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
   done
-  echo "$t"
+  printf '%s\t%s\n' "$t" "$(awk '{print $14 + $15}' "/proc/$STANDIN_PID/stat")"
 }
 # metric NAME: its value in the server's /metrics (0 when absent)
 metric() { curl -fsS "$BASE/metrics" | awk -v n="$1" '$1 == n {v = $2} END {print v + 0}'; }
@@ -188,11 +188,12 @@ run_round() {
   left="$(sql "SELECT count(*) FROM connections WHERE status = 'unchecked' AND org_id LIKE 'user-%'
                AND org_id <> 'user-0'")"
   stop_pid "$TK_PID"
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$config" "$r" "$(wrk_parse "$out.wrk")" \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$config" "$r" "$(wrk_parse "$out.wrk")" \
     "$(awk '/^WRITES/{print $2 "\t" $3}' "$out.writes")" \
     "$((${after%%$'\t'*} - ${before%%$'\t'*}))" "$((${after##*$'\t'} - ${before##*$'\t'}))" \
     "$delivered" "$backlog" "$left" "$(((cpu1 - cpu0) * 1000 / TICKS))" \
-    "$(((cpu2 - cpu1) * 1000 / TICKS))" "$(((stack1 - stack0) * 1000 / TICKS))" "$(((stack2 - stack1) * 1000 / TICKS))" "$((${idle%%$'\t'*} - ${after%%$'\t'*}))" "$((${idle##*$'\t'} - ${after##*$'\t'}))" \
+    "$(((cpu2 - cpu1) * 1000 / TICKS))" "$(((${stack1%%$'\t'*} - ${stack0%%$'\t'*}) * 1000 / TICKS))" \
+    "$(((${stack2%%$'\t'*} - ${stack1%%$'\t'*}) * 1000 / TICKS))" "$(((${stack1##*$'\t'} - ${stack0##*$'\t'}) * 1000 / TICKS))" "$((${idle%%$'\t'*} - ${after%%$'\t'*}))" "$((${idle##*$'\t'} - ${after##*$'\t'}))" \
     "$(uptime | sed 's/.*load average: //')" >>"$RESULTS"
   echo "   $(tail -1 "$RESULTS")" >&2
 }
@@ -216,20 +217,21 @@ for line in open(sys.argv[1]):
                      non2xx=int(f[5]), writes=int(f[6] or 0), write_fails=int(f[7] or 0), checks=int(f[8]),
                      events=int(f[9]), delivered=float(f[10]), backlog=float(f[11]), left=int(f[12]),
                      cpu_ms=int(f[13]), idle_ms=int(f[14]), stack_ms=int(f[15]),
-                     idle_stack_ms=int(f[16]), idle_checks=int(f[17]), idle_events=int(f[18]), load=f[19]))
+                     idle_stack_ms=int(f[16]), standin_ms=int(f[17]), idle_checks=int(f[18]), idle_events=int(f[19]),
+                     load=f[20]))
 users, conns, threads, dur, rounds, wrate, delay, idle = sys.argv[2:10]
 idle = float(idle)
 secs = float(re.match(r"([\d.]+)", dur).group(1)) * {"s": 1, "m": 60}.get(dur[-1], 1)
 print(f"\nCache-hit reads with and without background work: wrk -t{threads} -c{conns} -d{dur}, {rounds} rounds of each,")
 print(f"{users} static keys, writer {wrate} PUT/s in every round, check stand-in answering in {delay} ms\n")
 hdr = (f"{'round':<7}{'config':<8}{'read/s':>10}{'p50 ms':>8}{'p99 ms':>8}{'non-2xx':>8}{'writes':>8}{'checks':>8}"
-       f"{'checks/s':>9}{'events':>8}{'events/s':>9}{'delivered':>10}{'backlog':>8}{'unchecked':>10}{'CPU %':>7}{'us/read':>8}{'stack %':>8}{'idle CPU %':>11}{'stack %':>8}{'checks/s':>9}{'events/s':>9}  load (1, 5, 15 min)")
+       f"{'checks/s':>9}{'events':>8}{'events/s':>9}{'delivered':>10}{'backlog':>8}{'unchecked':>10}{'CPU %':>7}{'us/read':>8}{'stack %':>8}{'stand-in %':>11}{'idle CPU %':>11}{'stack %':>8}{'checks/s':>9}{'events/s':>9}  load (1, 5, 15 min)")
 print(hdr); print("-" * len(hdr))
 for r in rows:
     print(f"{r['round']:<7}{r['config']:<8}{r['rps']:>10.0f}{r['p50']:>8.2f}{r['p99']:>8.2f}{r['non2xx']:>8}"
           f"{r['writes']:>8}{r['checks']:>8}{r['checks'] / secs:>9.1f}{r['events']:>8}{r['events'] / secs:>9.1f}"
           f"{r['delivered']:>10.0f}{r['backlog']:>8.0f}{r['left']:>10}{r['cpu_ms'] / 10 / secs:>7.0f}"
-          f"{r['cpu_ms'] * 1000 / (r['rps'] * secs):>8.1f}{r['stack_ms'] / 10 / secs:>8.0f}{r['idle_ms'] / 10 / idle:>11.1f}"
+          f"{r['cpu_ms'] * 1000 / (r['rps'] * secs):>8.1f}{r['stack_ms'] / 10 / secs:>8.0f}{r['standin_ms'] / 10 / secs:>11.0f}{r['idle_ms'] / 10 / idle:>11.1f}"
           f"{r['idle_stack_ms'] / 10 / idle:>8.1f}"
           f"{r['idle_checks'] / idle:>9.1f}{r['idle_events'] / idle:>9.1f}  {r['load']}")
 med = {c: statistics.median([r["rps"] for r in rows if r["config"] == c]) for c in ("off", "on")}
@@ -250,7 +252,8 @@ print("answered 2xx in the round. checks, events: what the stand-in answered dur
 print("check; POSTs to the webhook receiver). delivered, backlog: tokenkeeper_webhook_deliveries_total and")
 print("tokenkeeper_webhook_backlog at the end of the round. unchecked: static keys still due at the end.")
 print("CPU %: the server's CPU time in the read window (100 = one core); us/read: that time over the reads answered.")
-print("stack %: OpenBao's, the stand-in's and every PostgreSQL process's CPU in the same time (100 = one core).")
+print("stack %: OpenBao's and every PostgreSQL process's CPU in the same time (100 = one core); stand-in %: the")
+print("stand-in's (provider and receiver, a python3 process a real deployment does not have on its cores).")
 print(f"idle: the {idle:g} s after the read window, the writer still writing and no reads: the server's CPU, checks/s, events/s.")
 for c in ("off", "on"):
     sel = [r for r in rows if r["config"] == c]
