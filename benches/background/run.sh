@@ -19,7 +19,8 @@
 # window with the writer and no reads, for the server's CPU without reads), BENCH_WRITE_RATE (20 PUTs/s over 50
 # users writer-0..), BENCH_CHECK_DELAY_MS (50: the stand-in's answer time, which with the checker's 8 checks at
 # a time bounds checks to 8000/delay per second), BENCH_PG_URL (postgres://postgres@127.0.0.1:5432/postgres),
-# BENCH_SERVER_ENV (extra VAR=value settings for both configurations), BENCH_BIN (default
+# BENCH_ON (checks,events: what `on` runs; `checks` or `events` alone to tell their costs apart; events alone
+# are the writer's), BENCH_SERVER_ENV (extra VAR=value settings for both configurations), BENCH_BIN (default
 # $CARGO_TARGET_DIR/release/tokenkeeper), BAO_BIN, BENCH_STRICT, BENCH_KEEP=1 (keep the work dir).
 set -euo pipefail
 
@@ -36,6 +37,7 @@ DURATION="${BENCH_DURATION:-10s}"
 ROUNDS="${BENCH_ROUNDS:-3}"
 WRITE_RATE="${BENCH_WRITE_RATE:-20}"
 IDLE="${BENCH_IDLE:-5}"
+ON="${BENCH_ON:-checks,events}"
 CHECK_DELAY_MS="${BENCH_CHECK_DELAY_MS:-50}"
 PG_URL="${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 SECRET="bench-secret"
@@ -112,11 +114,11 @@ start_server() {
   local port config=()
   port="$(free_port)"
   BASE="http://127.0.0.1:$port"
-  if [[ "$1" == on ]]; then
-    config=(TOKENKEEPER_CHECK_INTERVAL_SECS=60 TOKENKEEPER_WEBHOOK_URL="$STANDIN/hook"
-      TOKENKEEPER_WEBHOOK_SECRET="$WEBHOOK_SECRET" TOKENKEEPER_WEBHOOK_INTERVAL_SECS=1)
-  else
-    config=(TOKENKEEPER_CHECK_INTERVAL_SECS=315360000)
+  config=(TOKENKEEPER_CHECK_INTERVAL_SECS=315360000)
+  [[ "$1" == on && "$ON" == *checks* ]] && config=(TOKENKEEPER_CHECK_INTERVAL_SECS=60)
+  if [[ "$1" == on && "$ON" == *events* ]]; then
+    config+=(TOKENKEEPER_WEBHOOK_URL="$STANDIN/hook" TOKENKEEPER_WEBHOOK_SECRET="$WEBHOOK_SECRET"
+      TOKENKEEPER_WEBHOOK_INTERVAL_SECS=1)
   fi
   env -i PATH="$PATH" HOME="${HOME:-/tmp}" \
     TOKENKEEPER_LISTEN="127.0.0.1:$port" \
@@ -153,7 +155,7 @@ run_round() {
   # ten-year interval); on, every static key but the one read unchecked and due (as stored with ?check=false
   # an interval ago), so each check moves a status and makes an event. user-0's key is never checked: the
   # read stays a cache hit.
-  if [[ "$config" == on ]]; then
+  if [[ "$config" == on && "$ON" == *checks* ]]; then
     sql "UPDATE connections SET status = 'unchecked', status_reason = NULL, next_check_at = 0
          WHERE provider = 'datadog' AND org_id LIKE 'user-%' AND org_id <> 'user-0'"
   else
@@ -208,7 +210,7 @@ echo "== load after: $(uptime)" >&2
 
 # ---------------------------------------------------------------- table
 set +e
-python3 - "$RESULTS" "$USERS" "$CONNS" "$THREADS" "$DURATION" "$ROUNDS" "$WRITE_RATE" "$CHECK_DELAY_MS" "$IDLE" <<'PY'
+python3 - "$RESULTS" "$USERS" "$CONNS" "$THREADS" "$DURATION" "$ROUNDS" "$WRITE_RATE" "$CHECK_DELAY_MS" "$IDLE" "$ON" <<'PY'
 import os, re, statistics, sys
 rows = []
 for line in open(sys.argv[1]):
@@ -219,11 +221,11 @@ for line in open(sys.argv[1]):
                      cpu_ms=int(f[13]), idle_ms=int(f[14]), stack_ms=int(f[15]),
                      idle_stack_ms=int(f[16]), standin_ms=int(f[17]), idle_checks=int(f[18]), idle_events=int(f[19]),
                      load=f[20]))
-users, conns, threads, dur, rounds, wrate, delay, idle = sys.argv[2:10]
+users, conns, threads, dur, rounds, wrate, delay, idle, on_runs = sys.argv[2:11]
 idle = float(idle)
 secs = float(re.match(r"([\d.]+)", dur).group(1)) * {"s": 1, "m": 60}.get(dur[-1], 1)
 print(f"\nCache-hit reads with and without background work: wrk -t{threads} -c{conns} -d{dur}, {rounds} rounds of each,")
-print(f"{users} static keys, writer {wrate} PUT/s in every round, check stand-in answering in {delay} ms\n")
+print(f"{users} static keys, writer {wrate} PUT/s in every round, check stand-in answering in {delay} ms, on: {on_runs}\n")
 hdr = (f"{'round':<7}{'config':<8}{'read/s':>10}{'p50 ms':>8}{'p99 ms':>8}{'non-2xx':>8}{'writes':>8}{'checks':>8}"
        f"{'checks/s':>9}{'events':>8}{'events/s':>9}{'delivered':>10}{'backlog':>8}{'unchecked':>10}{'CPU %':>7}{'us/read':>8}{'stack %':>8}{'stand-in %':>11}{'idle CPU %':>11}{'stack %':>8}{'checks/s':>9}{'events/s':>9}  load (1, 5, 15 min)")
 print(hdr); print("-" * len(hdr))
@@ -242,7 +244,7 @@ print(f"\nmedian read/s: off {med['off']:.0f}, on {med['on']:.0f}; on/off {ratio
 print(f"during the on rounds' read windows: {sum(r['checks'] for r in on)} checks answered by the stand-in, "
       f"{sum(r['events'] for r in on)} events received by the receiver "
       f"({sum(r['delivered'] for r in on):.0f} deliveries counted by the servers over their whole lives)")
-busy = all(r["left"] > 0 for r in on)
+busy = all(r["left"] > 0 for r in on) or "checks" not in on_runs
 print(f"checker busy to the end of every on round (unchecked keys left): {'yes' if busy else 'NO: raise BENCH_USERS'}")
 bad = [r for r in rows if r["non2xx"] or r["write_fails"]]
 for r in bad:
