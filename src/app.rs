@@ -152,7 +152,12 @@ impl Services {
                 batch: DueBatch::default(),
             },
         );
-        let checker = Checker::new(credentials.clone(), clock.clone(), settings.checks.interval);
+        let checker = Checker::new(
+            credentials.clone(),
+            clock.clone(),
+            settings.checks.interval,
+            settings.checks.per_second,
+        );
         let audit_pruner = AuditPruner::new(audit.clone(), settings.audit.prune_interval);
         let metrics = Metrics::new();
         let webhooks = settings.webhooks.as_ref().map(|w| {

@@ -1,7 +1,9 @@
 //! The background checker: a driver like the refresher. About once a minute (with jitter) it asks the
 //! credential service to check the static keys whose check is due ([`CredentialService::check_due`]),
 //! batch after batch; each connection's own next check is a check interval
-//! (`TOKENKEEPER_CHECK_INTERVAL_SECS`, ±10 %) after its last. Instances claim disjoint rows.
+//! (`TOKENKEEPER_CHECK_INTERVAL_SECS`, ±10 %) after its last. Instances claim disjoint rows. Each instance
+//! runs at most `TOKENKEEPER_CHECKS_PER_SECOND` checks a second: batches of one second's worth, each
+//! followed by a pause until its second is over, so a backlog never takes the CPU that reads need.
 
 use std::time::Duration;
 
@@ -24,15 +26,17 @@ pub struct Checker {
 }
 
 impl Checker {
-    /// `interval`: the check interval (a connection is checked once per interval).
-    pub fn new(credentials: CredentialService, clock: SharedClock, interval: Duration) -> Self {
+    /// `interval`: the check interval (a connection is checked once per interval); `per_second`: the
+    /// most checks a second (at least 1).
+    pub fn new(credentials: CredentialService, clock: SharedClock, interval: Duration, per_second: u32) -> Self {
+        let per_second = per_second.max(1);
         Self {
             credentials,
             clock,
             every: interval.min(LOOK_EVERY),
             batch: DueBatch {
-                limit: 100,
-                concurrency: 8,
+                limit: i64::from(per_second),
+                concurrency: usize::try_from(per_second.min(8)).unwrap_or(8),
                 lease: Duration::from_secs(120),
             },
         }
@@ -43,6 +47,7 @@ impl Checker {
         let mut total = CheckPass::default();
         let stopping = || *stop.borrow();
         while !stopping() {
+            let started = tokio::time::Instant::now();
             match self
                 .credentials
                 .check_due(self.clock.now(), &self.batch, &stopping)
@@ -54,6 +59,11 @@ impl Checker {
                     total.accepted += pass.accepted;
                     total.failed += pass.failed;
                     total.skipped += pass.skipped;
+                    let rest = pause_after(pass.claimed, self.batch.limit, started.elapsed());
+                    tokio::select! {
+                        _ = tokio::time::sleep(rest) => {}
+                        _ = wait_for_stop(stop) => {}
+                    }
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "checker could not claim due checks");
@@ -85,5 +95,42 @@ impl Checker {
                 break;
             }
         }
+    }
+}
+
+/// What is left of a batch's share of time after it took `took`: `claimed` checks at `per_second` a second.
+fn pause_after(claimed: usize, per_second: i64, took: Duration) -> Duration {
+    let per_second = u32::try_from(per_second.max(1)).unwrap_or(u32::MAX);
+    let claimed = u32::try_from(claimed).unwrap_or(u32::MAX);
+    let share = Duration::from_secs(1).mul_f64(f64::from(claimed) / f64::from(per_second));
+    share.saturating_sub(took)
+}
+
+async fn wait_for_stop(stop: &watch::Receiver<bool>) {
+    let mut stop = stop.clone();
+    while !*stop.borrow() {
+        if stop.changed().await.is_err() {
+            // The sender is gone: nothing will ever ask to stop; the pause ends on its own.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::pause_after;
+
+    #[test]
+    fn a_batch_waits_out_its_share_of_a_second() {
+        let ms = Duration::from_millis;
+        // A full batch of 5 at 5 a second that took 200 ms waits 800 ms.
+        assert_eq!(pause_after(5, 5, ms(200)), ms(800));
+        // A partial batch has a smaller share.
+        assert_eq!(pause_after(2, 4, ms(100)), ms(400));
+        // A batch slower than its share goes on at once.
+        assert_eq!(pause_after(5, 5, ms(1500)), Duration::ZERO);
+        assert_eq!(pause_after(1, 1000, ms(0)), ms(1));
     }
 }
