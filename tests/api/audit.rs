@@ -174,8 +174,14 @@ async fn every_forced_refresh_is_audited_once(db: Db) {
     let (uid, token) = app.user("forced@example.com").await;
     let (_, other) = app.user("bystander@example.com").await;
     let refresh = async |provider: &str| {
-        app.post_auth(&format!("/api/tokens/{provider}/refresh"), &token, json!({}))
-            .await
+        let r = app
+            .post_auth(&format!("/api/tokens/{provider}/refresh"), &token, json!({}))
+            .await;
+        // On PostgreSQL the audit writer has several batches in flight, so events recorded milliseconds
+        // apart may be numbered in either order (docs/AUDIT.md): each step's event is written before the
+        // next step, so that the listing's order below is the requests' order.
+        app.services.audit.flush().await;
+        r
     };
     let ev = |provider: &str, outcome: &str, detail: Option<&str>| {
         (provider.to_string(), outcome.to_string(), detail.map(str::to_string))
