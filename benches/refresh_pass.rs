@@ -741,7 +741,7 @@ async fn step_costs(services: &Services, users: &[String]) -> Vec<(&'static str,
             .credentials
             .secret_name(&ConnectionKey::of_row(u, "gcp", "default").expect("gcp"))
     };
-    step!("refresh_lock: BEGIN + pg_advisory_xact_lock + ROLLBACK", |u| {
+    step!("refresh_lock: lease row taken and released (refresh_locks)", |u| {
         let l = store.refresh_lock(&format!("{u}\u{0}gcp")).await.unwrap();
         drop(l);
     });
