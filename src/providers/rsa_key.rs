@@ -19,7 +19,7 @@ pub enum RsaKeyError {
     TooLarge { bits: usize },
 }
 
-/// The signing key of a PEM RSA private key (PKCS#8 `PRIVATE KEY` or PKCS#1 `RSA PRIVATE KEY`), refused
+/// The signing key of a PEM RSA private key (PKCS#8, or PKCS#1 with the RSA label), refused
 /// over [`MAX_RSA_KEY_BITS`]. Cheap whatever the size: it reads the key's structure, no arithmetic.
 pub fn signing_key(pem: &str) -> Result<EncodingKey, RsaKeyError> {
     let key = EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|_| RsaKeyError::NotRsa)?;
@@ -58,7 +58,7 @@ mod tests {
         let over = include_str!("../../tests/fixtures/rsa-4098.pem");
         assert!(signing_key(at_limit).is_ok());
         assert_eq!(signing_key(over).unwrap_err(), RsaKeyError::TooLarge { bits: 4098 });
-        // The same keys as PKCS#1 (`RSA PRIVATE KEY`).
+        // The same keys as PKCS#1 (the RSA label).
         use rsa::pkcs1::EncodeRsaPrivateKey as _;
         use rsa::pkcs8::DecodePrivateKey as _;
         let pkcs1 = |pem: &str| {

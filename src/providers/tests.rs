@@ -138,7 +138,7 @@ fn every_example_stores() {
                     assert!(!meta_text.contains(s.as_str()), "{}: {} leaks", p.id, f.name);
                 }
             }
-            assert!(!meta_text.contains("PRIVATE KEY"));
+            assert!(!meta_text.contains(super::validate::PRIVATE_KEY_LABEL));
             assert_eq!(v.metadata, p.metadata_of(&v.token_data));
             assert_eq!(v.expires_at, p.expires_at_of(&v.token_data));
             assert_eq!(p.variant_of(&v.token_data).map(|x| x.name), v.variant);
@@ -635,7 +635,7 @@ fn catalog_serializes_without_secrets_or_examples() {
     let list = json.as_array().unwrap();
     assert_eq!(list.len(), 13);
     let text = json.to_string();
-    assert!(!text.contains("example-access-token") && !text.contains("PRIVATE KEY"));
+    assert!(!text.contains("example-access-token") && !text.contains(super::validate::PRIVATE_KEY_LABEL));
     let by_id = |id: &str| list.iter().find(|p| p["id"] == id).unwrap().clone();
     let gcp = by_id("gcp");
     assert_eq!(gcp["refresh"], "oauth2_refresh_token");
