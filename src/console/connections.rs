@@ -31,6 +31,18 @@ pub struct NameQuery {
     pub name: Option<String>,
 }
 
+/// A posted form with nothing but its CSRF token (disconnect, Check now).
+#[derive(serde::Deserialize)]
+pub struct Confirm {}
+
+/// The connection of `provider` called `name` that the caller is about to change: refused when the name is
+/// malformed or the caller's role may not write connections.
+pub(super) fn writable(who: &Signed, provider: &str, name: Option<&str>) -> Result<Target, ApiError> {
+    let target = target(provider, name)?;
+    who.acting.require(Permission::WriteConnections)?;
+    Ok(target)
+}
+
 /// The connection of `provider` called `name` (empty or absent: `default`).
 pub(super) fn target(provider: &str, name: Option<&str>) -> Result<Target, ApiError> {
     match name.filter(|n| !n.is_empty()) {
@@ -261,9 +273,6 @@ pub async fn disconnect_page(
     page(&format!("Disconnect {name}?"), Some(&who), body).into_response()
 }
 
-#[derive(serde::Deserialize)]
-pub struct Confirm {}
-
 pub async fn disconnect(
     State(state): State<AppState>,
     ClientAddr(addr): ClientAddr,
@@ -271,13 +280,10 @@ pub async fn disconnect(
     ApiQuery(q): ApiQuery<NameQuery>,
     Posted { who, .. }: Posted<Confirm>,
 ) -> Response {
-    let target = match target(&id, q.name.as_deref()) {
+    let target = match writable(&who, &id, q.name.as_deref()) {
         Ok(t) => t,
         Err(e) => return who.fail(e),
     };
-    if let Err(e) = who.acting.require(Permission::WriteConnections) {
-        return who.fail(e);
-    }
     match state.credentials.delete(&caller(&who), target, &addr).await {
         Ok(_) => Redirect::to("/").into_response(),
         Err(e) => who.fail(e),

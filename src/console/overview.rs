@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use serde_json::{Map, Value};
 
-use super::connections::{NameQuery, caller, provider_name, target, title_of};
+use super::connections::{Confirm, NameQuery, caller, provider_name, title_of, writable};
 use super::forms::Posted;
 use super::layout::{csrf, notice, page, stamp};
 use super::session::Signed;
@@ -133,9 +133,6 @@ fn details(metadata: &Map<String, Value>) -> Markup {
     }
 }
 
-#[derive(serde::Deserialize)]
-pub struct Confirm {}
-
 /// "Check now": the same check as `POST /api/tokens/{provider}/check`, its result on top of the list.
 pub async fn check(
     State(state): State<AppState>,
@@ -144,13 +141,10 @@ pub async fn check(
     ApiQuery(q): ApiQuery<NameQuery>,
     Posted { who, .. }: Posted<Confirm>,
 ) -> Response {
-    let target = match target(&id, q.name.as_deref()) {
+    let target = match writable(&who, &id, q.name.as_deref()) {
         Ok(t) => t,
         Err(e) => return who.fail(e),
     };
-    if let Err(e) = who.acting.require(Permission::WriteConnections) {
-        return who.fail(e);
-    }
     let name = title_of(&target);
     match state.credentials.check_now(&caller(&who), target, &addr).await {
         Ok(report) => listing(&state, &who, Some(check_result(&name, &report))).await,
