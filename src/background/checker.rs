@@ -106,13 +106,11 @@ fn pause_after(claimed: usize, per_second: i64, took: Duration) -> Duration {
     share.saturating_sub(took)
 }
 
+/// Until `stop` turns true. A sender gone never asks to stop: then only the pause ends the wait (not at
+/// once, which would drop the pacing).
 async fn wait_for_stop(stop: &watch::Receiver<bool>) {
-    let mut stop = stop.clone();
-    while !*stop.borrow() {
-        if stop.changed().await.is_err() {
-            // The sender is gone: nothing will ever ask to stop; the pause ends on its own.
-            std::future::pending::<()>().await;
-        }
+    if stop.clone().wait_for(|stopping| *stopping).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 
