@@ -246,7 +246,8 @@ impl Services {
             .refresher_enabled
             .then(|| tokio::spawn(self.checker.clone().run(stop_rx.clone())));
         let pruner = tokio::spawn(self.audit_pruner.clone().run(stop_rx));
-        let res = http::serve::serve(listener, self.router(), self.settings.http, async move {
+        let gauges = self.metrics.client_connections();
+        let res = http::serve::serve(listener, self.router(), self.settings.http, gauges, async move {
             shutdown.await;
             // The refresher stops between credentials; requests in flight finish.
             let _ = stop_tx.send(true);

@@ -27,6 +27,9 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
+mod client_connections;
+pub use client_connections::{ClientConnections, InState};
+
 /// The `route` label of requests that matched no route (404 fallback).
 pub const UNMATCHED: &str = "unmatched";
 
@@ -115,6 +118,7 @@ struct Inner {
     in_flight: Gauge<i64, AtomicI64>,
     audit_write_failures: Counter<u64, AtomicU64>,
     connections: Family<StatusLabels, Gauge>,
+    client_connections: ClientConnections,
     webhooks: WebhookCounters,
     webhook_backlog: Gauge,
     webhook_dead: Gauge,
@@ -211,6 +215,13 @@ impl Metrics {
             "HTTP requests being handled now",
             in_flight.clone(),
         );
+        let client_connections = Family::default();
+        let clients = ClientConnections::of(&client_connections);
+        r.register(
+            "tokenkeeper_http_connections",
+            "Client connections open, by state: waiting between requests or serving one",
+            client_connections,
+        );
         r.register(
             "tokenkeeper_audit_write_failures",
             "Audit events that could not be written (each is also logged)",
@@ -266,6 +277,7 @@ impl Metrics {
                 in_flight,
                 audit_write_failures,
                 connections,
+                client_connections: clients,
                 webhooks,
                 webhook_backlog,
                 webhook_dead,
@@ -277,6 +289,11 @@ impl Metrics {
     /// The webhook deliverer's counters.
     pub fn webhooks(&self) -> WebhookCounters {
         self.inner.webhooks.clone()
+    }
+
+    /// The gauges of open client connections, for the accept loop.
+    pub fn client_connections(&self) -> ClientConnections {
+        self.inner.client_connections.clone()
     }
 
     /// Marks a request in flight until the guard drops.

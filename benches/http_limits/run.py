@@ -126,6 +126,19 @@ try:
             still_open += 1
         except OSError:
             pass
+    # The idle ones are kept alive, not merely open: each answers a second request.
+    states = {l.split('"')[1]: int(float(l.split()[-1])) for l in requests.get(f"{base}/metrics").text.splitlines()
+              if l.startswith("tokenkeeper_http_connections{")}
+    for s in idle:
+        s.setblocking(True)
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: bench\r\n\r\n")
+    answered_again = 0
+    for s in idle:
+        s.settimeout(30)
+        try:
+            answered_again += b" 200 " in s.recv(4096)
+        except OSError:
+            pass
     # The slow ones: each read must end (EOF or reset) once the server drops it.
     closed, deadline = 0, t_slow + HEADER_TIMEOUT + 60
     for s in slow:
@@ -140,7 +153,8 @@ try:
     ratio = loaded / alone
     print(f"reads/s alone: {alone:.0f}; with {IDLE} idle + {SLOW} slow connections open: {loaded:.0f} "
           f"({ratio:.0%}) [goal >= 80 %: {'PASS' if ratio >= 0.8 else 'FAIL'}]")
-    print(f"idle connections still open after the read round: {still_open} of {IDLE}")
+    print(f"idle connections still open after the read round: {still_open} of {IDLE}; answered a second request: "
+          f"{answered_again} [{'PASS' if answered_again == IDLE else 'FAIL'}]; gauges during the round: {states}")
     print(f"RSS: {rss_alone:.1f} MB alone, {rss_loaded:.1f} MB with the connections "
           f"[goal < 150 MB: {'PASS' if rss_loaded < 150 else 'FAIL'}]")
     print(f"per connection: {(rss_idle - rss_alone) * 1024 / IDLE:.1f} KB idle (one request answered), "

@@ -1,32 +1,30 @@
-//! The accept loop: HTTP/1.1 connections served by hyper with a header-read timer, at most
-//! `max_connections` at once, and a graceful shutdown; and the per-request time limit.
+//! The accept loop: HTTP/1.1 connections, at most `max_connections` at once, and a graceful shutdown;
+//! and the per-request time limit.
 //!
-//! - A connection whose request headers are incomplete after `header_timeout` is closed (hyper's timer
-//!   starts when the server begins to wait for a request's headers: on a new connection, and on a kept-alive
-//!   one after each answer, so it is also the idle limit between requests).
 //! - A permit of a semaphore is taken *before* each `accept`: with `max_connections` open, the loop waits
 //!   and further connections wait in the kernel's listen queue; the open ones are served as before.
-//! - At shutdown the listener is closed first; idle connections are closed, requests in flight finish.
+//! - Each connection is a task running `http/connection.rs`: hyper holds it only while a request is read
+//!   or answered (with its header-read timer); between requests it is the socket alone, closed when
+//!   silent for `header_timeout` (the idle limit).
+//! - At shutdown the listener is closed first; waiting connections are closed, requests in flight finish.
 
-use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::rt::TokioTimer;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
-use tower::ServiceExt as _;
+use tokio::sync::{Semaphore, watch};
 
 use super::ApiError;
+use super::connection::{Serving, serve_connection};
 use crate::config::HttpLimits;
+use crate::metrics::ClientConnections;
 
 /// Serves `router` on `listener` within `limits` until `shutdown` resolves, then waits for the
 /// connections' requests in flight to be answered.
@@ -34,12 +32,20 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: HttpLimits,
+    gauges: ClientConnections,
     shutdown: impl Future<Output = ()> + Send,
 ) -> io::Result<()> {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
     let permits = Arc::new(Semaphore::new(limits.max_connections));
-    let graceful = GracefulShutdown::new();
+    let (stop, stopping) = watch::channel(false);
+    let serving = Serving {
+        http: Arc::new(http),
+        router,
+        header_timeout: limits.header_timeout,
+        stop: stopping,
+        gauges,
+    };
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -47,19 +53,18 @@ pub async fn serve(
             accepted = accept(&listener, &permits) => accepted,
         };
         let Some((permit, tcp, peer)) = accepted else { continue };
-        let conn = http.serve_connection(TokioIo::new(tcp), service(router.clone(), peer));
-        let conn = graceful.watch(conn);
+        let serving = serving.clone();
         tokio::spawn(async move {
-            if let Err(err) = conn.await {
-                // Header timeouts, clients that left: the connection's own business, not an error of ours.
-                tracing::debug!(error = %err, "connection ended");
-            }
+            serve_connection(tcp, peer, serving).await;
             drop(permit);
         });
     }
-    // New connections are refused from here on; kept-alive ones are closed once their request is answered.
+    // New connections are refused from here on; waiting ones are closed, kept-alive ones once their
+    // request is answered. Each connection holds a receiver: all gone, all done.
     drop(listener);
-    graceful.shutdown().await;
+    drop(serving);
+    let _ = stop.send(true);
+    stop.closed().await;
     Ok(())
 }
 
@@ -96,18 +101,6 @@ fn is_connection_error(err: &io::Error) -> bool {
         err.kind(),
         io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
     )
-}
-
-/// The router for one connection: each request carries the peer's address (`ConnectInfo`).
-fn service(
-    router: Router,
-    peer: SocketAddr,
-) -> impl hyper::service::Service<hyper::Request<Incoming>, Response = Response, Error = Infallible, Future: Send> + Clone
-{
-    hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-        req.extensions_mut().insert(ConnectInfo(peer));
-        router.clone().oneshot(req.map(axum::body::Body::new))
-    })
 }
 
 /// Middleware: a request not answered within the limit gets 503. Work the handler handed to a task of

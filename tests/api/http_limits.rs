@@ -10,14 +10,19 @@ use crate::support::app::{Db, TestApp, TestConfig, error_of, spawn_app};
 use crate::support::token_endpoint::TokenEndpoint;
 use crate::support::wait;
 
-async fn connect(app: &TestApp) -> TcpStream {
+pub(crate) async fn connect(app: &TestApp) -> TcpStream {
     TcpStream::connect(app.url.trim_start_matches("http://")).await.unwrap()
 }
 
-const HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: tokenkeeper\r\n\r\n";
+pub(crate) const HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: tokenkeeper\r\n\r\n";
 
 /// Reads one HTTP/1.1 response (head and `Content-Length` body) from `tcp`; its status line.
 async fn read_response(tcp: &mut TcpStream) -> String {
+    read_head(tcp).await.lines().next().unwrap().to_string()
+}
+
+/// Reads one HTTP/1.1 response (head and `Content-Length` body) from `tcp`; its head.
+pub(crate) async fn read_head(tcp: &mut TcpStream) -> String {
     let mut buf = Vec::new();
     let head_end = loop {
         if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -43,11 +48,11 @@ async fn read_response(tcp: &mut TcpStream) -> String {
         .expect("a Content-Length");
     let mut body = vec![0u8; length.saturating_sub(buf.len() - head_end)];
     tcp.read_exact(&mut body).await.unwrap();
-    head.lines().next().unwrap().to_string()
+    head
 }
 
 /// One `GET /healthz` on a kept-alive connection; its status line.
-async fn healthz(tcp: &mut TcpStream) -> String {
+pub(crate) async fn healthz(tcp: &mut TcpStream) -> String {
     tcp.write_all(HEALTHZ).await.unwrap();
     wait::bounded("the /healthz answer", read_response(tcp)).await
 }

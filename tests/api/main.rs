@@ -25,6 +25,7 @@ mod events;
 mod events_delivery;
 mod failures;
 mod headers;
+mod http_connections;
 mod http_limits;
 mod identity;
 mod import;
