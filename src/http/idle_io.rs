@@ -15,7 +15,7 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
@@ -33,6 +33,8 @@ pub(super) struct IdleSignal {
     body_open: AtomicBool,
     /// Set when hyper waits for a next request with nothing left to do.
     idle: AtomicBool,
+    /// Spells of idleness begun so far: the number tells one spell from the next.
+    spells: AtomicU64,
 }
 
 impl IdleSignal {
@@ -53,9 +55,18 @@ impl IdleSignal {
         req.map(|inner| axum::body::Body::new(WatchedBody { inner, signal }))
     }
 
-    /// Whether hyper has signalled that it waits with nothing to do (and forgets the signal).
-    pub(super) fn take_idle(&self) -> bool {
-        self.idle.swap(false, Ordering::AcqRel)
+    /// While hyper waits with nothing to do, the number of this spell of idleness: it begins at a read
+    /// that blocked and ends at the next bytes read or written.
+    pub(super) fn idle_spell(&self) -> Option<u64> {
+        self.idle
+            .load(Ordering::Acquire)
+            .then(|| self.spells.load(Ordering::Acquire))
+    }
+
+    fn begin_idle(&self) {
+        if !self.idle.swap(true, Ordering::AcqRel) {
+            self.spells.fetch_add(1, Ordering::AcqRel);
+        }
     }
 }
 
@@ -168,7 +179,7 @@ impl AsyncRead for IdleIo {
         match &polled {
             Poll::Ready(Ok(())) if buf.filled().len() > before => this.reading(),
             Poll::Pending if this.phase == Phase::Answered && this.signal.settled() => {
-                this.signal.idle.store(true, Ordering::Release);
+                this.signal.begin_idle();
             }
             _ => {}
         }
@@ -221,6 +232,7 @@ impl IdleIo {
     fn wrote(&mut self, polled: &Poll<io::Result<usize>>) {
         if matches!(polled, Poll::Ready(Ok(n)) if *n > 0) {
             self.phase = Phase::Writing;
+            self.signal.idle.store(false, Ordering::Release);
         }
     }
 }
@@ -262,11 +274,25 @@ mod tests {
     async fn an_answer_flushed_whole_then_a_read_that_blocks_is_idle() {
         let (mut io, mut client) = pair().await;
         assert_eq!(read_once(&mut io), None);
-        assert!(!io.signal().take_idle(), "a new connection has answered nothing");
+        assert_eq!(io.signal().idle_spell(), None, "a new connection has answered nothing");
         exchange(&mut io, &mut client, true).await;
         assert_eq!(read_once(&mut io), None);
-        assert!(io.signal().take_idle());
-        assert!(!io.signal().take_idle(), "taken once");
+        let spell = io.signal().idle_spell().expect("idle");
+        assert_eq!(read_once(&mut io), None);
+        assert_eq!(
+            io.signal().idle_spell(),
+            Some(spell),
+            "the same spell: nothing came since"
+        );
+        // A request and its answer between two looks: a new spell, not the same one.
+        exchange(&mut io, &mut client, true).await;
+        assert_eq!(read_once(&mut io), None);
+        let next = io.signal().idle_spell().expect("idle again");
+        assert_ne!(next, spell);
+        client.write_all(b"next").await.unwrap();
+        let mut got = [0u8; 4];
+        io.read_exact(&mut got).await.unwrap();
+        assert_eq!(io.signal().idle_spell(), None, "bytes came");
     }
 
     #[tokio::test]
@@ -274,19 +300,19 @@ mod tests {
         let (mut io, mut client) = pair().await;
         exchange(&mut io, &mut client, false).await;
         assert_eq!(read_once(&mut io), None);
-        assert!(!io.signal().take_idle(), "written, not flushed");
+        assert_eq!(io.signal().idle_spell(), None, "written, not flushed");
 
         let in_handler = io.signal().enter();
         io.flush().await.unwrap();
         assert_eq!(read_once(&mut io), None);
-        assert!(!io.signal().take_idle(), "a request in a handler");
+        assert_eq!(io.signal().idle_spell(), None, "a request in a handler");
         drop(in_handler);
 
         client.write_all(b"next").await.unwrap();
         let mut got = [0u8; 4];
         io.read_exact(&mut got).await.unwrap();
         assert_eq!(read_once(&mut io), None);
-        assert!(!io.signal().take_idle(), "a request begun since the answer");
+        assert_eq!(io.signal().idle_spell(), None, "a request begun since the answer");
     }
 
     #[tokio::test]
@@ -301,6 +327,6 @@ mod tests {
         assert_eq!(&got, b"GET / HTTP/1.1");
         assert!(!io.has_unread());
         assert_eq!(read_once(&mut io), None);
-        assert!(!io.signal().take_idle(), "bytes read since the answer");
+        assert_eq!(io.signal().idle_spell(), None, "bytes read since the answer");
     }
 }
