@@ -28,7 +28,7 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
 mod client_connections;
-pub use client_connections::{ClientConnections, InState};
+pub use client_connections::ClientConnections;
 
 /// The `route` label of requests that matched no route (404 fallback).
 pub const UNMATCHED: &str = "unmatched";
@@ -126,10 +126,18 @@ struct Inner {
     scrape: Mutex<()>,
 }
 
-/// Keeps a request counted as in flight until dropped (also when the request future is cancelled).
-pub struct InFlight(Gauge<i64, AtomicI64>);
+/// Keeps one thing counted in a gauge until dropped (also when the future holding it is cancelled): a
+/// request in flight, a client connection in a state.
+pub struct Counted(Gauge<i64, AtomicI64>);
 
-impl Drop for InFlight {
+impl Counted {
+    fn enter(gauge: &Gauge<i64, AtomicI64>) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
+    }
+}
+
+impl Drop for Counted {
     fn drop(&mut self) {
         self.0.dec();
     }
@@ -297,9 +305,8 @@ impl Metrics {
     }
 
     /// Marks a request in flight until the guard drops.
-    pub fn in_flight(&self) -> InFlight {
-        self.inner.in_flight.inc();
-        InFlight(self.inner.in_flight.clone())
+    pub fn in_flight(&self) -> Counted {
+        Counted::enter(&self.inner.in_flight)
     }
 
     /// Records one answered request. `route` is the matched route template or [`UNMATCHED`].

@@ -68,9 +68,7 @@ impl IdleSignal {
             self.spells.fetch_add(1, Ordering::AcqRel);
         }
     }
-}
 
-impl IdleSignal {
     /// No request in a handler and no request body partly read.
     fn settled(&self) -> bool {
         self.in_flight.load(Ordering::Acquire) == 0 && !self.body_open.load(Ordering::Acquire)
@@ -151,7 +149,8 @@ impl IdleIo {
     pub(super) fn give_back(&mut self, unread: Bytes) {
         debug_assert!(self.unread.is_empty(), "hyper read everything given back before");
         self.unread = unread;
-        self.phase = Phase::Reading;
+        // The spell that made hyper give the socket back is over: the next hyper starts afresh.
+        self.reading();
     }
 
     /// Whether bytes are waiting already (no need to wait for the socket).
@@ -161,6 +160,19 @@ impl IdleIo {
 
     pub(super) fn tcp(&mut self) -> &mut TcpStream {
         &mut self.tcp
+    }
+
+    /// Bytes of a request came: whatever an earlier blocked read signalled no longer holds.
+    fn reading(&mut self) {
+        self.phase = Phase::Reading;
+        self.signal.idle.store(false, Ordering::Release);
+    }
+
+    fn wrote(&mut self, polled: &Poll<io::Result<usize>>) {
+        if matches!(polled, Poll::Ready(Ok(n)) if *n > 0) {
+            self.phase = Phase::Writing;
+            self.signal.idle.store(false, Ordering::Release);
+        }
     }
 }
 
@@ -219,21 +231,6 @@ impl AsyncWrite for IdleIo {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.tcp).poll_shutdown(cx)
-    }
-}
-
-impl IdleIo {
-    /// Bytes of a request came: whatever an earlier blocked read signalled no longer holds.
-    fn reading(&mut self) {
-        self.phase = Phase::Reading;
-        self.signal.idle.store(false, Ordering::Release);
-    }
-
-    fn wrote(&mut self, polled: &Poll<io::Result<usize>>) {
-        if matches!(polled, Poll::Ready(Ok(n)) if *n > 0) {
-            self.phase = Phase::Writing;
-            self.signal.idle.store(false, Ordering::Release);
-        }
     }
 }
 

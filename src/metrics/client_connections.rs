@@ -1,10 +1,13 @@
 //! Open client connections by state: `waiting` (between requests: the socket and a task, no HTTP
 //! buffers) and `serving` (hyper reads or answers a request). The accept loop moves each connection
-//! between the two with [`ClientConnections::waiting`] and [`ClientConnections::serving`].
+//! between the two with [`ClientConnections::waiting`] and [`ClientConnections::serving`] (each a
+//! [`Counted`] guard).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+
+use super::Counted;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub(super) struct StateLabels {
@@ -18,15 +21,6 @@ pub struct ClientConnections {
     serving: Gauge,
 }
 
-/// Counts one connection in a state until dropped.
-pub struct InState(Gauge);
-
-impl Drop for InState {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
-}
-
 impl ClientConnections {
     /// The gauges, as series of `family` (both from zero).
     pub(super) fn of(family: &Family<StateLabels, Gauge>) -> Self {
@@ -37,16 +31,13 @@ impl ClientConnections {
         }
     }
 
-    pub fn waiting(&self) -> InState {
-        Self::enter(&self.waiting)
+    /// Counts one connection as waiting until the guard drops.
+    pub fn waiting(&self) -> Counted {
+        Counted::enter(&self.waiting)
     }
 
-    pub fn serving(&self) -> InState {
-        Self::enter(&self.serving)
-    }
-
-    fn enter(gauge: &Gauge) -> InState {
-        gauge.inc();
-        InState(gauge.clone())
+    /// Counts one connection as served by hyper until the guard drops.
+    pub fn serving(&self) -> Counted {
+        Counted::enter(&self.serving)
     }
 }

@@ -8,31 +8,33 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 use crate::http_limits::{HEALTHZ, connect, healthz, read_head};
-use crate::support::app::{Db, TestApp, TestConfig, spawn_app};
+use crate::support::app::{Db, TestApp, TestConfig, sample, spawn_app};
 use crate::support::wait;
 
-/// Open client connections (waiting, serving), not counting the scrape's own (a connection of its
-/// own, closed by the server after the answer: the test client's pooled connections would come and go).
 /// An app whose header timeout is far beyond the test: the connections open at its start stay.
 async fn app() -> TestApp {
     let cfg = TestConfig::default().with("TOKENKEEPER_HTTP_HEADER_TIMEOUT_SECS", "3600");
     spawn_app(Db::Sqlite, cfg).await.unwrap()
 }
 
+/// Open client connections (waiting, serving), not counting the scrape's own (a connection of its
+/// own, closed by the server after the answer: the test client's pooled connections would come and go).
 async fn states(app: &TestApp) -> (i64, i64) {
     let mut tcp = connect(app).await;
     tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: tokenkeeper\r\nConnection: close\r\n\r\n")
         .await
         .unwrap();
     let text = String::from_utf8(closed_by_server(&mut tcp, "the scrape").await).unwrap();
-    let gauge = |state: &str| -> i64 {
-        let series = format!("tokenkeeper_http_connections{{state=\"{state}\"}} ");
-        let line = text.lines().find_map(|l| l.strip_prefix(series.as_str()));
-        line.unwrap_or_else(|| panic!("{series}is not exposed"))
-            .parse()
-            .unwrap()
-    };
+    let gauge = |state: &str| -> i64 { sample(&text, &format!("tokenkeeper_http_connections{{state=\"{state}\"}}")) };
     (gauge("waiting"), gauge("serving") - 1)
+}
+
+/// The head of a JSON request to `request_line` (`POST /path`) whose body is `body`.
+fn json_head(request_line: &str, body: &str) -> String {
+    format!(
+        "{request_line} HTTP/1.1\r\nHost: tokenkeeper\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
 }
 
 /// Waits (bounded) until the gauges show `want`: compared with a baseline taken at the test's start
@@ -126,11 +128,7 @@ async fn after_a_request_with_a_body_the_connection_waits_and_is_kept() {
     let mut tcp = connect(&app).await;
     // A login the handler reads whole (an unknown user: 401), its body sent in two parts.
     let body = r#"{"email":"nobody@example.com","password":"not-the-password"}"#;
-    let head = format!(
-        "POST /api/auth/login HTTP/1.1\r\nHost: tokenkeeper\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n\r\n",
-        body.len()
-    );
+    let head = json_head("POST /api/auth/login", body);
     let (first_half, second_half) = body.split_at(10);
     tcp.write_all(format!("{head}{first_half}").as_bytes()).await.unwrap();
     wait_states(
@@ -152,11 +150,7 @@ async fn a_body_the_handler_did_not_read_is_never_taken_for_a_request() {
     let mut tcp = connect(&app).await;
     // No credentials: 401 before the body is read, half the body still to come.
     let body = r#"{"api_key":"glsa_0123456789abcdef0123"}"#;
-    let head = format!(
-        "PUT /api/tokens/grafana HTTP/1.1\r\nHost: tokenkeeper\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n\r\n",
-        body.len()
-    );
+    let head = json_head("PUT /api/tokens/grafana", body);
     let (first_half, second_half) = body.split_at(10);
     tcp.write_all(format!("{head}{first_half}").as_bytes()).await.unwrap();
     let answer = wait::bounded("the 401", read_head(&mut tcp)).await;

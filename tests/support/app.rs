@@ -486,6 +486,14 @@ where
     T::Err: std::fmt::Debug,
 {
     let text = client.get(metrics_url).send().await.unwrap().text().await.unwrap();
+    sample(&text, name)
+}
+
+/// The value of the series `name` (with its labels, if any) in the exposition `text`.
+pub fn sample<T: std::str::FromStr>(text: &str, name: &str) -> T
+where
+    T::Err: std::fmt::Debug,
+{
     let value = text
         .lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
